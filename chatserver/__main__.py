@@ -1,0 +1,120 @@
+"""Command line: serve (default), migrate, create-user."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from contextlib import ExitStack
+
+from .settings import ROLES, ConfigError, Settings, load_settings
+
+log = logging.getLogger("chatserver")
+
+
+def _database_url(settings: Settings, stack: ExitStack) -> str:
+    if settings.database_url:
+        return settings.database_url
+    from .db.embedded import embedded_postgres
+
+    return stack.enter_context(embedded_postgres(settings.data_dir))
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # Windows, or uvloop not installed: the default loop works too
+        pass
+    app = create_app(settings)
+    log.info("listening on http://%s:%d", settings.host, settings.port)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10)
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from .db.migrate import apply_migrations, rollback_migrations
+
+    with ExitStack() as stack:
+        url = _database_url(settings, stack)
+        if args.rollback:
+            count = rollback_migrations(url, args.rollback)
+            print(f"rolled back {count} migration(s)")
+        else:
+            count = apply_migrations(url)
+            print(f"applied {count} migration(s)")
+    return 0
+
+
+def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
+    from .db.migrate import apply_migrations
+    from .db.pool import create_pool
+    from .errors import ApiError
+    from .services.auth import create_user
+
+    password = args.password
+    if password is None:
+        if not sys.stdin.isatty():
+            print("error: --password is required when not running on a terminal", file=sys.stderr)
+            return 2
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Repeat password: "):
+            print("error: passwords do not match", file=sys.stderr)
+            return 2
+
+    async def run(url: str) -> None:
+        pool = await create_pool(url, 1, 2)
+        try:
+            user = await create_user(
+                pool, email=args.email, password=password, role=args.role, name=args.name or "", bcrypt_rounds=12
+            )
+        finally:
+            await pool.close()
+        print(f"created {user['role']} {user['email']} ({user['id']})")
+
+    with ExitStack() as stack:
+        url = _database_url(settings, stack)
+        apply_migrations(url)
+        try:
+            asyncio.run(run(url))
+        except ApiError as err:
+            print(f"error: {err.message}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chatserver", description="Customer-support chat server")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the server (default)")
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--rollback", type=int, metavar="N", help="roll back the newest N migrations instead")
+    create = sub.add_parser("create-user", help="create an account (how the first agents and admins are made)")
+    create.add_argument("--role", choices=ROLES, required=True)
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", help="prompted for when omitted on a terminal")
+    create.add_argument("--name", default="")
+    args = parser.parse_args(argv)
+
+    from .logs import setup_logging
+
+    try:
+        settings = load_settings()
+    except ConfigError as err:
+        setup_logging()
+        log.error("configuration error: %s", err)
+        return 2
+    setup_logging(settings.log_format, settings.log_level)
+    handlers = {"serve": cmd_serve, "migrate": cmd_migrate, "create-user": cmd_create_user}
+    return handlers[args.command or "serve"](settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""create_app(settings): middlewares, routes and cleanup contexts. Wiring only."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import ExitStack
+
+from aiohttp import web
+
+from .db.embedded import embedded_postgres
+from .db.migrate import apply_migrations
+from .db.pool import create_pool
+from .errors import error_middleware
+from .keys import BCRYPT_ROUNDS, DB_POOL, DB_URL, LOGIN_THROTTLE, MESSAGE_HOOK, PUBLISHER, SETTINGS
+from .realtime.publisher import NullPublisher
+from .routes import setup_routes
+from .security import DEFAULT_BCRYPT_ROUNDS
+from .services.hooks import no_hook
+from .services.throttle import Throttle
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Embedded PostgreSQL when DATABASE_URL is unset, then migrations, then the pool."""
+    settings = app[SETTINGS]
+    loop = asyncio.get_running_loop()
+    with ExitStack() as stack:
+        url = settings.database_url
+        if url is None:
+            # pgserver blocks while initdb/pg_ctl run: keep it off the event loop.
+            cm = embedded_postgres(settings.data_dir)
+            url = await loop.run_in_executor(None, stack.enter_context, cm)
+            stack.callback(log.info, "embedded PostgreSQL stopped")
+        await loop.run_in_executor(None, apply_migrations, url)
+        app[DB_URL] = url
+        pool = await create_pool(url, settings.db_pool_min, settings.db_pool_max)
+        app[DB_POOL] = pool
+        try:
+            yield
+        finally:
+            await pool.close()
+
+
+def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[BCRYPT_ROUNDS] = bcrypt_rounds
+    app[LOGIN_THROTTLE] = Throttle(settings.login_max_failures, settings.login_window_seconds)
+    app[PUBLISHER] = NullPublisher()
+    app[MESSAGE_HOOK] = no_hook
+    app.cleanup_ctx.append(database_ctx)
+    setup_routes(app)
+    return app

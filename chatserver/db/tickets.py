@@ -1,0 +1,91 @@
+"""SQL for the tickets table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import asyncpg
+
+from . import Executor
+
+TICKET_COLUMNS = """id, customer_id, subject, description, status, priority, assignee_id,
+    ai_enabled, waiting_for_agent, last_seq, last_activity_at, created_at, updated_at"""
+
+INSERT_TICKET = f"""
+INSERT INTO tickets (customer_id, subject, description, ai_enabled)
+VALUES ($1, $2, $3, $4)
+RETURNING {TICKET_COLUMNS}
+"""
+
+SELECT_TICKET = f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"
+
+# Keyset pagination, newest activity first. Each filter is "NULL means any" so one statement
+# (and one prepared plan) serves every combination.
+LIST_TICKETS = f"""
+SELECT {TICKET_COLUMNS} FROM tickets
+WHERE ($1::uuid IS NULL OR customer_id = $1)
+  AND ($2::text IS NULL OR status = $2)
+  AND ($3::text IS NULL OR priority = $3)
+  AND (NOT $4::boolean OR assignee_id IS NULL)
+  AND ($5::uuid IS NULL OR assignee_id = $5)
+  AND ($6::timestamptz IS NULL OR (last_activity_at, id) < ($6, $7::uuid))
+  AND ($9::boolean IS NULL OR waiting_for_agent = $9)
+ORDER BY last_activity_at DESC, id DESC
+LIMIT $8
+"""
+
+# Only the columns a caller may change; the caller builds the SET list from this allow-list.
+UPDATABLE = ("status", "priority", "assignee_id", "ai_enabled", "waiting_for_agent")
+
+
+async def insert_ticket(
+    conn: Executor, customer_id: uuid.UUID, subject: str, description: str, ai_enabled: bool
+) -> asyncpg.Record:
+    return await conn.fetchrow(INSERT_TICKET, customer_id, subject, description, ai_enabled)
+
+
+async def get_ticket(conn: Executor, ticket_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_TICKET, ticket_id)
+
+
+async def list_tickets(
+    conn: Executor,
+    *,
+    customer_id: uuid.UUID | None,
+    status: str | None,
+    priority: str | None,
+    unassigned: bool,
+    assignee_id: uuid.UUID | None,
+    before: tuple[dt.datetime, uuid.UUID] | None,
+    limit: int,
+    waiting_for_agent: bool | None = None,
+) -> list[asyncpg.Record]:
+    before_at, before_id = before if before else (None, None)
+    return await conn.fetch(
+        LIST_TICKETS,
+        customer_id,
+        status,
+        priority,
+        unassigned,
+        assignee_id,
+        before_at,
+        before_id,
+        limit,
+        waiting_for_agent,
+    )
+
+
+async def update_ticket(conn: Executor, ticket_id: uuid.UUID, changes: dict[str, Any]) -> asyncpg.Record | None:
+    """Apply `changes` (keys from UPDATABLE only) and bump the activity time."""
+    columns = [name for name in changes if name in UPDATABLE]
+    if len(columns) != len(changes):
+        raise ValueError(f"not updatable: {set(changes) - set(UPDATABLE)}")
+    # Column names come from the fixed allow-list above, never from input; values are $n.
+    assignments = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(columns))
+    sql = (
+        f"UPDATE tickets SET {assignments}, updated_at = now(), last_activity_at = now() "
+        f"WHERE id = $1 RETURNING {TICKET_COLUMNS}"
+    )
+    return await conn.fetchrow(sql, ticket_id, *(changes[name] for name in columns))

@@ -1,0 +1,1 @@
+"""Thin HTTP / WebSocket / page handlers: parse, call a service, shape a response."""

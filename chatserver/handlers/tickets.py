@@ -1,0 +1,120 @@
+"""/tickets REST endpoints."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..errors import validation_error
+from ..jsonutil import json_response
+from ..keys import DB_POOL, MESSAGE_HOOK, PUBLISHER, SETTINGS
+from ..services import messages as message_service
+from ..services import tickets as ticket_service
+from ..validation import Bool, Choice, Str, Uuid, parse_uuid, query_choice, query_int, read_body, reject_unknown_query
+from ..views import ticket_view
+from .identity import require_identity
+
+CREATE_SCHEMA = {
+    "subject": Str(max_len=200),
+    "description": Str(required=False, min_len=0, max_len=10_000),
+    "message": Str(required=False, max_len=message_service.MAX_BODY_CHARS),
+    "client_id": Str(required=False, max_len=message_service.MAX_CLIENT_ID_CHARS),
+}
+UPDATE_SCHEMA = {
+    "status": Choice(*ticket_service.STATUSES, required=False),
+    "priority": Choice(*ticket_service.PRIORITIES, required=False),
+    "assignee_id": Uuid(required=False, nullable=True),
+    "ai_enabled": Bool(required=False),
+}
+MESSAGE_SCHEMA = {
+    "body": Str(max_len=message_service.MAX_BODY_CHARS),
+    "client_id": Str(required=False, max_len=message_service.MAX_CLIENT_ID_CHARS),
+    "internal": Bool(required=False),
+}
+LIST_QUERY = ("status", "priority", "assignee", "waiting", "cursor", "limit")
+MESSAGES_QUERY = ("after_seq", "before_seq", "limit")
+MAX_SEQ = 2**62
+
+
+async def list_tickets(request: web.Request) -> web.Response:
+    who = require_identity(request)
+    reject_unknown_query(request, LIST_QUERY)
+    waiting = query_choice(request, "waiting", ("true", "false"))
+    page = await ticket_service.list_tickets(
+        request.app[DB_POOL],
+        who,
+        status=query_choice(request, "status", ticket_service.STATUSES),
+        priority=query_choice(request, "priority", ticket_service.PRIORITIES),
+        assignee=request.query.get("assignee") or None,
+        waiting=None if waiting is None else waiting == "true",
+        cursor=request.query.get("cursor") or None,
+        limit=query_int(request, "limit", 20, 1, 100) or 20,
+    )
+    return json_response(page)
+
+
+async def create_ticket(request: web.Request) -> web.Response:
+    who = require_identity(request)
+    body = await read_body(request, CREATE_SCHEMA)
+    ticket, message = await ticket_service.create_ticket(
+        request.app[DB_POOL],
+        request.app[PUBLISHER],
+        who,
+        subject=body["subject"],
+        description=body.get("description", ""),
+        ai_enabled=request.app[SETTINGS].ai_default_enabled,
+        first_message=body.get("message"),
+        client_id=body.get("client_id"),
+        after_post=request.app[MESSAGE_HOOK],
+    )
+    return json_response({"ticket": ticket, "message": message}, status=201)
+
+
+async def get_ticket(request: web.Request) -> web.Response:
+    who = require_identity(request)
+    ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
+    row = await ticket_service.load_visible_ticket(request.app[DB_POOL], who, ticket_id)
+    return json_response({"ticket": ticket_view(row)})
+
+
+async def update_ticket(request: web.Request) -> web.Response:
+    who = require_identity(request)
+    ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
+    body = await read_body(request, UPDATE_SCHEMA)
+    ticket = await ticket_service.update_ticket(request.app[DB_POOL], request.app[PUBLISHER], who, ticket_id, body)
+    return json_response({"ticket": ticket})
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    who = require_identity(request)
+    ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
+    reject_unknown_query(request, MESSAGES_QUERY)
+    after_seq = query_int(request, "after_seq", None, 0, MAX_SEQ)
+    before_seq = query_int(request, "before_seq", None, 1, MAX_SEQ)
+    if after_seq is not None and before_seq is not None:
+        raise validation_error("Use after_seq or before_seq, not both")
+    page = await message_service.list_messages(
+        request.app[DB_POOL],
+        who,
+        ticket_id,
+        after_seq=after_seq,
+        before_seq=before_seq,
+        limit=query_int(request, "limit", 50, 1, 200) or 50,
+    )
+    return json_response(page)
+
+
+async def post_message(request: web.Request) -> web.Response:
+    who = require_identity(request)
+    ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
+    body = await read_body(request, MESSAGE_SCHEMA)
+    message, created = await message_service.post_message(
+        request.app[DB_POOL],
+        request.app[PUBLISHER],
+        who,
+        ticket_id,
+        body=body["body"],
+        client_id=body.get("client_id"),
+        internal=body.get("internal", False),
+        after_post=request.app[MESSAGE_HOOK],
+    )
+    return json_response({"message": message, "created": created}, status=201 if created else 200)

@@ -1,0 +1,126 @@
+"""Every realtime event's shape, defined once. docs/protocol.md describes each of them.
+
+An Event is what services publish: a channel (a ticket room or the agents' inbox), the frame
+sent to clients, and who may receive it. Frames sent only to one socket (acks, errors, the join
+snapshot) are built here too so that the whole protocol lives in one module.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+# Close codes (4000-4999 are free for applications). Clients reconnect and resume on 4000-4099.
+CLOSE_RESUME = 4000  # the server asks the client to reconnect and resume from its last seq
+CLOSE_SLOW_CONSUMER = 4008  # outgoing queue overflowed: reconnect and resume
+CLOSE_POLICY = 4003  # access revoked (e.g. token expired) — do not reconnect with the same token
+CLOSE_TOO_MANY_ERRORS = 4009  # the client kept sending invalid frames
+
+INBOX_CHANNEL = "inbox"
+
+
+def ticket_channel(ticket_id: uuid.UUID | str) -> str:
+    return f"ticket:{ticket_id}"
+
+
+@dataclass(frozen=True)
+class Event:
+    channel: str
+    frame: dict[str, Any]
+    # Internal notes, copilot suggestions and the inbox go to agents and admins only.
+    staff_only: bool = False
+    # For message events: the seq the room orders and de-duplicates by.
+    seq: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- room events -------------------------------------------------------------------------
+
+
+def message_created(message: dict[str, Any]) -> Event:
+    return Event(
+        ticket_channel(message["ticket_id"]),
+        {"type": "message.created", "message": message},
+        staff_only=message["visibility"] == "internal",
+        seq=message["seq"],
+    )
+
+
+def ticket_updated(ticket: dict[str, Any], changes: list[str], by: uuid.UUID | None) -> Event:
+    return Event(
+        ticket_channel(ticket["id"]),
+        {"type": "ticket.updated", "ticket": ticket, "changes": changes, "by": by},
+    )
+
+
+def presence_joined(ticket_id: uuid.UUID, user: dict[str, Any]) -> Event:
+    return Event(ticket_channel(ticket_id), {"type": "presence.joined", "user": user})
+
+
+def presence_left(ticket_id: uuid.UUID, user: dict[str, Any]) -> Event:
+    return Event(ticket_channel(ticket_id), {"type": "presence.left", "user": user})
+
+
+def typing(ticket_id: uuid.UUID, user: dict[str, Any], active: bool) -> Event:
+    return Event(ticket_channel(ticket_id), {"type": "typing", "user": user, "active": active})
+
+
+# ---- inbox events (agents and admins) ----------------------------------------------------
+
+
+def inbox_ticket_created(ticket: dict[str, Any]) -> Event:
+    return Event(INBOX_CHANNEL, {"type": "inbox.ticket_created", "ticket": ticket}, staff_only=True)
+
+
+def inbox_ticket_updated(ticket: dict[str, Any], changes: list[str]) -> Event:
+    return Event(INBOX_CHANNEL, {"type": "inbox.ticket_updated", "ticket": ticket, "changes": changes}, staff_only=True)
+
+
+def inbox_message_created(message: dict[str, Any]) -> Event:
+    return Event(INBOX_CHANNEL, {"type": "inbox.message_created", "message": message}, staff_only=True)
+
+
+# ---- frames for one socket ---------------------------------------------------------------
+
+
+def joined_frame(
+    ticket: dict[str, Any],
+    present: list[dict[str, Any]],
+    messages: list[dict[str, Any]],
+    last_seq: int,
+    resumed: bool,
+    has_more: bool,
+    you: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "type": "joined",
+        "ticket": ticket,
+        "present": present,
+        "messages": messages,
+        "last_seq": last_seq,
+        "resumed": resumed,
+        "has_more": has_more,
+        "you": you,
+    }
+
+
+def ack_frame(client_id: str | None, message: dict[str, Any], duplicate: bool) -> dict[str, Any]:
+    return {"type": "ack", "client_id": client_id, "message": message, "duplicate": duplicate}
+
+
+def error_frame(code: str, message: str, *, ref: str | None = None, retry_after: float | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if ref is not None:
+        frame["ref"] = ref
+    if retry_after is not None:
+        frame["retry_after"] = round(retry_after, 3)
+    return frame
+
+
+def resync_frame(reason: str) -> dict[str, Any]:
+    return {"type": "resync", "reason": reason}
+
+
+def pong_frame(ref: Any) -> dict[str, Any]:
+    return {"type": "pong", "ref": ref}

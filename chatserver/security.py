@@ -1,0 +1,86 @@
+"""Password hashing (bcrypt, off the event loop) and access tokens (PyJWT, HS256 pinned)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+
+import bcrypt
+import jwt
+
+from .errors import unauthorized, validation_error
+
+JWT_ALGORITHM = "HS256"
+# bcrypt only looks at the first 72 bytes; longer passwords would be silently truncated.
+PASSWORD_MAX_BYTES = 72
+PASSWORD_MIN_CHARS = 8
+# Cost 12 is bcrypt's common default (~250 ms); tests lower it through hash_rounds.
+DEFAULT_BCRYPT_ROUNDS = 12
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise validation_error(
+            f"Password must be at least {PASSWORD_MIN_CHARS} characters",
+            details={"fields": {"password": f"must be at least {PASSWORD_MIN_CHARS} characters"}},
+        )
+    if len(password.encode()) > PASSWORD_MAX_BYTES:
+        raise validation_error(
+            f"Password must be at most {PASSWORD_MAX_BYTES} bytes",
+            details={"fields": {"password": f"must be at most {PASSWORD_MAX_BYTES} bytes"}},
+        )
+
+
+async def hash_password(password: str, rounds: int = DEFAULT_BCRYPT_ROUNDS) -> str:
+    loop = asyncio.get_running_loop()
+    salt = bcrypt.gensalt(rounds)
+    hashed = await loop.run_in_executor(None, bcrypt.hashpw, password.encode(), salt)
+    return hashed.decode()
+
+
+async def verify_password(password: str, hashed: str) -> bool:
+    encoded = password.encode()
+    if len(encoded) > PASSWORD_MAX_BYTES:
+        return False
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, bcrypt.checkpw, encoded, hashed.encode())
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling: the verified claims of an access token."""
+
+    user_id: uuid.UUID
+    role: str
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in ("agent", "admin")
+
+
+def issue_token(secret: str, user_id: uuid.UUID, role: str, ttl: int) -> str:
+    now = int(time.time())
+    claims = {"sub": str(user_id), "role": role, "iat": now, "exp": now + ttl, "typ": "access"}
+    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
+
+
+def decode_token(secret: str, token: str) -> Identity:
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[JWT_ALGORITHM],
+            options={"require": ["exp", "iat", "sub"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise unauthorized("Token has expired") from None
+    except jwt.PyJWTError:
+        raise unauthorized("Token is invalid") from None
+    if claims.get("typ") != "access" or claims.get("role") not in ("customer", "agent", "admin"):
+        raise unauthorized("Token is invalid")
+    try:
+        return Identity(uuid.UUID(str(claims["sub"])), claims["role"])
+    except ValueError:
+        raise unauthorized("Token is invalid") from None

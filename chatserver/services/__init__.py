@@ -1,0 +1,1 @@
+"""Business logic: plain async functions that check, write, commit, then publish."""

@@ -1,0 +1,96 @@
+"""Accounts: sign-up, login (throttled), and resolving a token to a user."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from ..db import users as users_db
+from ..errors import ApiError, conflict, too_many_requests, unauthorized, validation_error
+from ..security import check_password_rules, hash_password, issue_token, verify_password
+from ..views import user_view
+from .throttle import Throttle
+
+# Deliberately loose: one @, something on each side, a dot in the domain. Mail delivery is
+# the only real check, and over-strict patterns refuse valid addresses.
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# Compared against when the email is unknown, so a login takes as long either way and does
+# not reveal which emails have accounts. (A real bcrypt hash of a throwaway string.)
+_DUMMY_HASH = "$2b$12$6rI8T.ykNWhn6KFIlXDAe.o061wAPj9crS.KeIs/l/H3T5YyYgcPm"
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    secret: str
+    ttl: int
+    bcrypt_rounds: int
+
+
+def check_email(email: str) -> str:
+    email = email.strip()
+    if not EMAIL_RE.match(email):
+        raise validation_error("Email address is not valid", details={"fields": {"email": "is not a valid email"}})
+    return email
+
+
+def token_response(user: asyncpg.Record, tokens: TokenConfig) -> dict[str, Any]:
+    token = issue_token(tokens.secret, user["id"], user["role"], tokens.ttl)
+    return {
+        "access_token": token,
+        "token_type": "bearer",
+        "expires_in": tokens.ttl,
+        "user": user_view(user),
+    }
+
+
+async def create_user(
+    pool: asyncpg.Pool, *, email: str, password: str, role: str, name: str, bcrypt_rounds: int
+) -> asyncpg.Record:
+    email = check_email(email)
+    check_password_rules(password)
+    hashed = await hash_password(password, bcrypt_rounds)
+    try:
+        return await users_db.insert_user(pool, email, hashed, role, name.strip())
+    except asyncpg.UniqueViolationError:
+        raise conflict("An account with this email already exists") from None
+
+
+async def signup(
+    pool: asyncpg.Pool, tokens: TokenConfig, *, email: str, password: str, name: str | None
+) -> dict[str, Any]:
+    """Create a customer account and sign it in."""
+    user = await create_user(
+        pool, email=email, password=password, role="customer", name=name or "", bcrypt_rounds=tokens.bcrypt_rounds
+    )
+    return token_response(user, tokens)
+
+
+async def login(
+    pool: asyncpg.Pool, tokens: TokenConfig, throttle: Throttle, *, email: str, password: str, client_address: str
+) -> dict[str, Any]:
+    account_key = f"email:{email.strip().lower()}"
+    address_key = f"addr:{client_address}"
+    wait = max(throttle.retry_after(account_key), throttle.retry_after(address_key))
+    if wait > 0:
+        raise too_many_requests("Too many failed logins; try again later", wait)
+    user = await users_db.get_by_email(pool, email.strip())
+    ok = await verify_password(password, user["password_hash"] if user else _DUMMY_HASH)
+    if user is None or not ok:
+        throttle.record_failure(account_key)
+        throttle.record_failure(address_key)
+        raise ApiError(401, "invalid_credentials", "Email or password is incorrect")
+    throttle.reset(account_key)
+    return token_response(user, tokens)
+
+
+async def current_user(pool: asyncpg.Pool, user_id: uuid.UUID) -> asyncpg.Record:
+    user = await users_db.get_by_id(pool, user_id)
+    if user is None:
+        # A valid signature for a deleted account.
+        raise unauthorized("Account no longer exists")
+    return user

@@ -1,0 +1,17 @@
+"""The hook run after a new message is committed and published (the AI layer plugs in here)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from ..security import Identity
+
+# (message view, the ticket row as it was before the message, the author)
+MessageHook = Callable[[dict[str, Any], asyncpg.Record, Identity], Awaitable[None]]
+
+
+async def no_hook(message: dict[str, Any], ticket: asyncpg.Record, who: Identity) -> None:
+    return None

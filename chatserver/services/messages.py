@@ -1,0 +1,90 @@
+"""Messages: posting (idempotent by client_id) and reading history, for REST and WebSocket alike."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from ..db import messages as messages_db
+from ..db import tickets as tickets_db
+from ..errors import forbidden, not_found
+from ..realtime import events
+from ..realtime.publisher import Publisher
+from ..security import Identity
+from ..views import message_view, ticket_view
+from .hooks import MessageHook
+from .tickets import load_visible_ticket
+
+MAX_BODY_CHARS = 10_000
+MAX_CLIENT_ID_CHARS = 100
+
+
+async def post_message(
+    pool: asyncpg.Pool,
+    publisher: Publisher,
+    who: Identity,
+    ticket_id: uuid.UUID,
+    *,
+    body: str,
+    client_id: str | None,
+    internal: bool = False,
+    ticket: asyncpg.Record | None = None,
+    after_post: MessageHook | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Store a message and broadcast it. Returns (message, created); created is False for a resend
+    of a client_id already stored, in which case nothing is stored or broadcast again."""
+    if ticket is None:
+        ticket = await load_visible_ticket(pool, who, ticket_id)
+    if internal and not who.is_staff:
+        raise forbidden("Only agents can write internal notes")
+    author_kind = "customer" if who.role == "customer" else "agent"
+    stored = await messages_db.insert_message(
+        pool,
+        ticket_id=ticket_id,
+        author_id=who.user_id,
+        author_kind=author_kind,
+        body=body,
+        client_id=client_id,
+        visibility="internal" if internal else "public",
+    )
+    if stored is None:
+        raise not_found("Ticket")
+    row, created = stored
+    message = message_view(row)
+    if created:
+        await publisher.publish(events.message_created(message))
+        await publisher.publish(events.inbox_message_created(message))
+        if who.role == "customer" and ticket["status"] in ("resolved", "closed"):
+            # A customer writing again reopens the conversation, as support desks do.
+            reopened = await tickets_db.update_ticket(pool, ticket_id, {"status": "open"})
+            if reopened is not None:
+                view = ticket_view(reopened)
+                await publisher.publish(events.ticket_updated(view, ["status"], who.user_id))
+                await publisher.publish(events.inbox_ticket_updated(view, ["status"]))
+        if after_post is not None:
+            await after_post(message, ticket, who)
+    return message, created
+
+
+async def list_messages(
+    pool: asyncpg.Pool,
+    who: Identity,
+    ticket_id: uuid.UUID,
+    *,
+    after_seq: int | None,
+    before_seq: int | None,
+    limit: int,
+) -> dict[str, Any]:
+    ticket = await load_visible_ticket(pool, who, ticket_id)
+    visibility = None if who.is_staff else "public"
+    if before_seq is not None:
+        rows = await messages_db.list_before(pool, ticket_id, before_seq, visibility, limit + 1)
+        has_more = len(rows) > limit
+        rows = rows[-limit:] if has_more else rows
+    else:
+        rows = await messages_db.list_after(pool, ticket_id, after_seq or 0, visibility, limit + 1)
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+    return {"messages": [message_view(r) for r in rows], "has_more": has_more, "last_seq": ticket["last_seq"]}

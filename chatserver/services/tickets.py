@@ -1,0 +1,166 @@
+"""Tickets: who may see and change what, then write, then publish."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import uuid
+from typing import Any
+
+import asyncpg
+import orjson
+
+from ..db import messages as messages_db
+from ..db import tickets as tickets_db
+from ..db import users as users_db
+from ..errors import forbidden, not_found, validation_error
+from ..realtime import events
+from ..realtime.publisher import Publisher
+from ..security import Identity
+from ..views import message_view, ticket_view
+from .hooks import MessageHook
+
+STATUSES = ("open", "pending", "resolved", "closed")
+PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+def encode_cursor(row: asyncpg.Record) -> str:
+    raw = orjson.dumps([row["last_activity_at"].isoformat(), str(row["id"])])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, ident = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+        stamp = dt.datetime.fromisoformat(at)
+        if stamp.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return stamp, uuid.UUID(ident)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise validation_error(
+            "Cursor is not valid; use next_cursor from a previous page", details={"fields": {"cursor": "is not valid"}}
+        ) from None
+
+
+async def load_visible_ticket(pool: asyncpg.Pool, who: Identity, ticket_id: uuid.UUID) -> asyncpg.Record:
+    """The ticket if `who` may see it. Another customer's ticket is 'not found', not 'forbidden',
+    so ticket ids cannot be probed."""
+    row = await tickets_db.get_ticket(pool, ticket_id)
+    if row is None or (not who.is_staff and row["customer_id"] != who.user_id):
+        raise not_found("Ticket")
+    return row
+
+
+async def create_ticket(
+    pool: asyncpg.Pool,
+    publisher: Publisher,
+    who: Identity,
+    *,
+    subject: str,
+    description: str,
+    ai_enabled: bool,
+    first_message: str | None,
+    client_id: str | None,
+    after_post: MessageHook | None = None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    if who.role != "customer":
+        raise forbidden("Only customers open tickets")
+    message_row = None
+    async with pool.acquire() as conn:
+        ticket_row = await tickets_db.insert_ticket(conn, who.user_id, subject, description, ai_enabled)
+        if first_message:
+            stored = await messages_db.insert_message(
+                conn,
+                ticket_id=ticket_row["id"],
+                author_id=who.user_id,
+                author_kind="customer",
+                body=first_message,
+                client_id=client_id,
+            )
+            assert stored is not None  # the ticket was inserted just above
+            message_row = stored[0]
+            ticket_row = await tickets_db.get_ticket(conn, ticket_row["id"])
+    ticket = ticket_view(ticket_row)
+    await publisher.publish(events.inbox_ticket_created(ticket))
+    message = message_view(message_row) if message_row else None
+    if message:
+        await publisher.publish(events.message_created(message))
+        await publisher.publish(events.inbox_message_created(message))
+        if after_post is not None:
+            await after_post(message, ticket_row, who)
+    return ticket, message
+
+
+async def list_tickets(
+    pool: asyncpg.Pool,
+    who: Identity,
+    *,
+    status: str | None,
+    priority: str | None,
+    assignee: str | None,
+    waiting: bool | None,
+    cursor: str | None,
+    limit: int,
+) -> dict[str, Any]:
+    unassigned = False
+    assignee_id = None
+    if assignee == "none":
+        unassigned = True
+    elif assignee == "me":
+        assignee_id = who.user_id
+    elif assignee:
+        try:
+            assignee_id = uuid.UUID(assignee)
+        except ValueError:
+            raise validation_error(
+                "assignee must be me, none or a user id",
+                details={"fields": {"assignee": "must be me, none or a user id"}},
+            ) from None
+    rows = await tickets_db.list_tickets(
+        pool,
+        customer_id=None if who.is_staff else who.user_id,
+        status=status,
+        priority=priority,
+        unassigned=unassigned,
+        assignee_id=assignee_id,
+        before=decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,  # one extra row tells whether another page exists
+        waiting_for_agent=waiting,
+    )
+    page = rows[:limit]
+    return {
+        "tickets": [ticket_view(r) for r in page],
+        "next_cursor": encode_cursor(page[-1]) if len(rows) > limit else None,
+    }
+
+
+async def update_ticket(
+    pool: asyncpg.Pool, publisher: Publisher, who: Identity, ticket_id: uuid.UUID, changes: dict[str, Any]
+) -> dict[str, Any]:
+    current = await load_visible_ticket(pool, who, ticket_id)
+    # A customer may close their own ticket, and nothing else.
+    customer_closing = set(changes) == {"status"} and changes["status"] == "closed"
+    if not who.is_staff and not customer_closing:
+        raise forbidden("Customers may only close their own ticket")
+    if "assignee_id" in changes and changes["assignee_id"] is not None:
+        assignee = await users_db.get_by_id(pool, changes["assignee_id"])
+        if assignee is None or assignee["role"] not in ("agent", "admin"):
+            raise validation_error(
+                "assignee_id must be an agent or admin",
+                details={"fields": {"assignee_id": "must be an agent or admin"}},
+            )
+    if changes.get("ai_enabled") is False:
+        # A human takes over: the ticket no longer waits for one.
+        changes.setdefault("waiting_for_agent", False)
+    effective = {k: v for k, v in changes.items() if current[k] != v}
+    if not effective:
+        return ticket_view(current)
+    row = await tickets_db.update_ticket(pool, ticket_id, effective)
+    if row is None:
+        raise not_found("Ticket")
+    ticket = ticket_view(row)
+    names = sorted(effective)
+    await publisher.publish(events.ticket_updated(ticket, names, who.user_id))
+    await publisher.publish(events.inbox_ticket_updated(ticket, names))
+    return ticket

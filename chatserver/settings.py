@@ -1,0 +1,185 @@
+"""Settings: read once from the environment (and an optional .env), validated, then frozen."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ROLES = ("customer", "agent", "admin")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable and what is expected."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    production: bool = False
+    data_dir: Path = Path(".chatserver")
+    # None means "start the embedded PostgreSQL under data_dir".
+    database_url: str | None = None
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    redis_url: str | None = None
+    secret_key: str = field(default="", repr=False)
+    access_token_ttl: int = 7 * 24 * 3600
+    groq_api_key: str | None = field(default=None, repr=False)
+    groq_model: str = "llama-3.3-70b-versatile"
+    groq_base_url: str | None = None
+    groq_timeout: float = 30.0
+    groq_max_retries: int = 2
+    ai_default_enabled: bool = True
+    log_format: str = "text"
+    log_level: str = "INFO"
+    max_body_bytes: int = 1024 * 1024
+    # Login throttling: this many failures inside the window lock the account / address out.
+    login_max_failures: int = 5
+    login_window_seconds: int = 300
+    allowed_origins: tuple[str, ...] = ()
+    widget_identity_secret: str | None = field(default=None, repr=False)
+
+    @property
+    def embedded_db(self) -> bool:
+        return self.database_url is None
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+    if scheme not in schemes:
+        raise ConfigError(f"{name} must start with one of {', '.join(s + '://' for s in schemes)}")
+    return raw
+
+
+def _secret_key(env: Mapping[str, str], data_dir: Path, production: bool) -> str:
+    key = env.get("SECRET_KEY", "").strip()
+    if key:
+        if len(key) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 characters long")
+        return key
+    if production:
+        raise ConfigError("SECRET_KEY is required when CHATSERVER_ENV=production")
+    # Development: generate one key and keep it, so tokens survive restarts.
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    log.warning("SECRET_KEY is not set: generated a development key in %s", path)
+    return key
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
+    """Build Settings from `env` (default: os.environ plus ./.env, environment winning)."""
+    if env is None:
+        merged: dict[str, str] = {}
+        if read_dotenv and Path(".env").is_file():
+            from dotenv import dotenv_values
+
+            merged.update({k: v for k, v in dotenv_values(".env").items() if v is not None})
+        merged.update(os.environ)
+        env = merged
+
+    environment = env.get("CHATSERVER_ENV", "development").strip().lower()
+    if environment not in ("development", "production", "test"):
+        raise ConfigError("CHATSERVER_ENV must be development, production or test")
+    production = environment == "production"
+    data_dir = Path(env.get("CHATSERVER_DATA_DIR", ".chatserver")).expanduser()
+
+    log_format = env.get("LOG_FORMAT", "text").strip().lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError("LOG_FORMAT must be text or json")
+    log_level = env.get("LOG_LEVEL", "INFO").strip().upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+
+    pool_min = _int(env, "DB_POOL_MIN", 2, 1, 200)
+    pool_max = _int(env, "DB_POOL_MAX", 10, 1, 200)
+    if pool_min > pool_max:
+        raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+
+    origins = tuple(o.strip().rstrip("/") for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and "://" not in origin:
+            raise ConfigError(f"ALLOWED_ORIGINS entries must be origins like https://example.com, got {origin!r}")
+
+    return Settings(
+        host=env.get("HOST", "127.0.0.1").strip() or "127.0.0.1",
+        port=_int(env, "PORT", 8080, 0, 65535),
+        production=production,
+        data_dir=data_dir,
+        database_url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
+        db_pool_min=pool_min,
+        db_pool_max=pool_max,
+        redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
+        secret_key=_secret_key(env, data_dir, production),
+        access_token_ttl=_int(env, "ACCESS_TOKEN_TTL_SECONDS", 7 * 24 * 3600, 60, 90 * 24 * 3600),
+        groq_api_key=env.get("GROQ_API_KEY", "").strip() or None,
+        groq_model=env.get("GROQ_MODEL", "").strip() or "llama-3.3-70b-versatile",
+        groq_base_url=_url(env, "GROQ_BASE_URL", ("http", "https")),
+        groq_timeout=_float(env, "GROQ_TIMEOUT_SECONDS", 30.0, 1.0, 600.0),
+        groq_max_retries=_int(env, "GROQ_MAX_RETRIES", 2, 0, 10),
+        ai_default_enabled=_bool(env, "AI_DEFAULT_ENABLED", True),
+        log_format=log_format,
+        log_level=log_level,
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+        login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
+        login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 300, 1, 86400),
+        allowed_origins=origins,
+        widget_identity_secret=env.get("WIDGET_IDENTITY_SECRET", "").strip() or None,
+    )

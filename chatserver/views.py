@@ -1,0 +1,55 @@
+"""The JSON shapes of users, tickets and messages, shared by REST responses and realtime events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def user_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The caller's own account (or any account, to staff)."""
+    return {
+        "id": row["id"],
+        "email": row["email"],
+        "role": row["role"],
+        "name": row["display_name"],
+        "created_at": row["created_at"],
+    }
+
+
+def participant_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What other participants of a room may know about a user: no email."""
+    return {"id": row["id"], "name": row["display_name"], "role": row["role"]}
+
+
+def ticket_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "customer_id": row["customer_id"],
+        "subject": row["subject"],
+        "description": row["description"],
+        "status": row["status"],
+        "priority": row["priority"],
+        "assignee_id": row["assignee_id"],
+        "ai_enabled": row["ai_enabled"],
+        "waiting_for_agent": row["waiting_for_agent"],
+        "last_seq": row["last_seq"],
+        "last_activity_at": row["last_activity_at"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def message_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "ticket_id": row["ticket_id"],
+        "seq": row["seq"],
+        "author_id": row["author_id"],
+        "author_kind": row["author_kind"],
+        "body": row["body"],
+        "client_id": row["client_id"],
+        "visibility": row["visibility"],
+        "metadata": row["metadata"],
+        "created_at": row["created_at"],
+    }

@@ -1,0 +1,4 @@
+-- depends:
+DROP TABLE messages;
+DROP TABLE tickets;
+DROP TABLE users;

@@ -1,0 +1,117 @@
+"""Test fixtures: a real PostgreSQL (the machine's via DATABASE_URL, else an embedded one),
+a fresh database per test session, a real server per test, and helpers to make users."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from chatserver.app import create_app
+from chatserver.db.embedded import embedded_postgres
+from chatserver.db.migrate import apply_migrations
+from chatserver.keys import DB_POOL
+from chatserver.services.auth import create_user
+from chatserver.settings import Settings
+
+TEST_SECRET = "test-secret-" + "x" * 40
+PASSWORD = "correct horse battery"
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """A PostgreSQL server: DATABASE_URL when set, else an embedded one in a temp folder."""
+    with ExitStack() as stack:
+        url = os.environ.get("DATABASE_URL")
+        if not url:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="chatserver-test-"))
+            url = stack.enter_context(embedded_postgres(Path(tmp), delete_on_exit=True))
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    """A fresh database for this test session, migrated, dropped at the end."""
+    name = f"chatserver_test_{secrets.token_hex(4)}"
+    admin_url = _with_database(server_url, "postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(server_url, name)
+    apply_migrations(url)
+    yield url
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        data_dir=tmp_path,
+        redis_url=None,
+        db_pool_min=1,
+        db_pool_max=5,
+    )
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings) -> AsyncIterator[TestClient]:
+    app = create_app(settings, bcrypt_rounds=4)
+    test_client: TestClient = await aiohttp_client(app)
+    await app[DB_POOL].execute("TRUNCATE users, tickets, messages CASCADE")
+    yield test_client
+
+
+@dataclass
+class User:
+    id: str
+    email: str
+    role: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+MakeUser = Callable[..., Awaitable[User]]
+
+
+@pytest.fixture
+def make_user(client: TestClient) -> MakeUser:
+    """Create a user of any role and log them in through the real API."""
+
+    async def make(role: str = "customer", email: str | None = None, name: str = "") -> User:
+        email = email or f"{role}-{uuid.uuid4().hex[:10]}@example.com"
+        await create_user(
+            client.app[DB_POOL], email=email, password=PASSWORD, role=role, name=name or role, bcrypt_rounds=4
+        )
+        resp = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
+        assert resp.status == 200, await resp.text()
+        data = await resp.json()
+        return User(data["user"]["id"], email, role, data["access_token"])
+
+    return make
+
+
+async def create_ticket(client: TestClient, user: User, subject: str = "Help", **extra: Any) -> dict[str, Any]:
+    resp = await client.post("/tickets", json={"subject": subject, **extra}, headers=user.headers)
+    assert resp.status == 201, await resp.text()
+    return (await resp.json())["ticket"]
