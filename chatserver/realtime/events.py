@@ -66,6 +66,71 @@ def typing(ticket_id: uuid.UUID, user: dict[str, Any], active: bool) -> Event:
     return Event(ticket_channel(ticket_id), {"type": "typing", "user": user, "active": active})
 
 
+# ---- AI reply streams --------------------------------------------------------------------
+# kind is "reply" (customer-facing, to the whole room) or "copilot" (a suggestion, agents only).
+
+
+def ai_started(ticket_id: uuid.UUID, reply_id: str, kind: str, in_reply_to: int | None) -> Event:
+    return Event(
+        ticket_channel(ticket_id),
+        {"type": "ai.started", "reply_id": reply_id, "kind": kind, "in_reply_to": in_reply_to},
+        staff_only=kind == "copilot",
+    )
+
+
+def ai_delta(ticket_id: uuid.UUID, reply_id: str, kind: str, offset: int, text: str) -> Event:
+    """`offset` is the character offset of `text` in the whole reply: re-assembly is idempotent."""
+    return Event(
+        ticket_channel(ticket_id),
+        {"type": "ai.delta", "reply_id": reply_id, "offset": offset, "text": text},
+        staff_only=kind == "copilot",
+    )
+
+
+def ai_completed(ticket_id: uuid.UUID, reply_id: str, kind: str, message: dict[str, Any] | None, text: str) -> Event:
+    """For replies, `message` is the stored message (with its seq); copilot text is not stored."""
+    return Event(
+        ticket_channel(ticket_id),
+        {"type": "ai.completed", "reply_id": reply_id, "kind": kind, "message": message, "text": text},
+        staff_only=kind == "copilot",
+        seq=message["seq"] if message else None,
+    )
+
+
+def ai_failed(
+    ticket_id: uuid.UUID,
+    reply_id: str,
+    kind: str,
+    code: str,
+    message: str,
+    retryable: bool,
+    partial: dict[str, Any] | None,
+) -> Event:
+    """`partial` is the stored incomplete message when some text had arrived, else None."""
+    return Event(
+        ticket_channel(ticket_id),
+        {
+            "type": "ai.failed",
+            "reply_id": reply_id,
+            "kind": kind,
+            "code": code,
+            "message": message,
+            "retryable": retryable,
+            "partial": partial,
+        },
+        staff_only=kind == "copilot",
+        seq=partial["seq"] if partial else None,
+    )
+
+
+def ai_cancelled(ticket_id: uuid.UUID, reply_id: str, kind: str, reason: str) -> Event:
+    return Event(
+        ticket_channel(ticket_id),
+        {"type": "ai.cancelled", "reply_id": reply_id, "kind": kind, "reason": reason},
+        staff_only=kind == "copilot",
+    )
+
+
 # ---- inbox events (agents and admins) ----------------------------------------------------
 
 
