@@ -26,6 +26,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from .app import create_app
+    from .middleware import AccessLogger
 
     try:
         import uvloop
@@ -35,7 +36,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         pass
     app = create_app(settings)
     log.info("listening on http://%s:%d", settings.host, settings.port)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10)
+    # AccessLogger: aiohttp's default access log writes query strings, and so any token in them.
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        shutdown_timeout=10,
+        access_log_class=AccessLogger,
+    )
     return 0
 
 

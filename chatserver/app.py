@@ -13,8 +13,20 @@ from .db.embedded import embedded_postgres
 from .db.migrate import apply_migrations
 from .db.pool import create_pool
 from .errors import error_middleware
-from .keys import BCRYPT_ROUNDS, DB_POOL, DB_URL, LOGIN_THROTTLE, MESSAGE_HOOK, PUBLISHER, SETTINGS
+from .keys import (
+    BCRYPT_ROUNDS,
+    DB_POOL,
+    DB_URL,
+    LOGIN_THROTTLE,
+    MESSAGE_HOOK,
+    METRICS_REGISTRY,
+    PUBLISHER,
+    SETTINGS,
+)
+from .metrics import HttpMetrics, create_registry
+from .middleware import echo_request_id, request_id_middleware
 from .realtime.publisher import NullPublisher
+from .realtime.setup import close_sockets_on_shutdown, realtime_ctx
 from .routes import setup_routes
 from .security import DEFAULT_BCRYPT_ROUNDS
 from .services.hooks import no_hook
@@ -46,12 +58,19 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    registry = create_registry()
+    # Outermost first: the request id wraps everything; metrics see the status error_middleware sends.
+    middlewares = [request_id_middleware, HttpMetrics(registry).middleware(), error_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[METRICS_REGISTRY] = registry
+    app.on_response_prepare.append(echo_request_id)
     app[BCRYPT_ROUNDS] = bcrypt_rounds
     app[LOGIN_THROTTLE] = Throttle(settings.login_max_failures, settings.login_window_seconds)
     app[PUBLISHER] = NullPublisher()
     app[MESSAGE_HOOK] = no_hook
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(realtime_ctx)
+    app.on_shutdown.append(close_sockets_on_shutdown)
     setup_routes(app)
     return app

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncpg
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
+from .realtime.broker import LocalBroker, RedisBroker
+from .realtime.hub import Hub
+from .realtime.presence import PresenceStore
 from .realtime.publisher import Publisher
-from .services.hooks import MessageHook
+from .realtime.tickets import TicketStore
+from .services.hooks import AiControl, MessageHook
 from .services.throttle import Throttle
 from .settings import Settings
 
@@ -18,4 +23,16 @@ LOGIN_THROTTLE = web.AppKey("login_throttle", Throttle)
 # bcrypt cost: 12 in production; tests lower it so the suite stays fast.
 BCRYPT_ROUNDS = web.AppKey("bcrypt_rounds", int)
 PUBLISHER = web.AppKey("publisher", Publisher)
+HUB = web.AppKey("hub", Hub)
+BROKER = web.AppKey[LocalBroker | RedisBroker]("broker")
+PRESENCE = web.AppKey[PresenceStore]("presence")
+WS_TICKETS = web.AppKey("ws_tickets", TicketStore)
 MESSAGE_HOOK = web.AppKey[MessageHook]("message_hook")
+
+# The app's own Prometheus registry (GET /metrics renders it); add gauges and counters to it.
+METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+
+# Per-request: the request id (see middleware.py), for code that has the request at hand.
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+# The AI layer's controls; absent when the AI layer is not running.
+AI = web.AppKey[AiControl]("ai")

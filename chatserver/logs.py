@@ -1,4 +1,9 @@
-"""Logging setup: plain text or one JSON object per line, each with the request id."""
+"""Logging setup: plain text or one JSON object per line, each line carrying the request id.
+
+REQUEST_ID holds the id of the request being handled (set by middleware.request_id_middleware);
+every record gets it as `request_id`. A record may carry structured fields in `extra={"fields":
+{...}}` (the access log does): JSON lines include them as top-level keys.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +11,47 @@ import contextvars
 import datetime as dt
 import logging
 import sys
+from typing import Any
 
 import orjson
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
+# Keys every JSON line has; structured fields never overwrite them.
+_BASE_KEYS = frozenset({"ts", "level", "logger", "request_id", "msg", "exc"})
+
 
 class RequestIdFilter(logging.Filter):
+    """Stamp each record with the current request id, unless the caller passed one explicitly
+    (the access logger does: it runs after the request's own context has been reset)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = REQUEST_ID.get()
+        if not isinstance(getattr(record, "request_id", None), str):
+            record.request_id = REQUEST_ID.get()
         return True
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
             "request_id": getattr(record, "request_id", "-"),
             "msg": record.getMessage(),
         }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update({k: v for k, v in fields.items() if k not in _BASE_KEYS})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry).decode()
+        elif record.exc_text:
+            entry["exc"] = record.exc_text
+        # default=str: a log line must never fail because of an odd argument type.
+        return orjson.dumps(entry, default=str).decode()
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
 def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
@@ -38,7 +60,7 @@ def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .handlers import auth, health, tickets
+from .handlers import auth, docs, health, metrics, tickets, ws
 
 
 def setup_routes(app: web.Application) -> None:
@@ -19,6 +19,15 @@ def setup_routes(app: web.Application) -> None:
     r.add_patch("/tickets/{ticket_id}", tickets.update_ticket, name="ticket-update")
     r.add_get("/tickets/{ticket_id}/messages", tickets.list_messages, name="messages-list")
     r.add_post("/tickets/{ticket_id}/messages", tickets.post_message, name="messages-post")
+    r.add_get("/tickets/{ticket_id}/ws", ws.ticket_socket, name="ticket-ws")
+    r.add_post("/ws/tickets", ws.create_ws_ticket, name="ws-tickets-create")
+    r.add_get("/ws/inbox", ws.inbox_socket, name="inbox-ws")
 
     r.add_get("/healthz", health.healthz, name="healthz")
     r.add_get("/readyz", health.readyz, name="readyz")
+    r.add_get("/metrics", metrics.metrics, name="metrics")
+
+    # Every route needs an entry in chatserver/openapi.py (tests/test_openapi.py checks).
+    r.add_get("/openapi.json", docs.openapi_json, name="openapi")
+    r.add_get("/docs", docs.docs_page, name="docs")
+    r.add_static(docs.DOCS_STATIC_PREFIX, docs.SWAGGER_UI_ASSETS, name="docs-static")

@@ -30,6 +30,8 @@ class Settings:
     db_pool_min: int = 2
     db_pool_max: int = 10
     redis_url: str | None = None
+    # Namespaces this deployment's Redis keys and channels (tests use one per run).
+    redis_prefix: str = "chatserver"
     secret_key: str = field(default="", repr=False)
     access_token_ttl: int = 7 * 24 * 3600
     groq_api_key: str | None = field(default=None, repr=False)
@@ -38,6 +40,21 @@ class Settings:
     groq_timeout: float = 30.0
     groq_max_retries: int = 2
     ai_default_enabled: bool = True
+    # AI replies (docs/ai.md): per-ticket budget and per-user rate limit (over, the ticket goes to
+    # a human), prompt size, delta coalescing, and the cross-instance generation lease.
+    ai_max_replies_per_ticket: int = 30
+    ai_max_tokens_per_ticket: int = 100_000
+    ai_user_replies_per_window: int = 30
+    ai_user_window_seconds: int = 600
+    ai_history_token_budget: int = 6000
+    ai_max_reply_tokens: int = 1024
+    ai_temperature: float = 0.3
+    ai_kb_articles: int = 3
+    ai_delta_window_ms: int = 50
+    ai_delta_max_chars: int = 400
+    ai_claim_lease_seconds: float = 30.0
+    ai_claim_heartbeat_seconds: float = 1.0
+    ai_product_name: str = "our product"
     log_format: str = "text"
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
@@ -45,6 +62,14 @@ class Settings:
     login_max_failures: int = 5
     login_window_seconds: int = 300
     allowed_origins: tuple[str, ...] = ()
+    # WebSocket: ping interval (a peer that misses the pong is dropped), largest client frame,
+    # per-connection send rate (messages/s and burst), outgoing frames queued before a slow
+    # consumer is disconnected.
+    ws_heartbeat: float = 30.0
+    ws_max_msg_size: int = 64 * 1024
+    ws_send_rate: float = 5.0
+    ws_send_burst: int = 20
+    ws_queue_limit: int = 512
     widget_identity_secret: str | None = field(default=None, repr=False)
 
     @property
@@ -101,6 +126,20 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
     if scheme not in schemes:
         raise ConfigError(f"{name} must start with one of {', '.join(s + '://' for s in schemes)}")
     return raw
+
+
+def _redis_prefix(env: Mapping[str, str]) -> str:
+    prefix = env.get("REDIS_PREFIX", "chatserver").strip() or "chatserver"
+    if not all(c.isalnum() or c in "-_." for c in prefix):
+        raise ConfigError("REDIS_PREFIX may contain only letters, digits, '-', '_' and '.'")
+    return prefix
+
+
+def _ai_lease(env: Mapping[str, str]) -> float:
+    lease = _float(env, "AI_CLAIM_LEASE_SECONDS", 30.0, 2.0, 3600.0)
+    if _float(env, "AI_CLAIM_HEARTBEAT_SECONDS", 1.0, 0.05, 60.0) * 2 > lease:
+        raise ConfigError("AI_CLAIM_HEARTBEAT_SECONDS must be at most half of AI_CLAIM_LEASE_SECONDS")
+    return lease
 
 
 def _secret_key(env: Mapping[str, str], data_dir: Path, production: bool) -> str:
@@ -167,6 +206,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         db_pool_min=pool_min,
         db_pool_max=pool_max,
         redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
+        redis_prefix=_redis_prefix(env),
+        ws_heartbeat=_float(env, "WS_HEARTBEAT_SECONDS", 30.0, 1.0, 600.0),
+        ws_max_msg_size=_int(env, "WS_MAX_MESSAGE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
+        ws_send_rate=_float(env, "WS_SEND_RATE", 5.0, 0.1, 10_000.0),
+        ws_send_burst=_int(env, "WS_SEND_BURST", 20, 1, 100_000),
+        ws_queue_limit=_int(env, "WS_QUEUE_LIMIT", 512, 8, 1_000_000),
         secret_key=_secret_key(env, data_dir, production),
         access_token_ttl=_int(env, "ACCESS_TOKEN_TTL_SECONDS", 7 * 24 * 3600, 60, 90 * 24 * 3600),
         groq_api_key=env.get("GROQ_API_KEY", "").strip() or None,
@@ -175,6 +220,19 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         groq_timeout=_float(env, "GROQ_TIMEOUT_SECONDS", 30.0, 1.0, 600.0),
         groq_max_retries=_int(env, "GROQ_MAX_RETRIES", 2, 0, 10),
         ai_default_enabled=_bool(env, "AI_DEFAULT_ENABLED", True),
+        ai_max_replies_per_ticket=_int(env, "AI_MAX_REPLIES_PER_TICKET", 30, 1, 100_000),
+        ai_max_tokens_per_ticket=_int(env, "AI_MAX_TOKENS_PER_TICKET", 100_000, 100, 100_000_000),
+        ai_user_replies_per_window=_int(env, "AI_USER_RATE_LIMIT", 30, 1, 100_000),
+        ai_user_window_seconds=_int(env, "AI_USER_RATE_WINDOW_SECONDS", 600, 1, 86_400),
+        ai_history_token_budget=_int(env, "AI_HISTORY_TOKEN_BUDGET", 6000, 500, 1_000_000),
+        ai_max_reply_tokens=_int(env, "AI_MAX_REPLY_TOKENS", 1024, 16, 32_768),
+        ai_temperature=_float(env, "AI_TEMPERATURE", 0.3, 0.0, 2.0),
+        ai_kb_articles=_int(env, "AI_KB_ARTICLES", 3, 0, 20),
+        ai_delta_window_ms=_int(env, "AI_DELTA_WINDOW_MS", 50, 1, 2000),
+        ai_delta_max_chars=_int(env, "AI_DELTA_MAX_CHARS", 400, 1, 100_000),
+        ai_claim_lease_seconds=_ai_lease(env),
+        ai_claim_heartbeat_seconds=_float(env, "AI_CLAIM_HEARTBEAT_SECONDS", 1.0, 0.05, 60.0),
+        ai_product_name=env.get("AI_PRODUCT_NAME", "").strip() or "our product",
         log_format=log_format,
         log_level=log_level,
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),

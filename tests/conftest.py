@@ -25,6 +25,8 @@ from chatserver.keys import DB_POOL
 from chatserver.services.auth import create_user
 from chatserver.settings import Settings
 
+from .services import RedisProcess, require_redis_server
+
 TEST_SECRET = "test-secret-" + "x" * 40
 PASSWORD = "correct horse battery"
 
@@ -57,6 +59,28 @@ def database_url(server_url: str) -> Iterator[str]:
     yield url
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis server: REDIS_URL when set, else a private redis-server; skipped (a failure in CI)
+    when neither exists."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    server = RedisProcess(require_redis_server())
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """Pub/sub channels span all Redis databases: each test gets its own namespace."""
+    return f"test-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture

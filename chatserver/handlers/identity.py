@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from ..errors import unauthorized
@@ -37,3 +39,24 @@ def require_identity(request: web.Request) -> Identity:
 def token_config(app: web.Application) -> TokenConfig:
     settings = app[SETTINGS]
     return TokenConfig(settings.secret_key, settings.access_token_ttl, app[BCRYPT_ROUNDS])
+
+
+# Keys the console login stores in the aiohttp-session cookie.
+SESSION_USER_ID = "uid"
+SESSION_ROLE = "role"
+
+
+async def session_identity(request: web.Request) -> Identity | None:
+    """The identity in the encrypted session cookie, when the session middleware is installed."""
+    from aiohttp_session import STORAGE_KEY, get_session
+
+    if request.get(STORAGE_KEY) is None:
+        return None
+    session = await get_session(request)
+    uid, role = session.get(SESSION_USER_ID), session.get(SESSION_ROLE)
+    if not uid or role not in ("customer", "agent", "admin"):
+        return None
+    try:
+        return Identity(uuid.UUID(uid), role)
+    except ValueError:
+        return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -15,3 +15,15 @@ MessageHook = Callable[[dict[str, Any], asyncpg.Record, Identity], Awaitable[Non
 
 async def no_hook(message: dict[str, Any], ticket: asyncpg.Record, who: Identity) -> None:
     return None
+
+
+class AiControl(Protocol):
+    """What the WebSocket and REST layers ask of the AI layer (set on app[AI] when it runs)."""
+
+    async def retry(self, ticket: asyncpg.Record, who: Identity) -> None:
+        """Generate the reply to the latest customer message again."""
+        ...
+
+    async def copilot(self, ticket: asyncpg.Record, who: Identity) -> None:
+        """Stream a suggested reply to the agents in the room only."""
+        ...

@@ -1,0 +1,1 @@
+"""AI replies: the Groq client, prompts, knowledge base, offline responder and reply orchestration."""

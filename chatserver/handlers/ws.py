@@ -1,0 +1,409 @@
+"""WebSocket endpoints: a ticket's room (/tickets/{id}/ws) and the agents' inbox (/ws/inbox).
+
+Authentication happens before the upgrade, so refused sockets get a plain 401/403/404 with the
+JSON error body. Every frame is JSON text with a "type"; docs/protocol.md describes them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from ..db import messages as messages_db
+from ..db import users as users_db
+from ..errors import ApiError, forbidden, unauthorized
+from ..jsonutil import json_response
+from ..keys import AI, DB_POOL, HUB, MESSAGE_HOOK, PRESENCE, PUBLISHER, SETTINGS, WS_TICKETS
+from ..realtime import events
+from ..realtime.client import Connection
+from ..realtime.tickets import TICKET_TTL, issue_ws_ticket, redeem_ws_ticket
+from ..security import Identity
+from ..services import messages as message_service
+from ..services import tickets as ticket_service
+from ..services.hooks import AiControl
+from ..validation import Bool, Choice, Str, Uuid, parse_uuid, validate
+from ..views import message_view, participant_view, ticket_view
+from .identity import optional_identity, require_identity, session_identity
+
+log = logging.getLogger(__name__)
+
+# The join snapshot: the latest messages, or on resume every message after the client's seq up
+# to this many (has_more tells the client to page the rest over REST).
+JOIN_HISTORY = 50
+RESUME_LIMIT = 500
+# A client that keeps sending frames we cannot use is disconnected after this many.
+MAX_BAD_FRAMES = 50
+# Typing: at most one "typing" broadcast per user per TYPING_THROTTLE seconds; an indicator
+# nobody refreshes goes away after TYPING_EXPIRE seconds.
+TYPING_THROTTLE = 2.0
+TYPING_EXPIRE = 6.0
+
+SEND_SCHEMA = {
+    "type": Str(),
+    "client_id": Str(max_len=message_service.MAX_CLIENT_ID_CHARS),
+    "body": Str(max_len=message_service.MAX_BODY_CHARS),
+    "internal": Bool(required=False),
+}
+TYPING_SCHEMA = {"type": Str(), "active": Bool()}
+UPDATE_SCHEMA = {
+    "type": Str(),
+    "status": Choice(*ticket_service.STATUSES, required=False),
+    "priority": Choice(*ticket_service.PRIORITIES, required=False),
+    "assignee_id": Uuid(required=False, nullable=True),
+    "ai_enabled": Bool(required=False),
+}
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> float:
+        """0 when allowed, else the seconds until a token is available."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+def _check_origin(request: web.Request) -> None:
+    """Cookie-authenticated sockets must come from our own pages or an allowed origin, or any
+    site could open a socket with the agent's cookie (cross-site WebSocket hijacking)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        raise forbidden("Origin header required for cookie-authenticated sockets")
+    allowed = set(request.app[SETTINGS].allowed_origins)
+    own = f"{request.scheme}://{request.host}"
+    if origin.rstrip("/") != own and origin.rstrip("/") not in allowed:
+        raise forbidden("Origin not allowed")
+
+
+async def socket_identity(request: web.Request) -> Identity:
+    """Bearer header (clients, bots) > single-use ?ticket= (browsers) > session cookie (console)."""
+    identity = optional_identity(request)
+    if identity is not None:
+        return identity
+    ticket = request.query.get("ticket")
+    if ticket:
+        return await redeem_ws_ticket(request.app[SETTINGS].secret_key, request.app[WS_TICKETS], ticket)
+    identity = await session_identity(request)
+    if identity is not None:
+        _check_origin(request)
+        return identity
+    raise unauthorized("Authenticate with an Authorization header, a ?ticket= from POST /ws/tickets, or a session")
+
+
+async def create_ws_ticket(request: web.Request) -> web.Response:
+    """POST /ws/tickets: a single-use ticket to put on a WebSocket URL."""
+    who = require_identity(request)
+    ticket = issue_ws_ticket(request.app[SETTINGS].secret_key, who)
+    return json_response({"ticket": ticket, "expires_in": TICKET_TTL}, status=201)
+
+
+def _resume_seq(request: web.Request) -> int | None:
+    raw = request.query.get("after_seq")
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ApiError(422, "validation_error", "after_seq must be a non-negative integer")
+    return value
+
+
+async def ticket_socket(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    settings = app[SETTINGS]
+    pool = app[DB_POOL]
+    ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
+    resume_after = _resume_seq(request)
+    who = await socket_identity(request)
+    await ticket_service.load_visible_ticket(pool, who, ticket_id)
+    user_row = await users_db.get_by_id(pool, who.user_id)
+    if user_row is None:
+        raise unauthorized("Account no longer exists")
+    user = participant_view(user_row)
+
+    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat, max_msg_size=settings.ws_max_msg_size, compress=False)
+    await ws.prepare(request)
+    hub = app[HUB]
+    presence = app[PRESENCE]
+    publisher = app[PUBLISHER]
+    channel = events.ticket_channel(ticket_id)
+    conn = Connection(ws, who, user, queue_limit=settings.ws_queue_limit)
+    # Register before reading the snapshot, so nothing committed in between is missed; the
+    # connection filters out message frames the snapshot already holds.
+    first_here = hub.register(channel, conn, ticket_id)
+    session = RoomSession(request, conn, ticket_id)
+    try:
+        first_anywhere = await presence.add(ticket_id, user) if first_here else False
+        await _send_snapshot(request, conn, ticket_id, resume_after)
+        if first_anywhere:
+            await publisher.publish(events.presence_joined(ticket_id, user))
+        await session.run()
+    finally:
+        await session.stop_typing()
+        last_here = hub.unregister(channel, conn)
+        await conn.stop()
+        if last_here:
+            try:
+                if await presence.remove(ticket_id, who.user_id):
+                    await publisher.publish(events.presence_left(ticket_id, user))
+            except Exception:
+                log.exception("presence cleanup failed for %s", ticket_id)
+    return ws
+
+
+async def _send_snapshot(
+    request: web.Request, conn: Connection, ticket_id: uuid.UUID, resume_after: int | None
+) -> None:
+    app = request.app
+    pool = app[DB_POOL]
+    who = conn.identity
+    ticket = await ticket_service.load_visible_ticket(pool, who, ticket_id)
+    visibility = None if who.is_staff else "public"
+    last_seq = ticket["last_seq"]
+    if resume_after is not None:
+        rows = await messages_db.list_after(pool, ticket_id, resume_after, visibility, RESUME_LIMIT + 1)
+        has_more = len(rows) > RESUME_LIMIT
+        rows = rows[:RESUME_LIMIT]
+        # Commits after the ticket read may be in `rows`; the snapshot covers up to what it holds.
+        snapshot_seq = rows[-1]["seq"] if has_more else max([last_seq, *(r["seq"] for r in rows)])
+    else:
+        rows = await messages_db.list_before(pool, ticket_id, last_seq + 1, visibility, JOIN_HISTORY + 1)
+        has_more = len(rows) > JOIN_HISTORY
+        rows = rows[-JOIN_HISTORY:]
+        snapshot_seq = last_seq
+    present = await app[PRESENCE].list(ticket_id)
+    channel = events.ticket_channel(ticket_id)
+    hub = app[HUB]
+    hub.note_snapshot(channel, snapshot_seq)
+    frame = events.joined_frame(
+        ticket=ticket_view(ticket),
+        present=present,
+        messages=[message_view(r) for r in rows],
+        last_seq=snapshot_seq,
+        resumed=resume_after is not None,
+        has_more=has_more,
+        you=conn.user,
+    )
+    # Taken in the same step as starting the writer: every later delta is queued behind it.
+    frame["streams"] = hub.stream_snapshot(channel, who.is_staff)
+    conn.start(frame, snapshot_seq)
+
+
+class RoomSession:
+    """Reads one client's frames in a ticket room and acts on them."""
+
+    def __init__(self, request: web.Request, conn: Connection, ticket_id: uuid.UUID) -> None:
+        self.request = request
+        self.app = request.app
+        self.conn = conn
+        self.who = conn.identity
+        self.ticket_id = ticket_id
+        settings = self.app[SETTINGS]
+        self.sends = TokenBucket(settings.ws_send_rate, settings.ws_send_burst)
+        self.bad_frames = 0
+        self.typing_active = False
+        self.typing_sent_at = 0.0
+        self.typing_expiry: asyncio.TimerHandle | None = None
+
+    async def run(self) -> None:
+        ws = self.conn.ws
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await self.handle_text(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                self.reject("unsupported_frame", "Binary frames are not supported; send JSON text")
+            elif msg.type == WSMsgType.ERROR:
+                log.info("websocket error on %s: %s", self.conn.id, ws.exception())
+                break
+            if self.bad_frames >= MAX_BAD_FRAMES:
+                await ws.close(code=events.CLOSE_TOO_MANY_ERRORS, message=b"too many invalid frames")
+                break
+
+    def reject(self, code: str, message: str, ref: str | None = None, retry_after: float | None = None) -> None:
+        self.bad_frames += 1
+        self.conn.send_frame(events.error_frame(code, message, ref=ref, retry_after=retry_after))
+
+    async def handle_text(self, data: str) -> None:
+        try:
+            frame = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            self.reject("malformed_frame", "Frames must be JSON objects")
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            self.reject("malformed_frame", "Frames must be JSON objects with a string 'type'")
+            return
+        kind = frame["type"]
+        ref = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
+        handler = self.HANDLERS.get(kind)
+        if handler is None:
+            self.reject("unknown_type", f"Unknown frame type {kind[:50]!r}", ref=ref)
+            return
+        try:
+            await handler(self, frame)
+        except FrameError as err:
+            self.reject(err.code, err.message, ref=ref, retry_after=err.retry_after)
+        except ApiError as err:
+            self.reject(err.code, err.message, ref=ref)
+
+    async def on_send(self, frame: dict[str, Any]) -> None:
+        body = validate(frame, SEND_SCHEMA)
+        wait = self.sends.take()
+        if wait > 0:
+            raise FrameError("rate_limited", "Sending too fast; retry after retry_after seconds", wait)
+        message, created = await message_service.post_message(
+            self.app[DB_POOL],
+            self.app[PUBLISHER],
+            self.who,
+            self.ticket_id,
+            body=body["body"],
+            client_id=body["client_id"],
+            internal=body.get("internal", False),
+            after_post=self.app[MESSAGE_HOOK],
+        )
+        self.conn.send_frame(events.ack_frame(body["client_id"], message, duplicate=not created))
+        if self.typing_active:
+            await self.stop_typing()
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        active = validate(frame, TYPING_SCHEMA)["active"]
+        now = time.monotonic()
+        if self.typing_expiry is not None:
+            self.typing_expiry.cancel()
+            self.typing_expiry = None
+        if active:
+            loop = asyncio.get_running_loop()
+            self.typing_expiry = loop.call_later(TYPING_EXPIRE, self._expire_typing)
+            if self.typing_active and now - self.typing_sent_at < TYPING_THROTTLE:
+                return
+            self.typing_active = True
+            self.typing_sent_at = now
+            await self.app[PUBLISHER].publish(events.typing(self.ticket_id, self.conn.user, True))
+        elif self.typing_active:
+            await self.stop_typing()
+
+    def _expire_typing(self) -> None:
+        self.typing_expiry = None
+        asyncio.get_running_loop().create_task(self.stop_typing())
+
+    async def stop_typing(self) -> None:
+        if self.typing_expiry is not None:
+            self.typing_expiry.cancel()
+            self.typing_expiry = None
+        if not self.typing_active:
+            return
+        self.typing_active = False
+        await self.app[PUBLISHER].publish(events.typing(self.ticket_id, self.conn.user, False))
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        self.conn.send_frame(events.pong_frame(frame.get("ref")))
+
+    async def on_ticket_update(self, frame: dict[str, Any]) -> None:
+        changes = validate(frame, UPDATE_SCHEMA)
+        changes.pop("type")
+        if not changes:
+            raise FrameError("validation_error", "Nothing to change")
+        await ticket_service.update_ticket(self.app[DB_POOL], self.app[PUBLISHER], self.who, self.ticket_id, changes)
+
+    async def on_takeover(self, frame: dict[str, Any]) -> None:
+        if not self.who.is_staff:
+            raise FrameError("forbidden", "Only agents can take over from the AI")
+        await ticket_service.update_ticket(
+            self.app[DB_POOL], self.app[PUBLISHER], self.who, self.ticket_id, {"ai_enabled": False}
+        )
+
+    async def on_handback(self, frame: dict[str, Any]) -> None:
+        if not self.who.is_staff:
+            raise FrameError("forbidden", "Only agents can hand a ticket back to the AI")
+        await ticket_service.update_ticket(
+            self.app[DB_POOL], self.app[PUBLISHER], self.who, self.ticket_id, {"ai_enabled": True}
+        )
+
+    async def on_ai_retry(self, frame: dict[str, Any]) -> None:
+        ai = self._ai()
+        ticket = await ticket_service.load_visible_ticket(self.app[DB_POOL], self.who, self.ticket_id)
+        await ai.retry(ticket, self.who)
+
+    async def on_copilot(self, frame: dict[str, Any]) -> None:
+        if not self.who.is_staff:
+            raise FrameError("forbidden", "Only agents can ask the copilot")
+        ai = self._ai()
+        ticket = await ticket_service.load_visible_ticket(self.app[DB_POOL], self.who, self.ticket_id)
+        await ai.copilot(ticket, self.who)
+
+    def _ai(self) -> AiControl:
+        ai = self.app.get(AI)
+        if ai is None:
+            raise FrameError("ai_unavailable", "AI replies are not configured on this server")
+        return ai
+
+    HANDLERS: ClassVar[dict[str, Callable[[RoomSession, dict[str, Any]], Awaitable[None]]]] = {
+        "message.send": on_send,
+        "typing": on_typing,
+        "ping": on_ping,
+        "ticket.update": on_ticket_update,
+        "ai.takeover": on_takeover,
+        "ai.handback": on_handback,
+        "ai.retry": on_ai_retry,
+        "copilot.request": on_copilot,
+    }
+
+
+async def inbox_socket(request: web.Request) -> web.StreamResponse:
+    """Agents' live inbox: new tickets, new messages and ticket changes across all tickets."""
+    app = request.app
+    settings = app[SETTINGS]
+    who = await socket_identity(request)
+    if not who.is_staff:
+        raise forbidden("The inbox is for agents and admins")
+    user_row = await users_db.get_by_id(app[DB_POOL], who.user_id)
+    if user_row is None:
+        raise unauthorized("Account no longer exists")
+    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat, max_msg_size=settings.ws_max_msg_size, compress=False)
+    await ws.prepare(request)
+    hub = app[HUB]
+    conn = Connection(ws, who, participant_view(user_row), queue_limit=settings.ws_queue_limit)
+    hub.register(events.INBOX_CHANNEL, conn)
+    conn.start({"type": "inbox.ready", "you": conn.user}, 0)
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                try:
+                    frame = orjson.loads(msg.data)
+                except orjson.JSONDecodeError:
+                    frame = None
+                if isinstance(frame, dict) and frame.get("type") == "ping":
+                    conn.send_frame(events.pong_frame(frame.get("ref")))
+                else:
+                    conn.send_frame(events.error_frame("unknown_type", "The inbox accepts only ping frames"))
+            elif msg.type == WSMsgType.ERROR:
+                break
+    finally:
+        hub.unregister(events.INBOX_CHANNEL, conn)
+        await conn.stop()
+    return ws

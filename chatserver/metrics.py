@@ -1,0 +1,96 @@
+"""Prometheus metrics: one CollectorRegistry per application (no module globals) and the HTTP
+request metrics middleware.
+
+The registry lives on app[METRICS_REGISTRY] (chatserver/keys.py). To add a metric elsewhere,
+create it against that registry where the app is wired, for example in a cleanup context:
+
+    OPEN_SOCKETS = Gauge("chatserver_open_websockets", "Open WebSocket connections",
+                         registry=app[METRICS_REGISTRY])
+
+GET /metrics (handlers/metrics.py) renders the registry in the format the scraper asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram, PlatformCollector, ProcessCollector
+
+# Labels must have a bounded set of values: unknown methods and unmatched paths are folded
+# into one value each, or any client could grow the registry without limit.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED_ROUTE = "unmatched"
+# 499 is nginx's "client closed request": the client went away before we answered.
+CLIENT_CLOSED = 499
+
+
+def create_registry() -> CollectorRegistry:
+    """A fresh registry with the process, platform and GC collectors the default one has."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+def route_label(request: web.Request) -> str:
+    """The route's name, else its path template: never the raw path (ids would explode it)."""
+    route = request.match_info.route
+    if route.name:
+        return route.name
+    if route.resource is not None:
+        return route.resource.canonical
+    return UNMATCHED_ROUTE
+
+
+def method_label(request: web.Request) -> str:
+    return request.method if request.method in KNOWN_METHODS else "other"
+
+
+class HttpMetrics:
+    """Request count and latency, labelled by route, method and status."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "chatserver_http_requests",
+            "HTTP requests handled (WebSocket upgrades count once, with status 101)",
+            ("route", "method", "status"),
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "chatserver_http_request_duration_seconds",
+            "Time to answer an HTTP request (WebSocket sessions are not included: they last minutes)",
+            ("route", "method", "status"),
+            registry=registry,
+        )
+
+    def observe(self, request: web.Request, status: int, seconds: float) -> None:
+        labels = (route_label(request), method_label(request), str(status))
+        self.requests.labels(*labels).inc()
+        if status != 101:
+            self.latency.labels(*labels).observe(seconds)
+
+    def middleware(self) -> Middleware:
+        """Place it outside error_middleware, so it sees the status the client really gets."""
+
+        @web.middleware
+        async def http_metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+            started = time.perf_counter()
+            status = 500
+            try:
+                response = await handler(request)
+                status = response.status
+                return response
+            except web.HTTPException as exc:
+                status = exc.status
+                raise
+            except asyncio.CancelledError:
+                status = CLIENT_CLOSED
+                raise
+            finally:
+                self.observe(request, status, time.perf_counter() - started)
+
+        return http_metrics_middleware

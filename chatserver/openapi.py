@@ -1,0 +1,590 @@
+"""The OpenAPI 3.1 description of the HTTP API, written by hand, served at GET /openapi.json.
+
+EVERY NEW ROUTE NEEDS AN ENTRY HERE. When you add a route in routes.py, add its path to PATHS
+below (one dict per path, one operation per method, built with `operation(...)`).
+tests/test_openapi.py fails for any route (method + path template, HEAD and static routes
+excepted) that the spec does not describe, and checks the spec against the OpenAPI 3.1 schema.
+
+Request body schemas are generated from the handlers' own validation schemas
+(validation.Field), so what is documented is what is enforced. Response schemas mirror
+views.py; the tests validate real responses against them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from . import __version__
+from .handlers import auth as auth_handlers
+from .handlers import tickets as ticket_handlers
+from .services import messages as message_service
+from .services import tickets as ticket_service
+from .settings import ROLES
+from .validation import Field
+
+Schema = dict[str, Any]
+
+JSON = "application/json"
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    """`schema` or null (OpenAPI 3.1 / JSON Schema 2020-12 style)."""
+    if "$ref" in schema:
+        return {"oneOf": [schema, {"type": "null"}]}
+    out = dict(schema)
+    out["type"] = [schema["type"], "null"]
+    return out
+
+
+def obj(properties: Mapping[str, Schema], *, required: list[str] | None = None, description: str = "") -> Schema:
+    """A closed object: every listed property, no others. All properties are required unless
+    `required` says otherwise."""
+    schema: Schema = {"type": "object", "properties": dict(properties), "additionalProperties": False}
+    required = list(properties) if required is None else required
+    if required:  # OpenAPI 3.0 (the Swagger UI copy) refuses an empty list
+        schema["required"] = required
+    if description:
+        schema["description"] = description
+    return schema
+
+
+UUID: Schema = {"type": "string", "format": "uuid"}
+TIMESTAMP: Schema = {"type": "string", "format": "date-time"}
+
+
+def field_schema(field: Field) -> Schema:
+    """The JSON schema of one validation.Field."""
+    schema: Schema
+    if field.kind == "str":
+        schema = {"type": "string", "minLength": field.min_len, "maxLength": field.max_len}
+        if field.max_bytes is not None:
+            schema["description"] = f"At most {field.max_bytes} bytes of UTF-8."
+    elif field.kind == "int":
+        schema = {"type": "integer"}
+        if field.lo is not None:
+            schema["minimum"] = field.lo
+        if field.hi is not None:
+            schema["maximum"] = field.hi
+    elif field.kind == "bool":
+        schema = {"type": "boolean"}
+    elif field.kind == "uuid":
+        schema = dict(UUID)
+    elif field.kind == "choice":
+        schema = {"type": "string", "enum": list(field.choices)}
+    elif field.kind == "dict":
+        schema = {"type": "object"}
+    else:  # a new Field kind must be taught here
+        raise ValueError(f"no JSON schema for field kind {field.kind!r}")
+    return nullable(schema) if field.nullable else schema
+
+
+def request_schema(fields: Mapping[str, Field], descriptions: Mapping[str, str] | None = None) -> Schema:
+    """The body schema for a handler's validation schema: unknown fields are refused (422)."""
+    properties: dict[str, Schema] = {}
+    for name, field in fields.items():
+        prop = field_schema(field)
+        if descriptions and name in descriptions:
+            prop["description"] = descriptions[name]
+        properties[name] = prop
+    return obj(properties, required=[n for n, f in fields.items() if f.required])
+
+
+# ---- components ---------------------------------------------------------------------------
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": obj(
+        {
+            "error": obj(
+                {
+                    "code": {
+                        "type": "string",
+                        "description": "Stable machine-readable code, e.g. validation_error, not_found.",
+                    },
+                    "message": {"type": "string", "description": "Human-readable explanation."},
+                    "details": {
+                        "description": "Optional extra data: `fields` (field -> problem) for validation "
+                        "errors, `retry_after` (seconds) for rate limits."
+                    },
+                },
+                required=["code", "message"],
+            )
+        },
+        description="The one error shape every endpoint uses.",
+    ),
+    "User": obj(
+        {
+            "id": UUID,
+            "email": {"type": "string"},
+            "role": {"type": "string", "enum": list(ROLES)},
+            "name": {"type": "string"},
+            "created_at": TIMESTAMP,
+        }
+    ),
+    "UserResponse": obj({"user": ref("User")}),
+    "TokenResponse": obj(
+        {
+            "access_token": {"type": "string", "description": "A JWT; send it as Authorization: Bearer <token>."},
+            "token_type": {"type": "string", "enum": ["bearer"]},
+            "expires_in": {"type": "integer", "description": "Seconds until the token expires."},
+            "user": ref("User"),
+        }
+    ),
+    "Ticket": obj(
+        {
+            "id": UUID,
+            "customer_id": UUID,
+            "subject": {"type": "string"},
+            "description": {"type": "string"},
+            "status": {"type": "string", "enum": list(ticket_service.STATUSES)},
+            "priority": {"type": "string", "enum": list(ticket_service.PRIORITIES)},
+            "assignee_id": nullable(UUID),
+            "ai_enabled": {"type": "boolean"},
+            "waiting_for_agent": {"type": "boolean"},
+            "last_seq": {"type": "integer", "description": "The highest message seq handed out in this ticket."},
+            "last_activity_at": TIMESTAMP,
+            "created_at": TIMESTAMP,
+            "updated_at": TIMESTAMP,
+        }
+    ),
+    "TicketResponse": obj({"ticket": ref("Ticket")}),
+    "TicketPage": obj(
+        {
+            "tickets": {"type": "array", "items": ref("Ticket")},
+            "next_cursor": nullable(
+                {"type": "string", "description": "Pass as ?cursor= for the next page; null on the last page."}
+            ),
+        }
+    ),
+    "CreatedTicket": obj({"ticket": ref("Ticket"), "message": nullable(ref("Message"))}),
+    "Message": obj(
+        {
+            "id": UUID,
+            "ticket_id": UUID,
+            "seq": {"type": "integer", "description": "Increases by one per message within a ticket."},
+            "author_id": nullable(UUID),
+            "author_kind": {"type": "string", "enum": ["customer", "agent", "ai", "system"]},
+            "body": {"type": "string"},
+            "client_id": nullable({"type": "string"}),
+            "visibility": {
+                "type": "string",
+                "enum": ["public", "internal"],
+                "description": "internal notes are shown to agents and admins only.",
+            },
+            "metadata": {"type": "object"},
+            "created_at": TIMESTAMP,
+        }
+    ),
+    "PostedMessage": obj(
+        {
+            "message": ref("Message"),
+            "created": {"type": "boolean", "description": "false when this was a retry of a stored client_id."},
+        }
+    ),
+    "MessagePage": obj(
+        {
+            "messages": {"type": "array", "items": ref("Message"), "description": "Oldest first."},
+            "has_more": {"type": "boolean", "description": "More messages exist in the direction asked for."},
+            "last_seq": {"type": "integer"},
+        }
+    ),
+    "Health": obj({"status": {"type": "string", "enum": ["ok"]}}),
+    "Ready": obj({"status": {"type": "string", "enum": ["ready"]}, "database": {"type": "string"}}),
+    "SignupRequest": request_schema(
+        auth_handlers.SIGNUP_SCHEMA, {"password": "At least 8 characters and at most 72 bytes."}
+    ),
+    "LoginRequest": request_schema(auth_handlers.LOGIN_SCHEMA),
+    "CreateTicketRequest": request_schema(
+        ticket_handlers.CREATE_SCHEMA,
+        {
+            "message": "Optional first message, stored with seq 1.",
+            "client_id": "Idempotency key of the first message.",
+        },
+    ),
+    "UpdateTicketRequest": request_schema(
+        ticket_handlers.UPDATE_SCHEMA,
+        {
+            "status": "Customers may only set closed, on their own ticket.",
+            "assignee_id": "An agent or admin; null unassigns.",
+        },
+    ),
+    "PostMessageRequest": request_schema(
+        ticket_handlers.MESSAGE_SCHEMA,
+        {
+            "client_id": (
+                f"Idempotency key (1-{message_service.MAX_CLIENT_ID_CHARS} characters): a retry with the same "
+                "client_id returns the stored message with 200 instead of storing it twice."
+            ),
+            "internal": "Agents and admins only: an internal note, never shown to customers.",
+        },
+    ),
+}
+
+
+def error_response(description: str) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": ref("Error")}}}
+
+
+RESPONSES: dict[str, Schema] = {
+    "BadRequest": error_response("Malformed JSON or an empty body."),
+    "Unauthorized": {
+        **error_response("Missing, invalid or expired bearer token."),
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    },
+    "Forbidden": error_response("Authenticated, but not allowed to do this."),
+    "NotFound": error_response("No such resource, or not visible to the caller."),
+    "Conflict": error_response("Conflicts with existing data."),
+    "PayloadTooLarge": error_response("The body exceeds MAX_BODY_BYTES."),
+    "UnsupportedMediaType": error_response("The body is not application/json."),
+    "ValidationError": error_response("Wrong types, unknown fields or values out of range; details.fields says which."),
+    "RateLimited": {
+        **error_response("Too many attempts; retry after the given number of seconds."),
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
+    "NotReady": error_response("A dependency (the database) is not reachable."),
+}
+
+# Responses every JSON-body endpoint can give, and every authenticated one.
+BODY_ERRORS = ("BadRequest", "PayloadTooLarge", "UnsupportedMediaType", "ValidationError")
+AUTH_ERRORS = ("Unauthorized",)
+STATUS_OF = {
+    "BadRequest": "400",
+    "Unauthorized": "401",
+    "Forbidden": "403",
+    "NotFound": "404",
+    "Conflict": "409",
+    "PayloadTooLarge": "413",
+    "UnsupportedMediaType": "415",
+    "ValidationError": "422",
+    "RateLimited": "429",
+    "NotReady": "503",
+}
+
+
+def json_content(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def operation(
+    summary: str,
+    *,
+    tag: str,
+    operation_id: str,
+    ok: Mapping[str, Schema],
+    auth: bool = True,
+    body: str | None = None,
+    errors: tuple[str, ...] = (),
+    params: list[Schema] | None = None,
+    description: str = "",
+) -> Schema:
+    """One operation. `ok` maps success status codes to responses (see json_content); `body`
+    names a request schema in SCHEMAS; `errors` names entries of RESPONSES. Authenticated
+    operations get 401 added, body-taking ones 400/413/415/422."""
+    op: Schema = {"summary": summary, "operationId": operation_id, "tags": [tag]}
+    if description:
+        op["description"] = description
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": ref(body)}}}
+    all_errors = list(errors)
+    if auth:
+        all_errors += AUTH_ERRORS
+    if body is not None:
+        all_errors += BODY_ERRORS
+    responses: Schema = dict(ok)
+    for name in sorted(set(all_errors), key=STATUS_OF.__getitem__):
+        responses[STATUS_OF[name]] = {"$ref": f"#/components/responses/{name}"}
+    op["responses"] = responses
+    op["security"] = [{"bearerAuth": []}] if auth else []
+    return op
+
+
+def query_param(name: str, schema: Schema, description: str) -> Schema:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+TICKET_ID_PARAM: Schema = {"name": "ticket_id", "in": "path", "required": True, "schema": UUID}
+
+# The handlers refuse query parameters they do not know: tests check these lists match theirs.
+LIST_TICKET_PARAMS = [
+    query_param("status", {"type": "string", "enum": list(ticket_service.STATUSES)}, "Only tickets in this status."),
+    query_param(
+        "priority", {"type": "string", "enum": list(ticket_service.PRIORITIES)}, "Only tickets of this priority."
+    ),
+    query_param(
+        "assignee",
+        {"type": "string"},
+        "`me` (assigned to the caller), `none` (unassigned) or an agent's user id. Staff filter.",
+    ),
+    query_param(
+        "waiting", {"type": "boolean"}, "Only tickets that are (or are not) waiting for an agent."
+    ),
+    query_param("cursor", {"type": "string"}, "next_cursor from the previous page."),
+    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size."),
+]
+
+MESSAGE_PARAMS = [
+    query_param(
+        "after_seq",
+        {"type": "integer", "minimum": 0, "maximum": ticket_handlers.MAX_SEQ},
+        "Messages with seq greater than this, oldest first (default: from the start).",
+    ),
+    query_param(
+        "before_seq",
+        {"type": "integer", "minimum": 1, "maximum": ticket_handlers.MAX_SEQ},
+        "The newest messages with seq less than this (for scrolling back); not with after_seq.",
+    ),
+    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."),
+]
+
+
+# ---- paths: one dict per path, one operation per method ----------------------------------
+
+PATHS: dict[str, dict[str, Schema]] = {
+    "/auth/signup": {
+        "post": operation(
+            "Create a customer account and sign in",
+            tag="auth",
+            operation_id="signup",
+            auth=False,
+            body="SignupRequest",
+            ok={"201": json_content(ref("TokenResponse"), "Account created; a token for it.")},
+            errors=("Conflict",),
+        )
+    },
+    "/auth/login": {
+        "post": operation(
+            "Exchange email and password for a bearer token",
+            tag="auth",
+            operation_id="login",
+            auth=False,
+            body="LoginRequest",
+            ok={"200": json_content(ref("TokenResponse"), "Signed in.")},
+            errors=("Unauthorized", "RateLimited"),
+            description="Repeated failures for one account or address are throttled (429 with Retry-After).",
+        )
+    },
+    "/auth/me": {
+        "get": operation(
+            "The caller's account",
+            tag="auth",
+            operation_id="me",
+            ok={"200": json_content(ref("UserResponse"), "The account the token belongs to.")},
+        )
+    },
+    "/tickets": {
+        "get": operation(
+            "List tickets, newest activity first",
+            tag="tickets",
+            operation_id="listTickets",
+            params=LIST_TICKET_PARAMS,
+            ok={"200": json_content(ref("TicketPage"), "One page of tickets.")},
+            errors=("ValidationError",),
+            description="Customers see their own tickets; agents and admins see all. Keyset pagination: "
+            "follow next_cursor until it is null.",
+        ),
+        "post": operation(
+            "Open a ticket (customers)",
+            tag="tickets",
+            operation_id="createTicket",
+            body="CreateTicketRequest",
+            ok={"201": json_content(ref("CreatedTicket"), "The new ticket and its first message, if one was sent.")},
+            errors=("Forbidden",),
+        ),
+    },
+    "/tickets/{ticket_id}": {
+        "get": operation(
+            "One ticket",
+            tag="tickets",
+            operation_id="getTicket",
+            params=[TICKET_ID_PARAM],
+            ok={"200": json_content(ref("TicketResponse"), "The ticket.")},
+            errors=("NotFound",),
+            description="Another customer's ticket is 404, not 403, so ticket ids cannot be probed.",
+        ),
+        "patch": operation(
+            "Change status, priority, assignee or AI replies",
+            tag="tickets",
+            operation_id="updateTicket",
+            params=[TICKET_ID_PARAM],
+            body="UpdateTicketRequest",
+            ok={"200": json_content(ref("TicketResponse"), "The ticket after the change.")},
+            errors=("Forbidden", "NotFound"),
+            description="Agents and admins may change anything; a customer may only close their own ticket.",
+        ),
+    },
+    "/tickets/{ticket_id}/messages": {
+        "get": operation(
+            "Message history",
+            tag="messages",
+            operation_id="listMessages",
+            params=[TICKET_ID_PARAM, *MESSAGE_PARAMS],
+            ok={"200": json_content(ref("MessagePage"), "One page of messages, oldest first.")},
+            errors=("NotFound", "ValidationError"),
+            description="Internal notes are included for agents and admins only.",
+        ),
+        "post": operation(
+            "Post a message",
+            tag="messages",
+            operation_id="postMessage",
+            params=[TICKET_ID_PARAM],
+            body="PostMessageRequest",
+            ok={
+                "201": json_content(ref("PostedMessage"), "Stored."),
+                "200": json_content(ref("PostedMessage"), "A retry: the message stored earlier with this client_id."),
+            },
+            errors=("Forbidden", "NotFound"),
+            description="A customer writing on a resolved or closed ticket reopens it.",
+        ),
+    },
+    "/tickets/{ticket_id}/ws": {
+        "get": operation(
+            "Join the ticket's room over WebSocket",
+            tag="realtime",
+            operation_id="ticketSocket",
+            params=[
+                TICKET_ID_PARAM,
+                query_param("after_seq", {"type": "integer", "minimum": 0}, "Resume: the last seq the client has."),
+                query_param("ticket", {"type": "string"}, "A single-use ticket from POST /ws/tickets (browsers)."),
+            ],
+            ok={"101": {"description": "Switching to WebSocket; the frames are described in docs/protocol.md."}},
+            errors=("Forbidden", "NotFound", "ValidationError"),
+            description="Authenticate with the Authorization header, a ?ticket= or the console session.",
+        )
+    },
+    "/ws/tickets": {
+        "post": operation(
+            "A single-use ticket to put on a WebSocket URL",
+            tag="realtime",
+            operation_id="createWsTicket",
+            ok={
+                "201": json_content(
+                    obj({"ticket": {"type": "string"}, "expires_in": {"type": "integer"}}),
+                    "Use it as ?ticket= once, before it expires.",
+                )
+            },
+            description="Browsers cannot set headers on WebSocket requests; a short-lived ticket keeps the "
+            "long-lived token out of URLs and logs.",
+        )
+    },
+    "/ws/inbox": {
+        "get": operation(
+            "The agents' live inbox over WebSocket",
+            tag="realtime",
+            operation_id="inboxSocket",
+            params=[query_param("ticket", {"type": "string"}, "A single-use ticket from POST /ws/tickets.")],
+            ok={"101": {"description": "Switching to WebSocket; the frames are described in docs/protocol.md."}},
+            errors=("Forbidden",),
+        )
+    },
+    "/healthz": {
+        "get": operation(
+            "Liveness probe",
+            tag="operations",
+            operation_id="healthz",
+            auth=False,
+            ok={"200": json_content(ref("Health"), "The process is serving requests.")},
+        )
+    },
+    "/readyz": {
+        "get": operation(
+            "Readiness probe",
+            tag="operations",
+            operation_id="readyz",
+            auth=False,
+            ok={"200": json_content(ref("Ready"), "The database answers.")},
+            errors=("NotReady",),
+        )
+    },
+    "/metrics": {
+        "get": operation(
+            "Prometheus metrics",
+            tag="operations",
+            operation_id="metrics",
+            auth=False,
+            ok={"200": {"description": "Prometheus text exposition format.", "content": {"text/plain": {}}}},
+        )
+    },
+    "/openapi.json": {
+        "get": operation(
+            "This document",
+            tag="operations",
+            operation_id="openapi",
+            auth=False,
+            ok={"200": json_content({"type": "object"}, "The OpenAPI 3.1 description of this API.")},
+        )
+    },
+    "/docs": {
+        "get": operation(
+            "Interactive API documentation (Swagger UI, served offline)",
+            tag="operations",
+            operation_id="docs",
+            auth=False,
+            ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+        )
+    },
+}
+
+
+def build_spec() -> dict[str, Any]:
+    """The whole document; a fresh copy each call, so callers may change it."""
+    return copy.deepcopy(
+        {
+            "openapi": "3.1.0",
+            "info": {
+                "title": "chatserver",
+                "version": __version__,
+                "description": "Realtime customer-support chat server: REST API. Errors always have the shape "
+                '`{"error": {"code", "message", "details"?}}`. Authenticate with `Authorization: Bearer <token>` '
+                "from /auth/login or /auth/signup.",
+            },
+            "tags": [
+                {"name": "auth", "description": "Accounts and tokens"},
+                {"name": "tickets", "description": "Support tickets"},
+                {"name": "messages", "description": "Messages in a ticket"},
+                {"name": "realtime", "description": "WebSocket rooms and the agents' inbox"},
+                {"name": "operations", "description": "Probes, metrics and documentation"},
+            ],
+            "paths": PATHS,
+            "components": {
+                "schemas": SCHEMAS,
+                "responses": RESPONSES,
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            },
+        }
+    )
+
+
+def downgrade_for_swagger_ui(spec: dict[str, Any]) -> dict[str, Any]:
+    """The same document labelled OpenAPI 3.0.3, for the bundled Swagger UI 4, which refuses to
+    render 3.1. The only 3.1-only construct used above is "or null" (type lists and oneOf with
+    {"type": "null"}); it becomes 3.0's `nullable: true`."""
+
+    def convert(node: Any) -> Any:
+        if isinstance(node, list):
+            return [convert(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {key: convert(value) for key, value in node.items()}
+        kind = out.get("type")
+        if isinstance(kind, list) and "null" in kind:
+            others = [k for k in kind if k != "null"]
+            out["type"] = others[0]
+            out["nullable"] = True
+        one_of = out.get("oneOf")
+        if isinstance(one_of, list) and {"type": "null"} in one_of:
+            rest = [s for s in one_of if s != {"type": "null"}]
+            del out["oneOf"]
+            out["allOf"] = rest
+            out["nullable"] = True
+        return out
+
+    converted: dict[str, Any] = convert(spec)
+    converted["openapi"] = "3.0.3"
+    return converted

@@ -1,0 +1,291 @@
+"""The hub: this instance's rooms and their connections, and in-order local fan-out.
+
+Every event this instance learns of (published here, or received from another instance over the
+broker) passes through `deliver`. The hub
+- orders message events of a room by `seq`, holding early ones back briefly and filling any gap
+  from the database (a gap means an event was lost, e.g. while Redis was away);
+- tracks AI reply streams, so a participant who joins mid-stream gets the text so far;
+- drops AI text for replies that were cancelled by a takeover, so none reaches a room after it;
+- encodes each frame once per room and queues it on every allowed connection without awaiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSCloseCode
+
+from ..jsonutil import dumps
+from . import events
+from .client import Connection
+from .events import Event
+
+log = logging.getLogger(__name__)
+
+# How long an early message event waits for the ones before it before the gap is read from the
+# database. Reordering between two commits on one instance resolves in microseconds; events
+# from another instance via Redis in a few ms.
+DEFAULT_GAP_WAIT = 0.5
+
+FetchRange = Callable[[uuid.UUID, int, int], Awaitable[list[dict[str, Any]]]]
+Observer = Callable[[Event], None]
+
+
+@dataclass
+class StreamState:
+    """An AI reply in flight, as seen through its events."""
+
+    reply_id: str
+    kind: str
+    in_reply_to: int | None
+    parts: list[str] = field(default_factory=list)
+    length: int = 0
+
+    def add(self, offset: int, text: str) -> None:
+        # Offsets make re-delivery harmless: keep only the part beyond what we have.
+        end = offset + len(text)
+        if end <= self.length:
+            return
+        if offset < self.length:
+            text = text[self.length - offset :]
+        elif offset > self.length:
+            # A delta we never saw (another instance's stream that began before our subscribe).
+            # Keep the offsets honest by not pretending to have the text in between.
+            return
+        self.parts.append(text)
+        self.length = end
+
+    @property
+    def text(self) -> str:
+        if len(self.parts) > 1:
+            self.parts = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
+
+
+@dataclass
+class Room:
+    channel: str
+    ticket_id: uuid.UUID | None
+    connections: set[Connection] = field(default_factory=set)
+    # Local tabs per user: presence changes only on a user's first join and last leave.
+    user_connections: dict[uuid.UUID, int] = field(default_factory=dict)
+    high_seq: int | None = None
+    early: dict[int, Event] = field(default_factory=dict)
+    gap_timer: asyncio.TimerHandle | None = None
+    gap_task: asyncio.Task[None] | None = None
+
+
+class Hub:
+    def __init__(self, fetch_range: FetchRange, *, gap_wait: float = DEFAULT_GAP_WAIT) -> None:
+        self.fetch_range = fetch_range
+        self.gap_wait = gap_wait
+        self.rooms: dict[str, Room] = {}
+        self.streams: dict[str, dict[str, StreamState]] = {}
+        # Replies cut off by a takeover; their late deltas are dropped (bounded per channel).
+        self.cancelled: dict[str, set[str]] = {}
+        self.observers: list[Observer] = []
+        self.connections: set[Connection] = set()
+
+    # ---- membership ------------------------------------------------------------------------
+
+    def register(self, channel: str, conn: Connection, ticket_id: uuid.UUID | None = None) -> bool:
+        """Add a connection to a room. Returns True when it is this user's first local connection."""
+        room = self.rooms.get(channel)
+        if room is None:
+            room = self.rooms[channel] = Room(channel, ticket_id)
+        room.connections.add(conn)
+        self.connections.add(conn)
+        count = room.user_connections.get(conn.identity.user_id, 0)
+        room.user_connections[conn.identity.user_id] = count + 1
+        return count == 0
+
+    def unregister(self, channel: str, conn: Connection) -> bool:
+        """Remove a connection. Returns True when it was this user's last local connection."""
+        self.connections.discard(conn)
+        room = self.rooms.get(channel)
+        if room is None or conn not in room.connections:
+            return False
+        room.connections.discard(conn)
+        user_id = conn.identity.user_id
+        remaining = room.user_connections.get(user_id, 1) - 1
+        if remaining <= 0:
+            room.user_connections.pop(user_id, None)
+        else:
+            room.user_connections[user_id] = remaining
+        if not room.connections:
+            self._drop_room(room)
+        return remaining <= 0
+
+    def _drop_room(self, room: Room) -> None:
+        if room.gap_timer is not None:
+            room.gap_timer.cancel()
+        if room.gap_task is not None:
+            room.gap_task.cancel()
+        self.rooms.pop(room.channel, None)
+
+    def note_snapshot(self, channel: str, last_seq: int) -> None:
+        """A joiner read the room's history up to `last_seq`. For a room that has not ordered any
+        message yet, that is where ordering starts. A room that has keeps its own position:
+        its older connections may still be owed messages the new joiner already has (they get
+        them through the gap fill; the joiner's connection skips them)."""
+        room = self.rooms.get(channel)
+        if room is not None and room.high_seq is None:
+            room.high_seq = last_seq
+
+    def add_observer(self, observer: Observer) -> None:
+        self.observers.append(observer)
+
+    def stream_snapshot(self, channel: str, staff: bool) -> list[dict[str, Any]]:
+        return [
+            {"reply_id": s.reply_id, "kind": s.kind, "in_reply_to": s.in_reply_to, "text": s.text}
+            for s in self.streams.get(channel, {}).values()
+            if staff or s.kind != "copilot"
+        ]
+
+    # ---- delivery --------------------------------------------------------------------------
+
+    def deliver(self, event: Event) -> None:
+        """Take an event from this or another instance. Synchronous: never awaits a socket."""
+        for observer in self.observers:
+            try:
+                observer(event)
+            except Exception:
+                log.exception("hub observer failed on %s", event.frame.get("type"))
+        if not self._track_streams(event):
+            return
+        room = self.rooms.get(event.channel)
+        if room is None:
+            return
+        if event.seq is None:
+            self._fan_out(room, event)
+            return
+        self._deliver_in_order(room, event)
+
+    def _track_streams(self, event: Event) -> bool:
+        """Update AI stream state; returns False when the event must not reach clients."""
+        frame = event.frame
+        kind = frame.get("type", "")
+        if kind == "ticket.updated" and "ai_enabled" in frame.get("changes", ()) and not frame["ticket"]["ai_enabled"]:
+            # Takeover: every reply in flight in this room is cut off here, on every instance.
+            active = self.streams.pop(event.channel, {})
+            if active:
+                cut = self.cancelled.setdefault(event.channel, set())
+                cut.update(r for r, s in active.items() if s.kind == "reply")
+                # Copilot suggestions are for agents and survive a takeover.
+                keep = {r: s for r, s in active.items() if s.kind == "copilot"}
+                if keep:
+                    self.streams[event.channel] = keep
+            return True
+        if not kind.startswith("ai."):
+            return True
+        reply_id = frame["reply_id"]
+        if reply_id in self.cancelled.get(event.channel, ()):
+            return kind == "ai.cancelled"
+        streams = self.streams.setdefault(event.channel, {})
+        if kind == "ai.started":
+            streams[reply_id] = StreamState(reply_id, frame["kind"], frame.get("in_reply_to"))
+        elif kind == "ai.delta":
+            state = streams.get(reply_id)
+            if state is not None:
+                state.add(frame["offset"], frame["text"])
+        else:  # completed, failed, cancelled
+            streams.pop(reply_id, None)
+        if not streams:
+            self.streams.pop(event.channel, None)
+        cancelled = self.cancelled.get(event.channel)
+        if cancelled is not None and len(cancelled) > 100:
+            cancelled.clear()
+        return True
+
+    def _deliver_in_order(self, room: Room, event: Event) -> None:
+        seq = event.seq
+        assert seq is not None
+        if room.high_seq is None:
+            room.high_seq = seq
+            self._fan_out(room, event)
+            return
+        if seq <= room.high_seq:
+            return  # a duplicate (or one the joiners already have from their snapshot)
+        if seq == room.high_seq + 1:
+            room.high_seq = seq
+            self._fan_out(room, event)
+            self._drain(room)
+            return
+        room.early[seq] = event
+        if room.gap_timer is None and room.gap_task is None:
+            loop = asyncio.get_running_loop()
+            room.gap_timer = loop.call_later(self.gap_wait, self._gap_expired, room)
+
+    def _drain(self, room: Room) -> None:
+        while room.high_seq is not None and room.high_seq + 1 in room.early:
+            room.high_seq += 1
+            self._fan_out(room, room.early.pop(room.high_seq))
+        if not room.early and room.gap_timer is not None:
+            room.gap_timer.cancel()
+            room.gap_timer = None
+
+    def _gap_expired(self, room: Room) -> None:
+        room.gap_timer = None
+        if not room.early or self.rooms.get(room.channel) is not room:
+            return
+        room.gap_task = asyncio.get_running_loop().create_task(self._fill_gap(room))
+
+    async def _fill_gap(self, room: Room) -> None:
+        """Read the missing messages from the database and deliver everything in order."""
+        try:
+            if room.ticket_id is not None and room.high_seq is not None and room.early:
+                upto = min(room.early)
+                try:
+                    missing = await self.fetch_range(room.ticket_id, room.high_seq, upto)
+                except Exception:
+                    log.exception("could not read missing messages of %s; asking clients to resync", room.channel)
+                    self._send_local(room, events.resync_frame("gap"))
+                    missing = []
+                for message in missing:
+                    if room.high_seq is not None and message["seq"] > room.high_seq:
+                        room.early.setdefault(message["seq"], events.message_created(message))
+                log.info("filled a gap of %d message(s) in %s", len(missing), room.channel)
+            # Whatever is still missing is not in the database (e.g. a rolled-back insert):
+            # skip past it rather than hold the room back.
+            while room.early:
+                next_seq = min(room.early)
+                room.high_seq = max(room.high_seq or 0, next_seq - 1)
+                self._drain(room)
+        finally:
+            room.gap_task = None
+
+    def _fan_out(self, room: Room, event: Event) -> None:
+        data = dumps(event.frame)
+        for conn in room.connections:
+            if event.staff_only and not conn.is_staff:
+                continue
+            conn.enqueue(data, event.seq)
+
+    def _send_local(self, room: Room, frame: dict[str, Any]) -> None:
+        data = dumps(frame)
+        for conn in room.connections:
+            conn.enqueue(data)
+
+    # ---- resync and shutdown ---------------------------------------------------------------
+
+    def resync(self, channels: list[str] | None, reason: str) -> None:
+        """Tell clients their view may be stale (e.g. the backplane was away): they re-read."""
+        targets = self.rooms.values() if channels is None else [self.rooms[c] for c in channels if c in self.rooms]
+        frame = events.resync_frame(reason)
+        for room in list(targets):
+            self._send_local(room, frame)
+
+    async def shutdown(self) -> None:
+        """Flush what is queued and close every socket with GOING_AWAY."""
+        conns = list(self.connections)
+        if conns:
+            log.info("closing %d websocket(s)", len(conns))
+        await asyncio.gather(
+            *(c.flush_and_close(WSCloseCode.GOING_AWAY, "server shutdown") for c in conns),
+            return_exceptions=True,
+        )

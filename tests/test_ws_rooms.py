@@ -1,0 +1,385 @@
+"""Ticket rooms over WebSocket on one instance: joining, sending, acks, resume, authorization."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from chatserver.keys import HUB, SETTINGS
+
+from .conftest import MakeUser, User, create_ticket
+from .wsutil import close_code, collect_until, drain, recv, recv_type
+
+
+def ws_url(ticket_id: str, after_seq: int | None = None) -> str:
+    url = f"/tickets/{ticket_id}/ws"
+    return url if after_seq is None else f"{url}?after_seq={after_seq}"
+
+
+async def join(client: TestClient, user: User, ticket_id: str, after_seq: int | None = None):
+    ws = await client.ws_connect(ws_url(ticket_id, after_seq), headers=user.headers)
+    joined = await recv(ws)
+    assert joined["type"] == "joined"
+    return ws, joined
+
+
+async def send(ws: aiohttp.ClientWebSocketResponse, body: str, client_id: str | None = None, **extra) -> str:
+    client_id = client_id or uuid.uuid4().hex
+    await ws.send_json({"type": "message.send", "client_id": client_id, "body": body, **extra})
+    return client_id
+
+
+async def test_join_snapshot_has_ticket_history_presence_and_last_seq(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer", name="Cara")
+    ticket = await create_ticket(client, customer, message="My order is late")
+    ws, joined = await join(client, customer, ticket["id"])
+    assert joined["ticket"]["id"] == ticket["id"]
+    assert [m["body"] for m in joined["messages"]] == ["My order is late"]
+    assert joined["last_seq"] == 1
+    assert joined["resumed"] is False
+    assert joined["you"]["name"] == "Cara"
+    assert [p["id"] for p in joined["present"]] == [customer.id]
+    await ws.close()
+
+
+async def test_message_is_acked_to_sender_and_broadcast_to_everyone(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    agent = await make_user("agent")
+    ticket = await create_ticket(client, customer)
+    cws, _ = await join(client, customer, ticket["id"])
+    aws, _ = await join(client, agent, ticket["id"])
+    client_id = await send(cws, "hello there")
+    frames = await collect_until(cws, "ack")
+    ack = frames[-1]
+    assert ack["client_id"] == client_id and ack["duplicate"] is False
+    assert ack["message"]["seq"] == 1 and ack["message"]["body"] == "hello there"
+    seen = await recv_type(aws, "message.created")
+    assert seen["message"]["id"] == ack["message"]["id"]
+    # the sender sees the broadcast too (just before its ack), so every tab of the user updates
+    own = [f for f in frames if f["type"] == "message.created"]
+    assert [f["message"]["id"] for f in own] == [ack["message"]["id"]]
+    await cws.close()
+    await aws.close()
+
+
+async def test_messages_arrive_in_seq_order(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    agent = await make_user("agent")
+    ticket = await create_ticket(client, customer)
+    cws, _ = await join(client, customer, ticket["id"])
+    aws, _ = await join(client, agent, ticket["id"])
+    for i in range(15):
+        await send(cws if i % 2 else aws, f"m{i}")
+    frames = []
+    while len(frames) < 15:
+        frame = await recv_type(cws, "message.created")
+        frames.append(frame["message"]["seq"])
+    assert frames == sorted(frames) == list(range(1, 16))
+    await cws.close()
+    await aws.close()
+
+
+async def test_resend_with_same_client_id_is_acked_with_original_and_not_broadcast(
+    client: TestClient, make_user: MakeUser
+) -> None:
+    customer = await make_user("customer")
+    agent = await make_user("agent")
+    ticket = await create_ticket(client, customer)
+    cws, _ = await join(client, customer, ticket["id"])
+    aws, _ = await join(client, agent, ticket["id"])
+    await send(cws, "once", client_id="c-1")
+    first = await recv_type(cws, "ack")
+    await send(cws, "once", client_id="c-1")
+    second = await recv_type(cws, "ack")
+    assert second["duplicate"] is True
+    assert second["message"]["id"] == first["message"]["id"]
+    agent_frames = await drain(aws)
+    created = [f for f in agent_frames if f["type"] == "message.created"]
+    assert len(created) == 1
+    resp = await client.get(f"/tickets/{ticket['id']}/messages", headers=customer.headers)
+    assert len((await resp.json())["messages"]) == 1
+    await cws.close()
+    await aws.close()
+
+
+async def test_resume_after_drop_gets_exactly_the_missed_messages(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    agent = await make_user("agent")
+    ticket = await create_ticket(client, customer)
+    cws, _ = await join(client, customer, ticket["id"])
+    aws, _ = await join(client, agent, ticket["id"])
+    await send(cws, "before drop")
+    ack = await recv_type(cws, "ack")
+    last_seen = ack["message"]["seq"]
+    await cws.close()
+    for i in range(3):
+        await send(aws, f"while away {i}")
+        await recv_type(aws, "ack")
+    cws2, joined = await join(client, customer, ticket["id"], after_seq=last_seen)
+    assert joined["resumed"] is True
+    assert [m["body"] for m in joined["messages"]] == ["while away 0", "while away 1", "while away 2"]
+    assert [m["seq"] for m in joined["messages"]] == [2, 3, 4]
+    assert joined["last_seq"] == 4
+    # and nothing is delivered twice after the snapshot
+    await send(aws, "after resume")
+    live = await recv_type(cws2, "message.created")
+    assert live["message"]["seq"] == 5
+    assert not [f for f in await drain(cws2) if f["type"] == "message.created"]
+    await cws2.close()
+    await aws.close()
+
+
+async def test_internal_notes_reach_agents_but_never_customers(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    agent = await make_user("agent")
+    ticket = await create_ticket(client, customer)
+    cws, _ = await join(client, customer, ticket["id"])
+    aws, _ = await join(client, agent, ticket["id"])
+    await send(aws, "customer seems upset", internal=True)
+    note = await recv_type(aws, "message.created")
+    assert note["message"]["visibility"] == "internal"
+    await send(aws, "Hi! How can I help?")
+    public = await recv_type(cws, "message.created")
+    assert public["message"]["body"] == "Hi! How can I help?"
+    assert all(f.get("message", {}).get("visibility") != "internal" for f in await drain(cws))
+    # a customer rejoining does not see it in the snapshot either
+    cws2, joined = await join(client, customer, ticket["id"])
+    assert [m["body"] for m in joined["messages"]] == ["Hi! How can I help?"]
+    await cws.close()
+    await cws2.close()
+    await aws.close()
+
+
+async def test_customer_cannot_write_internal_notes(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer)
+    cws, _ = await join(client, customer, ticket["id"])
+    await send(cws, "sneaky", internal=True, client_id="x1")
+    err = await recv_type(cws, "error")
+    assert err["code"] == "forbidden" and err["ref"] == "x1"
+    await cws.close()
+
+
+async def test_rest_messages_and_ticket_changes_are_broadcast(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    agent = await make_user("agent")
+    ticket = await create_ticket(client, customer)
+    cws, _ = await join(client, customer, ticket["id"])
+    resp = await client.post(f"/tickets/{ticket['id']}/messages", json={"body": "via REST"}, headers=agent.headers)
+    assert resp.status == 201
+    frame = await recv_type(cws, "message.created")
+    assert frame["message"]["body"] == "via REST"
+    resp = await client.patch(
+        f"/tickets/{ticket['id']}", json={"priority": "high", "assignee_id": agent.id}, headers=agent.headers
+    )
+    assert resp.status == 200
+    update = await recv_type(cws, "ticket.updated")
+    assert update["changes"] == ["assignee_id", "priority"]
+    assert update["ticket"]["priority"] == "high"
+    await cws.close()
+
+
+@pytest.mark.parametrize("role", ["agent", "admin"])
+async def test_staff_may_join_any_ticket(client: TestClient, make_user: MakeUser, role: str) -> None:
+    customer = await make_user("customer")
+    staff = await make_user(role)
+    ticket = await create_ticket(client, customer)
+    ws, joined = await join(client, staff, ticket["id"])
+    assert joined["ticket"]["id"] == ticket["id"]
+    await ws.close()
+
+
+async def test_refused_upgrades_get_json_errors(client: TestClient, make_user: MakeUser) -> None:
+    owner = await make_user("customer")
+    other = await make_user("customer")
+    ticket = await create_ticket(client, owner)
+    for headers, status in (({}, 401), (other.headers, 404), ({"Authorization": "Bearer nope"}, 401)):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await client.ws_connect(ws_url(ticket["id"]), headers=headers)
+        assert info.value.status == status
+    resp = await client.get(ws_url(ticket["id"]), headers=other.headers)
+    assert resp.status == 404
+    assert (await resp.json())["error"]["code"] == "not_found"
+    resp = await client.get(ws_url(str(uuid.uuid4())), headers=owner.headers)
+    assert resp.status == 404
+
+
+async def test_browser_ticket_is_single_use(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer)
+    resp = await client.post("/ws/tickets", headers=customer.headers)
+    assert resp.status == 201
+    token = (await resp.json())["ticket"]
+    ws = await client.ws_connect(f"/tickets/{ticket['id']}/ws?ticket={token}")
+    assert (await recv(ws))["type"] == "joined"
+    await ws.close()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await client.ws_connect(f"/tickets/{ticket['id']}/ws?ticket={token}")
+    assert info.value.status == 401
+    anonymous = await client.post("/ws/tickets")
+    assert anonymous.status == 401
+
+
+async def test_presence_counts_tabs_once(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    agent = await make_user("agent", name="Alex")
+    ticket = await create_ticket(client, customer)
+    cws, _ = await join(client, customer, ticket["id"])
+    tab1, _ = await join(client, agent, ticket["id"])
+    joined = await recv_type(cws, "presence.joined")
+    if joined["user"]["id"] == customer.id:  # the customer's own arrival comes first
+        joined = await recv_type(cws, "presence.joined")
+    assert joined["user"]["name"] == "Alex"
+    assert "email" not in joined["user"]
+    tab2, snapshot = await join(client, agent, ticket["id"])
+    assert sorted(p["id"] for p in snapshot["present"]) == sorted([customer.id, agent.id])
+    await tab1.close()
+    assert not [f for f in await drain(cws) if f["type"].startswith("presence.")]
+    await tab2.close()
+    left = await recv_type(cws, "presence.left")
+    assert left["user"]["id"] == agent.id
+    await cws.close()
+
+
+async def test_typing_is_broadcast_throttled_and_never_stored(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    agent = await make_user("agent")
+    ticket = await create_ticket(client, customer)
+    cws, _ = await join(client, customer, ticket["id"])
+    aws, _ = await join(client, agent, ticket["id"])
+    for _ in range(5):
+        await cws.send_json({"type": "typing", "active": True})
+    frames = [f for f in await drain(aws) if f["type"] == "typing"]
+    assert len(frames) == 1 and frames[0]["active"] is True and frames[0]["user"]["id"] == customer.id
+    await cws.send_json({"type": "typing", "active": False})
+    stop = await recv_type(aws, "typing")
+    assert stop["active"] is False
+    history = await client.get(f"/tickets/{ticket['id']}/messages", headers=agent.headers)
+    assert (await history.json())["messages"] == []
+    await cws.close()
+    await aws.close()
+
+
+async def test_bad_frames_get_error_frames_and_the_socket_survives(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer)
+    ws, _ = await join(client, customer, ticket["id"])
+    await ws.send_str("{not json")
+    assert (await recv_type(ws, "error"))["code"] == "malformed_frame"
+    await ws.send_json(["a", "list"])
+    assert (await recv_type(ws, "error"))["code"] == "malformed_frame"
+    await ws.send_json({"type": "nonsense"})
+    assert (await recv_type(ws, "error"))["code"] == "unknown_type"
+    await ws.send_bytes(b"\x00\x01")
+    assert (await recv_type(ws, "error"))["code"] == "unsupported_frame"
+    await ws.send_json({"type": "message.send", "client_id": "a", "body": 42})
+    err = await recv_type(ws, "error")
+    assert err["code"] == "validation_error" and "body" in err["message"]
+    await ws.send_json({"type": "ping", "ref": 7})
+    assert (await recv_type(ws, "pong"))["ref"] == 7
+    await ws.close()
+
+
+async def test_oversize_frame_closes_with_message_too_big(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer)
+    ws, _ = await join(client, customer, ticket["id"])
+    await ws.send_str("x" * (client.app[SETTINGS].ws_max_msg_size + 10))
+    assert await close_code(ws) == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+
+
+async def test_send_rate_limit_answers_with_retry_after(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer)
+    ws, _ = await join(client, customer, ticket["id"])
+    burst = client.app[SETTINGS].ws_send_burst
+    for i in range(burst + 3):
+        await send(ws, f"spam {i}")
+    frames = await drain(ws, quiet=0.5)
+    limited = [f for f in frames if f["type"] == "error" and f["code"] == "rate_limited"]
+    assert limited, "expected rate_limited errors"
+    assert all(f["retry_after"] > 0 for f in limited)
+    acks = [f for f in frames if f["type"] == "ack"]
+    assert len(acks) == burst
+    await ws.close()
+
+
+async def test_slow_consumer_is_disconnected_without_stalling_others(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    agent = await make_user("agent")
+    ticket = await create_ticket(client, customer)
+    aws, _ = await join(client, agent, ticket["id"])
+    cws, _ = await join(client, customer, ticket["id"])
+    hub = client.app[HUB]
+    room = hub.rooms[f"ticket:{ticket['id']}"]
+    slow = next(c for c in room.connections if str(c.identity.user_id) == customer.id)
+    # Simulate a peer that stopped reading: its writer never drains.
+    slow._writer.cancel()
+    for i in range(slow.queue_limit + 5):
+        slow.enqueue(f'{{"type":"filler","i":{i}}}')
+    assert slow.closing
+    await send(aws, "still flowing")
+    ack = await recv_type(aws, "ack")
+    assert ack["message"]["body"] == "still flowing"
+    assert await close_code(cws) == 4008
+    await aws.close()
+
+
+async def test_inbox_stream_is_for_staff_and_sees_activity(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    agent = await make_user("agent")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await client.ws_connect("/ws/inbox", headers=customer.headers)
+    assert info.value.status == 403
+    inbox = await client.ws_connect("/ws/inbox", headers=agent.headers)
+    assert (await recv(inbox))["type"] == "inbox.ready"
+    ticket = await create_ticket(client, customer, message="first words")
+    created = await recv_type(inbox, "inbox.ticket_created")
+    assert created["ticket"]["id"] == ticket["id"]
+    message = await recv_type(inbox, "inbox.message_created")
+    assert message["message"]["body"] == "first words"
+    await client.patch(f"/tickets/{ticket['id']}", json={"status": "pending"}, headers=agent.headers)
+    updated = await recv_type(inbox, "inbox.ticket_updated")
+    assert updated["changes"] == ["status"]
+    await inbox.close()
+
+
+async def test_shutdown_closes_sockets_with_going_away(
+    aiohttp_client, settings, make_user: MakeUser, client: TestClient
+) -> None:
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer)
+    ws, _ = await join(client, customer, ticket["id"])
+    await client.app.shutdown()
+    assert await close_code(ws) == aiohttp.WSCloseCode.GOING_AWAY
+
+
+async def test_heartbeat_drops_a_peer_that_stops_answering(aiohttp_client, settings, make_user) -> None:
+    from chatserver.app import create_app
+
+    app = create_app(settings.with_overrides(ws_heartbeat=0.3), bcrypt_rounds=4)
+    client = await aiohttp_client(app)
+    customer_token = (
+        await (
+            await client.post(
+                "/auth/signup", json={"email": f"hb-{uuid.uuid4().hex[:6]}@example.com", "password": "password1"}
+            )
+        ).json()
+    )["access_token"]
+    headers = {"Authorization": f"Bearer {customer_token}"}
+    resp = await client.post("/tickets", json={"subject": "hb"}, headers=headers)
+    ticket_id = (await resp.json())["ticket"]["id"]
+    # autoping=False: the client will not answer the server's pings.
+    ws = await client.ws_connect(f"/tickets/{ticket_id}/ws", headers=headers, autoping=False)
+    room = f"ticket:{ticket_id}"
+    assert room in app[HUB].rooms
+    for _ in range(50):
+        if room not in app[HUB].rooms:
+            break
+        await asyncio.sleep(0.1)
+    assert room not in app[HUB].rooms
+    await ws.close()
