@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from chatserver.keys import HUB, SETTINGS
+from chatserver.db import messages as messages_db
+from chatserver.keys import DB_POOL, HUB, SETTINGS
 
 from .conftest import MakeUser, User, create_ticket
 from .wsutil import close_code, collect_until, drain, recv, recv_type
@@ -383,3 +384,26 @@ async def test_heartbeat_drops_a_peer_that_stops_answering(aiohttp_client, setti
         await asyncio.sleep(0.1)
     assert room not in app[HUB].rooms
     await ws.close()
+
+
+async def test_a_lost_event_is_recovered_from_the_database_in_order(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    agent = await make_user("agent")
+    ticket = await create_ticket(client, customer)
+    cws, _ = await join(client, customer, ticket["id"])
+    # Store a message whose event never reaches this instance (as if lost with the backplane).
+    await messages_db.insert_message(
+        client.app[DB_POOL],
+        ticket_id=uuid.UUID(ticket["id"]),
+        author_id=uuid.UUID(agent.id),
+        author_kind="agent",
+        body="lost in transit",
+        client_id=None,
+    )
+    resp = await client.post(f"/tickets/{ticket['id']}/messages", json={"body": "next one"}, headers=agent.headers)
+    assert resp.status == 201
+    first = await recv_type(cws, "message.created")
+    second = await recv_type(cws, "message.created")
+    assert [first["message"]["body"], second["message"]["body"]] == ["lost in transit", "next one"]
+    assert [first["message"]["seq"], second["message"]["seq"]] == [1, 2]
+    await cws.close()
