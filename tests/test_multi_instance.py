@@ -27,6 +27,12 @@ from .wsutil import collect_until, drain, recv, recv_type
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """These tests are about rooms, not AI replies: tickets start with the AI off."""
+    return settings.with_overrides(ai_default_enabled=False)
+
+
+@pytest.fixture
 def two_servers(database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
     env = {
         "DATABASE_URL": database_url,

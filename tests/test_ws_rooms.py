@@ -11,9 +11,16 @@ from aiohttp.test_utils import TestClient
 
 from chatserver.db import messages as messages_db
 from chatserver.keys import DB_POOL, HUB, SETTINGS
+from chatserver.settings import Settings
 
 from .conftest import MakeUser, User, create_ticket
 from .wsutil import close_code, collect_until, drain, recv, recv_type
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """These tests are about rooms, not AI replies: tickets start with the AI off."""
+    return settings.with_overrides(ai_default_enabled=False)
 
 
 def ws_url(ticket_id: str, after_seq: int | None = None) -> str:

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import Gauge
 
 from ..db import messages as messages_db
-from ..keys import BROKER, DB_POOL, HUB, PRESENCE, PUBLISHER, SETTINGS, WS_TICKETS
+from ..keys import BROKER, DB_POOL, HUB, METRICS_REGISTRY, PRESENCE, PUBLISHER, SETTINGS, WS_TICKETS
 from ..views import message_view
 from .broker import LocalBroker, RedisBroker
 from .hub import Hub
@@ -48,6 +49,7 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     app[PUBLISHER] = broker
     app[PRESENCE] = presence
     app[WS_TICKETS] = tickets
+    _register_metrics(app, hub, broker)
     await broker.start()
     await presence.start()
     try:
@@ -56,6 +58,23 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
         await hub.shutdown()
         await presence.close()
         await broker.close()
+
+
+def _register_metrics(app: web.Application, hub: Hub, broker: LocalBroker | RedisBroker) -> None:
+    # Read at scrape time: nothing is counted per frame or per connection on the hot path.
+    registry = app[METRICS_REGISTRY]
+    Gauge("chatserver_open_websockets", "Open WebSocket connections on this instance", registry=registry).set_function(
+        lambda: len(hub.connections)
+    )
+    Gauge(
+        "chatserver_rooms", "Ticket rooms with at least one connection on this instance", registry=registry
+    ).set_function(lambda: len(hub.rooms))
+    Gauge(
+        "chatserver_ai_streams_seen", "AI replies in flight, as seen by this instance's hub", registry=registry
+    ).set_function(lambda: sum(len(s) for s in hub.streams.values()))
+    Gauge(
+        "chatserver_backplane_up", "1 when the Redis backplane is connected (always 1 without Redis)", registry=registry
+    ).set_function(lambda: 1.0 if getattr(broker, "healthy", True) else 0.0)
 
 
 async def close_sockets_on_shutdown(app: web.Application) -> None:
