@@ -1,4 +1,4 @@
-"""Command line: serve (default), migrate, create-user."""
+"""Command line: serve (default), migrate, create-user, load-kb."""
 
 from __future__ import annotations
 
@@ -99,6 +99,36 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_load_kb(settings: Settings, args: argparse.Namespace) -> int:
+    """Load (upsert by file name) the Markdown articles of a folder into the knowledge base."""
+    from pathlib import Path
+
+    from .ai.knowledge import read_kb_dir, store_articles
+    from .db.migrate import apply_migrations
+    from .db.pool import create_pool
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"error: {folder} is not a folder", file=sys.stderr)
+        return 2
+
+    articles = read_kb_dir(folder)
+
+    async def run(url: str) -> dict[str, int]:
+        pool = await create_pool(url, 1, 2)
+        try:
+            return await store_articles(pool, articles, prune=args.prune)
+        finally:
+            await pool.close()
+
+    with ExitStack() as stack:
+        url = _database_url(settings, stack)
+        apply_migrations(url)
+        counts = asyncio.run(run(url))
+    print(", ".join(f"{n} {what}" for what, n in counts.items()) + f" (from {folder})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chatserver", description="Customer-support chat server")
     sub = parser.add_subparsers(dest="command")
@@ -110,18 +140,22 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--email", required=True)
     create.add_argument("--password", help="prompted for when omitted on a terminal")
     create.add_argument("--name", default="")
+    load_kb = sub.add_parser("load-kb", help="load Markdown knowledge-base articles from a folder")
+    load_kb.add_argument("folder", help="a folder of *.md files (e.g. kb/); each file is one article")
+    load_kb.add_argument("--prune", action="store_true", help="also delete articles whose file is gone")
     args = parser.parse_args(argv)
 
-    from .logs import setup_logging
+    from .logs import log_format_from_environment, setup_logging
 
+    # Loading settings may log (a generated development key): use the asked-for format already.
+    setup_logging(log_format_from_environment())
     try:
         settings = load_settings()
     except ConfigError as err:
-        setup_logging()
         log.error("configuration error: %s", err)
         return 2
     setup_logging(settings.log_format, settings.log_level)
-    handlers = {"serve": cmd_serve, "migrate": cmd_migrate, "create-user": cmd_create_user}
+    handlers = {"serve": cmd_serve, "migrate": cmd_migrate, "create-user": cmd_create_user, "load-kb": cmd_load_kb}
     return handlers[args.command or "serve"](settings, args)
 
 

@@ -9,10 +9,12 @@ from contextlib import ExitStack
 
 from aiohttp import web
 
+from .ai.setup import ai_ctx
 from .db.embedded import embedded_postgres
 from .db.migrate import apply_migrations
 from .db.pool import create_pool
 from .errors import error_middleware
+from .handlers.pages import setup_templates
 from .keys import (
     BCRYPT_ROUNDS,
     DB_POOL,
@@ -22,6 +24,7 @@ from .keys import (
     METRICS_REGISTRY,
     PUBLISHER,
     SETTINGS,
+    WIDGET_THROTTLE,
 )
 from .metrics import HttpMetrics, create_registry
 from .middleware import echo_request_id, request_id_middleware
@@ -32,6 +35,7 @@ from .security import DEFAULT_BCRYPT_ROUNDS
 from .services.hooks import no_hook
 from .services.throttle import Throttle
 from .settings import Settings
+from .web_session import session_middleware_for
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +64,27 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS) -> web.Application:
     registry = create_registry()
     # Outermost first: the request id wraps everything; metrics see the status error_middleware sends.
-    middlewares = [request_id_middleware, HttpMetrics(registry).middleware(), error_middleware]
+    # The console's session is innermost: a handler's error still reaches error_middleware.
+    middlewares = [
+        request_id_middleware,
+        HttpMetrics(registry).middleware(),
+        error_middleware,
+        session_middleware_for(settings),
+    ]
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS_REGISTRY] = registry
     app.on_response_prepare.append(echo_request_id)
     app[BCRYPT_ROUNDS] = bcrypt_rounds
     app[LOGIN_THROTTLE] = Throttle(settings.login_max_failures, settings.login_window_seconds)
+    app[WIDGET_THROTTLE] = Throttle(settings.widget_visitors_per_window, settings.widget_visitor_window_seconds)
     app[PUBLISHER] = NullPublisher()
     app[MESSAGE_HOOK] = no_hook
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(realtime_ctx)
+    # After realtime: it installs the message hook and observes the hub.
+    app.cleanup_ctx.append(ai_ctx)
     app.on_shutdown.append(close_sockets_on_shutdown)
+    setup_templates(app)
     setup_routes(app)
     return app

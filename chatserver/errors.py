@@ -55,6 +55,11 @@ def unauthorized(message: str = "Authentication required") -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
+def account_gone() -> ApiError:
+    """A validly signed token for an account that has since been deleted."""
+    return unauthorized("Account no longer exists")
+
+
 def forbidden(message: str = "You may not do that") -> ApiError:
     return ApiError(403, "forbidden", message)
 

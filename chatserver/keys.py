@@ -6,6 +6,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from .ai.service import AiService
 from .realtime.broker import LocalBroker, RedisBroker
 from .realtime.hub import Hub
 from .realtime.presence import PresenceStore
@@ -20,6 +21,8 @@ DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 # The URL the pool actually uses (the embedded server's socket URL when DATABASE_URL is unset).
 DB_URL = web.AppKey("db_url", str)
 LOGIN_THROTTLE = web.AppKey("login_throttle", Throttle)
+# New anonymous widget visitors per client address (each one creates an account).
+WIDGET_THROTTLE = web.AppKey("widget_throttle", Throttle)
 # bcrypt cost: 12 in production; tests lower it so the suite stays fast.
 BCRYPT_ROUNDS = web.AppKey("bcrypt_rounds", int)
 PUBLISHER = web.AppKey("publisher", Publisher)
@@ -36,3 +39,6 @@ METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 # The AI layer's controls; absent when the AI layer is not running.
 AI = web.AppKey[AiControl]("ai")
+# The AI reply service itself (app[AI] is the same object seen through AiControl): the AI
+# REST handlers use its fuller interface (retry/copilot results, reply streams).
+AI_SERVICE = web.AppKey("ai_service", AiService)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import logging
+import os
 import sys
 from typing import Any
 
@@ -52,6 +53,11 @@ class JsonFormatter(logging.Formatter):
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def log_format_from_environment() -> str:
+    """LOG_FORMAT as set, before Settings validate it: for the lines logged while they load."""
+    return "json" if os.environ.get("LOG_FORMAT", "").strip().lower() == "json" else "text"
 
 
 def setup_logging(fmt: str = "text", level: str = "INFO") -> None:

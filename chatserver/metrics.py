@@ -2,10 +2,9 @@
 request metrics middleware.
 
 The registry lives on app[METRICS_REGISTRY] (chatserver/keys.py). To add a metric elsewhere,
-create it against that registry where the app is wired, for example in a cleanup context:
+create it against that registry where the component is wired, as realtime/setup.py does:
 
-    OPEN_SOCKETS = Gauge("chatserver_open_websockets", "Open WebSocket connections",
-                         registry=app[METRICS_REGISTRY])
+    Gauge("chatserver_rooms", "Ticket rooms with a connection", registry=app[METRICS_REGISTRY])
 
 GET /metrics (handlers/metrics.py) renders the registry in the format the scraper asks for.
 """

@@ -19,6 +19,7 @@ from typing import Any
 from . import __version__
 from .handlers import auth as auth_handlers
 from .handlers import tickets as ticket_handlers
+from .handlers import widget as widget_handlers
 from .services import messages as message_service
 from .services import tickets as ticket_service
 from .settings import ROLES
@@ -193,6 +194,12 @@ SCHEMAS: dict[str, Schema] = {
             "last_seq": {"type": "integer"},
         }
     ),
+    "AiRequestAccepted": obj(
+        {
+            "reply_id": {"type": "string", "format": "uuid", "description": "The reply_id of its ai.* events."},
+            "in_reply_to": nullable({"type": "integer", "description": "The seq of the customer message."}),
+        }
+    ),
     "Health": obj({"status": {"type": "string", "enum": ["ok"]}}),
     "Ready": obj({"status": {"type": "string", "enum": ["ready"]}, "database": {"type": "string"}}),
     "SignupRequest": request_schema(
@@ -222,6 +229,51 @@ SCHEMAS: dict[str, Schema] = {
             ),
             "internal": "Agents and admins only: an internal note, never shown to customers.",
         },
+    ),
+    # The web front ends (docs/web.md).
+    "VisitorRequest": request_schema(
+        widget_handlers.VISITOR_SCHEMA, {"name": "Optional display name; agents see 'Visitor' otherwise."}
+    ),
+    "IdentifyRequest": request_schema(
+        widget_handlers.IDENTIFY_SCHEMA,
+        {
+            "external_id": "The host site's own user id.",
+            "signature": "Hex HMAC-SHA256 of external_id with WIDGET_IDENTITY_SECRET, made on the host's server.",
+            "email": "Shown to agents. Not covered by the signature, so it never selects an account.",
+        },
+    ),
+    "Customer": obj(
+        {
+            "id": UUID,
+            "name": {"type": "string"},
+            "email": nullable({"type": "string"}),
+            "external_id": nullable({"type": "string", "description": "The host site's user id (widget)."}),
+            "anonymous": {"type": "boolean", "description": "An anonymous widget visitor."},
+        }
+    ),
+    "InboxRow": obj(
+        {"ticket": ref("Ticket"), "customer": nullable(ref("Customer")), "last_message": nullable(ref("Message"))}
+    ),
+    "InboxPage": obj(
+        {
+            "tickets": {"type": "array", "items": ref("InboxRow")},
+            "next_cursor": nullable({"type": "string", "description": "Pass as ?cursor= for the next page."}),
+        }
+    ),
+    "StaffList": obj(
+        {
+            "agents": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "id": UUID,
+                        "name": {"type": "string"},
+                        "email": {"type": "string"},
+                        "role": {"type": "string", "enum": ["agent", "admin"]},
+                    }
+                ),
+            }
+        }
     ),
 }
 
@@ -322,9 +374,7 @@ LIST_TICKET_PARAMS = [
         {"type": "string"},
         "`me` (assigned to the caller), `none` (unassigned) or an agent's user id. Staff filter.",
     ),
-    query_param(
-        "waiting", {"type": "boolean"}, "Only tickets that are (or are not) waiting for an agent."
-    ),
+    query_param("waiting", {"type": "boolean"}, "Only tickets that are (or are not) waiting for an agent."),
     query_param("cursor", {"type": "string"}, "next_cursor from the previous page."),
     query_param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size."),
 ]
@@ -443,6 +493,52 @@ PATHS: dict[str, dict[str, Schema]] = {
             description="A customer writing on a resolved or closed ticket reopens it.",
         ),
     },
+    "/tickets/{ticket_id}/ai-response": {
+        "get": operation(
+            "The AI reply to the latest customer message, as Server-Sent Events",
+            tag="ai",
+            operation_id="aiResponse",
+            params=[TICKET_ID_PARAM],
+            ok={
+                "200": {
+                    "description": "text/event-stream: `started`, `delta`... then one final `completed`, "
+                    "`failed` or `cancelled` event (docs/ai.md). A reply already streaming is joined (the "
+                    "text so far first); a stored reply is sent at once as `completed`.",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                }
+            },
+            errors=("NotFound", "Conflict"),
+            description="409 when the ticket has no customer message, or its AI is off and no reply exists.",
+        )
+    },
+    "/tickets/{ticket_id}/ai/retry": {
+        "post": operation(
+            "Generate the AI reply to the latest customer message again",
+            tag="ai",
+            operation_id="retryAiReply",
+            params=[TICKET_ID_PARAM],
+            ok={"202": json_content(ref("AiRequestAccepted"), "Started; it streams as ai.* room events.")},
+            errors=("NotFound", "Conflict"),
+            description="The ticket's customer, or an agent. 409 when the AI is off for the ticket, there is "
+            "no customer message, or a reply is already being generated.",
+        )
+    },
+    "/tickets/{ticket_id}/copilot": {
+        "post": operation(
+            "Ask the copilot for a suggested reply (agents)",
+            tag="ai",
+            operation_id="requestCopilot",
+            params=[TICKET_ID_PARAM],
+            ok={
+                "202": json_content(
+                    ref("AiRequestAccepted"),
+                    "Started; the suggestion streams to agents only as ai.* events with kind copilot.",
+                )
+            },
+            errors=("Forbidden", "NotFound", "Conflict"),
+            description="The suggestion is not stored: the agent edits it and sends it as their own message.",
+        )
+    },
     "/tickets/{ticket_id}/ws": {
         "get": operation(
             "Join the ticket's room over WebSocket",
@@ -529,6 +625,208 @@ PATHS: dict[str, dict[str, Schema]] = {
             ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
         )
     },
+    # ---- the web front ends (docs/web.md) ----
+    "/widget.js": {
+        "get": operation(
+            "The widget loader script that sites embed",
+            tag="widget",
+            operation_id="widgetLoader",
+            auth=False,
+            ok={"200": {"description": "JavaScript.", "content": {"text/javascript": {}}}},
+        )
+    },
+    "/widget/frame": {
+        "get": operation(
+            "The widget's chat panel (framed by the loader)",
+            tag="widget",
+            operation_id="widgetFrame",
+            auth=False,
+            ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+            description="Only the server's own origin and ALLOWED_ORIGINS may frame it (CSP frame-ancestors).",
+        )
+    },
+    "/widget/visitors": {
+        "post": operation(
+            "A new anonymous widget visitor and their token",
+            tag="widget",
+            operation_id="createVisitor",
+            auth=False,
+            body="VisitorRequest",
+            ok={"201": json_content(ref("TokenResponse"), "A customer account made for this visitor.")},
+            errors=("Forbidden", "RateLimited"),
+            description="Rate-limited per client address (WIDGET_VISITORS_PER_WINDOW). 403 for a browser "
+            "Origin that is neither this server nor in ALLOWED_ORIGINS.",
+        )
+    },
+    "/widget/identify": {
+        "post": operation(
+            "Sign in a visitor the host site identified (HMAC-signed external id)",
+            tag="widget",
+            operation_id="identifyVisitor",
+            auth=False,
+            body="IdentifyRequest",
+            ok={"200": json_content(ref("TokenResponse"), "The customer linked to external_id (made on first use).")},
+            errors=("Forbidden",),
+            description="403 identity_unverified for a wrong signature, or when WIDGET_IDENTITY_SECRET is unset.",
+        )
+    },
+    "/widget/token": {
+        "post": operation(
+            "Exchange a valid token for a fresh one",
+            tag="widget",
+            operation_id="refreshVisitorToken",
+            ok={"200": json_content(ref("TokenResponse"), "A new token for the same account.")},
+            errors=("Forbidden",),
+        )
+    },
+    "/demo": {
+        "get": operation(
+            "A sample site with the widget embedded",
+            tag="web",
+            operation_id="demoPage",
+            auth=False,
+            params=[
+                query_param("user", {"type": "string"}, "Play a signed-in shop user with this id (needs the secret)."),
+                query_param("name", {"type": "string"}, "That user's name."),
+                query_param("email", {"type": "string"}, "That user's email."),
+            ],
+            ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+        )
+    },
+    "/console": {
+        "get": operation(
+            "The agent console: inbox",
+            tag="web",
+            operation_id="consolePage",
+            auth=False,
+            ok={
+                "200": {"description": "An HTML page (agents and admins).", "content": {"text/html": {}}},
+                "303": {"description": "Not logged in: to /console/login."},
+                "403": {"description": "A customer's session.", "content": {"text/html": {}}},
+            },
+            description="Authenticated by the console session cookie.",
+        )
+    },
+    "/console/tickets/{ticket_id}": {
+        "get": operation(
+            "The agent console: one ticket",
+            tag="web",
+            operation_id="consoleTicketPage",
+            auth=False,
+            params=[TICKET_ID_PARAM],
+            ok={
+                "200": {"description": "An HTML page (agents and admins).", "content": {"text/html": {}}},
+                "303": {"description": "Not logged in: to /console/login."},
+                "403": {"description": "A customer's session.", "content": {"text/html": {}}},
+            },
+        )
+    },
+    "/console/login": {
+        "get": operation(
+            "The console login form",
+            tag="web",
+            operation_id="consoleLoginPage",
+            auth=False,
+            ok={
+                "200": {"description": "An HTML form with a CSRF token.", "content": {"text/html": {}}},
+                "303": {"description": "Already logged in: to /console."},
+            },
+        ),
+        "post": {
+            "summary": "Log in to the console (HTML form)",
+            "operationId": "consoleLogin",
+            "tags": ["web"],
+            "security": [],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": obj(
+                            {
+                                "email": {"type": "string"},
+                                "password": {"type": "string"},
+                                "csrf_token": {"type": "string"},
+                            }
+                        )
+                    }
+                },
+            },
+            "responses": {
+                "303": {"description": "Logged in: to /console, with the session cookie."},
+                "401": {"description": "Wrong email or password (the form again).", "content": {"text/html": {}}},
+                "403": {"description": "Bad CSRF token, or a customer account.", "content": {"text/html": {}}},
+                "429": {"description": "Too many failed attempts.", "content": {"text/html": {}}},
+            },
+        },
+    },
+    "/console/logout": {
+        "post": {
+            "summary": "Log out of the console (HTML form)",
+            "operationId": "consoleLogout",
+            "tags": ["web"],
+            "security": [],
+            "requestBody": {
+                "required": True,
+                "content": {"application/x-www-form-urlencoded": {"schema": obj({"csrf_token": {"type": "string"}})}},
+            },
+            "responses": {
+                "303": {"description": "Logged out: to /console/login."},
+                "403": {"$ref": "#/components/responses/Forbidden"},
+            },
+        }
+    },
+    "/console/api/token": {
+        "post": operation(
+            "A short-lived API token for the logged-in console session",
+            tag="console",
+            operation_id="consoleToken",
+            auth=False,
+            params=[
+                {
+                    "name": "X-CSRF-Token",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": "The page's CSRF token.",
+                }
+            ],
+            ok={"200": json_content(ref("TokenResponse"), "A bearer token valid for 15 minutes.")},
+            errors=("Unauthorized", "Forbidden"),
+            description="Authenticated by the console session cookie; 403 without a matching CSRF token.",
+        )
+    },
+    "/console/api/inbox": {
+        "get": operation(
+            "Inbox rows: tickets with their customer and newest message (agents)",
+            tag="console",
+            operation_id="consoleInbox",
+            params=[
+                *LIST_TICKET_PARAMS[:-1],
+                query_param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 30}, "Page size."),
+            ],
+            ok={"200": json_content(ref("InboxPage"), "One page, newest activity first.")},
+            errors=("Forbidden", "ValidationError"),
+        )
+    },
+    "/console/api/inbox/{ticket_id}": {
+        "get": operation(
+            "One inbox row (agents)",
+            tag="console",
+            operation_id="consoleInboxItem",
+            params=[TICKET_ID_PARAM],
+            ok={"200": json_content(ref("InboxRow"), "The ticket, its customer and newest message.")},
+            errors=("Forbidden", "NotFound"),
+        )
+    },
+    "/console/api/agents": {
+        "get": operation(
+            "Agents and admins, for the assignee picker",
+            tag="console",
+            operation_id="consoleAgents",
+            ok={"200": json_content(ref("StaffList"), "Every agent and admin.")},
+            errors=("Forbidden",),
+        )
+    },
 }
 
 
@@ -549,7 +847,11 @@ def build_spec() -> dict[str, Any]:
                 {"name": "tickets", "description": "Support tickets"},
                 {"name": "messages", "description": "Messages in a ticket"},
                 {"name": "realtime", "description": "WebSocket rooms and the agents' inbox"},
+                {"name": "ai", "description": "AI replies, retries and the agents' copilot"},
                 {"name": "operations", "description": "Probes, metrics and documentation"},
+                {"name": "widget", "description": "The embeddable chat widget and its visitors (docs/web.md)"},
+                {"name": "console", "description": "The agent console's JSON endpoints"},
+                {"name": "web", "description": "HTML pages: the agent console and the widget demo"},
             ],
             "paths": PATHS,
             "components": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .handlers import auth, docs, health, metrics, tickets, ws
+from .handlers import ai, auth, console, docs, health, metrics, pages, tickets, widget, ws
 
 
 def setup_routes(app: web.Application) -> None:
@@ -19,6 +19,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_patch("/tickets/{ticket_id}", tickets.update_ticket, name="ticket-update")
     r.add_get("/tickets/{ticket_id}/messages", tickets.list_messages, name="messages-list")
     r.add_post("/tickets/{ticket_id}/messages", tickets.post_message, name="messages-post")
+    r.add_get("/tickets/{ticket_id}/ai-response", ai.reply_stream, name="ai-response")
+    r.add_post("/tickets/{ticket_id}/ai/retry", ai.retry_reply, name="ai-retry")
+    r.add_post("/tickets/{ticket_id}/copilot", ai.request_copilot, name="copilot")
     r.add_get("/tickets/{ticket_id}/ws", ws.ticket_socket, name="ticket-ws")
     r.add_post("/ws/tickets", ws.create_ws_ticket, name="ws-tickets-create")
     r.add_get("/ws/inbox", ws.inbox_socket, name="inbox-ws")
@@ -31,3 +34,21 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/openapi.json", docs.openapi_json, name="openapi")
     r.add_get("/docs", docs.docs_page, name="docs")
     r.add_static(docs.DOCS_STATIC_PREFIX, docs.SWAGGER_UI_ASSETS, name="docs-static")
+
+    # The web front ends (docs/web.md): the embeddable widget and the agent console.
+    r.add_get("/widget.js", widget.loader_script, name="widget-loader")
+    r.add_get("/widget/frame", widget.frame_page, name="widget-frame")
+    r.add_post("/widget/visitors", widget.create_visitor, name="widget-visitors")
+    r.add_post("/widget/identify", widget.identify_visitor, name="widget-identify")
+    r.add_post("/widget/token", widget.refresh_token, name="widget-token")
+    r.add_get("/demo", pages.demo_page, name="demo")
+    r.add_get("/console", pages.console_page, name="console")
+    r.add_get("/console/tickets/{ticket_id}", pages.console_page, name="console-ticket")
+    r.add_get("/console/login", pages.login_page, name="console-login")
+    r.add_post("/console/login", pages.login_submit, name="console-login-submit")
+    r.add_post("/console/logout", pages.logout, name="console-logout")
+    r.add_post("/console/api/token", console.issue_console_token, name="console-token")
+    r.add_get("/console/api/inbox", console.inbox, name="console-inbox")
+    r.add_get("/console/api/inbox/{ticket_id}", console.inbox_item, name="console-inbox-item")
+    r.add_get("/console/api/agents", console.staff, name="console-agents")
+    r.add_static(pages.STATIC_PREFIX, pages.STATIC_DIR, name="static")

@@ -71,6 +71,9 @@ class Settings:
     ws_send_burst: int = 20
     ws_queue_limit: int = 512
     widget_identity_secret: str | None = field(default=None, repr=False)
+    # Anonymous widget visitors (each one a new customer account) per client address per window.
+    widget_visitors_per_window: int = 20
+    widget_visitor_window_seconds: int = 600
 
     @property
     def embedded_db(self) -> bool:
@@ -152,15 +155,31 @@ def _secret_key(env: Mapping[str, str], data_dir: Path, production: bool) -> str
         raise ConfigError("SECRET_KEY is required when CHATSERVER_ENV=production")
     # Development: generate one key and keep it, so tokens survive restarts.
     path = data_dir / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
-    log.warning("SECRET_KEY is not set: generated a development key in %s", path)
+    if not path.exists():
+        _create_key_file(path)
+    key = path.read_text().strip()
+    # An empty or truncated file would sign tokens with a guessable key (or none at all).
+    if len(key) < 32:
+        raise ConfigError(f"SECRET_KEY is not set and {path} holds no usable key: delete the file or set SECRET_KEY")
     return key
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a new key to `path` (mode 0600) all at once: it is written to a private temporary
+    file and hard-linked into place, so no process ever reads a half-written key, and when two
+    start together the first link wins and both use its key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(48))
+    try:
+        os.link(tmp, path)
+        log.warning("SECRET_KEY is not set: generated a development key in %s", path)
+    except FileExistsError:
+        pass  # another process made it first; we use theirs
+    finally:
+        tmp.unlink()
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
@@ -240,4 +259,6 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 300, 1, 86400),
         allowed_origins=origins,
         widget_identity_secret=env.get("WIDGET_IDENTITY_SECRET", "").strip() or None,
+        widget_visitors_per_window=_int(env, "WIDGET_VISITORS_PER_WINDOW", 20, 1, 1_000_000),
+        widget_visitor_window_seconds=_int(env, "WIDGET_VISITOR_WINDOW_SECONDS", 600, 1, 86_400),
     )

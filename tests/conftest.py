@@ -92,6 +92,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         redis_url=None,
         db_pool_min=1,
         db_pool_max=5,
+        # AI replies would add messages to every customer's ticket in the background; the AI
+        # tests (tests/test_ai_*.py) turn them on.
+        ai_default_enabled=False,
     )
 
 

@@ -108,7 +108,9 @@ async def test_another_customers_ticket_looks_exactly_like_a_missing_one(
     theirs = await client.request(
         method, path.replace("{ticket}", world.ticket["id"]), json=body, headers=other.headers
     )
-    missing = await client.request(method, path.replace("{ticket}", str(uuid.uuid4())), json=body, headers=other.headers)
+    missing = await client.request(
+        method, path.replace("{ticket}", str(uuid.uuid4())), json=body, headers=other.headers
+    )
     assert theirs.status == missing.status == 404
     assert await theirs.json() == await missing.json()
 

@@ -269,10 +269,10 @@ async def test_each_app_has_its_own_registry(client: TestClient, aiohttp_client:
 
 
 async def test_other_components_can_add_metrics_to_the_registry(client: TestClient) -> None:
-    gauge = Gauge("chatserver_open_websockets", "Open sockets", registry=client.app[METRICS_REGISTRY])
+    gauge = Gauge("chatserver_test_widgets", "Widgets in flight", registry=client.app[METRICS_REGISTRY])
     gauge.set(7)
     text = await (await client.get("/metrics")).text()
-    assert samples(text, "chatserver_open_websockets") == {(): 7.0}
+    assert samples(text, "chatserver_test_widgets") == {(): 7.0}
 
 
 async def test_metrics_speak_openmetrics_when_asked(client: TestClient) -> None:

@@ -41,6 +41,7 @@ COMPLETIONS_PATH = "/openai/v1/chat/completions"
 DEFAULT_TEXT = "Thanks for reaching out! I can help with that. Could you tell me a little more about the problem?"
 FINGERPRINT = "fp_fake0groq"
 
+
 @dataclass
 class Script:
     """What the fake does for one request. Defaults: a quick, successful reply."""
@@ -64,6 +65,10 @@ class Script:
     stall_after: int | None = None
     # After this many content tokens: reset the TCP connection.
     reset_after: int | None = None
+    # After this many content tokens: pause until `release` is set, then go on (tests make
+    # "mid-stream" deterministic with it).
+    hold_after: int | None = None
+    release: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
     finish_reason: str = "stop"
     # Also send the empty/role-only deltas Groq sends (clients must skip them).
     include_empty_deltas: bool = True
@@ -148,9 +153,9 @@ class FakeGroq:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=0.1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, shutdown_timeout=0.1)
+        site = web.TCPSite(self._runner, host, port)
         await site.start()
         self.host, self.port = self._runner.addresses[0][:2]
 
@@ -193,9 +198,15 @@ class FakeGroq:
         request_id = f"req_{uuid.uuid4().hex[:26]}"
         created = int(time.time())
         head = (
-            b'data: {"id":"' + completion_id.encode() + b'","object":"chat.completion.chunk","created":'
-            + str(created).encode() + b',"model":' + orjson.dumps(model)
-            + b',"system_fingerprint":"' + FINGERPRINT.encode() + b'","choices":[{"index":0,"delta":'
+            b'data: {"id":"'
+            + completion_id.encode()
+            + b'","object":"chat.completion.chunk","created":'
+            + str(created).encode()
+            + b',"model":'
+            + orjson.dumps(model)
+            + b',"system_fingerprint":"'
+            + FINGERPRINT.encode()
+            + b'","choices":[{"index":0,"delta":'
         )
         content_tail = b'},"logprobs":null,"finish_reason":null}]}\n\n'
 
@@ -229,27 +240,22 @@ class FakeGroq:
         try:
             await resp.write(b"data: " + orjson.dumps(first) + b"\n\n")
             first_token_at = time.monotonic()
-            sent = 0
-            limits = [
-                n for n in (script.x_groq_error_after, script.stall_after, script.reset_after) if n is not None
-            ]
+            limits = [n for n in (script.x_groq_error_after, script.stall_after, script.reset_after) if n is not None]
             stop_at = min([len(contents), *limits])
-            while sent < stop_at:
-                if script.tokens_per_second > 0:
-                    # Token k is due k/tps seconds after the first chunk; send whatever is due.
-                    now = time.monotonic() - first_token_at
-                    upto = min(stop_at, int(now * script.tokens_per_second) + 1)
-                    if upto <= sent:
-                        await asyncio.sleep(sent / script.tokens_per_second - now + 0.0005)
-                        continue
-                else:
-                    upto = stop_at
-                batch = [head + b'{"content":' + c + content_tail for c in contents[sent:upto]]
-                if script.include_empty_deltas and sent == 0:
-                    # Groq sometimes sends a content-less delta; clients must skip it.
-                    batch.insert(0, head + b"{" + content_tail)
-                await resp.write(b"".join(batch))
-                sent = upto
+            frames = [head + b'{"content":' + c + content_tail for c in contents[:stop_at]]
+            if script.include_empty_deltas and frames:
+                # Groq sometimes sends a content-less delta; clients must skip it.
+                frames[0] = head + b"{" + content_tail + frames[0]
+            hold = script.hold_after if script.hold_after is not None and script.hold_after < stop_at else None
+            if hold is None:
+                await _pace(resp, frames, script.tokens_per_second)
+            else:
+                await _pace(resp, frames[:hold], script.tokens_per_second)
+                if not await self._hold(request, script.release):
+                    record.outcome = "client_gone"
+                    return resp
+                await _pace(resp, frames[hold:], script.tokens_per_second)
+            sent = stop_at
 
             if script.x_groq_error_after is not None and sent >= script.x_groq_error_after:
                 chunk = {**first, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": None}]}
@@ -294,6 +300,17 @@ class FakeGroq:
             record.outcome = "client_gone"
         return resp
 
+    async def _hold(self, request: web.Request, release: asyncio.Event) -> bool:
+        """Wait for `release`; False when the client went away meanwhile."""
+        while not release.is_set():
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await release.wait()
+        return True
+
     async def _stall(self, request: web.Request) -> None:
         """Send nothing more; return once the client gives up (or the fake closes)."""
         stop = asyncio.Event()
@@ -311,12 +328,13 @@ class FakeGroq:
 
     def _error(self, status: int, script: Script) -> web.Response:
         message, type_, code = _ERRORS.get(status, ("Upstream error", "internal_server_error", None))
-        error = {
+        error: dict[str, str] = {
             "message": script.error_message or message,
             "type": script.error_type or type_,
         }
-        if script.error_code or code:
-            error["code"] = script.error_code or code
+        error_code = script.error_code or code
+        if error_code:
+            error["code"] = error_code
         headers = {"x-request-id": f"req_{uuid.uuid4().hex[:26]}"}
         if status == 429:
             headers["retry-after"] = script.retry_after or "2"
@@ -328,6 +346,24 @@ class FakeGroq:
         return web.Response(
             status=status, body=orjson.dumps({"error": error}), headers=headers, content_type="application/json"
         )
+
+
+async def _pace(resp: web.StreamResponse, frames: list[bytes], tokens_per_second: float) -> None:
+    """Write `frames` at `tokens_per_second` (0: all at once), batching whatever is due."""
+    if tokens_per_second <= 0:
+        await resp.write(b"".join(frames))
+        return
+    start = time.monotonic()
+    sent = 0
+    while sent < len(frames):
+        # Frame k is due k/tps seconds after the first; send whatever is due.
+        now = time.monotonic() - start
+        due = min(len(frames), int(now * tokens_per_second) + 1)
+        if due <= sent:
+            await asyncio.sleep(sent / tokens_per_second - now + 0.0005)
+            continue
+        await resp.write(b"".join(frames[sent:due]))
+        sent = due
 
 
 def _estimate_prompt_tokens(body: dict[str, Any]) -> int:
@@ -350,9 +386,27 @@ def _reset(request: web.Request) -> None:
 def filler_text(tokens: int) -> str:
     """`tokens` word-pieces of plausible support prose (for benchmarks)."""
     words = (
-        "Thanks for your patience while I look into this. Your account settings are under Profile, "
-        "and changes there apply right away on every device. "
-    ).split(" ")
+        "Thanks",
+        "for",
+        "your",
+        "patience",
+        "while",
+        "I",
+        "look",
+        "into",
+        "this.",
+        "Your",
+        "account",
+        "settings",
+        "are",
+        "under",
+        "Profile,",
+        "and",
+        "changes",
+        "apply",
+        "right",
+        "away.",
+    )
     return "".join((" " if i else "") + words[i % len(words)] for i in range(tokens))
 
 

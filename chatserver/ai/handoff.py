@@ -24,10 +24,11 @@ HANDOFF_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
         # "connect me to an agent", "transfer me to a human", "put me through to someone"
         rf"\b(?:connect|transfer|put|escalate|pass|hand)\s+(?:me|this|it)\s+(?:through\s+)?(?:to|with)\s+{_WHO}{_HUMAN}\b",
         # "I want a human", "I need an agent", "can I get a representative"
-        rf"\b(?:want|need|like|get|have|see)\s+(?:to\s+(?:talk|speak)\s+to\s+)?(?:a|an)\s+(?:real\s+|live\s+)?"
+        r"\b(?:want|need|like|get|have|see)\s+(?:to\s+(?:talk|speak)\s+to\s+)?(?:a|an)\s+(?:real\s+|live\s+)?"
         r"(?:human|person|agent|representative|operator)\b",
         # "I don't want a bot", "stop the bot", "no more AI"
-        r"\b(?:don'?t|do not|dont|no more|stop(?: the)?|not (?:a|the|this))\s+(?:want\s+)?(?:(?:a|an|the|to talk to a)\s+)?"
+        r"\b(?:don'?t|do not|dont|no more|stop(?: the)?|not (?:a|the|this))\s+(?:want\s+)?"
+        r"(?:(?:a|an|the|to talk to a)\s+)?"
         r"(?:bot|robot|ai|machine|chatbot)\b",
         # The whole message is just "agent" / "human" / "representative".
         r"^(?:agent|human|person|representative|operator|live agent|human agent)$",
@@ -49,8 +50,7 @@ def wants_human(text: str) -> bool:
 
 
 CUSTOMER_ASKED = (
-    "I'm passing you to a human agent now. They'll see everything we've discussed and reply here "
-    "as soon as they can."
+    "I'm passing you to a human agent now. They'll see everything we've discussed and reply here as soon as they can."
 )
 REPLY_BUDGET_SPENT = (
     "I've answered as much as I can automatically in this conversation, so I'm handing it to a human "

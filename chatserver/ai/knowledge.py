@@ -15,9 +15,48 @@ from ..db import kb as kb_db
 # Articles longer than this are cut: the prompt carries excerpts, never whole manuals.
 MAX_ARTICLE_CHARS = 50_000
 _WORD = re.compile(r"[a-z0-9]{3,}")
+# Words too common to tell paragraphs apart.
 _STOP = frozenset(
-    "the and for you your with that this have how can what when where why are was not but our from "
-    "does did will would could should into about there their they them then than just get got".split()
+    {
+        "the",
+        "and",
+        "for",
+        "you",
+        "your",
+        "with",
+        "that",
+        "this",
+        "have",
+        "how",
+        "can",
+        "what",
+        "when",
+        "where",
+        "why",
+        "are",
+        "was",
+        "not",
+        "but",
+        "our",
+        "from",
+        "does",
+        "did",
+        "will",
+        "would",
+        "could",
+        "should",
+        "into",
+        "about",
+        "there",
+        "their",
+        "they",
+        "them",
+        "then",
+        "than",
+        "just",
+        "get",
+        "got",
+    }
 )
 
 
@@ -50,21 +89,24 @@ def parse_markdown(path: Path) -> tuple[str, str, str]:
     return slug, title, text[:MAX_ARTICLE_CHARS]
 
 
-async def load_kb_dir(pool: asyncpg.Pool, folder: Path, *, prune: bool = False) -> dict[str, int]:
-    """Upsert every *.md under `folder` by slug; with `prune`, delete articles not in it."""
+def read_kb_dir(folder: Path) -> list[tuple[str, str, str]]:
+    """(slug, title, body) of every non-empty *.md under `folder`, sorted by path. Blocking."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
+    articles = [parse_markdown(path) for path in sorted(folder.rglob("*.md"))]
+    return [a for a in articles if a[2]]
+
+
+async def store_articles(
+    pool: asyncpg.Pool, articles: list[tuple[str, str, str]], *, prune: bool = False
+) -> dict[str, int]:
+    """Upsert articles by slug in one transaction; with `prune`, delete every other article."""
     counts = {"inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0}
-    slugs: list[str] = []
     async with pool.acquire() as conn, conn.transaction():
-        for path in sorted(folder.rglob("*.md")):
-            slug, title, body = parse_markdown(path)
-            if not body:
-                continue
-            slugs.append(slug)
+        for slug, title, body in articles:
             counts[await kb_db.upsert_article(conn, slug, title, body)] += 1
         if prune:
-            counts["deleted"] = await kb_db.delete_articles_except(conn, slugs)
+            counts["deleted"] = await kb_db.delete_articles_except(conn, [a[0] for a in articles])
     return counts
 
 

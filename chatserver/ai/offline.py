@@ -35,7 +35,7 @@ def compose_suggestion(articles: Sequence[Article], question: str) -> str:
         return "[Offline suggestion: no help-center article matched this conversation.]"
     best = articles[0]
     return (
-        f"[Offline suggestion from the help-center article \"{best.title}\"]\n\n"
+        f'[Offline suggestion from the help-center article "{best.title}"]\n\n'
         f"Hi! {excerpt(best.body, question, EXCERPT_CHARS)}\n\nLet me know if that helps."
     )
 

@@ -53,14 +53,23 @@ class PromptBuilder:
     def render(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(product_name=self.product_name, **context).strip()
 
-    def _system(self, template: str, ticket: Mapping[str, Any], customer: Mapping[str, Any],
-                articles: Sequence[Article], question: str, trimmed: int) -> str:
+    def _system(
+        self,
+        template: str,
+        ticket: Mapping[str, Any],
+        customer: Mapping[str, Any],
+        articles: Sequence[Article],
+        question: str,
+        trimmed: int,
+    ) -> str:
         return self.render(
             template,
             ticket=ticket,
             customer=customer,
-            articles=[{"title": a.title, "slug": a.slug, "excerpt": excerpt(a.body, question, EXCERPT_CHARS)}
-                      for a in articles],
+            articles=[
+                {"title": a.title, "slug": a.slug, "excerpt": excerpt(a.body, question, EXCERPT_CHARS)}
+                for a in articles
+            ],
             trimmed=trimmed,
         )
 

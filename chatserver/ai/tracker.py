@@ -98,15 +98,12 @@ class ReplyTracker:
             self.replies[reply_id] = reply
             self._notify(ticket_id, reply.kind, frame)
         elif kind == "ai.delta":
-            reply = self.replies.get(reply_id)
-            if reply is None:
-                return
-            text = reply.add(frame["offset"], frame["text"])
-            if text is not None:
-                self._notify(ticket_id, reply.kind, frame)
+            current = self.replies.get(reply_id)
+            if current is not None and current.add(frame["offset"], frame["text"]) is not None:
+                self._notify(ticket_id, current.kind, frame)
         else:  # ai.completed, ai.failed, ai.cancelled
-            reply = self.replies.pop(reply_id, None)
-            self._notify(ticket_id, reply.kind if reply else frame.get("kind", "reply"), frame)
+            ended = self.replies.pop(reply_id, None)
+            self._notify(ticket_id, ended.kind if ended else frame.get("kind", "reply"), frame)
 
     def _notify(self, ticket_id: str, kind: str, frame: dict[str, Any]) -> None:
         for w in self.watches.get((ticket_id, kind), ()):

@@ -101,15 +101,25 @@ ORDER BY seq DESC LIMIT 1
 
 
 async def claim_if_free(
-    conn: Executor, ticket_id: uuid.UUID, kind: str, reply_id: uuid.UUID, instance_id: str,
-    in_reply_to: int | None, lease: float,
+    conn: Executor,
+    ticket_id: uuid.UUID,
+    kind: str,
+    reply_id: uuid.UUID,
+    instance_id: str,
+    in_reply_to: int | None,
+    lease: float,
 ) -> bool:
     return await conn.fetchval(CLAIM_IF_FREE, ticket_id, kind, reply_id, instance_id, in_reply_to, lease) is not None
 
 
 async def take_claim(
-    conn: Executor, ticket_id: uuid.UUID, kind: str, reply_id: uuid.UUID, instance_id: str,
-    in_reply_to: int | None, lease: float,
+    conn: Executor,
+    ticket_id: uuid.UUID,
+    kind: str,
+    reply_id: uuid.UUID,
+    instance_id: str,
+    in_reply_to: int | None,
+    lease: float,
 ) -> asyncpg.Record:
     """Claim, replacing any live claim; the row has previous_reply_id / previous_instance_id."""
     return await conn.fetchrow(TAKE_CLAIM, ticket_id, kind, reply_id, instance_id, in_reply_to, lease)

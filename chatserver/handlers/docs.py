@@ -30,6 +30,7 @@ _PAGE = """<!DOCTYPE html>
       spec: {spec},
       dom_id: "#swagger-ui",
       deepLinking: true,
+      validatorUrl: null,
       presets: [SwaggerUIBundle.presets.apis],
       layout: "BaseLayout"
     }});

@@ -105,8 +105,10 @@ def ai_failed(
     message: str,
     retryable: bool,
     partial: dict[str, Any] | None,
+    retry_after: float | None = None,
 ) -> Event:
-    """`partial` is the stored incomplete message when some text had arrived, else None."""
+    """`partial` is the stored incomplete message when some text had arrived, else None.
+    `retry_after` (seconds) is set when the AI service said how long to wait (HTTP 429)."""
     return Event(
         ticket_channel(ticket_id),
         {
@@ -116,6 +118,7 @@ def ai_failed(
             "code": code,
             "message": message,
             "retryable": retryable,
+            "retry_after": retry_after,
             "partial": partial,
         },
         staff_only=kind == "copilot",

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from ..db import users as users_db
-from ..errors import ApiError, conflict, too_many_requests, unauthorized, validation_error
+from ..errors import ApiError, account_gone, conflict, too_many_requests, validation_error
 from ..security import check_password_rules, hash_password, issue_token, verify_password
 from ..views import user_view
 from .throttle import Throttle
@@ -92,5 +92,5 @@ async def current_user(pool: asyncpg.Pool, user_id: uuid.UUID) -> asyncpg.Record
     user = await users_db.get_by_id(pool, user_id)
     if user is None:
         # A valid signature for a deleted account.
-        raise unauthorized("Account no longer exists")
+        raise account_gone()
     return user

@@ -9,7 +9,7 @@ import asyncpg
 
 from ..db import messages as messages_db
 from ..db import tickets as tickets_db
-from ..errors import forbidden, not_found
+from ..errors import account_gone, forbidden, not_found
 from ..realtime import events
 from ..realtime.publisher import Publisher
 from ..security import Identity
@@ -40,15 +40,19 @@ async def post_message(
     if internal and not who.is_staff:
         raise forbidden("Only agents can write internal notes")
     author_kind = "customer" if who.role == "customer" else "agent"
-    stored = await messages_db.insert_message(
-        pool,
-        ticket_id=ticket_id,
-        author_id=who.user_id,
-        author_kind=author_kind,
-        body=body,
-        client_id=client_id,
-        visibility="internal" if internal else "public",
-    )
+    try:
+        stored = await messages_db.insert_message(
+            pool,
+            ticket_id=ticket_id,
+            author_id=who.user_id,
+            author_kind=author_kind,
+            body=body,
+            client_id=client_id,
+            visibility="internal" if internal else "public",
+        )
+    except asyncpg.ForeignKeyViolationError:
+        # The only foreign key a caller controls is the author: a token outliving its account.
+        raise account_gone() from None
     if stored is None:
         raise not_found("Ticket")
     row, created = stored

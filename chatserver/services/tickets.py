@@ -13,7 +13,7 @@ import orjson
 from ..db import messages as messages_db
 from ..db import tickets as tickets_db
 from ..db import users as users_db
-from ..errors import forbidden, not_found, validation_error
+from ..errors import account_gone, forbidden, not_found, validation_error
 from ..realtime import events
 from ..realtime.publisher import Publisher
 from ..security import Identity
@@ -33,11 +33,16 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         at, ident = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+        # uuid.UUID(5) raises AttributeError, not ValueError: check the types first.
+        if not isinstance(at, str) or not isinstance(ident, str):
+            raise ValueError("cursor parts must be strings")
         stamp = dt.datetime.fromisoformat(at)
         if stamp.tzinfo is None:
             raise ValueError("naive timestamp")
-        return stamp, uuid.UUID(ident)
-    except (ValueError, TypeError, orjson.JSONDecodeError):
+        # Normalise to UTC here: an instant outside the representable range (year 1 at +14:00)
+        # raises OverflowError now, instead of in the database driver as a 500.
+        return stamp.astimezone(dt.UTC), uuid.UUID(ident)
+    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError):
         raise validation_error(
             "Cursor is not valid; use next_cursor from a previous page", details={"fields": {"cursor": "is not valid"}}
         ) from None
@@ -67,8 +72,12 @@ async def create_ticket(
     if who.role != "customer":
         raise forbidden("Only customers open tickets")
     message_row = None
-    async with pool.acquire() as conn:
-        ticket_row = await tickets_db.insert_ticket(conn, who.user_id, subject, description, ai_enabled)
+    # One transaction: a ticket is never left behind without the first message it was opened with.
+    async with pool.acquire() as conn, conn.transaction():
+        try:
+            ticket_row = await tickets_db.insert_ticket(conn, who.user_id, subject, description, ai_enabled)
+        except asyncpg.ForeignKeyViolationError:
+            raise account_gone() from None
         if first_message:
             stored = await messages_db.insert_message(
                 conn,

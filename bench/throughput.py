@@ -1,0 +1,319 @@
+"""Scenario 5, message throughput: customers in 256 rooms (AI off) send `message.send` over
+WebSocket at a fixed total rate; each message is stored, acked and broadcast to the room (the
+customer and an agent). Steps up the rate and reports the highest one held with ack p99 <= 50 ms,
+then a closed-loop run (each customer sends its next message when the previous one is acked).
+
+    python -m bench.throughput [--rooms 256] [--rates 1000 2000 2500 3000] [--duration 10]
+                               [--pool 10] [--workers 2] [--closed-duration 10]
+
+Latency: the sender stamps the send time into client_id; "ack" is send -> ack at the sender,
+"delivery" is send -> message.created at the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from .common import (
+    Agent,
+    CpuMeter,
+    Customer,
+    ServerProcess,
+    backend_pids,
+    base_parser,
+    bench_database,
+    emit,
+    header,
+    install_signal_handlers,
+    latency_summary,
+    print_rows,
+    processes,
+    seed,
+)
+from .workers import (
+    Participant,
+    Worker,
+    WorkerPool,
+    close_all,
+    connect_all,
+    merge,
+    raise_fd_limit,
+    split,
+    stamp,
+    stamped_ms,
+)
+
+ACK_P99_TARGET_MS = 50.0
+# A step counts as held when the acks per second reach this share of the offered rate.
+HELD_SHARE = 0.97
+BODY = "Hello, I have a question about my order (benchmark message)."
+# Messaging load must not trip the per-connection send limit (5/s by default): it is a policy
+# against one abusive client, not a capacity limit, and a room here sends ~10/s.
+SERVER_ENV = {"AI_DEFAULT_ENABLED": "false", "WS_SEND_RATE": 10_000, "WS_SEND_BURST": 10_000}
+
+
+def room_plan(
+    customers: list[Customer], agents: list[Agent], urls: tuple[str, str], agents_per_room: int
+) -> list[dict[str, Any]]:
+    """One room per customer ticket: the customer on urls[0], its agents on urls[1]."""
+    plan = []
+    for i, cust in enumerate(customers):
+        ticket = str(cust.tickets[0])
+        plan.append(
+            {
+                "room": i,
+                "ticket": ticket,
+                "customer": (cust.token, f"{urls[0]}/tickets/{ticket}/ws"),
+                "agents": [
+                    (agents[j % len(agents)].token, f"{urls[1]}/tickets/{ticket}/ws") for j in range(agents_per_room)
+                ],
+            }
+        )
+    return plan
+
+
+class MessagingWorker(Worker):
+    """Customers send, everyone in the room receives; acks and deliveries are timed."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.rooms: list[dict[str, Any]] = config["rooms"]
+        self.customers: list[Participant] = []
+        self.everyone: list[Participant] = []
+        self.session: aiohttp.ClientSession | None = None
+        self.window_start_ns = 0
+        self.acks: list[float] = []
+        self.deliveries: list[float] = []
+        self.errors: dict[str, int] = {}
+        self.waiters: dict[str, asyncio.Future[None]] = {}
+
+    async def setup(self, params: dict[str, Any]) -> dict[str, Any]:
+        raise_fd_limit()
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=False))
+        for room in self.rooms:
+            token, url = room["customer"]
+            cust = Participant(room["room"], room["ticket"], token, "customer", url)
+            self.customers.append(cust)
+            self.everyone.append(cust)
+            for token, url in room["agents"]:
+                self.everyone.append(Participant(room["room"], room["ticket"], token, "agent", url))
+        return await connect_all(self.session, self.everyone, self.on_frame)
+
+    def on_frame(self, p: Participant, frame: dict[str, Any], now: int) -> None:
+        kind = frame.get("type")
+        if kind == "ack" and p.role == "customer":
+            client_id = frame.get("client_id")
+            waiter = self.waiters.pop(client_id, None) if client_id else None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            if client_id and int(client_id.rpartition(":")[2]) >= self.window_start_ns:
+                ms = stamped_ms(client_id, now)
+                if ms is not None:
+                    self.acks.append(ms)
+        elif kind == "message.created" and p.role == "agent":
+            client_id = frame["message"].get("client_id")
+            if client_id and int(client_id.rpartition(":")[2]) >= self.window_start_ns:
+                ms = stamped_ms(client_id, now)
+                if ms is not None:
+                    self.deliveries.append(ms)
+        elif kind == "error":
+            code = str(frame.get("code"))
+            self.errors[code] = self.errors.get(code, 0) + 1
+
+    async def _send(self, cust: Participant, client_id: str) -> None:
+        assert cust.ws is not None
+        frame = {"type": "message.send", "client_id": client_id, "body": BODY}
+        await cust.ws.send_str(orjson.dumps(frame).decode())
+
+    async def run(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.acks, self.deliveries, self.errors = [], [], {}
+        warmup, duration = params["warmup"], params["duration"]
+        start = time.monotonic_ns()
+        self.window_start_ns = start + int(warmup * 1e9)
+        window_end_ns = self.window_start_ns + int(duration * 1e9)
+        if params["mode"] == "open":
+            sent, lateness = await self._open_loop(params["rate"], start, window_end_ns)
+        else:
+            sent, lateness = await self._closed_loop(window_end_ns), 0.0
+        # Let the last acks and deliveries arrive.
+        await asyncio.sleep(params.get("drain", 2.0))
+        self.window_start_ns = 1 << 62  # ignore stragglers from here on
+        return {
+            "acks": self.acks,
+            "deliveries": self.deliveries,
+            "sent_in_window": sent,
+            "errors": self.errors,
+            "send_lateness_ms": lateness,
+            "open_sockets": sum(1 for p in self.everyone if p.ws is not None and not p.ws.closed),
+        }
+
+    async def _open_loop(self, rate: float, start_ns: int, end_ns: int) -> tuple[int, float]:
+        """Send at `rate` msg/s, spread over the rooms round-robin, on a fixed schedule."""
+        interval_ns = 1e9 / rate
+        sent = in_window = 0
+        worst_late = 0.0
+        customers = [c for c in self.customers if c.ws is not None and not c.ws.closed]
+        while True:
+            now = time.monotonic_ns()
+            if now >= end_ns:
+                break
+            due = int((now - start_ns) / interval_ns) + 1
+            if due > sent:
+                worst_late = max(worst_late, (now - (start_ns + sent * interval_ns)) / 1e6)
+            while sent < due:
+                cust = customers[sent % len(customers)]
+                client_id = stamp(f"c{cust.room}-{sent}")
+                await self._send(cust, client_id)
+                if time.monotonic_ns() >= self.window_start_ns:
+                    in_window += 1
+                sent += 1
+            next_at = start_ns + sent * interval_ns
+            await asyncio.sleep(max(0.0, (next_at - time.monotonic_ns()) / 1e9))
+        return in_window, worst_late
+
+    async def _closed_loop(self, end_ns: int) -> int:
+        """Every customer sends its next message as soon as the previous one is acked."""
+        loop = asyncio.get_running_loop()
+        counts = [0]
+
+        async def customer_loop(cust: Participant) -> None:
+            n = 0
+            while time.monotonic_ns() < end_ns and cust.ws is not None and not cust.ws.closed:
+                client_id = stamp(f"c{cust.room}-k{n}")
+                waiter = loop.create_future()
+                self.waiters[client_id] = waiter
+                await self._send(cust, client_id)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter, 10)
+                if int(client_id.rpartition(":")[2]) >= self.window_start_ns:
+                    counts[0] += 1
+                n += 1
+
+        await asyncio.gather(*(customer_loop(c) for c in self.customers))
+        return counts[0]
+
+    async def stop(self) -> None:
+        await close_all(self.everyone)
+        if self.session is not None:
+            await self.session.close()
+
+
+def measure_step(
+    pool: WorkerPool,
+    meter_groups: dict[str, list[Any]],
+    *,
+    mode: str,
+    rate: float,
+    duration: float,
+    warmup: float,
+) -> dict[str, Any]:
+    """One load step across all workers; the CPU window matches the measured window roughly
+    (it includes the warm-up, whose per-message cost is the same)."""
+    workers = len(pool.pids)
+    meter = CpuMeter({**meter_groups, "clients": pool.handles}).start()
+    results = pool.call(
+        "run",
+        {"mode": mode, "rate": rate / workers, "duration": duration, "warmup": warmup},
+        timeout=duration + warmup + 60,
+    )
+    meter.stop()
+    acks = merge(results, "acks")
+    deliveries = merge(results, "deliveries")
+    errors: dict[str, int] = {}
+    for r in results:
+        for code, n in r["errors"].items():
+            errors[code] = errors.get(code, 0) + n
+    achieved = len(acks) / duration
+    total_sent = sum(r["sent_in_window"] for r in results)
+    server_cpu = sum(v for k, v in meter.seconds.items() if k.startswith("server"))
+    row: dict[str, Any] = {
+        "mode": mode,
+        "offered_per_s": round(rate) if mode == "open" else "-",
+        "acked_per_s": round(achieved),
+        **latency_summary(acks, "ack_"),
+        **{k: v for k, v in latency_summary(deliveries, "delivery_").items() if not k.endswith("_n")},
+        "errors": sum(errors.values()),
+        "server_us_per_msg": round(1e6 * server_cpu / max(1, achieved * meter.elapsed), 1),
+        **meter.summary(),
+        "send_late_ms": round(max(r["send_lateness_ms"] for r in results), 1),
+        "open_sockets": sum(r["open_sockets"] for r in results),
+    }
+    row.pop("ack_n", None)
+    row["held"] = (
+        mode == "open"
+        and row["ack_p99_ms"] <= ACK_P99_TARGET_MS
+        and achieved >= HELD_SHARE * rate
+        and not errors
+        and total_sent > 0
+    )
+    return row
+
+
+def run(args: Any) -> dict[str, Any]:
+    header(
+        f"Message throughput: {args.rooms} rooms x (customer + {args.agents_per_room} agent), AI off, "
+        f"pool {args.pool}, {args.duration}s per step"
+    )
+    rows: list[dict[str, Any]] = []
+    with bench_database(args.database_url) as url:
+        customers, agents = seed(url, customers=args.rooms, tickets_each=1, agents=max(1, args.agents_per_room))
+        env = {**SERVER_ENV, "DB_POOL_MIN": args.pool, "DB_POOL_MAX": args.pool}
+        with ServerProcess(url, **env) as server:
+            plan = room_plan(customers, agents, (server.ws_base, server.ws_base), args.agents_per_room)
+            configs = [{"rooms": part} for part in split(plan, args.workers)]
+            with WorkerPool(MessagingWorker, configs) as pool:
+                connected = pool.call("setup", timeout=120)
+                print(f"connected {sum(r['connected'] for r in connected)} sockets", flush=True)
+                assert server.ps is not None
+                groups = {"server": [server.ps], "postgres": processes(backend_pids(url))}
+                best = 0.0
+                for rate in args.rates:
+                    row = measure_step(pool, groups, mode="open", rate=rate, duration=args.duration, warmup=args.warmup)
+                    rows.append(row)
+                    print_rows([row])
+                    if row["held"]:
+                        best = max(best, rate)
+                    elif args.stop_early:
+                        break
+                if args.closed_duration > 0:
+                    row = measure_step(
+                        pool, groups, mode="closed", rate=0, duration=args.closed_duration, warmup=args.warmup
+                    )
+                    rows.append(row)
+                    print_rows([row])
+            warnings = server.warnings()
+    print(f"highest rate held (ack p99 <= {ACK_P99_TARGET_MS:.0f} ms): {best:,.0f} msg/s   target: >= 2,500 msg/s")
+    if warnings:
+        print(f"server logged {len(warnings)} warning(s), e.g.: {warnings[0][:200]}")
+    result = {"pool": args.pool, "rooms": args.rooms, "best_held_per_s": best, "steps": rows}
+    emit("throughput", result, args.json)
+    return result
+
+
+def add_arguments(parser: Any) -> None:
+    parser.add_argument("--rooms", type=int, default=256)
+    parser.add_argument("--agents-per-room", type=int, default=1)
+    parser.add_argument("--rates", type=float, nargs="+", default=[1000, 2000, 2500, 3000], help="msg/s steps")
+    parser.add_argument("--duration", type=float, default=10, help="measured seconds per step")
+    parser.add_argument("--warmup", type=float, default=2, help="seconds of load before each measured window")
+    parser.add_argument("--closed-duration", type=float, default=10, help="closed-loop run (0 skips it)")
+    parser.add_argument("--pool", type=int, default=10, help="the server's DB_POOL_MAX")
+    parser.add_argument("--workers", type=int, default=2, help="client processes")
+    parser.add_argument("--stop-early", action="store_true", help="stop stepping at the first rate not held")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__.split("\n")[0])
+    add_arguments(parser)
+    install_signal_handlers()
+    run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

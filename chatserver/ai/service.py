@@ -1,0 +1,684 @@
+"""Reply orchestration: when the AI answers, one generation per ticket across instances, the
+events a reply streams as, what is stored, and how takeovers, handoffs and budgets stop it.
+
+The rules (docs/ai.md explains them for operators):
+- A public customer message in a ticket whose AI is on starts a reply. A newer customer message
+  while a reply streams cancels it ("superseded") and starts one that sees both messages.
+- An agent's public message, a takeover (PATCH ai_enabled=false, the socket's ai.takeover) or a
+  handoff cancels the reply in flight at once: locally by cancelling the task, on other instances
+  through the ticket.updated event their hub observer sees (and, as a backstop, through the
+  generation claim they find gone at their next heartbeat).
+- Failures keep the text so far (stored, metadata.incomplete) and end with ai.failed.
+- Budgets and rate limits hand the ticket to a human with a system message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from groq import AsyncGroq
+
+from ..db import ai as ai_db
+from ..db import messages as messages_db
+from ..db import tickets as tickets_db
+from ..db import users as users_db
+from ..errors import conflict, forbidden
+from ..realtime import events
+from ..realtime.events import Event
+from ..realtime.publisher import Publisher
+from ..security import Identity
+from ..services import tickets as ticket_service
+from ..settings import Settings
+from ..views import message_view, ticket_view
+from . import handoff, knowledge, offline
+from .groq_client import GenerationError
+from .prompts import Prompt, PromptBuilder
+from .stream import DeltaBatcher, StreamOutcome, stream_chat
+from .tracker import ReplyTracker, TrackedReply, Watch
+
+log = logging.getLogger(__name__)
+
+REPLY = "reply"
+COPILOT = "copilot"
+# Messages read for a prompt before trimming to the token budget.
+HISTORY_FETCH = 200
+# How long a takeover waits for the local reply task to wind down before it goes on anyway.
+CANCEL_WAIT = 2.0
+# A reply stream (SSE) that hears nothing for this long checks the database itself: the reply
+# may run on an instance whose events do not reach this one.
+FOLLOW_POLL = 1.0
+KEEPALIVE_EVERY = 15.0
+
+
+@dataclass(eq=False)
+class Generation:
+    """One reply (or copilot suggestion) being generated on this instance."""
+
+    ticket_id: uuid.UUID
+    kind: str
+    in_reply_to: int | None
+    # Claim even when another reply holds the ticket (a newer customer message supersedes).
+    supersede: bool
+    previous: Generation | None = None
+    reply_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    task: asyncio.Task[None] | None = None
+    cancel_reason: str | None = None
+    started: bool = False
+    # Past the point of no return: its final event is out (or it is handing the ticket off).
+    settled: bool = False
+    parts: list[str] = field(default_factory=list)
+    batcher: DeltaBatcher | None = None
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+        if self.batcher is not None:
+            self.batcher.add(text)
+
+    @property
+    def text(self) -> str:
+        if len(self.parts) > 1:
+            self.parts = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
+
+    def cancel(self, reason: str) -> None:
+        """Stop now: from this call on, nothing more of this reply is published."""
+        if self.settled:
+            return  # finished already; it only tidies up
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    async def wait(self, timeout: float | None = None) -> None:
+        if self.task is not None and not self.task.done():
+            await asyncio.wait({self.task}, timeout=timeout)
+
+
+class AiService:
+    """The AI layer of one app instance. app[AI] and app[MESSAGE_HOOK] point here."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        publisher: Callable[[], Publisher],
+        groq: AsyncGroq | None,
+        instance_id: str | None = None,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self._publisher = publisher
+        self.groq = groq
+        self.instance_id = instance_id or uuid.uuid4().hex
+        self.prompts = PromptBuilder(
+            product_name=settings.ai_product_name, history_token_budget=settings.ai_history_token_budget
+        )
+        self.tracker = ReplyTracker()
+        # Set when no hub observer feeds the tracker: the service feeds it what it publishes.
+        self.feed_tracker_directly = True
+        self.generations: dict[tuple[str, str], Generation] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def offline(self) -> bool:
+        return self.groq is None
+
+    # ---- entry points ----------------------------------------------------------------------
+
+    async def on_message(self, message: dict[str, Any], ticket: asyncpg.Record, who: Identity) -> None:
+        """MESSAGE_HOOK: runs after a message is stored and published. Never waits for Groq."""
+        if message["visibility"] != "public":
+            return  # internal notes neither start nor stop the AI
+        if message["author_kind"] == "agent":
+            if ticket["ai_enabled"]:
+                await self.take_over(ticket["id"], who)
+            return
+        if message["author_kind"] != "customer" or not ticket["ai_enabled"]:
+            return
+        if handoff.wants_human(message["body"]):
+            await self.hand_off(ticket["id"], "customer_asked", handoff.CUSTOMER_ASKED)
+            return
+        self._spawn(ticket["id"], REPLY, message["seq"], supersede=True)
+
+    async def retry(self, ticket: asyncpg.Record, who: Identity) -> None:
+        """The socket's ai.retry (AiControl)."""
+        await self.request_retry(ticket, who)
+
+    async def copilot(self, ticket: asyncpg.Record, who: Identity) -> None:
+        """The socket's copilot.request (AiControl)."""
+        await self.request_copilot(ticket, who)
+
+    async def request_retry(self, ticket: asyncpg.Record, who: Identity) -> dict[str, Any]:
+        """Generate the reply to the latest customer message again (after a failure, typically).
+        `ticket` was loaded as visible to `who` (the customer who owns it, or staff)."""
+        if not ticket["ai_enabled"]:
+            raise conflict("AI replies are off for this ticket")
+        latest = await ai_db.latest_customer_message(self.pool, ticket["id"])
+        if latest is None:
+            raise conflict("There is no customer message to reply to")
+        await self._ensure_idle(ticket["id"], REPLY, "A reply is already being generated for this ticket")
+        gen = self._spawn(ticket["id"], REPLY, latest["seq"], supersede=False)
+        return {"reply_id": str(gen.reply_id), "in_reply_to": latest["seq"]}
+
+    async def request_copilot(self, ticket: asyncpg.Record, who: Identity) -> dict[str, Any]:
+        """Stream a suggested reply to the agents of the room (staff_only events, not stored)."""
+        if not who.is_staff:
+            raise forbidden("Only agents can ask the copilot")
+        await self._ensure_idle(ticket["id"], COPILOT, "A suggestion is already being written for this ticket")
+        latest = await ai_db.latest_customer_message(self.pool, ticket["id"])
+        gen = self._spawn(ticket["id"], COPILOT, latest["seq"] if latest else None, supersede=False)
+        return {"reply_id": str(gen.reply_id), "in_reply_to": gen.in_reply_to}
+
+    async def take_over(self, ticket_id: uuid.UUID, who: Identity) -> None:
+        """An agent speaks: the AI goes off for this ticket and its reply in flight stops."""
+        await self._stop_reply(ticket_id, "takeover")
+        await ticket_service.update_ticket(self.pool, self._publisher(), who, ticket_id, {"ai_enabled": False})
+
+    async def hand_off(
+        self, ticket_id: uuid.UUID, reason: str, text: str, *, current: Generation | None = None
+    ) -> None:
+        """Give the ticket to a human: AI off, waiting_for_agent on (it shows in the inbox), and
+        a system message telling the customer."""
+        await self._stop_reply(ticket_id, "handoff", keep=current)
+        publisher = self._publisher()
+        row = await tickets_db.get_ticket(self.pool, ticket_id)
+        if row is None:
+            return
+        wanted = {"ai_enabled": False, "waiting_for_agent": True}
+        changes = {k: v for k, v in wanted.items() if row[k] != v}
+        if changes:
+            row = await tickets_db.update_ticket(self.pool, ticket_id, changes)
+            if row is None:
+                return
+            view = ticket_view(row)
+            names = sorted(changes)
+            await publisher.publish(events.ticket_updated(view, names, None))
+            await publisher.publish(events.inbox_ticket_updated(view, names))
+        stored = await messages_db.insert_message(
+            self.pool,
+            ticket_id=ticket_id,
+            author_id=None,
+            author_kind="system",
+            body=text,
+            client_id=None,
+            metadata={"handoff": reason},
+        )
+        if stored is not None:
+            message = message_view(stored[0])
+            await publisher.publish(events.message_created(message))
+            await publisher.publish(events.inbox_message_created(message))
+        log.info("ticket %s handed to a human (%s)", ticket_id, reason)
+
+    def observe(self, event: Event) -> None:
+        """Hub observer: every event this instance receives, from any instance. Synchronous."""
+        self.tracker.observe(event)
+        frame = event.frame
+        kind = frame.get("type")
+        if kind == "ticket.updated":
+            ticket = frame["ticket"]
+            if "ai_enabled" in frame.get("changes", ()) and not ticket["ai_enabled"]:
+                gen = self.generations.get((str(ticket["id"]), REPLY))
+                if gen is not None:
+                    gen.cancel("takeover")
+        elif kind == "message.created":
+            message = frame["message"]
+            if message["author_kind"] == "customer" and message["visibility"] == "public":
+                gen = self.generations.get((str(message["ticket_id"]), REPLY))
+                if gen is not None and gen.in_reply_to is not None and message["seq"] > gen.in_reply_to:
+                    gen.cancel("superseded")
+        elif kind == "ai.started" and frame.get("kind") == REPLY:
+            # Another instance started a newer reply for this ticket: ours is stale.
+            ticket_id = event.channel.split(":", 1)[1]
+            gen = self.generations.get((ticket_id, REPLY))
+            if gen is not None and gen.started and str(gen.reply_id) != str(frame["reply_id"]):
+                gen.cancel("superseded")
+
+    async def close(self) -> None:
+        """Shutdown: cancel every generation and wait for them (they publish ai.cancelled)."""
+        for gen in list(self.generations.values()):
+            gen.cancel("shutdown")
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=5)
+
+    # ---- generations -----------------------------------------------------------------------
+
+    def _spawn(self, ticket_id: uuid.UUID, kind: str, in_reply_to: int | None, *, supersede: bool) -> Generation:
+        key = (str(ticket_id), kind)
+        previous = self.generations.get(key)
+        if previous is not None:
+            previous.cancel("superseded")
+        gen = Generation(ticket_id, kind, in_reply_to, supersede, previous)
+        self.generations[key] = gen
+        task = asyncio.get_running_loop().create_task(self._run(gen), name=f"ai-{kind}-{ticket_id}")
+        gen.task = task
+        self.tasks.add(task)
+        task.add_done_callback(lambda t: self._finished(gen, t))
+        return gen
+
+    def _finished(self, gen: Generation, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        key = (str(gen.ticket_id), gen.kind)
+        if self.generations.get(key) is gen:
+            del self.generations[key]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("AI %s for ticket %s crashed", gen.kind, gen.ticket_id, exc_info=task.exception())
+
+    async def _ensure_idle(self, ticket_id: uuid.UUID, kind: str, message: str) -> None:
+        if (str(ticket_id), kind) in self.generations:
+            raise conflict(message)
+        claim = await ai_db.get_claim(self.pool, ticket_id, kind)
+        if claim is not None and claim["live"]:
+            raise conflict(message)
+
+    async def _stop_reply(self, ticket_id: uuid.UUID, reason: str, keep: Generation | None = None) -> None:
+        """Cancel the reply in flight for a ticket: here at once, elsewhere through its claim."""
+        gen = self.generations.get((str(ticket_id), REPLY))
+        if gen is not None and gen is not keep:
+            gen.cancel(reason)
+            await gen.wait(CANCEL_WAIT)
+        if keep is None:
+            await ai_db.drop_claim(self.pool, ticket_id, REPLY)
+
+    async def _run(self, gen: Generation) -> None:
+        try:
+            if gen.previous is not None:
+                await gen.previous.wait()
+                gen.previous = None
+            if not await self._claim(gen):
+                log.info("AI %s for ticket %s is already running elsewhere", gen.kind, gen.ticket_id)
+                return
+            heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(gen))
+            try:
+                await self._generate(gen)
+            finally:
+                heartbeat.cancel()
+                await asyncio.wait({heartbeat})
+                await ai_db.release_claim(self.pool, gen.ticket_id, gen.kind, gen.reply_id)
+        except asyncio.CancelledError:
+            if gen.batcher is not None:
+                await gen.batcher.abort()
+            if gen.started and not gen.settled:
+                reason = gen.cancel_reason or "shutdown"
+                with contextlib.suppress(Exception):
+                    await self._publish(events.ai_cancelled(gen.ticket_id, str(gen.reply_id), gen.kind, reason))
+                log.info("AI %s %s for ticket %s cancelled (%s)", gen.kind, gen.reply_id, gen.ticket_id, reason)
+            raise
+
+    async def _claim(self, gen: Generation) -> bool:
+        lease = self.settings.ai_claim_lease_seconds
+        if gen.supersede:
+            await ai_db.take_claim(
+                self.pool, gen.ticket_id, gen.kind, gen.reply_id, self.instance_id, gen.in_reply_to, lease
+            )
+            return True
+        return await ai_db.claim_if_free(
+            self.pool, gen.ticket_id, gen.kind, gen.reply_id, self.instance_id, gen.in_reply_to, lease
+        )
+
+    async def _heartbeat(self, gen: Generation) -> None:
+        """Extend the lease while streaming; a claim that is gone means someone stopped us."""
+        interval = self.settings.ai_claim_heartbeat_seconds
+        lease = self.settings.ai_claim_lease_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                ours = await ai_db.extend_claim(self.pool, gen.ticket_id, gen.kind, gen.reply_id, lease)
+                if ours:
+                    continue
+                claim = await ai_db.get_claim(self.pool, gen.ticket_id, gen.kind)
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("could not extend the AI claim of ticket %s: %s", gen.ticket_id, exc)
+                continue
+            gen.cancel("superseded" if claim is not None else "takeover")
+            return
+
+    async def _generate(self, gen: Generation) -> None:
+        ticket = await tickets_db.get_ticket(self.pool, gen.ticket_id)
+        if ticket is None:
+            return
+        if gen.kind == REPLY:
+            if not ticket["ai_enabled"]:
+                return
+            over = await self._over_budget(ticket)
+            if over is not None:
+                reason, text = over
+                gen.settled = True
+                await self.hand_off(gen.ticket_id, reason, text, current=gen)
+                return
+        prompt = await self._prompt(gen, ticket)
+        settings = self.settings
+        gen.batcher = DeltaBatcher(
+            lambda offset, text: self._send_delta(gen, offset, text),
+            window=settings.ai_delta_window_ms / 1000,
+            max_chars=settings.ai_delta_max_chars,
+        )
+        await self._publish(events.ai_started(gen.ticket_id, str(gen.reply_id), gen.kind, gen.in_reply_to))
+        gen.started = True
+        gen.batcher.start()
+        began = time.monotonic()
+        try:
+            if self.groq is not None:
+                outcome = await stream_chat(
+                    self.groq,
+                    model=settings.groq_model,
+                    messages=prompt.messages,
+                    max_tokens=settings.ai_max_reply_tokens,
+                    temperature=settings.ai_temperature,
+                    on_text=gen.add,
+                )
+            else:
+                outcome = await offline.stream_text(self._offline_text(gen, prompt), gen.add)
+            if not gen.text.strip():
+                raise GenerationError(
+                    "ai_empty_reply", "The AI service sent an empty reply; try again.", retryable=True
+                )
+        except GenerationError as err:
+            await gen.batcher.finish()
+            await self._fail(gen, err, prompt)
+            return
+        await gen.batcher.finish()
+        await self._complete(gen, outcome, prompt, time.monotonic() - began)
+
+    async def _send_delta(self, gen: Generation, offset: int, text: str) -> None:
+        if gen.cancel_reason is not None:
+            return  # cancelled: not one more character reaches the room
+        await self._publish(events.ai_delta(gen.ticket_id, str(gen.reply_id), gen.kind, offset, text))
+
+    async def _publish(self, event: Event) -> None:
+        if self.feed_tracker_directly:
+            self.tracker.observe(event)
+        await self._publisher().publish(event)
+
+    async def _prompt(self, gen: Generation, ticket: asyncpg.Record) -> Prompt:
+        # A reply answers one customer message (later ones supersede it); the copilot drafts the
+        # agent's next message, so it reads everything up to now.
+        upto = gen.in_reply_to + 1 if gen.kind == REPLY and gen.in_reply_to is not None else ticket["last_seq"] + 1
+        # Customer-facing replies never read internal notes, not even to trim them.
+        visibility = "public" if gen.kind == REPLY else None
+        rows = await messages_db.list_before(self.pool, gen.ticket_id, upto, visibility, HISTORY_FETCH)
+        history = [message_view(r) for r in rows]
+        customer_row = await users_db.get_by_id(self.pool, ticket["customer_id"])
+        customer = {"name": customer_row["display_name"] if customer_row else ""}
+        question = next((m["body"] for m in reversed(history) if m["author_kind"] == "customer"), ticket["subject"])
+        articles = await knowledge.search(self.pool, f"{question}\n{ticket['subject']}", self.settings.ai_kb_articles)
+        view = ticket_view(ticket)
+        if gen.kind == REPLY:
+            return self.prompts.reply(view, customer, history, articles)
+        return self.prompts.copilot(view, customer, history, articles)
+
+    def _offline_text(self, gen: Generation, prompt: Prompt) -> str:
+        question = next((m["content"] for m in reversed(prompt.messages) if m["role"] == "user"), "")
+        if gen.kind == COPILOT:
+            return offline.compose_suggestion(prompt.articles, question)
+        return offline.compose_reply(prompt.articles, question)
+
+    def _metadata(self, gen: Generation, prompt: Prompt) -> dict[str, Any]:
+        return {
+            "reply_id": str(gen.reply_id),
+            "in_reply_to": gen.in_reply_to,
+            "offline": self.offline,
+            "citations": prompt.citations,
+            "prompt": {"estimated_tokens": prompt.estimated_tokens, "trimmed_messages": prompt.trimmed},
+        }
+
+    async def _complete(self, gen: Generation, outcome: StreamOutcome, prompt: Prompt, seconds: float) -> None:
+        text = gen.text
+        usage = outcome.usage or {}
+        if gen.kind == COPILOT:
+            gen.settled = True
+            await self._publish(events.ai_completed(gen.ticket_id, str(gen.reply_id), COPILOT, None, text))
+            return
+        metadata = {
+            **self._metadata(gen, prompt),
+            **outcome.metadata(),
+            "incomplete": False,
+            "truncated": outcome.finish_reason == "length",
+        }
+        message = await self._store(gen, text, metadata)
+        if usage:
+            await ai_db.add_usage(
+                self.pool,
+                gen.ticket_id,
+                replies=0,
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+                total_tokens=int(usage.get("total_tokens") or 0),
+            )
+        if message is None:
+            return
+        gen.settled = True
+        await self._publish(events.ai_completed(gen.ticket_id, str(gen.reply_id), REPLY, message, text))
+        await self._publisher().publish(events.inbox_message_created(message))
+        log.info(
+            "AI reply %s for ticket %s: %d chars in %.2fs (%s, %s)",
+            gen.reply_id,
+            gen.ticket_id,
+            len(text),
+            seconds,
+            outcome.model,
+            outcome.finish_reason,
+        )
+
+    async def _fail(self, gen: Generation, err: GenerationError, prompt: Prompt) -> None:
+        text = gen.text
+        partial = None
+        if text and gen.kind == REPLY:
+            metadata = {
+                **self._metadata(gen, prompt),
+                "model": self.settings.groq_model if self.groq else offline.OFFLINE_MODEL,
+                "incomplete": True,
+                "error": err.code,
+            }
+            partial = await self._store(gen, text, metadata)
+        gen.settled = True
+        await self._publish(
+            events.ai_failed(
+                gen.ticket_id,
+                str(gen.reply_id),
+                gen.kind,
+                err.code,
+                err.message,
+                err.retryable,
+                partial,
+                retry_after=err.retry_after,
+            )
+        )
+        if partial is not None:
+            await self._publisher().publish(events.inbox_message_created(partial))
+        log.warning(
+            "AI %s %s for ticket %s failed: %s (%s)", gen.kind, gen.reply_id, gen.ticket_id, err.code, err.message
+        )
+        if gen.kind == REPLY and not err.retryable:
+            # Asking again will not help (bad credentials, content filter): a person takes over.
+            await self.hand_off(gen.ticket_id, err.code, handoff.AI_UNAVAILABLE, current=gen)
+
+    async def _store(self, gen: Generation, text: str, metadata: dict[str, Any]) -> dict[str, Any] | None:
+        stored = await messages_db.insert_message(
+            self.pool,
+            ticket_id=gen.ticket_id,
+            author_id=None,
+            author_kind="ai",
+            body=text,
+            client_id=None,
+            metadata=metadata,
+        )
+        return message_view(stored[0]) if stored is not None else None
+
+    async def _over_budget(self, ticket: asyncpg.Record) -> tuple[str, str] | None:
+        """Check the ticket's budget and the customer's rate; count this reply when allowed."""
+        settings = self.settings
+        usage = await ai_db.get_usage(self.pool, ticket["id"])
+        if usage is not None:
+            if usage["replies"] >= settings.ai_max_replies_per_ticket:
+                return "reply_budget", handoff.REPLY_BUDGET_SPENT
+            if usage["total_tokens"] >= settings.ai_max_tokens_per_ticket:
+                return "token_budget", handoff.REPLY_BUDGET_SPENT
+        count = await ai_db.hit_user_rate(self.pool, ticket["customer_id"], settings.ai_user_window_seconds)
+        if count > settings.ai_user_replies_per_window:
+            return "rate_limit", handoff.RATE_LIMITED
+        await ai_db.add_usage(self.pool, ticket["id"], replies=1, prompt_tokens=0, completion_tokens=0, total_tokens=0)
+        return None
+
+    # ---- following a reply (the SSE endpoint) ----------------------------------------------
+
+    async def open_reply_stream(self, ticket: asyncpg.Record) -> ReplyStream:
+        """Follow the reply to the ticket's latest customer message: attach to it when it is being
+        generated (here or elsewhere), return it when it is stored, else start it. Raises the
+        ApiError to answer with before any stream begins."""
+        ticket_id = ticket["id"]
+        latest = await ai_db.latest_customer_message(self.pool, ticket_id)
+        if latest is None:
+            raise conflict("There is no customer message to reply to")
+        seq = latest["seq"]
+        watch = self.tracker.watch(str(ticket_id), REPLY)
+        try:
+            current = next((r for r in self.tracker.active(str(ticket_id), REPLY) if r.in_reply_to == seq), None)
+            if current is not None:
+                return ReplyStream(self, watch, ticket_id, seq, snapshot=current)
+            stored = await ai_db.reply_to(self.pool, ticket_id, seq)
+            if stored is not None and not stored["metadata"].get("incomplete"):
+                return ReplyStream(self, watch, ticket_id, seq, stored=message_view(stored))
+            local = self.generations.get((str(ticket_id), REPLY))
+            claim = await ai_db.get_claim(self.pool, ticket_id, REPLY)
+            if (local is not None and local.in_reply_to == seq) or (claim is not None and claim["live"]):
+                return ReplyStream(self, watch, ticket_id, seq)  # it is starting; wait for it
+            fresh = await tickets_db.get_ticket(self.pool, ticket_id)
+            if fresh is None or not fresh["ai_enabled"]:
+                raise conflict("AI replies are off for this ticket")
+            gen = self._spawn(ticket_id, REPLY, seq, supersede=False)
+            return ReplyStream(self, watch, ticket_id, seq, own=gen)
+        except BaseException:
+            watch.close()
+            raise
+
+
+class ReplyStream:
+    """The events of one reply as (SSE event name, data): started, delta..., then one of
+    completed / failed / cancelled. An empty name is a keep-alive."""
+
+    def __init__(
+        self,
+        service: AiService,
+        watch: Watch,
+        ticket_id: uuid.UUID,
+        in_reply_to: int,
+        *,
+        snapshot: TrackedReply | None = None,
+        stored: dict[str, Any] | None = None,
+        own: Generation | None = None,
+    ) -> None:
+        self.service = service
+        self.watch = watch
+        self.ticket_id = ticket_id
+        self.in_reply_to = in_reply_to
+        self.snapshot = snapshot
+        self.stored = stored
+        self.own = own
+
+    def close(self) -> None:
+        self.watch.close()
+
+    async def events(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        try:
+            async for item in self._events():
+                yield item
+        finally:
+            self.close()
+
+    async def _events(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        if self.stored is not None:
+            yield "completed", _completed_data(self.stored)
+            return
+        reply_id: str | None = None
+        sent = 0
+        if self.snapshot is not None:
+            reply_id = self.snapshot.reply_id
+            yield "started", {"reply_id": reply_id, "kind": REPLY, "in_reply_to": self.in_reply_to}
+            text = self.snapshot.text
+            if text:
+                yield "delta", {"reply_id": reply_id, "offset": 0, "text": text}
+                sent = len(text)
+        quiet = 0.0
+        while True:
+            try:
+                async with asyncio.timeout(FOLLOW_POLL):
+                    frame = await self.watch.queue.get()
+            except TimeoutError:
+                quiet += FOLLOW_POLL
+                final = await self._check_database(reply_id)
+                if final is not None:
+                    yield final
+                    return
+                if quiet >= KEEPALIVE_EVERY:
+                    quiet = 0.0
+                    yield "", {}
+                continue
+            quiet = 0.0
+            kind = frame["type"]
+            if kind == "ai.started":
+                if reply_id is None and frame.get("in_reply_to") == self.in_reply_to:
+                    reply_id = str(frame["reply_id"])
+                    yield "started", {"reply_id": reply_id, "kind": REPLY, "in_reply_to": self.in_reply_to}
+                continue
+            if reply_id is None or str(frame["reply_id"]) != reply_id:
+                continue
+            if kind == "ai.delta":
+                offset, text = frame["offset"], frame["text"]
+                if offset + len(text) <= sent or offset > sent:
+                    continue
+                text = text[sent - offset :]
+                yield "delta", {"reply_id": reply_id, "offset": sent, "text": text}
+                sent += len(text)
+            elif kind == "ai.completed":
+                yield "completed", {k: frame[k] for k in ("reply_id", "kind", "message", "text")}
+                return
+            elif kind == "ai.failed":
+                yield "failed", {k: v for k, v in frame.items() if k != "type"}
+                return
+            elif kind == "ai.cancelled":
+                yield "cancelled", {k: v for k, v in frame.items() if k != "type"}
+                return
+
+    async def _check_database(self, reply_id: str | None) -> tuple[str, dict[str, Any]] | None:
+        """Nothing heard for a while: is the reply stored already, or is nobody generating it?"""
+        service = self.service
+        stored = await ai_db.reply_to(service.pool, self.ticket_id, self.in_reply_to)
+        if stored is not None and (reply_id is None or stored["metadata"].get("reply_id") == reply_id):
+            message = message_view(stored)
+            if message["metadata"].get("incomplete"):
+                return "failed", {
+                    "reply_id": message["metadata"].get("reply_id"),
+                    "kind": REPLY,
+                    "code": message["metadata"].get("error", "ai_error"),
+                    "message": "The reply did not finish.",
+                    "retryable": True,
+                    "partial": message,
+                }
+            return "completed", _completed_data(message)
+        if (str(self.ticket_id), REPLY) in service.generations:
+            return None
+        claim = await ai_db.get_claim(service.pool, self.ticket_id, REPLY)
+        if claim is not None and claim["live"]:
+            return None
+        # Nobody is generating and nothing is stored: the AI was turned off, or handed off.
+        ticket = await tickets_db.get_ticket(service.pool, self.ticket_id)
+        reason = "ai_disabled" if ticket is None or not ticket["ai_enabled"] else "no_reply"
+        return "cancelled", {"reply_id": reply_id, "kind": REPLY, "reason": reason}
+
+
+def _completed_data(message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "reply_id": message["metadata"].get("reply_id"),
+        "kind": REPLY,
+        "message": message,
+        "text": message["body"],
+    }

@@ -1,0 +1,50 @@
+"""The AI cleanup context: one Groq client per app (or the offline responder), the reply service
+wired in as the message hook and app[AI], and its hub observer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from ..keys import AI, AI_SERVICE, DB_POOL, HUB, MESSAGE_HOOK, PUBLISHER, SETTINGS
+from .groq_client import create_groq_client
+from .service import AiService
+
+log = logging.getLogger(__name__)
+
+
+async def ai_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Runs after the database and realtime contexts (it needs the pool and the hub)."""
+    settings = app[SETTINGS]
+    client = create_groq_client(settings)
+    service = AiService(
+        pool=app[DB_POOL],
+        settings=settings,
+        # Looked up on each publish: the publisher is whatever the realtime context installed.
+        publisher=lambda: app[PUBLISHER],
+        groq=client,
+    )
+    hub = app.get(HUB)
+    if hub is not None:
+        # Every event from every instance: cross-instance cancellation and reply tracking.
+        hub.add_observer(service.observe)
+        service.feed_tracker_directly = False
+    app[AI_SERVICE] = service
+    app[AI] = service
+    app[MESSAGE_HOOK] = service.on_message
+    if client is None:
+        log.info("AI: no GROQ_API_KEY, the offline knowledge-base responder answers")
+    else:
+        log.info(
+            "AI: Groq model %s%s",
+            settings.groq_model,
+            f" at {settings.groq_base_url}" if settings.groq_base_url else "",
+        )
+    try:
+        yield
+    finally:
+        await service.close()
+        if client is not None:
+            await client.close()

@@ -1,0 +1,98 @@
+"""The embeddable widget: its loader script, the chat panel page it frames, and the visitor endpoints
+(anonymous visitor, identified visitor, token refresh).
+
+The panel runs in a frame served from this origin, so it calls the API same-origin and needs no
+CORS. ALLOWED_ORIGINS says which sites may frame it (CSP frame-ancestors), which parent pages
+the panel talks to, and which Origin headers the visitor endpoints accept.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..errors import forbidden
+from ..jsonutil import json_response
+from ..keys import DB_POOL, SETTINGS, WIDGET_THROTTLE
+from ..services import widget as widget_service
+from ..validation import Str, read_body
+from ..web_session import origin_allowed
+from .identity import require_identity, token_config
+from .pages import STATIC_DIR, render
+
+VISITOR_SCHEMA = {"name": Str(required=False, nullable=True, min_len=0, max_len=100)}
+IDENTIFY_SCHEMA = {
+    "external_id": Str(max_len=200),
+    "signature": Str(max_len=128),
+    "name": Str(required=False, nullable=True, min_len=0, max_len=100),
+    "email": Str(required=False, nullable=True, min_len=0, max_len=254),
+}
+# The loader may be cached briefly by browsers and CDNs; a fix still reaches every site within minutes.
+LOADER_CACHE = "public, max-age=300"
+
+
+def frame_ancestors(allowed: tuple[str, ...]) -> str:
+    if "*" in allowed:
+        return "*"
+    return " ".join(["'self'", *allowed])
+
+
+def _check_origin(request: web.Request) -> None:
+    if not origin_allowed(request, request.app[SETTINGS].allowed_origins):
+        raise forbidden("This site is not allowed to use the chat widget (see ALLOWED_ORIGINS)")
+
+
+async def loader_script(request: web.Request) -> web.FileResponse:
+    """GET /widget.js: the script a site adds to its pages."""
+    return web.FileResponse(
+        STATIC_DIR / "widget.js",
+        headers={
+            "Content-Type": "text/javascript; charset=utf-8",
+            "Cache-Control": LOADER_CACHE,
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+async def frame_page(request: web.Request) -> web.Response:
+    """GET /widget/frame: the chat panel, framed by the loader on the host page."""
+    allowed = request.app[SETTINGS].allowed_origins
+    context = {"allowed_origins": list(allowed)}
+    return render(request, "widget_frame.html", context, frame_ancestors=frame_ancestors(allowed))
+
+
+async def create_visitor(request: web.Request) -> web.Response:
+    """POST /widget/visitors: an anonymous visitor's customer account and token (on their first message)."""
+    _check_origin(request)
+    body = await read_body(request, VISITOR_SCHEMA)
+    result = await widget_service.create_anonymous_visitor(
+        request.app[DB_POOL],
+        token_config(request.app),
+        request.app[WIDGET_THROTTLE],
+        client_address=request.remote or "unknown",
+        name=body.get("name"),
+    )
+    return json_response(result, status=201)
+
+
+async def identify_visitor(request: web.Request) -> web.Response:
+    """POST /widget/identify: a visitor the host site signed in, with its HMAC signature."""
+    _check_origin(request)
+    body = await read_body(request, IDENTIFY_SCHEMA)
+    result = await widget_service.identify_visitor(
+        request.app[DB_POOL],
+        token_config(request.app),
+        request.app[SETTINGS].widget_identity_secret,
+        external_id=body["external_id"],
+        signature=body["signature"],
+        name=body.get("name"),
+        email=body.get("email") or None,
+    )
+    return json_response(result)
+
+
+async def refresh_token(request: web.Request) -> web.Response:
+    """POST /widget/token: swap a still-valid token for a fresh one."""
+    _check_origin(request)
+    who = require_identity(request)
+    result = await widget_service.refresh_token(request.app[DB_POOL], token_config(request.app), who)
+    return json_response(result)

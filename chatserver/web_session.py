@@ -1,0 +1,136 @@
+"""The agent console's browser session: an encrypted cookie (aiohttp-session), CSRF tokens, and the
+security headers of our HTML pages.
+
+The session key is derived from SECRET_KEY with HKDF, so one secret is enough to deploy and the
+cookie key is never the key that signs access tokens. The cookie is HttpOnly, SameSite=Lax, Secure
+in production, and expires after SESSION_MAX_AGE.
+
+CSRF: a random token lives in the session (synchronizer token pattern); every state-changing form
+carries it in a hidden field and every state-changing fetch in the X-CSRF-Token header. The check
+also refuses a foreign Origin header when one is sent (defence in depth).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import secrets
+from collections.abc import Iterable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from aiohttp_session import Session, get_session, session_middleware
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .errors import ApiError
+from .handlers.identity import SESSION_ROLE, SESSION_USER_ID
+from .settings import Settings
+
+SESSION_COOKIE = "chatserver_session"
+# A working day: an agent logs in once in the morning. Fernet refuses older cookies too.
+SESSION_MAX_AGE = 12 * 3600
+CSRF_SESSION_KEY = "csrf"
+CSRF_FORM_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+# A fixed label: changing it rotates every session key (and logs everyone out).
+_HKDF_INFO = b"chatserver console session cookie v1"
+
+
+def session_key(secret_key: str) -> bytes:
+    """The session cookie's 32-byte Fernet key, derived from SECRET_KEY."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(secret_key.encode())
+
+
+def session_storage(settings: Settings) -> EncryptedCookieStorage:
+    return EncryptedCookieStorage(
+        Fernet(base64.urlsafe_b64encode(session_key(settings.secret_key))),
+        cookie_name=SESSION_COOKIE,
+        max_age=SESSION_MAX_AGE,
+        httponly=True,
+        # Lax: the cookie is not sent on cross-site subrequests (fetches, frames, sockets), but
+        # following a link to the console from an e-mail still finds the agent logged in.
+        samesite="Lax",
+        secure=settings.production,
+    )
+
+
+def session_middleware_for(settings: Settings) -> Middleware:
+    return session_middleware(session_storage(settings))
+
+
+async def csrf_token(request: web.Request) -> str:
+    """This session's CSRF token, created on first use."""
+    session = await get_session(request)
+    token = session.get(CSRF_SESSION_KEY)
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session[CSRF_SESSION_KEY] = token
+    return token
+
+
+def _own_origin(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def origin_allowed(request: web.Request, allowed: Iterable[str]) -> bool:
+    """A request without an Origin header (not a browser, or a same-origin GET) passes; one with an
+    Origin must be our own or listed."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    origin = origin.rstrip("/")
+    allowed = set(allowed)
+    return origin == _own_origin(request) or origin in allowed or "*" in allowed
+
+
+async def check_csrf(request: web.Request, submitted: str | None) -> None:
+    """Refuse (403) a state-changing request whose CSRF token does not match the session's, or that
+    comes from another site. Only our own origin counts here: ALLOWED_ORIGINS is for the widget."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.rstrip("/") != _own_origin(request):
+        raise ApiError(403, "csrf_failed", "Cross-site request refused")
+    session = await get_session(request)
+    expected = session.get(CSRF_SESSION_KEY)
+    if not isinstance(expected, str) or not expected or not submitted:
+        raise ApiError(403, "csrf_failed", "Missing CSRF token; reload the page and try again")
+    if not hmac.compare_digest(expected.encode(), submitted.encode()):
+        raise ApiError(403, "csrf_failed", "CSRF token does not match; reload the page and try again")
+
+
+def start_login(session: Session, user_id: str, role: str) -> None:
+    """Log a user in: a fresh session (no state carried over from before login) and a new CSRF token."""
+    session.invalidate()
+    session[SESSION_USER_ID] = user_id
+    session[SESSION_ROLE] = role
+    session[CSRF_SESSION_KEY] = secrets.token_urlsafe(32)
+
+
+def content_security_policy(frame_ancestors: str = "'none'") -> str:
+    """Our pages load scripts, styles and sockets from this origin only and never run inline script,
+    so an injected <script> or onerror= attribute does nothing even if escaping failed somewhere."""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            f"frame-ancestors {frame_ancestors}",
+        ]
+    )
+
+
+def secure_page_headers(response: web.StreamResponse, frame_ancestors: str = "'none'") -> None:
+    response.headers["Content-Security-Policy"] = content_security_policy(frame_ancestors)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if frame_ancestors == "'none'":
+        response.headers["X-Frame-Options"] = "DENY"
+    # Pages carry CSRF tokens and conversation data: never store them in shared caches.
+    response.headers["Cache-Control"] = "no-store"

@@ -1,0 +1,83 @@
+"""The container files, checked offline (no Docker engine is needed): what the Dockerfile copies
+exists and is not ignored, it runs unprivileged with a health check, and the compose file wires
+PostgreSQL 16, Redis 7 and the app with health-gated start-up."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+
+
+def instructions(name: str) -> list[str]:
+    """The arguments of every `name` instruction, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", DOCKERFILE)
+    return [m.group(1).strip() for m in re.finditer(rf"^{name}\s+(.*)$", joined, flags=re.MULTILINE)]
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    return data
+
+
+def test_base_image_and_command() -> None:
+    assert instructions("FROM") == ["python:3.11-slim"]
+    assert instructions("CMD") == ['["python", "-m", "chatserver", "serve"]']
+    env = " ".join(instructions("ENV"))
+    assert "HOST=0.0.0.0" in env
+
+
+def test_runs_as_an_unprivileged_user() -> None:
+    users = instructions("USER")
+    assert users and users[-1] not in ("root", "0")
+    assert DOCKERFILE.index("USER ") < DOCKERFILE.index("CMD ")
+
+
+def test_healthcheck_hits_healthz() -> None:
+    (check,) = instructions("HEALTHCHECK")
+    assert "/healthz" in check
+    assert "curl" not in check, "python:3.11-slim has no curl"
+
+
+def test_everything_copied_exists_and_is_not_dockerignored() -> None:
+    ignored = {
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for copy in instructions("COPY"):
+        *sources, _dest = copy.split()
+        for source in sources:
+            assert (REPO / source).exists(), f"COPY {source}: no such file"
+            assert source not in ignored and source.rstrip("/") not in ignored, f"COPY {source} is in .dockerignore"
+    assert {".git", ".venv", ".chatserver", ".env"} <= ignored
+
+
+def test_runtime_requirements_are_installed_not_dev_ones() -> None:
+    assert any("requirements.txt" in run for run in instructions("RUN"))
+    assert "requirements-dev" not in DOCKERFILE
+
+
+def test_compose_services_images_and_health_gated_startup() -> None:
+    services = compose()["services"]
+    assert services["db"]["image"] == "postgres:16"
+    assert services["redis"]["image"] == "redis:7"
+    for name in ("db", "redis", "app"):
+        assert services[name]["healthcheck"]["test"], name
+    assert services["app"]["depends_on"] == {
+        "db": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+    }
+
+
+def test_compose_app_takes_its_secrets_from_the_environment() -> None:
+    env = compose()["services"]["app"]["environment"]
+    assert env["DATABASE_URL"].startswith("postgresql://") and "@db:5432/" in env["DATABASE_URL"]
+    assert env["REDIS_URL"] == "redis://redis:6379/0"
+    assert env["SECRET_KEY"].startswith("${SECRET_KEY:?"), "compose must refuse to start without SECRET_KEY"
+    assert "healthz" in " ".join(compose()["services"]["app"]["healthcheck"]["test"])

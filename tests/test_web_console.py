@@ -1,0 +1,258 @@
+"""The agent console's server side: login and logout with an encrypted session cookie, CSRF on every
+state-changing request, the session's API token, cookie-authenticated sockets, inbox rows."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestClient, make_mocked_request
+from aiohttp_session import Session
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from chatserver.settings import Settings
+from chatserver.web_session import SESSION_COOKIE, session_key, session_storage
+
+from .conftest import PASSWORD, TEST_SECRET, MakeUser, User, create_ticket
+from .wsutil import recv
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def csrf_from(client: TestClient, path: str = "/console/login") -> str:
+    resp = await client.get(path)
+    assert resp.status == 200, await resp.text()
+    match = CSRF_FIELD.search(await resp.text())
+    assert match, "no CSRF field in the page"
+    return match.group(1)
+
+
+async def console_login(client: TestClient, user: User) -> str:
+    """Log in through the form; returns the console page's CSRF token."""
+    token = await csrf_from(client)
+    resp = await client.post(
+        "/console/login",
+        data={"email": user.email, "password": PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+    )
+    assert resp.status == 303, await resp.text()
+    assert resp.headers["Location"] == "/console"
+    return await csrf_from(client, "/console")
+
+
+def own_origin(client: TestClient) -> str:
+    return f"http://{client.server.host}:{client.server.port}"
+
+
+async def test_login_page_has_a_csrf_token_and_strict_security_headers(client: TestClient) -> None:
+    resp = await client.get("/console/login")
+    assert resp.status == 200
+    assert CSRF_FIELD.search(await resp.text())
+    assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    cookie = resp.cookies[SESSION_COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+
+
+async def test_agent_logs_in_and_sees_the_console(client: TestClient, make_user: MakeUser) -> None:
+    agent = await make_user("agent", name="Alex")
+    await console_login(client, agent)
+    resp = await client.get("/console")
+    assert resp.status == 200
+    text = await resp.text()
+    assert "Alex" in text and "/static/js/console.js" in text
+
+
+async def test_login_without_the_csrf_token_is_refused(client: TestClient, make_user: MakeUser) -> None:
+    agent = await make_user("agent")
+    await csrf_from(client)  # a session exists, but the form does not carry its token
+    for token in (None, "forged"):
+        data = {"email": agent.email, "password": PASSWORD}
+        if token:
+            data["csrf_token"] = token
+        resp = await client.post("/console/login", data=data, allow_redirects=False)
+        assert resp.status == 403
+        assert "This form has expired" in await resp.text()
+    assert (await client.get("/console", allow_redirects=False)).status == 303
+
+
+async def test_login_from_another_site_is_refused(client: TestClient, make_user: MakeUser) -> None:
+    agent = await make_user("agent")
+    token = await csrf_from(client)
+    resp = await client.post(
+        "/console/login",
+        data={"email": agent.email, "password": PASSWORD, "csrf_token": token},
+        headers={"Origin": "https://evil.example"},
+        allow_redirects=False,
+    )
+    assert resp.status == 403
+
+
+async def test_wrong_password_shows_the_form_again(client: TestClient, make_user: MakeUser) -> None:
+    agent = await make_user("agent")
+    token = await csrf_from(client)
+    resp = await client.post(
+        "/console/login", data={"email": agent.email, "password": "wrong password", "csrf_token": token}
+    )
+    assert resp.status == 401
+    assert "Email or password is incorrect" in await resp.text()
+
+
+async def test_a_customer_cannot_log_in_to_the_console(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    token = await csrf_from(client)
+    resp = await client.post(
+        "/console/login",
+        data={"email": customer.email, "password": PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+    )
+    assert resp.status == 403
+    assert "for support agents" in await resp.text()
+    assert (await client.get("/console", allow_redirects=False)).status == 303
+
+
+async def test_a_customer_session_cannot_open_the_console(
+    client: TestClient, make_user: MakeUser, settings: Settings
+) -> None:
+    """Even a validly encrypted session (made here with the server's key) that names a customer."""
+    customer = await make_user("customer")
+    cookie = await session_cookie(settings, {"uid": customer.id, "role": "customer", "csrf": "t"})
+    client.session.cookie_jar.update_cookies({SESSION_COOKIE: cookie})
+    resp = await client.get("/console", allow_redirects=False)
+    assert resp.status == 403
+    resp = await client.post("/console/api/token", headers={"X-CSRF-Token": "t"})
+    assert resp.status == 403
+
+
+async def session_cookie(settings: Settings, data: dict[str, Any]) -> str:
+    """A session cookie as the server would set it, made with the server's own storage."""
+    session = Session(None, data=None, new=True, max_age=None)
+    session.update(data)
+    response = web.Response()
+    await session_storage(settings).save_session(make_mocked_request("GET", "/"), response, session)
+    return response.cookies[SESSION_COOKIE].value
+
+
+async def test_console_without_a_session_redirects_to_login(client: TestClient) -> None:
+    resp = await client.get("/console", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/console/login"
+
+
+async def test_logout_needs_the_csrf_token_and_ends_the_session(client: TestClient, make_user: MakeUser) -> None:
+    agent = await make_user("agent")
+    token = await console_login(client, agent)
+    assert (await client.post("/console/logout", data={}, allow_redirects=False)).status == 403
+    assert (await client.get("/console", allow_redirects=False)).status == 200
+    resp = await client.post("/console/logout", data={"csrf_token": token}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/console/login"
+    assert (await client.get("/console", allow_redirects=False)).status == 303
+
+
+async def test_api_token_needs_the_csrf_header(client: TestClient, make_user: MakeUser) -> None:
+    agent = await make_user("agent")
+    token = await console_login(client, agent)
+    assert (await client.post("/console/api/token")).status == 403
+    assert (await client.post("/console/api/token", headers={"X-CSRF-Token": "nope"})).status == 403
+    resp = await client.post("/console/api/token", headers={"X-CSRF-Token": token})
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["expires_in"] == 15 * 60
+    me = await client.get("/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert (await me.json())["user"]["id"] == agent.id
+
+
+async def test_api_token_needs_a_session(client: TestClient) -> None:
+    assert (await client.post("/console/api/token", headers={"X-CSRF-Token": "x"})).status == 401
+
+
+async def test_inbox_socket_accepts_the_session_cookie_from_our_own_origin(
+    client: TestClient, make_user: MakeUser
+) -> None:
+    agent = await make_user("agent")
+    await console_login(client, agent)
+    ws = await client.ws_connect("/ws/inbox", headers={"Origin": own_origin(client)})
+    assert (await recv(ws))["type"] == "inbox.ready"
+    await ws.close()
+
+
+async def test_cookie_socket_from_another_origin_is_refused(client: TestClient, make_user: MakeUser) -> None:
+    agent = await make_user("agent")
+    await console_login(client, agent)
+    try:
+        await client.ws_connect("/ws/inbox", headers={"Origin": "https://evil.example"})
+    except aiohttp.WSServerHandshakeError as err:
+        assert err.status == 403
+    else:
+        raise AssertionError("a foreign origin opened a cookie-authenticated socket")
+
+
+async def test_room_socket_works_with_the_console_session(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    agent = await make_user("agent")
+    ticket = await create_ticket(client, customer, message="Hello")
+    await console_login(client, agent)
+    ws = await client.ws_connect(f"/tickets/{ticket['id']}/ws", headers={"Origin": own_origin(client)})
+    joined = await recv(ws)
+    assert joined["type"] == "joined" and joined["you"]["id"] == agent.id
+    await ws.close()
+
+
+async def test_inbox_rows_carry_the_customer_and_the_newest_message(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer", name="Cara")
+    agent = await make_user("agent")
+    ticket = await create_ticket(client, customer, "Late parcel", message="Where is it?")
+    await client.post(
+        f"/tickets/{ticket['id']}/messages", json={"body": "Checking", "internal": True}, headers=agent.headers
+    )
+    resp = await client.get("/console/api/inbox", headers=agent.headers)
+    assert resp.status == 200
+    [row] = (await resp.json())["tickets"]
+    assert row["ticket"]["id"] == ticket["id"]
+    assert row["customer"] == {
+        "id": customer.id,
+        "name": "Cara",
+        "email": customer.email,
+        "external_id": None,
+        "anonymous": False,
+    }
+    assert row["last_message"]["body"] == "Checking" and row["last_message"]["visibility"] == "internal"
+    one = await (await client.get(f"/console/api/inbox/{ticket['id']}", headers=agent.headers)).json()
+    assert one == row
+
+
+async def test_inbox_rows_filter_like_the_ticket_list(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    agent = await make_user("agent")
+    first = await create_ticket(client, customer, "One")
+    await create_ticket(client, customer, "Two")
+    await client.patch(f"/tickets/{first['id']}", json={"status": "pending"}, headers=agent.headers)
+    resp = await client.get("/console/api/inbox?status=pending", headers=agent.headers)
+    assert [r["ticket"]["subject"] for r in (await resp.json())["tickets"]] == ["One"]
+
+
+async def test_console_api_is_for_staff_only(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer)
+    for path in ("/console/api/inbox", f"/console/api/inbox/{ticket['id']}", "/console/api/agents"):
+        resp = await client.get(path, headers=customer.headers)
+        assert resp.status == 403, path
+
+
+async def test_agents_list_has_staff_and_no_customers(client: TestClient, make_user: MakeUser) -> None:
+    await make_user("customer")
+    agent = await make_user("agent", name="Alex")
+    admin = await make_user("admin", name="Ada")
+    resp = await client.get("/console/api/agents", headers=agent.headers)
+    listed = {(a["id"], a["role"]) for a in (await resp.json())["agents"]}
+    assert listed == {(agent.id, "agent"), (admin.id, "admin")}
+
+
+def test_session_key_is_derived_from_the_secret_not_equal_to_it() -> None:
+    key = session_key(TEST_SECRET)
+    assert len(key) == 32 and key == session_key(TEST_SECRET)
+    assert key != session_key(TEST_SECRET + "x")
+    assert base64.urlsafe_b64encode(key).decode() not in TEST_SECRET
+    assert isinstance(session_storage(Settings(secret_key=TEST_SECRET)), EncryptedCookieStorage)

@@ -1,0 +1,625 @@
+// The agent console: the inbox (GET /console/api/inbox, kept live by the /ws/inbox stream) and the
+// ticket view (the ticket's room over WebSocket). The sockets use the session cookie; REST calls
+// use a short-lived bearer token fetched with the page's CSRF token.
+
+import { clear, fill, formatTime, h } from "./dom.js";
+import { Room, apiError, socketUrl } from "./room.js";
+import { Thread } from "./thread.js";
+
+const layout = document.getElementById("layout");
+const me = JSON.parse(layout.dataset.me);
+const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
+const ui = {
+  list: document.getElementById("ticket-list"),
+  empty: document.getElementById("inbox-empty"),
+  more: document.getElementById("more"),
+  filters: document.getElementById("filters"),
+  pane: document.getElementById("ticket"),
+  toast: document.getElementById("toast"),
+  inboxConn: document.getElementById("inbox-conn"),
+};
+
+const STATUSES = ["open", "pending", "resolved", "closed"];
+const PRIORITIES = ["low", "normal", "high", "urgent"];
+const TYPING_TEXT = "{name} is typing…";
+
+// ---- REST with a short-lived token ----------------------------------------------------------
+
+let token = null;
+let tokenPromise = null;
+
+async function fetchToken() {
+  const response = await fetch("/console/api/token", {
+    method: "POST",
+    headers: { "X-CSRF-Token": csrfToken },
+    credentials: "same-origin",
+  });
+  if (response.status === 401 || response.status === 403) {
+    // The session ended (logged out elsewhere, or expired): back to the login page.
+    window.location.assign("/console/login");
+    throw await apiError(response);
+  }
+  if (!response.ok) throw await apiError(response);
+  token = (await response.json()).access_token;
+  return token;
+}
+
+function getToken(force = false) {
+  if (token && !force) return Promise.resolve(token);
+  if (!tokenPromise) tokenPromise = fetchToken().finally(() => (tokenPromise = null));
+  return tokenPromise;
+}
+
+async function api(path) {
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    const bearer = await getToken(attempt > 0);
+    const response = await fetch(path, { headers: { Authorization: `Bearer ${bearer}` } });
+    if (response.status === 401 && attempt === 0) continue; // the token expired: get a new one
+    if (!response.ok) throw await apiError(response);
+    return response.json();
+  }
+  throw new Error("unreachable");
+}
+
+// ---- people -----------------------------------------------------------------------------------
+
+const people = new Map(); // user id -> {name, role}
+let agents = [];
+
+async function loadAgents() {
+  try {
+    agents = (await api("/console/api/agents")).agents;
+  } catch (err) {
+    toast(`Could not load the agent list: ${err.message}`);
+    agents = [];
+  }
+  for (const agent of agents) people.set(agent.id, { name: agent.name || agent.email, role: agent.role });
+  const select = ui.filters.elements.assignee;
+  for (const agent of agents) {
+    if (agent.id === me.id) continue;
+    select.appendChild(h("option", { value: agent.id, text: agent.name || agent.email }));
+  }
+}
+
+function personName(id, fallback) {
+  const person = id && people.get(id);
+  return (person && person.name) || fallback;
+}
+
+// ---- toast --------------------------------------------------------------------------------------
+
+let toastTimer = null;
+
+function toast(text) {
+  ui.toast.textContent = text;
+  ui.toast.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (ui.toast.hidden = true), 6000);
+}
+
+// ---- inbox ------------------------------------------------------------------------------------
+
+const rows = new Map(); // ticket id -> {ticket, customer, last_message, unread}
+let nextCursor = null;
+let inboxLoad = 0;
+
+function filterValues() {
+  const form = ui.filters.elements;
+  return {
+    status: form.status.value,
+    priority: form.priority.value,
+    assignee: form.assignee.value,
+    waiting: form.waiting.checked ? "true" : "",
+  };
+}
+
+function matchesFilters(ticket) {
+  const f = filterValues();
+  if (f.status && ticket.status !== f.status) return false;
+  if (f.priority && ticket.priority !== f.priority) return false;
+  if (f.assignee === "me" && ticket.assignee_id !== me.id) return false;
+  if (f.assignee === "none" && ticket.assignee_id !== null) return false;
+  if (f.assignee && f.assignee !== "me" && f.assignee !== "none" && ticket.assignee_id !== f.assignee) return false;
+  if (f.waiting && !ticket.waiting_for_agent) return false;
+  return true;
+}
+
+async function loadInbox({ append = false } = {}) {
+  const load = ++inboxLoad;
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(filterValues())) if (value) query.set(key, value);
+  if (append && nextCursor) query.set("cursor", nextCursor);
+  let page;
+  try {
+    page = await api(`/console/api/inbox?${query}`);
+  } catch (err) {
+    toast(`Could not load the inbox: ${err.message}`);
+    return;
+  }
+  if (load !== inboxLoad) return; // a newer load (filters changed) has started
+  if (!append) {
+    const unread = new Set(Array.from(rows.values()).filter((r) => r.unread).map((r) => r.ticket.id));
+    rows.clear();
+    for (const row of page.tickets) rows.set(row.ticket.id, { ...row, unread: unread.has(row.ticket.id) });
+  } else {
+    for (const row of page.tickets) if (!rows.has(row.ticket.id)) rows.set(row.ticket.id, { ...row, unread: false });
+  }
+  nextCursor = page.next_cursor;
+  renderInbox();
+}
+
+async function fetchRow(ticketId) {
+  try {
+    const row = await api(`/console/api/inbox/${encodeURIComponent(ticketId)}`);
+    if (!matchesFilters(row.ticket)) return;
+    const known = rows.get(ticketId);
+    rows.set(ticketId, { ...row, unread: known ? known.unread : row.last_message?.author_kind === "customer" });
+    renderInbox();
+  } catch (err) {
+    // gone, or not visible: nothing to show
+  }
+}
+
+function sortedRows() {
+  return Array.from(rows.values()).sort((a, b) => (a.ticket.last_activity_at < b.ticket.last_activity_at ? 1 : -1));
+}
+
+function renderInbox() {
+  const focusedId = document.activeElement && document.activeElement.closest?.(".ticket-row")?.dataset.ticketId;
+  clear(ui.list);
+  for (const row of sortedRows()) ui.list.appendChild(inboxItem(row));
+  ui.empty.hidden = rows.size > 0;
+  ui.more.hidden = !nextCursor;
+  if (focusedId) ui.list.querySelector(`.ticket-row[data-ticket-id="${CSS.escape(focusedId)}"]`)?.focus();
+}
+
+function aiLabel(ticket) {
+  if (ticket.waiting_for_agent) return "Waiting for human";
+  return ticket.ai_enabled ? "AI replying" : "Human";
+}
+
+function preview(message) {
+  if (!message) return "No messages yet";
+  const who =
+    message.author_kind === "customer" ? "" : message.author_kind === "ai" ? "AI: " : message.author_kind === "agent" ? "Agent: " : "";
+  const note = message.visibility === "internal" ? "Note: " : "";
+  return `${note}${who}${message.body}`.slice(0, 140);
+}
+
+function inboxItem(row) {
+  const { ticket, customer, last_message: last } = row;
+  const isCurrent = current && current.id === ticket.id;
+  const classes = ["ticket-row"];
+  if (ticket.waiting_for_agent) classes.push("waiting");
+  if (row.unread && !isCurrent) classes.push("unread");
+  const customerName = customer ? customer.name || customer.email || "Visitor" : "Customer";
+  const badges = [
+    h("span", { class: `badge status-${ticket.status}`, text: ticket.status }),
+    ticket.priority !== "normal" ? h("span", { class: `badge priority-${ticket.priority}`, text: ticket.priority }) : null,
+    h("span", { class: `badge ai ${ticket.waiting_for_agent ? "ai-waiting" : ticket.ai_enabled ? "ai-on" : "ai-off"}`, text: aiLabel(ticket) }),
+    ticket.assignee_id ? h("span", { class: "badge assignee", text: `→ ${personName(ticket.assignee_id, "someone")}` }) : null,
+  ];
+  const link = h(
+    "a",
+    {
+      class: classes.join(" "),
+      href: `/console/tickets/${ticket.id}`,
+      dataset: { ticketId: ticket.id },
+      "aria-current": isCurrent ? "page" : null,
+      onclick: (event) => {
+        if (event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
+        event.preventDefault();
+        openTicket(ticket.id, { push: true });
+      },
+    },
+    h(
+      "div",
+      { class: "row-top" },
+      h("span", { class: "customer", text: customerName }),
+      h("time", { datetime: ticket.last_activity_at, text: formatTime(ticket.last_activity_at) }),
+    ),
+    h("div", { class: "subject", text: ticket.subject }),
+    h("div", { class: "preview", text: preview(last) }),
+    h("div", { class: "badges" }, badges),
+  );
+  return h("li", {}, link);
+}
+
+function onInboxFrame(frame) {
+  if (frame.type === "inbox.ready") {
+    loadInbox();
+  } else if (frame.type === "inbox.ticket_created") {
+    if (matchesFilters(frame.ticket)) fetchRow(frame.ticket.id);
+  } else if (frame.type === "inbox.ticket_updated") {
+    const row = rows.get(frame.ticket.id);
+    if (row) {
+      row.ticket = frame.ticket;
+      if (!matchesFilters(frame.ticket) && !(current && current.id === frame.ticket.id)) rows.delete(frame.ticket.id);
+      renderInbox();
+    } else if (matchesFilters(frame.ticket)) {
+      fetchRow(frame.ticket.id);
+    }
+  } else if (frame.type === "inbox.message_created") {
+    const message = frame.message;
+    const row = rows.get(message.ticket_id);
+    if (row) {
+      if (!row.last_message || message.seq >= row.last_message.seq) row.last_message = message;
+      if (message.created_at > row.ticket.last_activity_at) row.ticket = { ...row.ticket, last_activity_at: message.created_at };
+      if (message.author_kind === "customer" && !(current && current.id === message.ticket_id)) row.unread = true;
+      renderInbox();
+    } else {
+      fetchRow(message.ticket_id);
+    }
+  }
+}
+
+// The inbox socket: no snapshot, so every (re)connect reloads the list (on inbox.ready).
+let inboxAttempt = 0;
+
+function connectInbox() {
+  ui.inboxConn.textContent = inboxAttempt ? "Reconnecting…" : "";
+  const ws = new WebSocket(socketUrl("/ws/inbox"));
+  let alive = false;
+  ws.onmessage = (event) => {
+    let frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch (err) {
+      return;
+    }
+    if (frame.type === "inbox.ready") {
+      alive = true;
+      inboxAttempt = 0;
+      ui.inboxConn.textContent = "";
+      ui.inboxConn.classList.remove("offline");
+    }
+    onInboxFrame(frame);
+  };
+  ws.onclose = () => {
+    ui.inboxConn.textContent = "Offline — reconnecting…";
+    ui.inboxConn.classList.add("offline");
+    if (!alive) inboxAttempt += 1;
+    const base = Math.min(15000, 500 * 2 ** inboxAttempt);
+    inboxAttempt += 1;
+    setTimeout(connectInbox, base / 2 + Math.random() * (base / 2));
+  };
+}
+
+// ---- the ticket view --------------------------------------------------------------------------
+
+let current = null; // {id, room, thread, els, row, typing: Map, hasMore}
+
+function describe(message) {
+  const note = message.visibility === "internal" ? "Internal note" : null;
+  if (message.author_kind === "customer") {
+    const customer = current && current.row && current.row.customer;
+    return { kind: "customer", author: (customer && (customer.name || customer.email)) || "Customer", note };
+  }
+  if (message.author_kind === "ai") return { kind: "ai", author: "AI assistant", note };
+  if (message.author_kind === "system") return { kind: "system", author: null, note };
+  const mine = message.author_id === me.id;
+  const user = current && current.room.present.get(message.author_id);
+  return { kind: mine ? "mine" : "agent", author: mine ? "You" : personName(message.author_id, (user && user.name) || "Agent"), note };
+}
+
+function select(label, name, values, onChange) {
+  const id = `ctl-${name}`;
+  const control = h(
+    "select",
+    { id, name, onchange: (event) => onChange(event.target.value) },
+    values.map(([value, text]) => h("option", { value, text })),
+  );
+  return h("div", { class: "control" }, h("label", { for: id, text: label }), control);
+}
+
+function buildTicketPane(ticketId) {
+  clear(ui.pane);
+  const els = {};
+  els.back = h("button", { type: "button", class: "ghost back", "aria-label": "Back to inbox", text: "← Inbox", onclick: () => closeTicket({ push: true }) });
+  els.subject = h("h2", { class: "subject", id: "ticket-subject", text: "Loading…" });
+  els.customer = h("p", { class: "customer-line" });
+  els.status = select("Status", "status", STATUSES.map((s) => [s, s]), (value) => update({ status: value }));
+  els.priority = select("Priority", "priority", PRIORITIES.map((p) => [p, p]), (value) => update({ priority: value }));
+  els.assignee = select(
+    "Assignee",
+    "assignee",
+    [["", "Unassigned"], ...agents.map((a) => [a.id, a.id === me.id ? `${a.name || a.email} (me)` : a.name || a.email])],
+    (value) => update({ assignee_id: value || null }),
+  );
+  els.aiState = h("span", { class: "badge ai", role: "status" });
+  els.aiButton = h("button", { type: "button", class: "secondary", onclick: toggleAi });
+  els.presence = h("ul", { class: "presence", "aria-label": "In this conversation" });
+  els.conn = h("div", { class: "conn", role: "status" });
+  els.older = h("button", { type: "button", class: "ghost older", hidden: true, text: "Load older messages", onclick: loadOlder });
+  els.list = h("ol", { class: "messages", "aria-label": "Messages", "aria-live": "polite", "aria-relevant": "additions", tabindex: "0" });
+  els.typing = h("div", { class: "typing", "aria-live": "polite" });
+  els.copilotText = h("p", { class: "copilot-text" });
+  els.copilotUse = h("button", { type: "button", class: "secondary", text: "Use suggestion", disabled: true, onclick: useSuggestion });
+  els.copilot = h(
+    "section",
+    { class: "copilot", hidden: true, "aria-label": "Suggested reply", "aria-live": "polite" },
+    h("h3", { text: "Suggested reply" }),
+    els.copilotText,
+    h("div", { class: "copilot-actions" }, els.copilotUse, h("button", { type: "button", class: "ghost", text: "Dismiss", onclick: () => (els.copilot.hidden = true) })),
+  );
+  els.input = h("textarea", { id: "reply-input", rows: "3", maxlength: "10000", placeholder: "Reply to the customer… (Ctrl+Enter to send)" });
+  els.modeReply = h("input", { type: "radio", name: "mode", value: "reply", checked: true, id: "mode-reply" });
+  els.modeNote = h("input", { type: "radio", name: "mode", value: "note", id: "mode-note" });
+  els.send = h("button", { type: "submit", class: "primary", text: "Send" });
+  els.suggest = h("button", { type: "button", class: "secondary", text: "Suggest reply", onclick: askCopilot });
+  els.form = h(
+    "form",
+    { class: "composer", onsubmit: (event) => (event.preventDefault(), sendReply()) },
+    h(
+      "fieldset",
+      { class: "mode" },
+      h("legend", { class: "sr-only", text: "Message type" }),
+      h("label", { for: "mode-reply" }, els.modeReply, " Reply"),
+      h("label", { for: "mode-note" }, els.modeNote, " Internal note"),
+    ),
+    h("label", { for: "reply-input", class: "sr-only", id: "reply-label", text: "Message" }),
+    els.input,
+    h("div", { class: "composer-actions" }, els.suggest, els.send),
+  );
+  for (const radio of [els.modeReply, els.modeNote]) radio.addEventListener("change", renderMode);
+  els.input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      sendReply();
+    }
+  });
+  els.input.addEventListener("input", () => current && current.room.setTyping(els.input.value.trim().length > 0));
+
+  ui.pane.append(
+    h(
+      "header",
+      { class: "ticket-head" },
+      h("div", { class: "title-row" }, els.back, h("div", { class: "titles" }, els.subject, els.customer)),
+      h("div", { class: "controls" }, els.status, els.priority, els.assignee, h("div", { class: "control ai-control" }, els.aiState, els.aiButton)),
+      h("div", { class: "presence-row" }, h("span", { class: "presence-label", text: "Here now:" }), els.presence),
+    ),
+    els.conn,
+    h("div", { class: "thread" }, els.older, els.list),
+    els.typing,
+    els.copilot,
+    els.form,
+  );
+  ui.pane.setAttribute("aria-labelledby", "ticket-subject");
+  return els;
+}
+
+function renderMode() {
+  if (!current) return;
+  const note = current.els.modeNote.checked;
+  current.els.form.classList.toggle("note-mode", note);
+  current.els.input.placeholder = note ? "Internal note — only agents see it (Ctrl+Enter to send)" : "Reply to the customer… (Ctrl+Enter to send)";
+  current.els.send.textContent = note ? "Add note" : "Send";
+}
+
+async function openTicket(ticketId, { push = false } = {}) {
+  if (current && current.id === ticketId) {
+    showView("ticket");
+    return;
+  }
+  closeTicket({ push: false });
+  if (push) history.pushState({ ticket: ticketId }, "", `/console/tickets/${ticketId}`);
+  const els = buildTicketPane(ticketId);
+  const ctx = { id: ticketId, els, row: rows.get(ticketId) || null, typing: new Map(), hasMore: false };
+  const thread = new Thread(els.list, { describe, pendingLabel: "Sending…", streamAuthor: "AI assistant" });
+  ctx.thread = thread;
+  ctx.room = new Room({
+    url: (afterSeq) => socketUrl(`/tickets/${encodeURIComponent(ticketId)}/ws${afterSeq !== null ? `?after_seq=${afterSeq}` : ""}`),
+    on: {
+      status: (state) => renderConn(ctx, state),
+      joined: (frame, { first, fresh }) => {
+        if (first) {
+          ctx.hasMore = frame.has_more;
+          thread.reset(ctx.room);
+        } else {
+          for (const message of fresh) thread.addMessage(message);
+        }
+        renderTicket(ctx);
+        renderPresence(ctx);
+      },
+      message: (message) => thread.addMessage(message),
+      pending: (entries) => thread.setPending(entries),
+      stream: (state) => {
+        if (state.kind === "copilot") renderCopilot(ctx, state.text, false);
+        else thread.stream(state);
+      },
+      streamEnd: (replyId, how, frame, state) => {
+        if ((state && state.kind === "copilot") || (frame && frame.kind === "copilot")) {
+          if (how === "completed") renderCopilot(ctx, frame.text, true);
+          else if (how !== "gone") renderCopilot(ctx, (state && state.text) || "", true, how === "failed" ? frame.message : "Cancelled");
+          return;
+        }
+        thread.endStream(replyId);
+        if (how === "failed") thread.addEvent(`AI reply failed: ${frame.message}`);
+        if (how === "cancelled") thread.addEvent("AI reply stopped: an agent took over.");
+      },
+      ticket: (ticket, changes) => {
+        renderTicket(ctx);
+        const row = rows.get(ticket.id);
+        if (row) {
+          row.ticket = ticket;
+          renderInbox();
+        }
+        if (changes.includes("ai_enabled")) thread.addEvent(ticket.ai_enabled ? "The AI is replying again." : "A human took over from the AI.");
+      },
+      presence: (kind, user) => {
+        renderPresence(ctx);
+        if (user.id !== me.id) thread.addEvent(`${user.name || user.role} ${kind === "joined" ? "joined" : "left"}.`);
+      },
+      typing: (user, active) => {
+        if (active) ctx.typing.set(user.id, user.name || user.role);
+        else ctx.typing.delete(user.id);
+        els.typing.textContent = ctx.typing.size ? fill(TYPING_TEXT, { name: Array.from(ctx.typing.values()).join(", ") }) : "";
+      },
+      error: (frame) => {
+        toast(frame.message || "Something went wrong");
+        renderTicket(ctx); // undo a control change the server refused
+      },
+    },
+  });
+  current = ctx;
+  showView("ticket");
+  const row = rows.get(ticketId);
+  if (row) row.unread = false;
+  renderInbox();
+  ctx.room.start();
+  if (!ctx.row) {
+    try {
+      ctx.row = await api(`/console/api/inbox/${encodeURIComponent(ticketId)}`);
+      if (current === ctx) {
+        renderTicket(ctx);
+        thread.reset(ctx.room);
+      }
+    } catch (err) {
+      if (current === ctx) toast(`Could not load this ticket: ${err.message}`);
+    }
+  }
+  els.input.focus();
+}
+
+function closeTicket({ push = false } = {}) {
+  if (current) {
+    current.room.stop();
+    current = null;
+  }
+  clear(ui.pane);
+  ui.pane.appendChild(h("p", { class: "ticket-placeholder", text: "Select a conversation." }));
+  showView("inbox");
+  if (push) history.pushState({}, "", "/console");
+  renderInbox();
+}
+
+function showView(view) {
+  layout.dataset.view = view;
+}
+
+function renderConn(ctx, state) {
+  const text = state === "online" ? "" : state === "connecting" ? "Connecting…" : state === "offline" ? "Offline — reconnecting…" : "";
+  ctx.els.conn.textContent = text;
+  ctx.els.conn.classList.toggle("offline", state === "offline");
+  ctx.els.send.disabled = false;
+}
+
+function renderTicket(ctx) {
+  const ticket = ctx.room.ticket;
+  const { els } = ctx;
+  if (!ticket) return;
+  els.subject.textContent = ticket.subject;
+  const customer = ctx.row && ctx.row.customer;
+  const bits = [];
+  if (customer) {
+    bits.push(customer.name || "Visitor");
+    if (customer.email) bits.push(customer.email);
+    if (customer.anonymous) bits.push("anonymous visitor");
+    if (customer.external_id) bits.push(`site user ${customer.external_id}`);
+  }
+  els.customer.textContent = bits.join(" · ");
+  els.status.querySelector("select").value = ticket.status;
+  els.priority.querySelector("select").value = ticket.priority;
+  els.assignee.querySelector("select").value = ticket.assignee_id || "";
+  els.aiState.textContent = aiLabel(ticket);
+  els.aiState.className = `badge ai ${ticket.waiting_for_agent ? "ai-waiting" : ticket.ai_enabled ? "ai-on" : "ai-off"}`;
+  els.aiButton.textContent = ticket.ai_enabled ? "Take over" : "Hand back to AI";
+  els.aiButton.setAttribute("aria-label", ticket.ai_enabled ? "Take over from the AI" : "Hand the conversation back to the AI");
+  els.older.hidden = !ctx.hasMore;
+}
+
+function renderPresence(ctx) {
+  clear(ctx.els.presence);
+  for (const user of ctx.room.present.values()) {
+    ctx.els.presence.appendChild(h("li", { class: `chip role-${user.role}` }, user.id === me.id ? "You" : user.name || user.role, h("span", { class: "chip-role", text: user.role })));
+  }
+}
+
+function update(changes) {
+  if (!current) return;
+  if (!current.room.sendFrame({ type: "ticket.update", ...changes })) {
+    toast("Offline: the change was not sent.");
+    renderTicket(current);
+  }
+}
+
+function toggleAi() {
+  if (!current || !current.room.ticket) return;
+  const frame = { type: current.room.ticket.ai_enabled ? "ai.takeover" : "ai.handback" };
+  if (!current.room.sendFrame(frame)) toast("Offline: try again when reconnected.");
+}
+
+function askCopilot() {
+  if (!current) return;
+  if (!current.room.sendFrame({ type: "copilot.request" })) {
+    toast("Offline: try again when reconnected.");
+    return;
+  }
+  renderCopilot(current, "", false);
+}
+
+function renderCopilot(ctx, text, done, problem) {
+  const { els } = ctx;
+  els.copilot.hidden = false;
+  els.copilotText.textContent = text || (done ? "" : "Thinking…");
+  els.copilot.classList.toggle("streaming", !done);
+  els.copilotUse.disabled = !done || !text;
+  if (problem) els.copilotText.textContent = `${text ? `${text}\n\n` : ""}(${problem})`;
+  ctx.suggestion = text;
+}
+
+function useSuggestion() {
+  if (!current || !current.suggestion) return;
+  const { els } = current;
+  els.modeReply.checked = true;
+  renderMode();
+  els.input.value = current.suggestion;
+  els.copilot.hidden = true;
+  els.input.focus();
+}
+
+function sendReply() {
+  if (!current) return;
+  const body = current.els.input.value.trim();
+  if (!body) return;
+  current.room.send(body, { internal: current.els.modeNote.checked });
+  current.els.input.value = "";
+}
+
+async function loadOlder() {
+  if (!current) return;
+  const ctx = current;
+  const oldest = ctx.room.oldestSeq();
+  if (oldest === null) return;
+  try {
+    const page = await api(`/tickets/${encodeURIComponent(ctx.id)}/messages?before_seq=${oldest}&limit=50`);
+    if (current !== ctx) return;
+    ctx.thread.addOlder(ctx.room.addOlder(page.messages));
+    ctx.hasMore = page.has_more;
+    renderTicket(ctx);
+  } catch (err) {
+    toast(`Could not load older messages: ${err.message}`);
+  }
+}
+
+// ---- start ------------------------------------------------------------------------------------
+
+ui.filters.addEventListener("change", () => loadInbox());
+ui.more.addEventListener("click", () => loadInbox({ append: true }));
+window.addEventListener("popstate", () => {
+  const match = window.location.pathname.match(/^\/console\/tickets\/([0-9a-fA-F-]{36})$/);
+  if (match) openTicket(match[1]);
+  else closeTicket();
+});
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && current && layout.dataset.view === "ticket" && window.matchMedia("(max-width: 800px)").matches) {
+    closeTicket({ push: true });
+  }
+});
+
+(async () => {
+  await loadAgents();
+  connectInbox();
+  const initial = layout.dataset.initialTicket;
+  if (initial) openTicket(initial);
+})();
