@@ -23,6 +23,14 @@ test: $(STAMP)
 	$(PY) -m mypy
 	$(PY) -m pytest
 
+# Load generators against a real server, PostgreSQL (DATABASE_URL or the local one), Redis and the
+# fake Groq, all on loopback; prints figures (docs/performance.md). Not a test: nothing gates on time.
+bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; } || \
+		echo "wrk could not be installed: the REST scenario will be skipped"
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) -m bench.run_all $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(PY) -m ruff check chatserver tests bench
 	$(PY) -m ruff format --check chatserver tests bench

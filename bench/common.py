@@ -236,6 +236,7 @@ class ServerProcess:
         }
         self.env.update({k: str(v) for k, v in env.items() if v is not None})
         self.proc: subprocess.Popen[bytes] | None = None
+        self.profiler: subprocess.Popen[bytes] | None = None
         self.ps: psutil.Process | None = None
 
     @property
@@ -252,6 +253,17 @@ class ServerProcess:
             [PYTHON, "-m", "chatserver", "serve"], cwd=SERVER_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
+        profile_dir = os.environ.get("BENCH_PROFILE")
+        py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(PYTHON).parent))
+        if profile_dir and py_spy:
+            # Samples only while the GIL is held (~ CPU), in collapsed-stack form, until the server exits.
+            out = Path(profile_dir) / f"{self.name}-{self.proc.pid}.txt"
+            record = ["record", "--pid", str(self.proc.pid), "--gil", "--nonblocking", "-r", "250", "-f", "raw"]
+            self.profiler = subprocess.Popen(
+                [py_spy, *record, "-o", str(out)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         try:
             wait_for_port(self.port, timeout=60, proc=self.proc)
             self._wait_ready()
@@ -295,6 +307,11 @@ class ServerProcess:
     def stop(self) -> None:
         stop_process(self.proc, 30)
         self.proc = None
+        if self.profiler is not None:
+            try:
+                self.profiler.wait(30)  # py-spy writes its file once the server has exited
+            except subprocess.TimeoutExpired:
+                stop_process(self.profiler, 5)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> ServerProcess:

@@ -93,7 +93,7 @@ def run(args: Any) -> dict[str, Any]:
                 rows.append({"load": "ai", "layout": layout, **row})
                 print_rows([rows[-1]])
 
-    single_msg, double_msg, single_ai, double_ai = rows
+    single_msg, single_ai, double_msg, double_ai = rows
     extra = [
         {
             "load": "messaging: delivery to the agent",

@@ -71,7 +71,7 @@ async def csrf_token(request: web.Request) -> str:
     return token
 
 
-def _own_origin(request: web.Request) -> str:
+def own_origin(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
@@ -83,14 +83,14 @@ def origin_allowed(request: web.Request, allowed: Iterable[str]) -> bool:
         return True
     origin = origin.rstrip("/")
     allowed = set(allowed)
-    return origin == _own_origin(request) or origin in allowed or "*" in allowed
+    return origin == own_origin(request) or origin in allowed or "*" in allowed
 
 
 async def check_csrf(request: web.Request, submitted: str | None) -> None:
     """Refuse (403) a state-changing request whose CSRF token does not match the session's, or that
     comes from another site. Only our own origin counts here: ALLOWED_ORIGINS is for the widget."""
     origin = request.headers.get("Origin")
-    if origin is not None and origin.rstrip("/") != _own_origin(request):
+    if origin is not None and origin.rstrip("/") != own_origin(request):
         raise ApiError(403, "csrf_failed", "Cross-site request refused")
     session = await get_session(request)
     expected = session.get(CSRF_SESSION_KEY)

@@ -212,6 +212,23 @@ async def test_an_agent_writing_on_a_closed_ticket_leaves_it_closed(client: Test
     assert (await get_ticket(client, customer, ticket))["status"] == "closed"
 
 
+async def test_an_agent_answer_ends_waiting_for_agent_but_a_note_does_not(
+    client: TestClient, make_user: MakeUser
+) -> None:
+    customer = await make_user("customer")
+    agent = await make_user("agent")
+    ticket = await create_ticket(client, customer)
+    await client.app[DB_POOL].execute(
+        "UPDATE tickets SET waiting_for_agent = true, ai_enabled = false WHERE id = $1", uuid.UUID(ticket["id"])
+    )
+    code, _ = await post(client, agent, ticket, body="looking into it", internal=True)
+    assert code == 201
+    assert (await get_ticket(client, customer, ticket))["waiting_for_agent"] is True
+    code, _ = await post(client, agent, ticket, body="Hi, I'm Alex and I can help")
+    assert code == 201
+    assert (await get_ticket(client, customer, ticket))["waiting_for_agent"] is False
+
+
 async def test_a_retried_message_does_not_reopen_a_ticket_closed_since(client: TestClient, make_user: MakeUser) -> None:
     customer = await make_user("customer")
     ticket = await create_ticket(client, customer)

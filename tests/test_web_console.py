@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import base64
 import re
+import uuid
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 from aiohttp_session import Session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
+from chatserver.app import create_app
+from chatserver.keys import DB_POOL
+from chatserver.services.auth import create_user
 from chatserver.settings import Settings
 from chatserver.web_session import SESSION_COOKIE, session_key, session_storage
 
@@ -187,6 +192,21 @@ async def test_cookie_socket_from_another_origin_is_refused(client: TestClient, 
         assert err.status == 403
     else:
         raise AssertionError("a foreign origin opened a cookie-authenticated socket")
+
+
+async def test_cookie_socket_from_a_widget_origin_is_refused(
+    aiohttp_client: Any, settings: Settings, make_user: MakeUser
+) -> None:
+    """ALLOWED_ORIGINS lets shops embed the widget; it must not let them use an agent's cookie."""
+    shop = "https://shop.example"
+    client = await aiohttp_client(create_app(settings.with_overrides(allowed_origins=(shop,)), bcrypt_rounds=4))
+    email = f"agent-{uuid.uuid4().hex[:8]}@example.com"
+    await create_user(client.app[DB_POOL], email=email, password=PASSWORD, role="agent", name="A", bcrypt_rounds=4)
+    token = await (await client.post("/auth/login", json={"email": email, "password": PASSWORD})).json()
+    await console_login(client, User(token["user"]["id"], email, "agent", token["access_token"]))
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await client.ws_connect("/ws/inbox", headers={"Origin": shop})
+    assert info.value.status == 403
 
 
 async def test_room_socket_works_with_the_console_session(client: TestClient, make_user: MakeUser) -> None:

@@ -269,11 +269,10 @@ class AiService:
         key = (str(gen.ticket_id), gen.kind)
         if self.generations.get(key) is gen:
             del self.generations[key]
-        if not task.cancelled() and task.exception() is not None:
-            log.error("AI %s for ticket %s crashed", gen.kind, gen.ticket_id, exc_info=task.exception())
 
     async def _ensure_idle(self, ticket_id: uuid.UUID, kind: str, message: str) -> None:
-        if (str(ticket_id), kind) in self.generations:
+        gen = self.generations.get((str(ticket_id), kind))
+        if gen is not None and not gen.settled:
             raise conflict(message)
         claim = await ai_db.get_claim(self.pool, ticket_id, kind)
         if claim is not None and claim["live"]:
@@ -312,6 +311,30 @@ class AiService:
                     await self._publish(events.ai_cancelled(gen.ticket_id, str(gen.reply_id), gen.kind, reason))
                 log.info("AI %s %s for ticket %s cancelled (%s)", gen.kind, gen.reply_id, gen.ticket_id, reason)
             raise
+        except Exception:
+            # A bug or the database failing: the room must not be left with a stream that never ends.
+            log.exception("AI %s %s for ticket %s crashed", gen.kind, gen.reply_id, gen.ticket_id)
+            if gen.batcher is not None:
+                await gen.batcher.abort()
+            if gen.started and not gen.settled:
+                with contextlib.suppress(Exception):
+                    await self._publish(
+                        events.ai_failed(
+                            gen.ticket_id,
+                            str(gen.reply_id),
+                            gen.kind,
+                            "ai_error",
+                            "The AI reply failed unexpectedly; try again.",
+                            True,
+                            None,
+                        )
+                    )
+
+    async def _settle(self, gen: Generation) -> None:
+        """The outcome is decided: no more cancelling, and the ticket is free for the next
+        generation before anyone hears of this one's end (so a retry right after works)."""
+        gen.settled = True
+        await ai_db.release_claim(self.pool, gen.ticket_id, gen.kind, gen.reply_id)
 
     async def _claim(self, gen: Generation) -> bool:
         lease = self.settings.ai_claim_lease_seconds
@@ -351,7 +374,7 @@ class AiService:
             over = await self._over_budget(ticket)
             if over is not None:
                 reason, text = over
-                gen.settled = True
+                await self._settle(gen)
                 await self.hand_off(gen.ticket_id, reason, text, current=gen)
                 return
         prompt = await self._prompt(gen, ticket)
@@ -434,7 +457,7 @@ class AiService:
         text = gen.text
         usage = outcome.usage or {}
         if gen.kind == COPILOT:
-            gen.settled = True
+            await self._settle(gen)
             await self._publish(events.ai_completed(gen.ticket_id, str(gen.reply_id), COPILOT, None, text))
             return
         metadata = {
@@ -455,7 +478,7 @@ class AiService:
             )
         if message is None:
             return
-        gen.settled = True
+        await self._settle(gen)
         await self._publish(events.ai_completed(gen.ticket_id, str(gen.reply_id), REPLY, message, text))
         await self._publisher().publish(events.inbox_message_created(message))
         log.info(
@@ -479,7 +502,7 @@ class AiService:
                 "error": err.code,
             }
             partial = await self._store(gen, text, metadata)
-        gen.settled = True
+        await self._settle(gen)
         await self._publish(
             events.ai_failed(
                 gen.ticket_id,
@@ -549,7 +572,9 @@ class AiService:
                 return ReplyStream(self, watch, ticket_id, seq, stored=message_view(stored))
             local = self.generations.get((str(ticket_id), REPLY))
             claim = await ai_db.get_claim(self.pool, ticket_id, REPLY)
-            if (local is not None and local.in_reply_to == seq) or (claim is not None and claim["live"]):
+            if (local is not None and not local.settled and local.in_reply_to == seq) or (
+                claim is not None and claim["live"]
+            ):
                 return ReplyStream(self, watch, ticket_id, seq)  # it is starting; wait for it
             fresh = await tickets_db.get_ticket(self.pool, ticket_id)
             if fresh is None or not fresh["ai_enabled"]:

@@ -58,9 +58,7 @@ class FairPool(asyncpg.Pool):
     async def release(self, connection: Any, *, timeout: float | None = None) -> None:
         # Only a connection this pool handed out and that is still out gives its turn back.
         held = (
-            type(connection) is PoolConnectionProxy
-            and connection._holder._pool is self
-            and connection._con is not None
+            type(connection) is PoolConnectionProxy and connection._holder._pool is self and connection._con is not None
         )
         try:
             await super().release(connection, timeout=timeout)

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
+import asyncpg
 import orjson
 from aiohttp import WSMsgType, web
 
@@ -30,6 +31,7 @@ from ..services import tickets as ticket_service
 from ..services.hooks import AiControl
 from ..validation import Bool, Choice, Str, Uuid, parse_uuid, validate
 from ..views import message_view, participant_view, ticket_view
+from ..web_session import own_origin
 from .identity import optional_identity, require_identity, session_identity
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ class FrameError(Exception):
 
 
 class TokenBucket:
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = float(burst)
@@ -88,14 +92,13 @@ class TokenBucket:
 
 
 def _check_origin(request: web.Request) -> None:
-    """Cookie-authenticated sockets must come from our own pages or an allowed origin, or any
-    site could open a socket with the agent's cookie (cross-site WebSocket hijacking)."""
+    """Cookie-authenticated sockets must come from our own pages, or any site could open a socket
+    with the agent's cookie (cross-site WebSocket hijacking). ALLOWED_ORIGINS does not apply: it
+    lists the sites that embed the widget, and the widget authenticates with single-use tickets."""
     origin = request.headers.get("Origin")
     if origin is None:
         raise forbidden("Origin header required for cookie-authenticated sockets")
-    allowed = set(request.app[SETTINGS].allowed_origins)
-    own = f"{request.scheme}://{request.host}"
-    if origin.rstrip("/") != own and origin.rstrip("/") not in allowed:
+    if origin.rstrip("/") != own_origin(request):
         raise forbidden("Origin not allowed")
 
 
@@ -134,6 +137,15 @@ def _resume_seq(request: web.Request) -> int | None:
     return value
 
 
+async def _participant(pool: asyncpg.Pool, who: Identity) -> dict[str, Any]:
+    """The caller as other participants see them. Only the view outlives this call, not the
+    database row: this handler's frame lives as long as the socket."""
+    user_row = await users_db.get_by_id(pool, who.user_id)
+    if user_row is None:
+        raise unauthorized("Account no longer exists")
+    return participant_view(user_row)
+
+
 async def ticket_socket(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
@@ -142,10 +154,7 @@ async def ticket_socket(request: web.Request) -> web.StreamResponse:
     resume_after = _resume_seq(request)
     who = await socket_identity(request)
     await ticket_service.load_visible_ticket(pool, who, ticket_id)
-    user_row = await users_db.get_by_id(pool, who.user_id)
-    if user_row is None:
-        raise unauthorized("Account no longer exists")
-    user = participant_view(user_row)
+    user = await _participant(pool, who)
 
     ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat, max_msg_size=settings.ws_max_msg_size, compress=False)
     await ws.prepare(request)
@@ -217,6 +226,20 @@ async def _send_snapshot(
 
 class RoomSession:
     """Reads one client's frames in a ticket room and acts on them."""
+
+    # One per open socket: slots keep an idle connection small (docs/performance.md).
+    __slots__ = (
+        "app",
+        "bad_frames",
+        "conn",
+        "request",
+        "sends",
+        "ticket_id",
+        "typing_active",
+        "typing_expiry",
+        "typing_sent_at",
+        "who",
+    )
 
     def __init__(self, request: web.Request, conn: Connection, ticket_id: uuid.UUID) -> None:
         self.request = request
@@ -381,13 +404,11 @@ async def inbox_socket(request: web.Request) -> web.StreamResponse:
     who = await socket_identity(request)
     if not who.is_staff:
         raise forbidden("The inbox is for agents and admins")
-    user_row = await users_db.get_by_id(app[DB_POOL], who.user_id)
-    if user_row is None:
-        raise unauthorized("Account no longer exists")
+    user = await _participant(app[DB_POOL], who)
     ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat, max_msg_size=settings.ws_max_msg_size, compress=False)
     await ws.prepare(request)
     hub = app[HUB]
-    conn = Connection(ws, who, participant_view(user_row), queue_limit=settings.ws_queue_limit)
+    conn = Connection(ws, who, user, queue_limit=settings.ws_queue_limit)
     hub.register(events.INBOX_CHANNEL, conn)
     conn.start({"type": "inbox.ready", "you": conn.user}, 0)
     try:

@@ -67,7 +67,7 @@ class StreamState:
         return self.parts[0] if self.parts else ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Room:
     channel: str
     ticket_id: uuid.UUID | None

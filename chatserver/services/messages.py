@@ -60,13 +60,20 @@ async def post_message(
     if created:
         await publisher.publish(events.message_created(message))
         await publisher.publish(events.inbox_message_created(message))
+        follow_up: dict[str, Any] = {}
         if who.role == "customer" and ticket["status"] in ("resolved", "closed"):
             # A customer writing again reopens the conversation, as support desks do.
-            reopened = await tickets_db.update_ticket(pool, ticket_id, {"status": "open"})
-            if reopened is not None:
-                view = ticket_view(reopened)
-                await publisher.publish(events.ticket_updated(view, ["status"], who.user_id))
-                await publisher.publish(events.inbox_ticket_updated(view, ["status"]))
+            follow_up["status"] = "open"
+        if who.is_staff and not internal and ticket["waiting_for_agent"]:
+            # A person has answered: the ticket no longer waits for one.
+            follow_up["waiting_for_agent"] = False
+        if follow_up:
+            updated = await tickets_db.update_ticket(pool, ticket_id, follow_up)
+            if updated is not None:
+                view = ticket_view(updated)
+                names = sorted(follow_up)
+                await publisher.publish(events.ticket_updated(view, names, who.user_id))
+                await publisher.publish(events.inbox_ticket_updated(view, names))
         if after_post is not None:
             await after_post(message, ticket, who)
     return message, created
