@@ -12,16 +12,15 @@ from ..keys import DB_POOL, SETTINGS
 from ..security import issue_token
 from ..services import auth as auth_service
 from ..services import console as console_service
-from ..services import tickets as ticket_service
-from ..validation import parse_uuid, query_choice, query_int, reject_unknown_query
+from ..validation import parse_uuid
 from ..views import user_view
 from ..web_session import CSRF_HEADER, check_csrf
 from .identity import require_identity, session_identity
+from .tickets import ticket_list_filters
 
 # Console API tokens are short-lived: the page asks for a new one when it gets a 401, so a token
 # outlives a logout by at most this long.
 CONSOLE_TOKEN_TTL = 15 * 60
-INBOX_QUERY = ("status", "priority", "assignee", "waiting", "cursor", "limit")
 
 
 async def issue_console_token(request: web.Request) -> web.Response:
@@ -40,18 +39,7 @@ async def issue_console_token(request: web.Request) -> web.Response:
 async def inbox(request: web.Request) -> web.Response:
     """GET /console/api/inbox: GET /tickets with each ticket's customer and newest message."""
     who = require_identity(request)
-    reject_unknown_query(request, INBOX_QUERY)
-    waiting = query_choice(request, "waiting", ("true", "false"))
-    page = await console_service.inbox_page(
-        request.app[DB_POOL],
-        who,
-        status=query_choice(request, "status", ticket_service.STATUSES),
-        priority=query_choice(request, "priority", ticket_service.PRIORITIES),
-        assignee=request.query.get("assignee") or None,
-        waiting=None if waiting is None else waiting == "true",
-        cursor=request.query.get("cursor") or None,
-        limit=query_int(request, "limit", 30, 1, 100) or 30,
-    )
+    page = await console_service.inbox_page(request.app[DB_POOL], who, **ticket_list_filters(request, 30))
     return json_response(page)
 
 

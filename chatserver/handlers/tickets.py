@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from ..errors import validation_error
@@ -35,20 +37,23 @@ MESSAGES_QUERY = ("after_seq", "before_seq", "limit")
 MAX_SEQ = 2**62
 
 
-async def list_tickets(request: web.Request) -> web.Response:
-    who = require_identity(request)
+def ticket_list_filters(request: web.Request, default_limit: int = 20) -> dict[str, Any]:
+    """The query string of a ticket list (GET /tickets and the console inbox), checked."""
     reject_unknown_query(request, LIST_QUERY)
     waiting = query_choice(request, "waiting", ("true", "false"))
-    page = await ticket_service.list_tickets(
-        request.app[DB_POOL],
-        who,
-        status=query_choice(request, "status", ticket_service.STATUSES),
-        priority=query_choice(request, "priority", ticket_service.PRIORITIES),
-        assignee=request.query.get("assignee") or None,
-        waiting=None if waiting is None else waiting == "true",
-        cursor=request.query.get("cursor") or None,
-        limit=query_int(request, "limit", 20, 1, 100) or 20,
-    )
+    return {
+        "status": query_choice(request, "status", ticket_service.STATUSES),
+        "priority": query_choice(request, "priority", ticket_service.PRIORITIES),
+        "assignee": request.query.get("assignee") or None,
+        "waiting": None if waiting is None else waiting == "true",
+        "cursor": request.query.get("cursor") or None,
+        "limit": query_int(request, "limit", default_limit, 1, 100) or default_limit,
+    }
+
+
+async def list_tickets(request: web.Request) -> web.Response:
+    who = require_identity(request)
+    page = await ticket_service.list_tickets(request.app[DB_POOL], who, **ticket_list_filters(request))
     return json_response(page)
 
 
