@@ -338,6 +338,8 @@ async def test_internal_notes_neither_start_nor_stop_the_ai(
         "I want a human",
         "HUMAN",
         "I don't want a bot",
+        "Je voudrais parler à un humain, s'il vous plaît.",
+        "un conseiller svp",
     ],
 )
 async def test_asking_for_a_human_hands_the_ticket_over(

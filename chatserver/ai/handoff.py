@@ -30,6 +30,11 @@ HANDOFF_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
         r"\b(?:don'?t|do not|dont|no more|stop(?: the)?|not (?:a|the|this))\s+(?:want\s+)?"
         r"(?:(?:a|an|the|to talk to a)\s+)?"
         r"(?:bot|robot|ai|machine|chatbot)\b",
+        # French, which the widget ships strings for: "parler à un humain", "un vrai conseiller svp"
+        r"\b(?:parler|discuter)\s+(?:a|à|avec)\s+(?:quelqu'un|(?:un|une)\s+(?:vrai\s+|vraie\s+)?"
+        r"(?:humain|humaine|personne|conseiller|conseillère|agent|opérateur))\b",
+        r"\b(?:vrai|vraie|un|une)\s+(?:humain|humaine|personne|conseiller|conseillère|agent|opérateur)\b"
+        r"(?:\s+(?:svp|s'il vous plaît|s'il vous plait|stp))",
         # The whole message is just "agent" / "human" / "representative".
         r"^(?:agent|human|person|representative|operator|live agent|human agent)$",
     )

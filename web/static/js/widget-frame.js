@@ -46,7 +46,7 @@ const STRINGS = {
     offline: "Vous êtes hors ligne. Reconnexion…",
     reconnecting: "Connexion perdue. Reconnexion…",
     talkToHuman: "Parler à un humain",
-    talkToHumanMessage: "I'd like to talk to a human, please.",
+    talkToHumanMessage: "Je voudrais parler à un humain, s'il vous plaît.",
     waitingForHuman: "Un membre de l'équipe va vous répondre ici.",
     agentJoined: "{name} a rejoint la conversation",
     agentLeft: "{name} a quitté la conversation",
