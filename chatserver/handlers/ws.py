@@ -410,7 +410,7 @@ async def inbox_socket(request: web.Request) -> web.StreamResponse:
     hub = app[HUB]
     conn = Connection(ws, who, user, queue_limit=settings.ws_queue_limit)
     hub.register(events.INBOX_CHANNEL, conn)
-    conn.start({"type": "inbox.ready", "you": conn.user}, 0)
+    conn.start(events.inbox_ready_frame(conn.user), 0)
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:

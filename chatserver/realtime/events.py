@@ -190,5 +190,9 @@ def resync_frame(reason: str) -> dict[str, Any]:
     return {"type": "resync", "reason": reason}
 
 
+def inbox_ready_frame(you: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "inbox.ready", "you": you}
+
+
 def pong_frame(ref: Any) -> dict[str, Any]:
     return {"type": "pong", "ref": ref}
