@@ -52,7 +52,12 @@ class IdleWorker(Worker):
             Participant(i, t, token, "customer", url) for i, (t, token, url) in enumerate(self.config["sockets"])
         ]
         return await connect_all(
-            self.session, self.participants, lambda p, f, n: None, concurrency=params["concurrency"], timeout=600
+            self.session,
+            self.participants,
+            lambda p, f, n: None,
+            concurrency=params["concurrency"],
+            timeout=600,
+            compress=params.get("compress", 0),
         )
 
     async def run(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -186,6 +186,7 @@ async def connect_all(
     *,
     concurrency: int = 32,
     timeout: float = 60,
+    compress: int = 0,
 ) -> dict[str, Any]:
     """Open every participant's socket (at most `concurrency` handshakes at once) and start its
     reader. Returns counts and the connect rate."""
@@ -201,6 +202,7 @@ async def connect_all(
                     autoping=True,
                     heartbeat=None,
                     max_msg_size=16 * 1024 * 1024,
+                    compress=compress,
                     timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5),
                 )
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:

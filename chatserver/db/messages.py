@@ -14,25 +14,31 @@ MESSAGE_COLUMNS = "id, ticket_id, seq, author_id, author_kind, body, client_id, 
 # One statement, one round trip: bump the ticket's last_seq (which row-locks the ticket, so seqs
 # are handed out in commit order) and insert the message with it. A resend with a client_id that
 # is already stored returns the original row with created = false and bumps nothing.
+# $8, when not NULL, is a customer who must own the ticket (else no row: "not found"), so a
+# customer's post needs no separate visibility read; the ticket as the bump left it comes back in
+# `ticket` (a composite: asyncpg decodes it as a Record) for the checks and hooks that follow.
 INSERT_MESSAGE = f"""
-WITH existing AS (
+WITH visible AS (
+    SELECT 1 FROM tickets WHERE id = $1 AND ($8::uuid IS NULL OR customer_id = $8)
+),
+existing AS (
     SELECT {MESSAGE_COLUMNS} FROM messages
     WHERE $5::text IS NOT NULL AND ticket_id = $1 AND author_id IS NOT DISTINCT FROM $2
-      AND client_id = $5
+      AND client_id = $5 AND EXISTS (SELECT 1 FROM visible)
 ),
 bumped AS (
     UPDATE tickets SET last_seq = last_seq + 1, last_activity_at = now(), updated_at = now()
-    WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM existing)
-    RETURNING last_seq
+    WHERE id = $1 AND ($8::uuid IS NULL OR customer_id = $8) AND NOT EXISTS (SELECT 1 FROM existing)
+    RETURNING last_seq, tickets AS ticket
 ),
 inserted AS (
     INSERT INTO messages (ticket_id, seq, author_id, author_kind, body, client_id, visibility, metadata)
     SELECT $1, bumped.last_seq, $2, $3, $4, $5, $6, $7 FROM bumped
     RETURNING {MESSAGE_COLUMNS}
 )
-SELECT {MESSAGE_COLUMNS}, true AS created FROM inserted
+SELECT {MESSAGE_COLUMNS}, true AS created, (SELECT ticket FROM bumped) AS ticket FROM inserted
 UNION ALL
-SELECT {MESSAGE_COLUMNS}, false AS created FROM existing
+SELECT {MESSAGE_COLUMNS}, false AS created, NULL::tickets AS ticket FROM existing
 """
 
 # History pages: visibility filter "NULL means all" so agents see internal notes, customers not.
@@ -69,18 +75,50 @@ async def insert_message(
     Two racing sends with one client_id: the loser's insert violates the unique index, which
     rolls back its seq bump too; it then finds the winner's row on the retry.
     """
+    row = await _insert(conn, ticket_id, author_id, author_kind, body, client_id, visibility, metadata, None)
+    return None if row is None else (row, row["created"])
+
+
+async def insert_visible_message(
+    conn: Executor,
+    *,
+    ticket_id: uuid.UUID,
+    owner_id: uuid.UUID | None,
+    author_id: uuid.UUID | None,
+    author_kind: str,
+    body: str,
+    client_id: str | None,
+    visibility: str = "public",
+) -> tuple[asyncpg.Record, bool, asyncpg.Record | None] | None:
+    """insert_message for a ticket that must belong to `owner_id` (None: any ticket, for staff).
+
+    Returns (row, created, ticket) or None when there is no such ticket for that owner; `ticket`
+    is the ticket row after the seq bump (None for a resend, which bumps nothing)."""
+    row = await _insert(conn, ticket_id, author_id, author_kind, body, client_id, visibility, None, owner_id)
+    return None if row is None else (row, row["created"], row["ticket"])
+
+
+async def _insert(
+    conn: Executor,
+    ticket_id: uuid.UUID,
+    author_id: uuid.UUID | None,
+    author_kind: str,
+    body: str,
+    client_id: str | None,
+    visibility: str,
+    metadata: dict[str, Any] | None,
+    owner_id: uuid.UUID | None,
+) -> asyncpg.Record | None:
     for _attempt in range(2):
         try:
             row = await conn.fetchrow(
-                INSERT_MESSAGE, ticket_id, author_id, author_kind, body, client_id, visibility, metadata or {}
+                INSERT_MESSAGE, ticket_id, author_id, author_kind, body, client_id, visibility, metadata or {}, owner_id
             )
         except asyncpg.UniqueViolationError:
             if client_id is None:
                 raise
             continue
-        if row is None:
-            return None
-        return row, row["created"]
+        return row
     raise RuntimeError("message insert kept conflicting on client_id")
 
 

@@ -47,8 +47,11 @@ class FairPool(asyncpg.Pool):
         self._turns = asyncio.Semaphore(max_size)
 
     async def _acquire(self, timeout: float | None) -> Any:
-        async with asyncio.timeout(timeout):
+        if timeout is None:
             await self._turns.acquire()
+        else:
+            async with asyncio.timeout(timeout):
+                await self._turns.acquire()
         try:
             return await super()._acquire(timeout)
         except BaseException:

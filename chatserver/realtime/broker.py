@@ -2,8 +2,9 @@
 
 - LocalBroker: one process, no Redis. publish() hands the event to the hub.
 - RedisBroker: Redis pub/sub backplane. publish() hands the event to the local hub (so clients on
-  this instance are always served, Redis or not), then to Redis for the other instances. A reader
-  task receives other instances' events. When Redis goes away, sends still commit and reach local
+  this instance are always served, Redis or not), then queues it for Redis: one sender task
+  pipelines whatever is queued (in order) to the other instances. A reader task receives other
+  instances' events. When Redis goes away, sends still commit and reach local
   clients; the broker reconnects with backoff and then asks clients to resync, on this instance
   and (for the channels whose events it could not publish) on every other one.
 """
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 # Reconnect backoff: quick first retries, capped so a long outage costs little.
 BACKOFF_START = 0.2
 BACKOFF_MAX = 5.0
+# Events waiting for Redis (it is slow or away) beyond this are dropped for the other instances
+# and their rooms resynced, as when a publish fails: memory stays bounded through an outage.
+OUTBOX_LIMIT = 100_000
 
 
 class LocalBroker:
@@ -71,6 +75,11 @@ class RedisBroker:
         # Channels whose events other instances may have missed while we could not publish.
         self._unsent_channels: set[str] = set()
         self.healthy = False
+        # (channel, envelope) waiting for the sender task. Publishing does not wait for Redis:
+        # a round trip per event cost more CPU than the rest of a message's path, and held each
+        # ack back by it (docs/performance.md). One sender, FIFO, so order is kept.
+        self._outbox: list[tuple[str, bytes]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._reader = asyncio.create_task(self._read_loop(), name="redis-broker-reader")
@@ -83,6 +92,9 @@ class RedisBroker:
             log.error("Redis at %s is not reachable; running on local delivery until it is", self.url)
 
     async def close(self) -> None:
+        if self._sender is not None:
+            # Whatever is queued still goes out (bounded by the client's socket timeout).
+            await asyncio.wait({self._sender}, timeout=10)
         if self._reader is not None:
             self._reader.cancel()
             try:
@@ -93,18 +105,36 @@ class RedisBroker:
 
     async def publish(self, event: Event) -> None:
         self.hub.deliver(event)
-        try:
-            if self._unsent_channels and self.healthy:
-                await self._announce_unsent()
-            await self.redis.publish(self.channel, encode_envelope(self.instance_id, event))
-        except (RedisError, OSError) as exc:
-            if event.channel not in self._unsent_channels:
-                log.warning(
-                    "Redis publish failed (%s); %s served locally, other instances will resync",
-                    type(exc).__name__,
-                    event.channel,
-                )
+        if len(self._outbox) >= OUTBOX_LIMIT:
             self._unsent_channels.add(event.channel)
+            return
+        self._outbox.append((event.channel, encode_envelope(self.instance_id, event)))
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send_outbox(), name="redis-broker-sender")
+
+    async def _send_outbox(self) -> None:
+        """Send what is queued, in order, one pipeline (one round trip) per batch."""
+        try:
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                try:
+                    if self._unsent_channels and self.healthy:
+                        await self._announce_unsent()
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for _, payload in batch:
+                            pipe.publish(self.channel, payload)
+                        await pipe.execute()
+                except (RedisError, OSError) as exc:
+                    failed = {channel for channel, _ in batch} - self._unsent_channels
+                    if failed:
+                        log.warning(
+                            "Redis publish failed (%s); %s served locally, other instances will resync",
+                            type(exc).__name__,
+                            ", ".join(sorted(failed)[:5]) + (" …" if len(failed) > 5 else ""),
+                        )
+                    self._unsent_channels.update(channel for channel, _ in batch)
+        finally:
+            self._sender = None
 
     async def _announce_unsent(self) -> None:
         channels = sorted(self._unsent_channels)

@@ -26,7 +26,7 @@ DEFAULT_QUEUE_LIMIT = 512
 
 class Connection:
     # Slots, a list and a bare future rather than a __dict__, a deque and an asyncio.Event: an
-    # idle socket costs ~1.5 KiB less, which is ~10% of a connection (docs/performance.md).
+    # idle socket costs ~1.5 KiB less (docs/performance.md).
     __slots__ = (
         "_queue",
         "_snapshot_seq",

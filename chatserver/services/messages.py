@@ -35,15 +35,21 @@ async def post_message(
 ) -> tuple[dict[str, Any], bool]:
     """Store a message and broadcast it. Returns (message, created); created is False for a resend
     of a client_id already stored, in which case nothing is stored or broadcast again."""
-    if ticket is None:
-        ticket = await load_visible_ticket(pool, who, ticket_id)
     if internal and not who.is_staff:
+        if ticket is None:
+            # As for every post, a ticket the caller may not see is "not found" first.
+            await load_visible_ticket(pool, who, ticket_id)
         raise forbidden("Only agents can write internal notes")
     author_kind = "customer" if who.role == "customer" else "agent"
+    # Who may post where is checked by the insert itself (one round trip per message, not a
+    # ticket read and then the insert; docs/performance.md): a customer only in their own
+    # tickets, staff anywhere; a ticket handed in by the caller was checked by the caller.
+    owner_id = None if ticket is not None or who.is_staff else who.user_id
     try:
-        stored = await messages_db.insert_message(
+        stored = await messages_db.insert_visible_message(
             pool,
             ticket_id=ticket_id,
+            owner_id=owner_id,
             author_id=who.user_id,
             author_kind=author_kind,
             body=body,
@@ -55,9 +61,12 @@ async def post_message(
         raise account_gone() from None
     if stored is None:
         raise not_found("Ticket")
-    row, created = stored
+    row, created, bumped = stored
     message = message_view(row)
     if created:
+        # The ticket as this post left it: seq and activity times bumped, nothing else changed.
+        ticket = ticket if ticket is not None else bumped
+        assert ticket is not None  # a created message always comes with the ticket it bumped
         await publisher.publish(events.message_created(message))
         await publisher.publish(events.inbox_message_created(message))
         follow_up: dict[str, Any] = {}
