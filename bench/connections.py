@@ -11,6 +11,7 @@ and log; the client side is split over several processes (and loopback source ad
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from typing import Any
 
@@ -75,6 +76,12 @@ class IdleWorker(Worker):
 
 
 def run(args: Any) -> dict[str, Any]:
+    # The server inherits our file limit: one descriptor per socket, plus its pool and log.
+    raise_fd_limit()
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if args.sockets + args.warmup + 500 > limit:
+        args.sockets = max(100, limit - args.warmup - 500)
+        print(f"file limit {limit}: measuring {args.sockets:,} sockets instead")
     header(f"Connection capacity: {args.sockets:,} idle room sockets, heartbeat {args.heartbeat}s, hold {args.hold}s")
     with bench_database(args.database_url) as url:
         customers, _ = seed(url, customers=args.sockets + args.warmup, tickets_each=1)

@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
             results[name] = module.run(scenario_args)
         except KeyboardInterrupt:
             raise
-        except Exception:  # noqa: BLE001 - one failed scenario must not hide the others' figures
+        except (Exception, SystemExit):  # noqa: BLE001 - one failed scenario must not hide the others' figures
             traceback.print_exc()
             failed.append(name)
     print(f"\n=== Summary ({(time.monotonic() - started) / 60:.1f} min, load average now {load_average()}) ===")

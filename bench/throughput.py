@@ -263,6 +263,10 @@ def run(args: Any) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     with bench_database(args.database_url) as url:
         customers, agents = seed(url, customers=args.rooms, tickets_each=1, agents=max(1, args.agents_per_room))
+        if args.drop_index:
+            # An experiment, on the throwaway database only: what does each index on tickets cost
+            # a message (every message bumps last_activity_at, which several indexes carry)?
+            drop_indexes(url, args.drop_index)
         env = {**SERVER_ENV, "DB_POOL_MIN": args.pool, "DB_POOL_MAX": args.pool}
         with ServerProcess(url, **env) as server:
             plan = room_plan(customers, agents, (server.ws_base, server.ws_base), args.agents_per_room)
@@ -296,16 +300,34 @@ def run(args: Any) -> dict[str, Any]:
     return result
 
 
+def drop_indexes(url: str, names: list[str]) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in names:
+            if not name.replace("_", "").isalnum():
+                raise SystemExit(f"not an index name: {name!r}")
+            conn.execute(f'DROP INDEX "{name}"')
+    print(f"dropped for this run: {', '.join(names)}")
+
+
 def add_arguments(parser: Any) -> None:
     parser.add_argument("--rooms", type=int, default=256)
     parser.add_argument("--agents-per-room", type=int, default=1)
-    parser.add_argument("--rates", type=float, nargs="+", default=[1000, 2000, 2500, 3000], help="msg/s steps")
+    parser.add_argument("--rates", type=float, nargs="+", default=[1000, 1500, 2000, 2500, 3000], help="msg/s steps")
     parser.add_argument("--duration", type=float, default=10, help="measured seconds per step")
     parser.add_argument("--warmup", type=float, default=2, help="seconds of load before each measured window")
     parser.add_argument("--closed-duration", type=float, default=10, help="closed-loop run (0 skips it)")
     parser.add_argument("--pool", type=int, default=10, help="the server's DB_POOL_MAX")
     parser.add_argument("--workers", type=int, default=2, help="client processes")
     parser.add_argument("--stop-early", action="store_true", help="stop stepping at the first rate not held")
+    parser.add_argument(
+        "--drop-index",
+        nargs="*",
+        default=[],
+        metavar="NAME",
+        help="experiment: drop these indexes in the benchmark database first (e.g. tickets_status_activity_idx)",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,15 +8,25 @@ from typing import Any
 import asyncpg
 
 from . import Executor
+from .tickets import TICKET_COLUMNS
 
 MESSAGE_COLUMNS = "id, ticket_id, seq, author_id, author_kind, body, client_id, visibility, metadata, created_at"
+
+_MESSAGE_FIELDS = [name.strip() for name in MESSAGE_COLUMNS.split(",")]
+_TICKET_FIELDS = [name.strip() for name in TICKET_COLUMNS.split(",")]
+
+
+def _columns(table: str, fields: list[str], prefix: str = "") -> str:
+    return ", ".join(f"{table}.{name} AS {prefix}{name}" for name in fields)
+
 
 # One statement, one round trip: bump the ticket's last_seq (which row-locks the ticket, so seqs
 # are handed out in commit order) and insert the message with it. A resend with a client_id that
 # is already stored returns the original row with created = false and bumps nothing.
 # $8, when not NULL, is a customer who must own the ticket (else no row: "not found"), so a
-# customer's post needs no separate visibility read; the ticket as the bump left it comes back in
-# `ticket` (a composite: asyncpg decodes it as a Record) for the checks and hooks that follow.
+# customer's post needs no separate visibility read. The bumped ticket comes back in t_* columns
+# for the checks and hooks that follow: plain columns, not the `tickets` composite, which asyncpg
+# would fail to decode (once per connection, after the row was stored) when tickets changes.
 INSERT_MESSAGE = f"""
 WITH visible AS (
     SELECT 1 FROM tickets WHERE id = $1 AND ($8::uuid IS NULL OR customer_id = $8)
@@ -29,16 +39,18 @@ existing AS (
 bumped AS (
     UPDATE tickets SET last_seq = last_seq + 1, last_activity_at = now(), updated_at = now()
     WHERE id = $1 AND ($8::uuid IS NULL OR customer_id = $8) AND NOT EXISTS (SELECT 1 FROM existing)
-    RETURNING last_seq, tickets AS ticket
+    RETURNING {_columns("tickets", _TICKET_FIELDS, "t_")}
 ),
 inserted AS (
     INSERT INTO messages (ticket_id, seq, author_id, author_kind, body, client_id, visibility, metadata)
-    SELECT $1, bumped.last_seq, $2, $3, $4, $5, $6, $7 FROM bumped
+    SELECT $1, bumped.t_last_seq, $2, $3, $4, $5, $6, $7 FROM bumped
     RETURNING {MESSAGE_COLUMNS}
 )
-SELECT {MESSAGE_COLUMNS}, true AS created, (SELECT ticket FROM bumped) AS ticket FROM inserted
+SELECT {_columns("inserted", _MESSAGE_FIELDS)}, true AS created, {", ".join(f"bumped.t_{f}" for f in _TICKET_FIELDS)}
+FROM inserted, bumped
 UNION ALL
-SELECT {MESSAGE_COLUMNS}, false AS created, NULL::tickets AS ticket FROM existing
+SELECT {_columns("existing", _MESSAGE_FIELDS)}, false AS created, {", ".join(f"NULL AS t_{f}" for f in _TICKET_FIELDS)}
+FROM existing
 """
 
 # History pages: visibility filter "NULL means all" so agents see internal notes, customers not.
@@ -89,13 +101,17 @@ async def insert_visible_message(
     body: str,
     client_id: str | None,
     visibility: str = "public",
-) -> tuple[asyncpg.Record, bool, asyncpg.Record | None] | None:
+) -> tuple[asyncpg.Record, bool, dict[str, Any] | None] | None:
     """insert_message for a ticket that must belong to `owner_id` (None: any ticket, for staff).
 
-    Returns (row, created, ticket) or None when there is no such ticket for that owner; `ticket`
-    is the ticket row after the seq bump (None for a resend, which bumps nothing)."""
+    Returns (row, created, ticket) or None when there is no such ticket for that owner. `ticket`
+    is the ticket's row as this message left it (last_seq and the activity times bumped), or None
+    for a resend, which changes nothing."""
     row = await _insert(conn, ticket_id, author_id, author_kind, body, client_id, visibility, None, owner_id)
-    return None if row is None else (row, row["created"], row["ticket"])
+    if row is None:
+        return None
+    ticket = {name: row[f"t_{name}"] for name in _TICKET_FIELDS} if row["created"] else None
+    return row, row["created"], ticket
 
 
 async def _insert(

@@ -9,7 +9,8 @@ import asyncpg
 
 from ..security import Identity
 
-# (message view, the ticket row as it was before the message, the author)
+# (message view, the ticket row as the message left it: only last_seq and the activity times
+# differ from before it, the author)
 MessageHook = Callable[[dict[str, Any], asyncpg.Record, Identity], Awaitable[None]]
 
 

@@ -64,9 +64,9 @@ async def post_message(
     row, created, bumped = stored
     message = message_view(row)
     if created:
-        # The ticket as this post left it: seq and activity times bumped, nothing else changed.
+        # The ticket as this message left it (seq and activity times bumped, nothing else).
         ticket = ticket if ticket is not None else bumped
-        assert ticket is not None  # a created message always comes with the ticket it bumped
+        assert ticket is not None  # a stored message always comes with the ticket it bumped
         await publisher.publish(events.message_created(message))
         await publisher.publish(events.inbox_message_created(message))
         follow_up: dict[str, Any] = {}
