@@ -50,7 +50,7 @@ class Settings:
     ai_max_reply_tokens: int = 1024
     ai_temperature: float = 0.3
     ai_kb_articles: int = 3
-    ai_delta_window_ms: int = 50
+    ai_delta_window_ms: int = 20
     ai_delta_max_chars: int = 400
     ai_claim_lease_seconds: float = 30.0
     ai_claim_heartbeat_seconds: float = 1.0
@@ -247,7 +247,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         ai_max_reply_tokens=_int(env, "AI_MAX_REPLY_TOKENS", 1024, 16, 32_768),
         ai_temperature=_float(env, "AI_TEMPERATURE", 0.3, 0.0, 2.0),
         ai_kb_articles=_int(env, "AI_KB_ARTICLES", 3, 0, 20),
-        ai_delta_window_ms=_int(env, "AI_DELTA_WINDOW_MS", 50, 1, 2000),
+        ai_delta_window_ms=_int(env, "AI_DELTA_WINDOW_MS", 20, 1, 2000),
         ai_delta_max_chars=_int(env, "AI_DELTA_MAX_CHARS", 400, 1, 100_000),
         ai_claim_lease_seconds=_ai_lease(env),
         ai_claim_heartbeat_seconds=_float(env, "AI_CLAIM_HEARTBEAT_SECONDS", 1.0, 0.05, 60.0),

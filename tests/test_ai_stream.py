@@ -199,6 +199,29 @@ async def test_the_batcher_coalesces_a_750_tokens_per_second_stream(fake_groq: F
         position += len(piece)
 
 
+async def test_the_first_delta_goes_out_without_waiting_for_the_window() -> None:
+    frames: list[tuple[int, str]] = []
+    flushed = asyncio.Event()
+
+    async def send(offset: int, text: str) -> None:
+        frames.append((offset, text))
+        flushed.set()
+
+    # A window far longer than the test: only the first text may go out before finish().
+    batcher = DeltaBatcher(send, window=60.0, max_chars=1000)
+    batcher.start()
+    batcher.add("Hel")
+    async with asyncio.timeout(5):
+        await flushed.wait()
+    assert frames == [(0, "Hel")]
+    batcher.add("lo")
+    batcher.add("!")
+    await asyncio.sleep(0.05)
+    assert frames == [(0, "Hel")]  # the rest waits for the window
+    await batcher.finish()
+    assert frames == [(0, "Hel"), (3, "lo!")]
+
+
 async def test_the_batcher_flushes_at_the_size_limit_without_waiting() -> None:
     frames: list[tuple[int, str]] = []
     flushed = asyncio.Event()
@@ -227,10 +250,15 @@ async def test_aborting_the_batcher_drops_what_it_holds() -> None:
 
     batcher = DeltaBatcher(send, window=60.0, max_chars=1000)
     batcher.start()
+    batcher.add("first")  # the first text goes out at once
+    for _ in range(100):
+        if frames:
+            break
+        await asyncio.sleep(0.01)
     batcher.add("never sent")
     await asyncio.sleep(0)
     await batcher.abort()
-    assert frames == []
+    assert frames == [(0, "first")]
 
 
 async def test_the_fake_runs_as_a_command_for_benchmarks() -> None:
