@@ -9,7 +9,7 @@ import groq
 import pytest
 
 from chatserver.ai.fake_groq import FakeGroq, Script, filler_text
-from chatserver.ai.groq_client import GenerationError
+from chatserver.ai.groq_client import GenerationError, groq_client
 from chatserver.ai.stream import DeltaBatcher, StreamOutcome, split_tokens, stream_chat
 
 from .fake_groq import FAKE_KEY, _fake_groq  # noqa: F401  (pytest fixture "fake_groq")
@@ -18,6 +18,17 @@ MESSAGES = [{"role": "user", "content": "How do I reset my password?"}]
 
 
 def sdk(fake: FakeGroq, **options: object) -> groq.AsyncGroq:
+    """The client the app makes (the SDK on its aiohttp backend)."""
+    return groq_client(
+        api_key=FAKE_KEY,
+        base_url=fake.base_url,
+        max_retries=int(options.get("max_retries", 0)),  # type: ignore[call-overload]
+        timeout=float(options.get("timeout", 5.0)),  # type: ignore[arg-type]
+    )
+
+
+def sdk_on_httpx(fake: FakeGroq, **options: object) -> groq.AsyncGroq:
+    """The SDK with its default httpx transport."""
     return groq.AsyncGroq(
         api_key=FAKE_KEY,
         base_url=fake.base_url,
@@ -26,9 +37,9 @@ def sdk(fake: FakeGroq, **options: object) -> groq.AsyncGroq:
     )
 
 
-async def read(fake: FakeGroq, **options: object) -> tuple[str, StreamOutcome | GenerationError]:
+async def read(fake: FakeGroq, make: object = sdk, **options: object) -> tuple[str, StreamOutcome | GenerationError]:
     pieces: list[str] = []
-    client = sdk(fake, **options)
+    client = make(fake, **options)  # type: ignore[operator]
     try:
         outcome = await stream_chat(
             client,
@@ -89,8 +100,56 @@ async def test_hot_path_reads_text_usage_model_and_request_id(fake_groq: FakeGro
     assert outcome.usage is not None and outcome.usage["completion_tokens"] == len(split_tokens(text))
     assert set(outcome.usage) >= {"prompt_tokens", "completion_tokens", "total_tokens", "queue_time", "total_time"}
     request = fake_groq.requests[0]
-    assert request.body["stream"] is True and request.body["messages"] == MESSAGES
+    assert request.body == {
+        "model": "llama-3.3-70b-versatile",
+        "messages": MESSAGES,
+        "max_completion_tokens": 256,
+        "temperature": 0.2,
+        "stream": True,
+    }
     assert request.headers["Authorization"] == f"Bearer {FAKE_KEY}"
+    assert request.headers["Content-Type"] == "application/json"
+
+
+async def test_our_request_body_is_the_one_the_sdks_create_sends(fake_groq: FakeGroq) -> None:
+    """The body is built once with orjson instead of through create(): same JSON, same headers."""
+    fake_groq.push(Script(text="Hello."), Script(text="Hello."))
+    client = sdk(fake_groq)
+    try:
+        stream = await client.chat.completions.create(
+            model="llama-3.3-70b-versatile",
+            messages=MESSAGES,  # type: ignore[arg-type]
+            max_completion_tokens=256,
+            temperature=0.2,
+            stream=True,
+        )
+        [c async for c in stream]
+    finally:
+        await client.close()
+    await read(fake_groq)
+    by_sdk, ours = fake_groq.requests
+    assert ours.body == by_sdk.body
+    for header in ("Authorization", "Content-Type", "User-Agent"):
+        assert ours.headers[header] == by_sdk.headers[header]
+
+
+@pytest.mark.parametrize("failure", ["none", "reset", "stall", "status"])
+async def test_the_reader_works_on_the_sdks_default_httpx_backend_too(fake_groq: FakeGroq, failure: str) -> None:
+    script = {
+        "none": Script(text="Plain httpx works as well."),
+        "reset": Script(text="alpha beta gamma delta", reset_after=2),
+        "stall": Script(text="alpha beta gamma delta", stall_after=2),
+        "status": Script(status=503),
+    }[failure]
+    fake_groq.push(script)
+    text, result = await read(fake_groq, sdk_on_httpx, timeout=0.3)
+    if failure == "none":
+        assert isinstance(result, StreamOutcome)
+        assert (text, result.finish_reason) == ("Plain httpx works as well.", "stop")
+        return
+    assert isinstance(result, GenerationError)
+    expected = {"reset": "ai_connection_lost", "stall": "ai_timeout", "status": "ai_unavailable"}[failure]
+    assert (result.code, result.retryable) == (expected, True)
 
 
 async def test_x_groq_error_mid_stream_is_a_retryable_failure_keeping_the_text(fake_groq: FakeGroq) -> None:

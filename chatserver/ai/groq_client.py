@@ -3,10 +3,16 @@
 The SDK makes the request, authenticates, retries (429 honouring retry-after, 408/409/5xx and
 connection errors, with backoff) and maps HTTP errors to exceptions; `GenerationError` is what the
 rest of the AI layer sees: a stable code, a message for the room, whether a retry can help.
+
+The client runs on the SDK's aiohttp backend (`groq[aiohttp]`, `DefaultAioHttpClient`) rather
+than httpx's default httpcore/anyio transport: a reply is hundreds of small network reads, and
+httpcore's per-read cancel scopes and state machine cost more CPU than everything else we do per
+token (docs/performance.md measures both).
 """
 
 from __future__ import annotations
 
+import aiohttp
 import httpx
 import orjson
 from groq import (
@@ -16,6 +22,7 @@ from groq import (
     APITimeoutError,
     AsyncGroq,
     AuthenticationError,
+    DefaultAioHttpClient,
     PermissionDeniedError,
     RateLimitError,
 )
@@ -38,12 +45,23 @@ def create_groq_client(settings: Settings) -> AsyncGroq | None:
     """None without GROQ_API_KEY: the offline responder answers instead."""
     if not settings.groq_api_key:
         return None
-    return AsyncGroq(
+    return groq_client(
         api_key=settings.groq_api_key,
         base_url=settings.groq_base_url,
-        # httpx applies it to connect, and to every read: a stream that stalls longer fails.
         timeout=settings.groq_timeout,
         max_retries=settings.groq_max_retries,
+    )
+
+
+def groq_client(*, api_key: str, base_url: str | None, timeout: float, max_retries: int) -> AsyncGroq:
+    """An AsyncGroq on the aiohttp backend. `timeout` applies to connecting and to every read:
+    a stream that stalls longer fails."""
+    return AsyncGroq(
+        api_key=api_key,
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=max_retries,
+        http_client=DefaultAioHttpClient(),
     )
 
 
@@ -68,10 +86,32 @@ def _upstream_message(err: APIStatusError) -> str:
     return err.message[:300]
 
 
+def _transport_cause(exc: BaseException) -> GenerationError | None:
+    """Classify by the aiohttp error underneath, when there is one: the aiohttp backend reports
+    every `ClientConnectionError` (a refused connection, a peer that hung up) to httpx, and so to
+    the SDK, as a connect *timeout*, which would tell the room the wrong story."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # SDK error -> httpx error -> aiohttp error; bounded, causes can loop
+        if seen is None:
+            return None
+        if isinstance(seen, aiohttp.ServerTimeoutError):
+            return GenerationError("ai_timeout", "The AI service took too long to answer; try again.", retryable=True)
+        if isinstance(seen, aiohttp.ClientError):
+            return GenerationError(
+                "ai_connection_lost", "The connection to the AI service was lost; try again.", retryable=True
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def map_error(exc: BaseException) -> GenerationError:
     """Turn whatever the SDK or the transport raised into a GenerationError."""
     if isinstance(exc, GenerationError):
         return exc
+    if not isinstance(exc, APIStatusError):
+        transport = _transport_cause(exc)
+        if transport is not None:
+            return transport
     if isinstance(exc, RateLimitError):
         return GenerationError(
             "rate_limited",
