@@ -66,13 +66,27 @@ async def test_concurrent_claims_give_exactly_one_generation(aiohttp_client: Any
     ticket = (await (await a.post("/tickets", json={"subject": "race"}, headers=customer)).json())["ticket"]
     ticket_id = uuid.UUID(ticket["id"])
     pools = [a.app[DB_POOL], b.app[DB_POOL]]
-    results = await asyncio.gather(
+    budget = ai_db.Budget(max_replies=30, max_tokens=100_000, user_replies=30, user_window_seconds=600)
+    starts = await asyncio.gather(
         *(
-            ai_db.claim_if_free(pools[i % 2], ticket_id, "reply", uuid.uuid4(), f"instance-{i % 2}", 1, 30.0)
+            ai_db.start_generation(
+                pools[i % 2],
+                ticket_id,
+                "reply",
+                uuid.uuid4(),
+                f"instance-{i % 2}",
+                1,
+                30.0,
+                supersede=False,
+                budget=budget,
+            )
             for i in range(20)
         )
     )
-    assert sorted(results) == [False] * 19 + [True]
+    assert sorted(s.claimed for s in starts) == [False] * 19 + [True]
+    # Only the generation that won the claim was counted against the budget and the rate.
+    usage = await pools[0].fetchval("SELECT replies FROM ticket_ai_usage WHERE ticket_id = $1", ticket_id)
+    assert usage == 1
 
 
 async def test_a_reply_running_on_one_instance_is_not_started_again_on_another(

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,6 @@ from groq import AsyncGroq
 from ..db import ai as ai_db
 from ..db import messages as messages_db
 from ..db import tickets as tickets_db
-from ..db import users as users_db
 from ..errors import conflict, forbidden
 from ..realtime import events
 from ..realtime.events import Event
@@ -40,6 +39,7 @@ from ..settings import Settings
 from ..views import message_view, ticket_view
 from . import handoff, knowledge, offline
 from .groq_client import GenerationError
+from .knowledge import Article
 from .prompts import Prompt, PromptBuilder
 from .stream import DeltaBatcher, StreamOutcome, stream_chat
 from .tracker import ReplyTracker, TrackedReply, Watch
@@ -56,6 +56,13 @@ CANCEL_WAIT = 2.0
 # may run on an instance whose events do not reach this one.
 FOLLOW_POLL = 1.0
 KEEPALIVE_EVERY = 15.0
+# Why the database refused a reply before it started (ai_db.start_generation), and what the
+# customer is told when the ticket goes to a human for it.
+REFUSED_TEXTS = {
+    "reply_budget": handoff.REPLY_BUDGET_SPENT,
+    "token_budget": handoff.REPLY_BUDGET_SPENT,
+    "rate_limit": handoff.RATE_LIMITED,
+}
 
 
 @dataclass(eq=False)
@@ -67,6 +74,9 @@ class Generation:
     in_reply_to: int | None
     # Claim even when another reply holds the ticket (a newer customer message supersedes).
     supersede: bool
+    # What the knowledge base is searched for; known when the generation starts (_kb_query), so
+    # the search need not wait for the history.
+    kb_query: str
     previous: Generation | None = None
     reply_id: uuid.UUID = field(default_factory=uuid.uuid4)
     task: asyncio.Task[None] | None = None
@@ -122,6 +132,12 @@ class AiService:
         self.prompts = PromptBuilder(
             product_name=settings.ai_product_name, history_token_budget=settings.ai_history_token_budget
         )
+        self.budget = ai_db.Budget(
+            max_replies=settings.ai_max_replies_per_ticket,
+            max_tokens=settings.ai_max_tokens_per_ticket,
+            user_replies=settings.ai_user_replies_per_window,
+            user_window_seconds=settings.ai_user_window_seconds,
+        )
         self.tracker = ReplyTracker()
         # Set when no hub observer feeds the tracker: the service feeds it what it publishes.
         self.feed_tracker_directly = True
@@ -147,7 +163,7 @@ class AiService:
         if handoff.wants_human(message["body"]):
             await self.hand_off(ticket["id"], "customer_asked", handoff.CUSTOMER_ASKED)
             return
-        self._spawn(ticket["id"], REPLY, message["seq"], supersede=True)
+        self._spawn(ticket, REPLY, message, supersede=True)
 
     async def retry(self, ticket: asyncpg.Record, who: Identity) -> None:
         """The socket's ai.retry (AiControl)."""
@@ -166,7 +182,7 @@ class AiService:
         if latest is None:
             raise conflict("There is no customer message to reply to")
         await self._ensure_idle(ticket["id"], REPLY, "A reply is already being generated for this ticket")
-        gen = self._spawn(ticket["id"], REPLY, latest["seq"], supersede=False)
+        gen = self._spawn(ticket, REPLY, latest, supersede=False)
         return {"reply_id": str(gen.reply_id), "in_reply_to": latest["seq"]}
 
     async def request_copilot(self, ticket: asyncpg.Record, who: Identity) -> dict[str, Any]:
@@ -175,7 +191,7 @@ class AiService:
             raise forbidden("Only agents can ask the copilot")
         await self._ensure_idle(ticket["id"], COPILOT, "A suggestion is already being written for this ticket")
         latest = await ai_db.latest_customer_message(self.pool, ticket["id"])
-        gen = self._spawn(ticket["id"], COPILOT, latest["seq"] if latest else None, supersede=False)
+        gen = self._spawn(ticket, COPILOT, latest, supersede=False)
         return {"reply_id": str(gen.reply_id), "in_reply_to": gen.in_reply_to}
 
     async def take_over(self, ticket_id: uuid.UUID, who: Identity) -> None:
@@ -251,12 +267,18 @@ class AiService:
 
     # ---- generations -----------------------------------------------------------------------
 
-    def _spawn(self, ticket_id: uuid.UUID, kind: str, in_reply_to: int | None, *, supersede: bool) -> Generation:
+    def _spawn(
+        self, ticket: Mapping[str, Any], kind: str, answering: Mapping[str, Any] | None, *, supersede: bool
+    ) -> Generation:
+        """Generate a reply to the customer message `answering` (for the copilot: a suggestion
+        after it, or None when the customer has not written yet)."""
+        ticket_id = ticket["id"]
         key = (str(ticket_id), kind)
         previous = self.generations.get(key)
         if previous is not None:
             previous.cancel("superseded")
-        gen = Generation(ticket_id, kind, in_reply_to, supersede, previous)
+        in_reply_to = answering["seq"] if answering is not None else None
+        gen = Generation(ticket_id, kind, in_reply_to, supersede, _kb_query(ticket, answering), previous)
         self.generations[key] = gen
         task = asyncio.get_running_loop().create_task(self._run(gen), name=f"ai-{kind}-{ticket_id}")
         gen.task = task
@@ -292,12 +314,19 @@ class AiService:
             if gen.previous is not None:
                 await gen.previous.wait()
                 gen.previous = None
-            if not await self._claim(gen):
+            try:
+                start, history, articles = await self._prepare(gen)
+            except BaseException:
+                # The claim may be ours already: a read beside it failed, or we were cancelled.
+                with contextlib.suppress(Exception):
+                    await ai_db.release_claim(self.pool, gen.ticket_id, gen.kind, gen.reply_id)
+                raise
+            if not start.claimed:
                 log.info("AI %s for ticket %s is already running elsewhere", gen.kind, gen.ticket_id)
                 return
             heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(gen))
             try:
-                await self._generate(gen)
+                await self._generate(gen, start, history, articles)
             finally:
                 heartbeat.cancel()
                 await asyncio.wait({heartbeat})
@@ -336,16 +365,37 @@ class AiService:
         gen.settled = True
         await ai_db.release_claim(self.pool, gen.ticket_id, gen.kind, gen.reply_id)
 
-    async def _claim(self, gen: Generation) -> bool:
-        lease = self.settings.ai_claim_lease_seconds
-        if gen.supersede:
-            await ai_db.take_claim(
-                self.pool, gen.ticket_id, gen.kind, gen.reply_id, self.instance_id, gen.in_reply_to, lease
+    async def _prepare(self, gen: Generation) -> tuple[ai_db.GenerationStart, list[dict[str, Any]], list[Article]]:
+        """The database work before the Groq request: three queries at once, each on its own pool
+        connection, since none needs another's result: the claim with the ticket, its customer
+        and the budget (one statement, the only commit), the history, and the knowledge-base
+        search. The reads are wasted when the claim or the budget says no; they are cheap."""
+        settings = self.settings
+        # A reply answers one customer message (later ones supersede it); the copilot drafts the
+        # agent's next message, so it reads everything up to now. Customer-facing replies never
+        # read internal notes, not even to trim them.
+        visibility = "public" if gen.kind == REPLY else None
+        if gen.kind == REPLY and gen.in_reply_to is not None:
+            history = messages_db.list_before(self.pool, gen.ticket_id, gen.in_reply_to + 1, visibility, HISTORY_FETCH)
+        else:
+            history = messages_db.list_latest(self.pool, gen.ticket_id, visibility, HISTORY_FETCH)
+        async with asyncio.TaskGroup() as group:
+            started = group.create_task(
+                ai_db.start_generation(
+                    self.pool,
+                    gen.ticket_id,
+                    gen.kind,
+                    gen.reply_id,
+                    self.instance_id,
+                    gen.in_reply_to,
+                    settings.ai_claim_lease_seconds,
+                    supersede=gen.supersede,
+                    budget=self.budget if gen.kind == REPLY else None,
+                )
             )
-            return True
-        return await ai_db.claim_if_free(
-            self.pool, gen.ticket_id, gen.kind, gen.reply_id, self.instance_id, gen.in_reply_to, lease
-        )
+            rows = group.create_task(history)
+            articles = group.create_task(knowledge.search(self.pool, gen.kb_query, settings.ai_kb_articles))
+        return started.result(), [message_view(r) for r in rows.result()], articles.result()
 
     async def _heartbeat(self, gen: Generation) -> None:
         """Extend the lease while streaming; a claim that is gone means someone stopped us."""
@@ -364,20 +414,24 @@ class AiService:
             gen.cancel("superseded" if claim is not None else "takeover")
             return
 
-    async def _generate(self, gen: Generation) -> None:
-        ticket = await tickets_db.get_ticket(self.pool, gen.ticket_id)
+    async def _generate(
+        self,
+        gen: Generation,
+        start: ai_db.GenerationStart,
+        history: list[dict[str, Any]],
+        articles: list[Article],
+    ) -> None:
+        ticket = start.ticket
         if ticket is None:
             return
         if gen.kind == REPLY:
             if not ticket["ai_enabled"]:
                 return
-            over = await self._over_budget(ticket)
-            if over is not None:
-                reason, text = over
+            if start.refused is not None:
                 await self._settle(gen)
-                await self.hand_off(gen.ticket_id, reason, text, current=gen)
+                await self.hand_off(gen.ticket_id, start.refused, REFUSED_TEXTS[start.refused], current=gen)
                 return
-        prompt = await self._prompt(gen, ticket)
+        prompt = self._prompt(gen, ticket, start.customer_name, history, articles)
         settings = self.settings
         gen.batcher = DeltaBatcher(
             lambda offset, text: self._send_delta(gen, offset, text),
@@ -421,18 +475,15 @@ class AiService:
             self.tracker.observe(event)
         await self._publisher().publish(event)
 
-    async def _prompt(self, gen: Generation, ticket: asyncpg.Record) -> Prompt:
-        # A reply answers one customer message (later ones supersede it); the copilot drafts the
-        # agent's next message, so it reads everything up to now.
-        upto = gen.in_reply_to + 1 if gen.kind == REPLY and gen.in_reply_to is not None else ticket["last_seq"] + 1
-        # Customer-facing replies never read internal notes, not even to trim them.
-        visibility = "public" if gen.kind == REPLY else None
-        rows = await messages_db.list_before(self.pool, gen.ticket_id, upto, visibility, HISTORY_FETCH)
-        history = [message_view(r) for r in rows]
-        customer_row = await users_db.get_by_id(self.pool, ticket["customer_id"])
-        customer = {"name": customer_row["display_name"] if customer_row else ""}
-        question = next((m["body"] for m in reversed(history) if m["author_kind"] == "customer"), ticket["subject"])
-        articles = await knowledge.search(self.pool, f"{question}\n{ticket['subject']}", self.settings.ai_kb_articles)
+    def _prompt(
+        self,
+        gen: Generation,
+        ticket: Mapping[str, Any],
+        customer_name: str,
+        history: list[dict[str, Any]],
+        articles: list[Article],
+    ) -> Prompt:
+        customer = {"name": customer_name}
         view = ticket_view(ticket)
         if gen.kind == REPLY:
             return self.prompts.reply(view, customer, history, articles)
@@ -536,21 +587,6 @@ class AiService:
         )
         return message_view(stored[0]) if stored is not None else None
 
-    async def _over_budget(self, ticket: asyncpg.Record) -> tuple[str, str] | None:
-        """Check the ticket's budget and the customer's rate; count this reply when allowed."""
-        settings = self.settings
-        usage = await ai_db.get_usage(self.pool, ticket["id"])
-        if usage is not None:
-            if usage["replies"] >= settings.ai_max_replies_per_ticket:
-                return "reply_budget", handoff.REPLY_BUDGET_SPENT
-            if usage["total_tokens"] >= settings.ai_max_tokens_per_ticket:
-                return "token_budget", handoff.REPLY_BUDGET_SPENT
-        count = await ai_db.hit_user_rate(self.pool, ticket["customer_id"], settings.ai_user_window_seconds)
-        if count > settings.ai_user_replies_per_window:
-            return "rate_limit", handoff.RATE_LIMITED
-        await ai_db.add_usage(self.pool, ticket["id"], replies=1, prompt_tokens=0, completion_tokens=0, total_tokens=0)
-        return None
-
     # ---- following a reply (the SSE endpoint) ----------------------------------------------
 
     async def open_reply_stream(self, ticket: asyncpg.Record) -> ReplyStream:
@@ -579,7 +615,7 @@ class AiService:
             fresh = await tickets_db.get_ticket(self.pool, ticket_id)
             if fresh is None or not fresh["ai_enabled"]:
                 raise conflict("AI replies are off for this ticket")
-            gen = self._spawn(ticket_id, REPLY, seq, supersede=False)
+            gen = self._spawn(fresh, REPLY, latest, supersede=False)
             return ReplyStream(self, watch, ticket_id, seq, own=gen)
         except BaseException:
             watch.close()
@@ -698,6 +734,14 @@ class ReplyStream:
         ticket = await tickets_db.get_ticket(service.pool, self.ticket_id)
         reason = "ai_disabled" if ticket is None or not ticket["ai_enabled"] else "no_reply"
         return "cancelled", {"reply_id": reply_id, "kind": REPLY, "reason": reason}
+
+
+def _kb_query(ticket: Mapping[str, Any], answering: Mapping[str, Any] | None) -> str:
+    """The knowledge-base search for a generation: the customer message it answers (the subject
+    when there is none yet) and the ticket's subject."""
+    subject = ticket["subject"]
+    question = answering["body"] if answering is not None else subject
+    return f"{question}\n{subject}"
 
 
 def _completed_data(message: dict[str, Any]) -> dict[str, Any]:

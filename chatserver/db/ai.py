@@ -1,44 +1,83 @@
 """SQL for the AI layer: generation claims (one per ticket and kind, across instances),
-per-ticket AI usage (the budget), per-user AI reply counters, and finding stored replies."""
+per-ticket AI usage (the budget), per-user AI reply counters, the one statement that starts a
+generation with all three, and finding stored replies."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
 from . import Executor
 from .messages import MESSAGE_COLUMNS
+from .tickets import TICKET_COLUMNS
 
-# Claim only when nobody holds a live lease (an expired one is taken over).
-CLAIM_IF_FREE = """
-INSERT INTO ai_generations (ticket_id, kind, reply_id, instance_id, in_reply_to, expires_at)
-VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
-ON CONFLICT (ticket_id, kind) DO UPDATE
-SET reply_id = EXCLUDED.reply_id, instance_id = EXCLUDED.instance_id, in_reply_to = EXCLUDED.in_reply_to,
-    started_at = now(), expires_at = EXCLUDED.expires_at
-WHERE ai_generations.expires_at < now()
-RETURNING reply_id
-"""
+TICKET_FIELDS = [name.strip() for name in TICKET_COLUMNS.split(",")]
 
-# Claim unconditionally (a newer customer message supersedes the reply in flight); returns the
-# live claim it replaced, if any, so its owner can be told. The row lock serialises racers.
-TAKE_CLAIM = """
-WITH previous AS (
-    SELECT reply_id, instance_id FROM ai_generations
-    WHERE ticket_id = $1 AND kind = $2 AND expires_at >= now()
-    FOR UPDATE
-), upserted AS (
+# Everything a generation writes, and the ticket it reads, before its Groq request, in one
+# statement: one round trip and one commit, which waits for its WAL flush (docs/ai.md, "Before
+# the request").
+# In this order, each step only when the one before allowed it:
+# 1. claim the ticket's generation (a lease of $6 seconds, extended while it streams): with $7 (a
+#    newer customer message supersedes the reply in flight) even from a live claim, else only a
+#    free or expired one. The row lock serialises racers; nothing below happens without the claim.
+# 2. read the ticket and its customer's display name;
+# 3. for a customer-facing reply ($8) in a ticket whose AI is on: the ticket's budget ($9 replies,
+#    $10 tokens) must not be spent; only then is the customer's rate hit (a fixed window of $12
+#    seconds: the first hit after the window ends starts a new one); only when the count is
+#    within $11 is the reply counted in the ticket's usage.
+# `refused` says why the reply may not go ahead: reply_budget, token_budget or rate_limit.
+# Racing replies of one ticket check its budget one after the other (the usage row is locked),
+# except the very first ones, when there is no row to lock yet; a customer's rate is exact.
+START_GENERATION = f"""
+WITH claimed AS (
     INSERT INTO ai_generations (ticket_id, kind, reply_id, instance_id, in_reply_to, expires_at)
     VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
     ON CONFLICT (ticket_id, kind) DO UPDATE
     SET reply_id = EXCLUDED.reply_id, instance_id = EXCLUDED.instance_id, in_reply_to = EXCLUDED.in_reply_to,
         started_at = now(), expires_at = EXCLUDED.expires_at
+    WHERE $7::boolean OR ai_generations.expires_at < now()
     RETURNING reply_id
+),
+ticket AS (
+    SELECT {", ".join(f"t.{name}" for name in TICKET_FIELDS)}, u.display_name AS customer_name
+    FROM tickets t LEFT JOIN users u ON u.id = t.customer_id
+    WHERE t.id = $1 AND EXISTS (SELECT FROM claimed)
+),
+charged AS (
+    SELECT customer_id FROM ticket WHERE $8::boolean AND ai_enabled
+),
+spent AS (
+    SELECT CASE WHEN replies >= $9::integer THEN 'reply_budget'
+                WHEN total_tokens >= $10::bigint THEN 'token_budget' END AS reason
+    FROM ticket_ai_usage
+    WHERE ticket_id = $1 AND EXISTS (SELECT FROM charged)
+    FOR UPDATE
+),
+rate AS (
+    INSERT INTO ai_user_rate (user_id, window_start, count)
+    SELECT customer_id, now(), 1 FROM charged
+    WHERE NOT EXISTS (SELECT FROM spent WHERE reason IS NOT NULL)
+    ON CONFLICT (user_id) DO UPDATE SET
+        count = CASE WHEN ai_user_rate.window_start <= now() - make_interval(secs => $12)
+                     THEN 1 ELSE ai_user_rate.count + 1 END,
+        window_start = CASE WHEN ai_user_rate.window_start <= now() - make_interval(secs => $12)
+                            THEN now() ELSE ai_user_rate.window_start END
+    RETURNING count
+),
+counted AS (
+    INSERT INTO ticket_ai_usage (ticket_id, replies)
+    SELECT $1, 1 FROM rate WHERE count <= $11::integer
+    ON CONFLICT (ticket_id) DO UPDATE SET replies = ticket_ai_usage.replies + 1, updated_at = now()
+    RETURNING replies
 )
-SELECT (SELECT reply_id FROM previous) AS previous_reply_id,
-       (SELECT instance_id FROM previous) AS previous_instance_id,
-       (SELECT reply_id FROM upserted) AS reply_id
+SELECT EXISTS (SELECT FROM claimed) AS claimed,
+       coalesce((SELECT reason FROM spent),
+                CASE WHEN (SELECT count FROM rate) > $11::integer THEN 'rate_limit' END) AS refused,
+       ticket.*
+FROM (SELECT) AS one LEFT JOIN ticket ON true
 """
 
 EXTEND_CLAIM = """
@@ -61,8 +100,6 @@ SELECT reply_id, instance_id, in_reply_to, expires_at >= now() AS live
 FROM ai_generations WHERE ticket_id = $1 AND kind = $2
 """
 
-GET_USAGE = "SELECT replies, prompt_tokens, completion_tokens, total_tokens FROM ticket_ai_usage WHERE ticket_id = $1"
-
 ADD_USAGE = """
 INSERT INTO ticket_ai_usage (ticket_id, replies, prompt_tokens, completion_tokens, total_tokens)
 VALUES ($1, $2, $3, $4, $5)
@@ -73,17 +110,6 @@ ON CONFLICT (ticket_id) DO UPDATE SET
     total_tokens = ticket_ai_usage.total_tokens + EXCLUDED.total_tokens,
     updated_at = now()
 RETURNING replies, prompt_tokens, completion_tokens, total_tokens
-"""
-
-# Fixed window per user: the first hit after the window ends starts a new one.
-HIT_USER_RATE = """
-INSERT INTO ai_user_rate (user_id, window_start, count) VALUES ($1, now(), 1)
-ON CONFLICT (user_id) DO UPDATE SET
-    count = CASE WHEN ai_user_rate.window_start <= now() - make_interval(secs => $2)
-                 THEN 1 ELSE ai_user_rate.count + 1 END,
-    window_start = CASE WHEN ai_user_rate.window_start <= now() - make_interval(secs => $2)
-                        THEN now() ELSE ai_user_rate.window_start END
-RETURNING count
 """
 
 LATEST_CUSTOMER_MESSAGE = f"""
@@ -100,7 +126,27 @@ ORDER BY seq DESC LIMIT 1
 """
 
 
-async def claim_if_free(
+@dataclass(frozen=True)
+class Budget:
+    """What a customer-facing reply is charged against (docs/ai.md)."""
+
+    max_replies: int  # per ticket
+    max_tokens: int  # per ticket, counted from Groq's usage
+    user_replies: int  # per customer and window, across their tickets
+    user_window_seconds: float
+
+
+@dataclass(frozen=True)
+class GenerationStart:
+    claimed: bool
+    # The ticket's row (TICKET_COLUMNS); None when the claim was not ours or the ticket is gone.
+    ticket: dict[str, Any] | None
+    customer_name: str
+    # reply_budget, token_budget or rate_limit: the reply was not counted and must not go ahead.
+    refused: str | None
+
+
+async def start_generation(
     conn: Executor,
     ticket_id: uuid.UUID,
     kind: str,
@@ -108,21 +154,30 @@ async def claim_if_free(
     instance_id: str,
     in_reply_to: int | None,
     lease: float,
-) -> bool:
-    return await conn.fetchval(CLAIM_IF_FREE, ticket_id, kind, reply_id, instance_id, in_reply_to, lease) is not None
-
-
-async def take_claim(
-    conn: Executor,
-    ticket_id: uuid.UUID,
-    kind: str,
-    reply_id: uuid.UUID,
-    instance_id: str,
-    in_reply_to: int | None,
-    lease: float,
-) -> asyncpg.Record:
-    """Claim, replacing any live claim; the row has previous_reply_id / previous_instance_id."""
-    return await conn.fetchrow(TAKE_CLAIM, ticket_id, kind, reply_id, instance_id, in_reply_to, lease)
+    *,
+    supersede: bool,
+    budget: Budget | None,
+) -> GenerationStart:
+    """Claim the generation, read the ticket, and (with a `budget`: a customer-facing reply)
+    charge the reply to the ticket's budget and its customer's rate. See START_GENERATION."""
+    charge = budget is not None
+    row = await conn.fetchrow(
+        START_GENERATION,
+        ticket_id,
+        kind,
+        reply_id,
+        instance_id,
+        in_reply_to,
+        lease,
+        supersede,
+        charge,
+        budget.max_replies if budget else 0,
+        budget.max_tokens if budget else 0,
+        budget.user_replies if budget else 0,
+        float(budget.user_window_seconds) if budget else 0.0,
+    )
+    ticket = {name: row[name] for name in TICKET_FIELDS} if row["id"] is not None else None
+    return GenerationStart(row["claimed"], ticket, row["customer_name"] or "", row["refused"])
 
 
 async def extend_claim(conn: Executor, ticket_id: uuid.UUID, kind: str, reply_id: uuid.UUID, lease: float) -> bool:
@@ -142,19 +197,10 @@ async def get_claim(conn: Executor, ticket_id: uuid.UUID, kind: str) -> asyncpg.
     return await conn.fetchrow(GET_CLAIM, ticket_id, kind)
 
 
-async def get_usage(conn: Executor, ticket_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(GET_USAGE, ticket_id)
-
-
 async def add_usage(
     conn: Executor, ticket_id: uuid.UUID, *, replies: int, prompt_tokens: int, completion_tokens: int, total_tokens: int
 ) -> asyncpg.Record:
     return await conn.fetchrow(ADD_USAGE, ticket_id, replies, prompt_tokens, completion_tokens, total_tokens)
-
-
-async def hit_user_rate(conn: Executor, user_id: uuid.UUID, window_seconds: float) -> int:
-    """Count one AI reply for `user_id`; returns the count in the current window."""
-    return int(await conn.fetchval(HIT_USER_RATE, user_id, float(window_seconds)))
 
 
 async def latest_customer_message(conn: Executor, ticket_id: uuid.UUID) -> asyncpg.Record | None:

@@ -70,6 +70,16 @@ SELECT * FROM (
 ) page ORDER BY seq ASC
 """
 
+# The newest messages of a ticket, oldest first (the copilot's transcript: everything up to now).
+LIST_LATEST_MESSAGES = f"""
+SELECT * FROM (
+    SELECT {MESSAGE_COLUMNS} FROM messages
+    WHERE ticket_id = $1 AND ($2::text IS NULL OR visibility = $2)
+    ORDER BY seq DESC
+    LIMIT $3
+) page ORDER BY seq ASC
+"""
+
 
 async def insert_message(
     conn: Executor,
@@ -148,3 +158,7 @@ async def list_before(
     conn: Executor, ticket_id: uuid.UUID, before_seq: int, visibility: str | None, limit: int
 ) -> list[asyncpg.Record]:
     return await conn.fetch(LIST_MESSAGES_BEFORE, ticket_id, before_seq, visibility, limit)
+
+
+async def list_latest(conn: Executor, ticket_id: uuid.UUID, visibility: str | None, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(LIST_LATEST_MESSAGES, ticket_id, visibility, limit)
