@@ -13,7 +13,6 @@ from .ai.setup import ai_ctx
 from .db.embedded import embedded_postgres
 from .db.migrate import apply_migrations
 from .db.pool import create_pool
-from .errors import error_middleware
 from .handlers.pages import setup_templates
 from .keys import (
     BCRYPT_ROUNDS,
@@ -27,7 +26,7 @@ from .keys import (
     WIDGET_THROTTLE,
 )
 from .metrics import HttpMetrics, create_registry
-from .middleware import echo_request_id, request_id_middleware
+from .middleware import echo_request_id, request_middleware
 from .realtime.publisher import NullPublisher
 from .realtime.setup import close_sockets_on_shutdown, realtime_ctx
 from .routes import setup_routes
@@ -35,7 +34,7 @@ from .security import DEFAULT_BCRYPT_ROUNDS
 from .services.hooks import no_hook
 from .services.throttle import Throttle
 from .settings import Settings
-from .web_session import session_middleware_for
+from .web_session import console_session_middleware
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +62,10 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS) -> web.Application:
     registry = create_registry()
-    # Outermost first: the request id wraps everything; metrics see the status error_middleware sends.
-    # The console's session is innermost: a handler's error still reaches error_middleware.
-    middlewares = [
-        request_id_middleware,
-        HttpMetrics(registry).middleware(),
-        error_middleware,
-        session_middleware_for(settings),
-    ]
+    # Outermost first. request_middleware (request id, errors, metrics) wraps everything, so an
+    # error the session raises still leaves in the JSON error shape; the session runs only for the
+    # console's requests (web_session.py).
+    middlewares = [request_middleware(HttpMetrics(registry)), console_session_middleware(settings)]
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS_REGISTRY] = registry

@@ -1,20 +1,20 @@
-"""ApiError and the one middleware that turns every failure into the JSON error shape.
+"""ApiError and the one JSON error shape every failure leaves the server in:
+``{"error": {"code": ..., "message": ..., "details"?: ...}}``.
 
-Every error leaves the server as ``{"error": {"code": ..., "message": ..., "details"?: ...}}``.
+The request middleware (middleware.py) turns whatever a handler raises into that shape with the
+three *_response functions at the end.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class ApiError(Exception):
@@ -103,25 +103,23 @@ def error_response(err: ApiError) -> web.Response:
     )
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as err:
-        return error_response(err)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        message = exc.reason
-        if exc.status == 413:
-            message = "Request body is too large"
-        elif exc.status == 404:
-            message = "No such endpoint"
-        elif exc.status == 405:
-            message = f"Method {request.method} is not allowed here"
-        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
-        return error_response(ApiError(exc.status, code, message, headers=headers))
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(ApiError(500, "internal_error", "Internal server error"))
+def http_error_response(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """An aiohttp HTTP error (no route, wrong method, body too large, ...) in our shape. Only
+    Allow and Retry-After are kept from its headers: the rest describe aiohttp's text body."""
+    code = _HTTP_CODES.get(exc.status, "http_error")
+    message = exc.reason
+    if exc.status == 413:
+        message = "Request body is too large"
+    elif exc.status == 404:
+        message = "No such endpoint"
+    elif exc.status == 405:
+        message = f"Method {request.method} is not allowed here"
+    headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+    return error_response(ApiError(exc.status, code, message, headers=headers))
+
+
+def unhandled_error_response(request: web.Request) -> web.Response:
+    """Call it in the except block of an unexpected exception: the stack trace goes to the log
+    (inside the request's context, so with its id), the client gets a 500 without any detail."""
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(ApiError(500, "internal_error", "Internal server error"))

@@ -1,6 +1,6 @@
 """Logging setup: plain text or one JSON object per line, each line carrying the request id.
 
-REQUEST_ID holds the id of the request being handled (set by middleware.request_id_middleware);
+REQUEST_ID holds the id of the request being handled (set by middleware.request_middleware);
 every record gets it as `request_id`. A record may carry structured fields in `extra={"fields":
 {...}}` (the access log does): JSON lines include them as top-level keys.
 """
@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -55,18 +56,42 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
+class TextFormatter(logging.Formatter):
+    """logging.Formatter(TEXT_FORMAT), with the time's text made once per second instead of once per
+    line (strftime is ~1 µs, and every request writes an access-log line)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+        # (second, its text) in one attribute: a thread that logs meanwhile sees a matching pair.
+        self._second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        cached, text = self._second
+        if cached != second:
+            text = time.strftime(self.default_time_format, self.converter(record.created))
+            self._second = (second, text)
+        # logging.Formatter's default_msec_format, "%s,%03d".
+        return f"{text},{int(record.msecs):03d}"
+
+
 def log_format_from_environment() -> str:
     """LOG_FORMAT as set, before Settings validate it: for the lines logged while they load."""
     return "json" if os.environ.get("LOG_FORMAT", "").strip().lower() == "json" else "text"
 
 
 def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
+    # Neither format prints the thread or the process: don't look them up for every record (the
+    # "Optimization" section of the logging HOWTO).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

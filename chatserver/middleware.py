@@ -1,9 +1,17 @@
-"""Request ids and the access log.
+"""The one middleware every request passes through, and the access log.
 
-Every request gets an id: a sane incoming X-Request-ID is kept (so a proxy's id follows the
-request through), anything else is replaced by a fresh one. The id is put in logs.REQUEST_ID
-for the duration of the handler (every log line carries it), stored on the request, and echoed
-in the X-Request-ID response header.
+request_middleware does, in this order, what used to be three middlewares:
+
+- Request id: a sane incoming X-Request-ID is kept (so a proxy's id follows the request through),
+  anything else is replaced by a fresh one. The id is put in logs.REQUEST_ID for the duration of the
+  handler (every log line carries it), stored on the request, and echoed in the X-Request-ID
+  response header (by echo_request_id, an on_response_prepare hook).
+- Errors: whatever the handler raises leaves as the one JSON error shape (errors.py); unexpected
+  exceptions are logged with their stack trace and answered with a bare 500.
+- Metrics: count and latency of every request, with the status the client really gets.
+
+One middleware instead of three: each is a coroutine frame per request, and an open WebSocket keeps
+the frames of every middleware it passed through alive for its whole life (docs/performance.md).
 
 The access log replaces aiohttp's default, which logs the full request line and so every token
 or password that a client puts in a query string: ours logs the path without the query.
@@ -11,18 +19,20 @@ or password that a client puts in a query string: ours logs the path without the
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import re
-import uuid
-from collections.abc import Awaitable, Callable
+import time
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler, Middleware
 
+from .errors import ApiError, error_response, http_error_response, unhandled_error_response
 from .keys import REQUEST_ID_KEY
 from .logs import REQUEST_ID
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from .metrics import CLIENT_CLOSED, HttpMetrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # What we accept from outside: UUIDs, hex, base64 and the like. No spaces or control
@@ -31,7 +41,8 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    # 32 random hex digits, the shape uuid4().hex had, at a quarter of its cost (0.5 vs 2.1 µs).
+    return os.urandom(16).hex()
 
 
 def accept_request_id(incoming: str | None) -> str:
@@ -41,16 +52,40 @@ def accept_request_id(incoming: str | None) -> str:
     return new_request_id()
 
 
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outermost middleware: everything logged while handling the request carries its id."""
-    request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
-    request[REQUEST_ID_KEY] = request_id
-    token = REQUEST_ID.set(request_id)
-    try:
-        return await handler(request)
-    finally:
-        REQUEST_ID.reset(token)
+def request_middleware(metrics: HttpMetrics) -> Middleware:
+    """Our outermost middleware; see the module docstring."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+        request[REQUEST_ID_KEY] = request_id
+        token = REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        # What a BaseException other than cancellation (say KeyboardInterrupt) is counted as.
+        status = 500
+        try:
+            try:
+                response = await handler(request)
+            except ApiError as err:
+                response = error_response(err)
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    # A redirect aiohttp raised: not an error, aiohttp sends it as it is.
+                    status = exc.status
+                    raise
+                response = http_error_response(request, exc)
+            except asyncio.CancelledError:
+                status = CLIENT_CLOSED
+                raise
+            except Exception:  # noqa: BLE001 - logged with its stack trace by unhandled_error_response
+                response = unhandled_error_response(request)
+            status = response.status
+            return response
+        finally:
+            metrics.observe(request, status, time.perf_counter() - started)
+            REQUEST_ID.reset(token)
+
+    return middleware
 
 
 async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -69,26 +104,28 @@ class AccessLogger(AbstractAccessLogger):
     """
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        logger = self.logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
         request_id = request.get(REQUEST_ID_KEY) or "-"
         # raw_path: still percent-encoded, so a %0A in the path cannot start a fake log line.
         path = request.rel_url.raw_path
         duration_ms = round(time * 1000, 2)
-        self.logger.info(
-            "%s %s %s %.1fms",
-            request.method,
-            path,
-            response.status,
-            duration_ms,
-            extra={
-                "request_id": request_id,
-                "fields": {
-                    "method": request.method,
-                    "path": path,
-                    "status": response.status,
-                    "duration_ms": duration_ms,
-                    "remote": request.remote,
-                },
+        extra = {
+            "request_id": request_id,
+            "fields": {
+                "method": request.method,
+                "path": path,
+                "status": response.status,
+                "duration_ms": duration_ms,
+                "remote": request.remote,
             },
+        }
+        # logger.info() would first walk the stack to find the caller's file and line, which no
+        # format of ours prints: a fifth of the cost of this line, paid on every request.
+        args = (request.method, path, response.status, duration_ms)
+        logger.handle(
+            logger.makeRecord(logger.name, logging.INFO, __file__, 0, "%s %s %s %.1fms", args, None, extra=extra)
         )
 
     @property

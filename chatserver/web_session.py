@@ -8,6 +8,10 @@ in production, and expires after SESSION_MAX_AGE.
 CSRF: a random token lives in the session (synchronizer token pattern); every state-changing form
 carries it in a hidden field and every state-changing fetch in the X-CSRF-Token header. The check
 also refuses a foreign Origin header when one is sent (defence in depth).
+
+Only the requests that can use the session run aiohttp-session (see console_session_middleware):
+the REST API, the widget, the probes and token-authenticated sockets never read the cookie, so
+they need not pay for it on every request, nor keep its frame alive for a socket's whole life.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ from __future__ import annotations
 import base64
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Handler, Middleware
 from aiohttp_session import Session, get_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
@@ -57,8 +61,40 @@ def session_storage(settings: Settings) -> EncryptedCookieStorage:
     )
 
 
-def session_middleware_for(settings: Settings) -> Middleware:
-    return session_middleware(session_storage(settings))
+# The routes (names from routes.py) whose handlers use the session: the console's pages, which read
+# it, create it (CSRF token, login) or end it, and its token endpoint (session + CSRF check).
+SESSION_ROUTES = frozenset(
+    {"console", "console-ticket", "console-login", "console-login-submit", "console-logout", "console-token"}
+)
+# The sockets read the session cookie only when the client sent neither a Bearer header nor a
+# ?ticket= (handlers/ws.py, socket_identity), and never write it: without the cookie there is
+# nothing to read.
+COOKIE_SOCKET_ROUTES = frozenset({"ticket-ws", "inbox-ws"})
+
+
+def uses_session(request: web.Request) -> bool:
+    """Whether this request's handler can use the session. Every other request runs without
+    aiohttp-session: its handlers get no session (session_identity answers None, get_session
+    raises), so a route missing here fails closed rather than open."""
+    route = request.match_info.route.name
+    if route in SESSION_ROUTES:
+        return True
+    return route in COOKIE_SOCKET_ROUTES and SESSION_COOKIE in request.cookies
+
+
+def console_session_middleware(settings: Settings) -> Middleware:
+    """aiohttp-session's middleware, run only for the requests that can use the session."""
+    with_session = session_middleware(session_storage(settings))
+
+    # A plain function, not a coroutine: it returns the awaitable of whichever path it picks, so it
+    # adds no frame of its own to a request (or to an open socket).
+    @web.middleware
+    def console_session(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        if uses_session(request):
+            return with_session(request, handler)
+        return handler(request)
+
+    return console_session
 
 
 async def csrf_token(request: web.Request) -> str:

@@ -13,14 +13,15 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import Gauge
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatserver.app import create_app
 from chatserver.keys import DB_POOL, METRICS_REGISTRY, REQUEST_ID_KEY
-from chatserver.logs import REQUEST_ID, TEXT_FORMAT, JsonFormatter, RequestIdFilter
-from chatserver.middleware import AccessLogger
+from chatserver.logs import REQUEST_ID, TEXT_FORMAT, JsonFormatter, RequestIdFilter, TextFormatter
+from chatserver.metrics import HttpMetrics
+from chatserver.middleware import AccessLogger, request_middleware
 from chatserver.settings import Settings
 
 LogLines = Callable[[], list[dict[str, Any]]]
@@ -130,7 +131,21 @@ async def test_unhandled_errors_are_logged_with_the_id_and_hidden_from_the_clien
     errors = [e for e in log_lines() if e["level"] == "ERROR"]
     assert len(errors) == 1
     assert errors[0]["request_id"] == "boom-1"
+    assert errors[0]["logger"] == "chatserver.errors"
     assert "RuntimeError: secret internal detail" in errors[0]["exc"]
+
+
+async def test_errors_outside_any_handler_have_the_json_shape_and_the_request_id(ops_client: TestClient) -> None:
+    """No route (404) and a wrong method (405) are raised by aiohttp's router, not by a handler."""
+    resp = await ops_client.get("/nowhere", headers={"X-Request-ID": "route-404"})
+    assert resp.status == 404 and resp.headers["X-Request-ID"] == "route-404"
+    assert await resp.json() == {"error": {"code": "not_found", "message": "No such endpoint"}}
+    resp = await ops_client.delete("/healthz", headers={"X-Request-ID": "route-405"})
+    assert resp.status == 405 and resp.headers["X-Request-ID"] == "route-405"
+    assert resp.headers["Allow"] == "GET,HEAD"
+    assert await resp.json() == {
+        "error": {"code": "method_not_allowed", "message": "Method DELETE is not allowed here"}
+    }
 
 
 # ---- access log ----------------------------------------------------------------------------
@@ -221,6 +236,17 @@ def test_text_lines_show_the_request_id() -> None:
     assert "[txt-1] hi" in logging.Formatter(TEXT_FORMAT).format(record)
 
 
+def test_the_text_format_reads_as_logging_formats_it() -> None:
+    """TextFormatter caches the time's text per second; lines must not change."""
+    ours, stdlib = TextFormatter(), logging.Formatter(TEXT_FORMAT)
+    # The same second twice, the next one, then an earlier one.
+    for created, msecs in ((1_800_000_000.0, 0.0), (1_800_000_000.0071, 7.0), (1_800_000_001.5, 500.0), (5.25, 250.0)):
+        record = logging.LogRecord("chatserver", logging.INFO, __file__, 1, "at %s", (created,), None)
+        record.created, record.msecs = created, msecs
+        record.request_id = "rid"
+        assert ours.format(record) == stdlib.format(record)
+
+
 # ---- metrics --------------------------------------------------------------------------------
 
 
@@ -256,6 +282,61 @@ async def test_metrics_count_requests_by_route_method_and_status(client: TestCli
     buckets = samples(text, "chatserver_http_request_duration_seconds_bucket")
     assert buckets[(("le", "+Inf"), ("method", "GET"), ("route", "healthz"), ("status", "200"))] == 1
     assert "process_resident_memory_bytes" in text or "python_info" in text
+
+
+async def routed(method: str, path: str) -> web.Request:
+    async def thing(request: web.Request) -> web.Response:
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_get("/thing", thing, name="thing")
+    request = make_mocked_request(method, path, app=app)
+    request._match_info = await app.router.resolve(request)  # what Application._handle does
+    return request
+
+
+def count(registry: CollectorRegistry, name: str, status: str, method: str = "GET") -> float | None:
+    return registry.get_sample_value(name, {"route": "thing", "method": method, "status": status})
+
+
+async def test_a_client_that_hangs_up_is_counted_as_499() -> None:
+    registry = CollectorRegistry()
+    middleware = request_middleware(HttpMetrics(registry))
+
+    async def waits(request: web.Request) -> web.StreamResponse:
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await middleware(await routed("GET", "/thing"), waits)
+    assert count(registry, "chatserver_http_requests_total", "499") == 1
+    assert REQUEST_ID.get() == "-"
+
+
+async def test_a_raised_redirect_passes_through_and_is_counted_with_its_status() -> None:
+    registry = CollectorRegistry()
+    middleware = request_middleware(HttpMetrics(registry))
+
+    async def redirects(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPSeeOther("/elsewhere")
+
+    for _ in range(2):
+        with pytest.raises(web.HTTPSeeOther):
+            await middleware(await routed("GET", "/thing"), redirects)
+    assert count(registry, "chatserver_http_requests_total", "303") == 2
+    assert count(registry, "chatserver_http_request_duration_seconds_count", "303") == 2
+
+
+async def test_websocket_upgrades_are_counted_without_latency() -> None:
+    registry = CollectorRegistry()
+    middleware = request_middleware(HttpMetrics(registry))
+
+    async def upgrades(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=101)
+
+    for _ in range(3):
+        await middleware(await routed("GET", "/thing"), upgrades)
+    assert count(registry, "chatserver_http_requests_total", "101") == 3
+    assert count(registry, "chatserver_http_request_duration_seconds_count", "101") is None
 
 
 async def test_each_app_has_its_own_registry(client: TestClient, aiohttp_client: Any, settings: Settings) -> None:

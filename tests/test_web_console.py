@@ -4,22 +4,32 @@ state-changing request, the session's API token, cookie-authenticated sockets, i
 from __future__ import annotations
 
 import base64
+import inspect
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
-from aiohttp_session import Session
+from aiohttp_session import STORAGE_KEY, Session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from chatserver.app import create_app
+from chatserver.handlers.identity import session_identity
 from chatserver.keys import DB_POOL
 from chatserver.services.auth import create_user
 from chatserver.settings import Settings
-from chatserver.web_session import SESSION_COOKIE, session_key, session_storage
+from chatserver.web_session import (
+    COOKIE_SOCKET_ROUTES,
+    SESSION_COOKIE,
+    SESSION_ROUTES,
+    session_key,
+    session_storage,
+    uses_session,
+)
 
 from .conftest import PASSWORD, TEST_SECRET, MakeUser, User, create_ticket
 from .wsutil import recv
@@ -276,3 +286,102 @@ def test_session_key_is_derived_from_the_secret_not_equal_to_it() -> None:
     assert key != session_key(TEST_SECRET + "x")
     assert base64.urlsafe_b64encode(key).decode() not in TEST_SECRET
     assert isinstance(session_storage(Settings(secret_key=TEST_SECRET)), EncryptedCookieStorage)
+
+
+# ---- which requests run the session middleware -----------------------------------------------
+
+
+async def routed_request(app: web.Application, method: str, path: str, headers: Mapping[str, str]) -> web.Request:
+    """A request as the app's router matches it (the session decision is made by route)."""
+    request = make_mocked_request(method, path, headers=headers, app=app)
+    request._match_info = await app.router.resolve(request)  # what Application._handle does
+    return request
+
+
+SOME_COOKIE = {"Cookie": f"{SESSION_COOKIE}=anything"}
+SOME_ID = "8d2f6feb-f1e0-4f71-8da6-f41edbb50c5c"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "expected"),
+    [
+        ("GET", "/console", {}, True),
+        ("GET", f"/console/tickets/{SOME_ID}", {}, True),
+        ("GET", "/console/login", {}, True),
+        ("POST", "/console/login", {}, True),
+        ("POST", "/console/logout", {}, True),
+        ("POST", "/console/api/token", {}, True),
+        ("GET", "/ws/inbox", SOME_COOKIE, True),
+        ("GET", f"/tickets/{SOME_ID}/ws", SOME_COOKIE, True),
+        # A socket without the cookie authenticates otherwise: there is no session to read.
+        ("GET", "/ws/inbox", {}, False),
+        ("GET", f"/tickets/{SOME_ID}/ws", {"Authorization": "Bearer x"}, False),
+        # The REST API (the console's too: it uses bearer tokens), the widget, probes, 404s.
+        ("GET", "/tickets", SOME_COOKIE, False),
+        ("GET", "/console/api/inbox", SOME_COOKIE, False),
+        ("POST", "/widget/visitors", SOME_COOKIE, False),
+        ("GET", "/healthz", SOME_COOKIE, False),
+        ("GET", "/no/such/path", SOME_COOKIE, False),
+    ],
+)
+async def test_only_console_routes_and_cookie_sockets_use_the_session(
+    settings: Settings, method: str, path: str, headers: dict[str, str], expected: bool
+) -> None:
+    app = create_app(settings, bcrypt_rounds=4)
+    assert uses_session(await routed_request(app, method, path, headers)) is expected
+
+
+# What a handler calls when it reads, creates or ends the session (directly or, for the sockets,
+# through socket_identity).
+SESSION_CALLS = ("session_identity", "socket_identity", "get_session", "new_session", "csrf_token(", "check_csrf")
+
+
+def test_every_handler_that_touches_the_session_is_on_a_session_route(settings: Settings) -> None:
+    app = create_app(settings, bcrypt_rounds=4)
+    touching, named = set(), set()
+    for route in app.router.routes():
+        if route.name is None or not inspect.isfunction(route.handler):
+            continue
+        named.add(route.name)
+        if any(call in inspect.getsource(route.handler) for call in SESSION_CALLS):
+            touching.add(route.name)
+    assert named >= SESSION_ROUTES | COOKIE_SOCKET_ROUTES, "a session route was renamed or removed"
+    assert touching == SESSION_ROUTES | COOKIE_SOCKET_ROUTES
+
+
+async def session_probe(request: web.Request) -> web.Response:
+    identity = await session_identity(request)
+    return web.json_response({"session_middleware": STORAGE_KEY in request, "identity": identity is not None})
+
+
+async def test_other_requests_never_see_the_session(aiohttp_client: Any, settings: Settings) -> None:
+    """Even with a valid agent session cookie, a handler outside the session routes gets no session."""
+    app = create_app(settings, bcrypt_rounds=4)
+    app.router.add_get("/_test/session", session_probe, name="test-session")
+    client: TestClient = await aiohttp_client(app)
+    cookie = await session_cookie(settings, {"uid": str(uuid.uuid4()), "role": "agent", "csrf": "t"})
+    client.session.cookie_jar.update_cookies({SESSION_COOKIE: cookie})
+    resp = await client.get("/_test/session")
+    assert await resp.json() == {"session_middleware": False, "identity": False}
+    assert SESSION_COOKIE not in resp.cookies
+
+
+async def test_bearer_requests_work_beside_a_console_session_and_leave_it_alone(
+    client: TestClient, make_user: MakeUser
+) -> None:
+    agent = await make_user("agent")
+    await console_login(client, agent)
+    resp = await client.get("/tickets", headers=agent.headers)
+    assert resp.status == 200
+    assert "Set-Cookie" not in resp.headers
+    assert (await client.get("/console", allow_redirects=False)).status == 200
+
+
+async def test_a_bearer_request_needs_no_cookie_at_all(client: TestClient, make_user: MakeUser) -> None:
+    customer = await make_user("customer")
+    await create_ticket(client, customer, "Mine")
+    assert not client.session.cookie_jar.filter_cookies(client.make_url("/"))
+    resp = await client.get("/tickets", headers=customer.headers)
+    assert resp.status == 200
+    assert [t["subject"] for t in (await resp.json())["tickets"]] == ["Mine"]
+    assert "Set-Cookie" not in resp.headers
