@@ -393,6 +393,57 @@ async def test_heartbeat_drops_a_peer_that_stops_answering(aiohttp_client, setti
     await ws.close()
 
 
+async def test_heartbeat_keeps_a_peer_that_answers_and_the_server_answers_pings(
+    aiohttp_client, settings, make_user
+) -> None:
+    from chatserver.app import create_app
+
+    app = create_app(settings.with_overrides(ws_heartbeat=0.2), bcrypt_rounds=4)
+    client = await aiohttp_client(app)
+    token = (
+        await (
+            await client.post(
+                "/auth/signup", json={"email": f"hb-{uuid.uuid4().hex[:6]}@example.com", "password": "password1"}
+            )
+        ).json()
+    )["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    resp = await client.post("/tickets", json={"subject": "hb"}, headers=headers)
+    ticket_id = (await resp.json())["ticket"]["id"]
+    # autoping=False so the test sees the server's pings; it answers each one by hand.
+    ws = await client.ws_connect(f"/tickets/{ticket_id}/ws", headers=headers, autoping=False)
+    assert (await ws.receive_json())["type"] == "joined"
+    pings = 0
+    async with asyncio.timeout(5):
+        while pings < 4:  # four rounds, each 1.5 heartbeat intervals long at most
+            msg = await ws.receive()
+            if msg.type == aiohttp.WSMsgType.PING:
+                pings += 1
+                await ws.pong(msg.data)
+    assert f"ticket:{ticket_id}" in app[HUB].rooms
+    # The server answers a client's ping (browsers never send one; other clients may).
+    await ws.ping(b"are you there")
+    async with asyncio.timeout(5):
+        while True:
+            msg = await ws.receive()
+            if msg.type == aiohttp.WSMsgType.PONG:
+                assert msg.data == b"are you there"
+                break
+            assert msg.type == aiohttp.WSMsgType.PING
+            await ws.pong(msg.data)
+    # Still a working room socket after all that.
+    await ws.send_json({"type": "message.send", "body": "still here", "client_id": "hb-1"})
+    async with asyncio.timeout(5):
+        kinds = set()
+        while not {"ack", "message.created"} <= kinds:
+            msg = await ws.receive()
+            if msg.type == aiohttp.WSMsgType.PING:
+                await ws.pong(msg.data)
+            else:
+                kinds.add(msg.json()["type"])
+    await ws.close()
+
+
 async def test_a_lost_event_is_recovered_from_the_database_in_order(client: TestClient, make_user: MakeUser) -> None:
     customer = await make_user("customer")
     agent = await make_user("agent")

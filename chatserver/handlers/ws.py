@@ -29,6 +29,7 @@ from ..security import Identity
 from ..services import messages as message_service
 from ..services import tickets as ticket_service
 from ..services.hooks import AiControl
+from ..settings import Settings
 from ..validation import Bool, Choice, Str, Uuid, parse_uuid, validate
 from ..views import message_view, participant_view, ticket_view
 from ..web_session import own_origin
@@ -146,6 +147,13 @@ async def _participant(pool: asyncpg.Pool, who: Identity) -> dict[str, Any]:
     return participant_view(user_row)
 
 
+def _socket(settings: Settings) -> web.WebSocketResponse:
+    # autoping=False: the reader loop sees pongs (liveness for the instance-wide heartbeat,
+    # realtime/heartbeat.py) and answers pings itself; no per-socket aiohttp heartbeat timers.
+    # compress=False: docs/performance.md explains why.
+    return web.WebSocketResponse(autoping=False, max_msg_size=settings.ws_max_msg_size, compress=False)
+
+
 async def ticket_socket(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
@@ -156,13 +164,13 @@ async def ticket_socket(request: web.Request) -> web.StreamResponse:
     await ticket_service.load_visible_ticket(pool, who, ticket_id)
     user = await _participant(pool, who)
 
-    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat, max_msg_size=settings.ws_max_msg_size, compress=False)
+    ws = _socket(settings)
     await ws.prepare(request)
     hub = app[HUB]
     presence = app[PRESENCE]
     publisher = app[PUBLISHER]
     channel = events.ticket_channel(ticket_id)
-    conn = Connection(ws, who, user, queue_limit=settings.ws_queue_limit)
+    conn = Connection(ws, who, user, queue_limit=settings.ws_queue_limit, transport=request.transport)
     # Register before reading the snapshot, so nothing committed in between is missed; the
     # connection filters out message frames the snapshot already holds.
     first_here = hub.register(channel, conn, ticket_id)
@@ -255,10 +263,14 @@ class RoomSession:
         self.typing_expiry: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
-        ws = self.conn.ws
+        conn = self.conn
+        ws = conn.ws
         async for msg in ws:
+            conn.seen()
             if msg.type == WSMsgType.TEXT:
                 await self.handle_text(msg.data)
+            elif msg.type == WSMsgType.PING:
+                await ws.pong(msg.data)
             elif msg.type == WSMsgType.BINARY:
                 self.reject("unsupported_frame", "Binary frames are not supported; send JSON text")
             elif msg.type == WSMsgType.ERROR:
@@ -405,14 +417,15 @@ async def inbox_socket(request: web.Request) -> web.StreamResponse:
     if not who.is_staff:
         raise forbidden("The inbox is for agents and admins")
     user = await _participant(app[DB_POOL], who)
-    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat, max_msg_size=settings.ws_max_msg_size, compress=False)
+    ws = _socket(settings)
     await ws.prepare(request)
     hub = app[HUB]
-    conn = Connection(ws, who, user, queue_limit=settings.ws_queue_limit)
+    conn = Connection(ws, who, user, queue_limit=settings.ws_queue_limit, transport=request.transport)
     hub.register(events.INBOX_CHANNEL, conn)
     conn.start(events.inbox_ready_frame(conn.user), 0)
     try:
         async for msg in ws:
+            conn.seen()
             if msg.type == WSMsgType.TEXT:
                 try:
                     frame = orjson.loads(msg.data)
@@ -422,6 +435,8 @@ async def inbox_socket(request: web.Request) -> web.StreamResponse:
                     conn.send_frame(events.pong_frame(frame.get("ref")))
                 else:
                     conn.send_frame(events.error_frame("unknown_type", "The inbox accepts only ping frames"))
+            elif msg.type == WSMsgType.PING:
+                await ws.pong(msg.data)
             elif msg.type == WSMsgType.ERROR:
                 break
     finally:

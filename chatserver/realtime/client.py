@@ -30,11 +30,13 @@ class Connection:
     __slots__ = (
         "_queue",
         "_snapshot_seq",
+        "_transport",
         "_wakeup",
         "_writer",
         "closing",
         "id",
         "identity",
+        "last_seen",
         "queue_limit",
         "user",
         "ws",
@@ -47,9 +49,14 @@ class Connection:
         user: dict[str, Any],
         *,
         queue_limit: int = DEFAULT_QUEUE_LIMIT,
+        transport: asyncio.Transport | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.ws = ws
+        # The request's transport, to cut off a peer that stopped answering (heartbeat.py).
+        self._transport = transport
+        # Event-loop time of the last frame received (pongs included).
+        self.last_seen = asyncio.get_running_loop().time()
         self.identity = identity
         self.user = user
         self.queue_limit = queue_limit
@@ -66,6 +73,26 @@ class Connection:
     @property
     def is_staff(self) -> bool:
         return self.identity.is_staff
+
+    def seen(self) -> None:
+        """The peer sent something: it is alive."""
+        self.last_seen = asyncio.get_running_loop().time()
+
+    async def ping(self) -> None:
+        """Send a WebSocket ping (the heartbeat); a socket already gone is not an error here."""
+        try:
+            await self.ws.ping()
+        except (ConnectionResetError, RuntimeError):
+            pass
+
+    def abort(self) -> None:
+        """Cut the connection without a closing handshake (the peer is not answering): the
+        reader loop ends and cleans up as for any lost connection."""
+        self.closing = True
+        self._queue.clear()
+        self._wake()
+        if self._transport is not None:
+            self._transport.abort()
 
     def enqueue(self, data: str, seq: int | None = None) -> None:
         """Queue an encoded frame. Never blocks; overflow closes the connection."""

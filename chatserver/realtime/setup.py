@@ -1,4 +1,5 @@
-"""The realtime cleanup context: hub, broker (local or Redis), presence, WebSocket tickets."""
+"""The realtime cleanup context: hub, broker (local or Redis), presence, WebSocket tickets, and
+the heartbeat that pings every socket."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ..db import messages as messages_db
 from ..keys import BROKER, DB_POOL, HUB, METRICS_REGISTRY, PRESENCE, PUBLISHER, SETTINGS, WS_TICKETS
 from ..views import message_view
 from .broker import LocalBroker, RedisBroker
+from .heartbeat import Heartbeat
 from .hub import Hub
 from .presence import LocalPresence, RedisPresence
 from .tickets import TicketStore
@@ -50,11 +52,14 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     app[PRESENCE] = presence
     app[WS_TICKETS] = tickets
     _register_metrics(app, hub, broker)
+    heartbeat = Heartbeat(lambda: hub.connections, settings.ws_heartbeat)
     await broker.start()
     await presence.start()
+    heartbeat.start()
     try:
         yield
     finally:
+        await heartbeat.close()
         await hub.shutdown()
         await presence.close()
         await broker.close()
