@@ -197,3 +197,21 @@ async def test_redis_restart_loses_no_message_and_clients_resync(
     assert seqs == sorted(set(seqs))
     for ws in (cws, aws, aws2):
         await ws.close()
+
+
+def test_an_instance_recognises_its_own_envelopes_by_their_first_bytes() -> None:
+    """Every instance hears its own events back from the shared channel and drops them unparsed:
+    that only works if every envelope starts with its origin, events and control messages alike."""
+    from chatserver.realtime.broker import decode_envelope, encode_envelope, encode_resync, origin_prefix
+    from chatserver.realtime.events import Event
+
+    ours, theirs = uuid.uuid4().hex, uuid.uuid4().hex
+    event = Event("ticket:x", {"type": "ai.delta", "text": '{"o":"' + ours}, staff_only=False, seq=None)
+    envelope = encode_envelope(ours, event)
+    assert envelope.startswith(origin_prefix(ours))
+    assert not encode_envelope(theirs, event).startswith(origin_prefix(ours))
+    origin, decoded, _ = decode_envelope(envelope)
+    assert origin == ours and decoded is not None and decoded.frame == event.frame
+    control = encode_resync(ours, ["ticket:x"])
+    assert control.startswith(origin_prefix(ours))
+    assert decode_envelope(control) == (ours, None, {"o": ours, "control": "resync", "channels": ["ticket:x"]})

@@ -50,7 +50,18 @@ class LocalBroker:
 
 
 def encode_envelope(origin: str, event: Event) -> bytes:
+    # "o" first: orjson keeps key order, so an envelope starts with origin_prefix(origin).
     return dumps_bytes({"o": origin, "c": event.channel, "f": event.frame, "s": event.staff_only, "q": event.seq})
+
+
+def encode_resync(origin: str, channels: list[str]) -> bytes:
+    """Ask the other instances to resync these channels (events for them were not published)."""
+    return dumps_bytes({"o": origin, "control": "resync", "channels": channels})
+
+
+def origin_prefix(origin: str) -> bytes:
+    """How every envelope (events and control messages) from `origin` begins."""
+    return b'{"o":' + orjson.dumps(origin)
 
 
 def decode_envelope(raw: bytes) -> tuple[str, Event | None, dict[str, Any]]:
@@ -67,6 +78,9 @@ class RedisBroker:
         self.prefix = prefix
         self.channel = f"{prefix}:events"
         self.instance_id = uuid.uuid4().hex
+        # Every instance hears its own events back from the shared channel: they are recognised
+        # by their first bytes and dropped without being parsed.
+        self._own_prefix = origin_prefix(self.instance_id)
         self.redis: aioredis.Redis = aioredis.from_url(
             url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
         )
@@ -138,8 +152,7 @@ class RedisBroker:
 
     async def _announce_unsent(self) -> None:
         channels = sorted(self._unsent_channels)
-        payload = dumps_bytes({"o": self.instance_id, "control": "resync", "channels": channels})
-        await self.redis.publish(self.channel, payload)
+        await self.redis.publish(self.channel, encode_resync(self.instance_id, channels))
         self._unsent_channels.difference_update(channels)
         log.info("asked other instances to resync %d channel(s)", len(channels))
 
@@ -180,6 +193,8 @@ class RedisBroker:
             backoff = min(backoff * 2, BACKOFF_MAX)
 
     def _on_message(self, raw: bytes) -> None:
+        if raw.startswith(self._own_prefix):
+            return  # already delivered locally when published
         try:
             origin, event, data = decode_envelope(raw)
         except (orjson.JSONDecodeError, KeyError, TypeError):
