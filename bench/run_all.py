@@ -48,8 +48,10 @@ SCENARIOS: list[tuple[str, Any, list[str]]] = [
     ("throughput", throughput, ["--duration", "8", "--closed-duration", "8"]),
     ("throughput_pool20", throughput, ["--pool", "20", "--duration", "8", "--closed-duration", "8"]),
     ("two_instances", two_instances, []),
-    ("ai_fanout", ai_fanout, ["--search", "--duration", "10"]),
-    ("ai_fanout_window10", ai_fanout, ["--delta-window-ms", "10", "--search", "15", "45", "60", "--duration", "10"]),
+    # The search for the most streams held uses the default window (20 ms); the 10 ms window is
+    # there to show what a shorter window costs.
+    ("ai_fanout", ai_fanout, ["--search", "40", "50", "--duration", "10"]),
+    ("ai_fanout_window10", ai_fanout, ["--delta-window-ms", "10", "--search", "15", "--duration", "10"]),
     ("ttft", ttft, ["--burst-rounds", "2"]),
     ("ttft_window10", ttft, ["--delta-window-ms", "10", "--burst-rounds", "1"]),
 ]
