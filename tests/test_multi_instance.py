@@ -6,6 +6,7 @@ apps on a private redis-server show what happens when Redis goes away and comes 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -215,3 +216,85 @@ def test_an_instance_recognises_its_own_envelopes_by_their_first_bytes() -> None
     control = encode_resync(ours, ["ticket:x"])
     assert control.startswith(origin_prefix(ours))
     assert decode_envelope(control) == (ours, None, {"o": ours, "control": "resync", "channels": ["ticket:x"]})
+
+
+class _RecordingHub:
+    """What a broker hands its instance's hub: every event delivered and every resync asked."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.resyncs: list[tuple[list[str] | None, str]] = []
+
+    def deliver(self, event: Any) -> None:
+        self.events.append(event)
+
+    def resync(self, channels: list[str] | None, reason: str) -> None:
+        self.resyncs.append((channels, reason))
+
+
+async def _brokers(url: str, prefix: str) -> tuple[Any, _RecordingHub, Any, _RecordingHub]:
+    from chatserver.realtime.broker import RedisBroker
+
+    hub_a, hub_b = _RecordingHub(), _RecordingHub()
+    a = RedisBroker(hub_a, url, prefix)  # type: ignore[arg-type]
+    b = RedisBroker(hub_b, url, prefix)  # type: ignore[arg-type]
+    await a.start()
+    await b.start()
+    return a, hub_a, b, hub_b
+
+
+async def _until(check: Any, timeout: float = 10.0) -> None:
+    """Poll: the state watched belongs to the broker, which has no event to wait on."""
+    for _ in range(int(timeout / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+async def test_a_flood_of_events_reaches_the_other_instance_complete_and_in_order(
+    private_redis: RedisProcess, redis_prefix: str
+) -> None:
+    """The sender writes batches without waiting for the replies to the ones before: nothing may
+    be lost or reordered for it."""
+    from chatserver.realtime.events import Event
+
+    a, hub_a, b, hub_b = await _brokers(private_redis.url, redis_prefix)
+    try:
+        for i in range(3000):
+            await a.publish(Event(f"ticket:{i % 7}", {"type": "ai.delta", "offset": i}, staff_only=False, seq=None))
+            if i % 500 == 0:
+                await asyncio.sleep(0)  # let batches of different sizes form
+        await _until(lambda: len(hub_b.events) == 3000)
+        assert [e.frame["offset"] for e in hub_b.events] == list(range(3000))
+        assert len(hub_a.events) == 3000  # delivered locally, own echoes dropped
+        await _until(lambda: not a._in_flight)  # every PUBLISH was answered
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_events_that_could_not_be_published_make_the_other_instances_resync_their_rooms(
+    private_redis: RedisProcess, redis_prefix: str
+) -> None:
+    from chatserver.realtime.events import Event
+
+    a, hub_a, b, hub_b = await _brokers(private_redis.url, redis_prefix)
+    try:
+        await a.publish(Event("ticket:before", {"type": "x"}, staff_only=False, seq=None))
+        await _until(lambda: len(hub_b.events) == 1)
+        private_redis.stop()
+        await a.publish(Event("ticket:lost", {"type": "x"}, staff_only=False, seq=None))
+        assert [e.channel for e in hub_a.events] == ["ticket:before", "ticket:lost"]  # local delivery goes on
+        # A notices the publish failed (at the write, or when the reply never comes)...
+        await _until(lambda: "ticket:lost" in a._unsent_channels)
+        private_redis.start()
+        # ...and announces the room once it is connected again.
+        await _until(lambda: not a._unsent_channels, timeout=20)
+        # Once Redis is back, B hears which room it missed events in (or resyncs everything).
+        await _until(lambda: any(ch is None or "ticket:lost" in ch for ch, _ in hub_b.resyncs), timeout=20)
+        await a.publish(Event("ticket:after", {"type": "x"}, staff_only=False, seq=None))
+        await _until(lambda: any(e.channel == "ticket:after" for e in hub_b.events), timeout=20)
+    finally:
+        await a.close()
+        await b.close()

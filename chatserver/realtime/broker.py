@@ -3,8 +3,9 @@
 - LocalBroker: one process, no Redis. publish() hands the event to the hub.
 - RedisBroker: Redis pub/sub backplane. publish() hands the event to the local hub (so clients on
   this instance are always served, Redis or not), then queues it for Redis: one sender task
-  pipelines whatever is queued (in order) to the other instances. A reader task receives other
-  instances' events. When Redis goes away, sends still commit and reach local
+  writes whatever is queued, in order, on one dedicated connection, without waiting for the
+  replies to what it sent before (a task counts them off as they come). A reader task receives
+  other instances' events. When Redis goes away, sends still commit and reach local
   clients; the broker reconnects with backoff and then asks clients to resync, on this instance
   and (for the channels whose events it could not publish) on every other one.
 """
@@ -12,12 +13,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections import deque
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
 from ..jsonutil import dumps_bytes
@@ -94,6 +98,14 @@ class RedisBroker:
         # ack back by it (docs/performance.md). One sender, FIFO, so order is kept.
         self._outbox: list[tuple[str, bytes]] = []
         self._sender: asyncio.Task[None] | None = None
+        # The sender's own connection (one connection keeps the order), and per batch written on
+        # it: [replies still to come, its channels]. The sender does not wait for a batch's
+        # replies before writing the next: on a busy event loop each wait is a turn of the loop,
+        # and events queued behind it wait too (docs/performance.md, two instances).
+        self._pub_conn: AbstractConnection | None = None
+        self._pub_replies: asyncio.Task[None] | None = None
+        self._in_flight: deque[list[Any]] = deque()
+        self._replies_due = asyncio.Event()
 
     async def start(self) -> None:
         self._reader = asyncio.create_task(self._read_loop(), name="redis-broker-reader")
@@ -109,6 +121,13 @@ class RedisBroker:
         if self._sender is not None:
             # Whatever is queued still goes out (bounded by the client's socket timeout).
             await asyncio.wait({self._sender}, timeout=10)
+        if self._pub_replies is not None:
+            if self._in_flight:  # let Redis confirm what was written, briefly
+                await asyncio.wait({self._pub_replies}, timeout=2)
+            self._pub_replies.cancel()
+            await asyncio.wait({self._pub_replies})
+        if self._pub_conn is not None:
+            await self._pub_conn.disconnect()
         if self._reader is not None:
             self._reader.cancel()
             try:
@@ -127,28 +146,86 @@ class RedisBroker:
             self._sender = asyncio.get_running_loop().create_task(self._send_outbox(), name="redis-broker-sender")
 
     async def _send_outbox(self) -> None:
-        """Send what is queued, in order, one pipeline (one round trip) per batch."""
+        """Tell the other instances which rooms to resync if a publish failed, then write what is
+        queued, in order, one batch per write; `_count_replies` counts the replies meanwhile."""
         try:
-            while self._outbox:
-                batch, self._outbox = self._outbox, []
-                try:
-                    if self._unsent_channels and self.healthy:
+            while True:
+                if self._unsent_channels and self.healthy:
+                    try:
                         await self._announce_unsent()
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        for _, payload in batch:
-                            pipe.publish(self.channel, payload)
-                        await pipe.execute()
+                    except (RedisError, OSError) as exc:
+                        log.warning("could not ask other instances to resync (%s)", type(exc).__name__)
+                if not self._outbox:
+                    return
+                batch, self._outbox = self._outbox, []
+                channels = {channel for channel, _ in batch}
+                try:
+                    conn = await self._publishing_connection()
+                    commands = conn.pack_commands([("PUBLISH", self.channel, payload) for _, payload in batch])
+                    # Counted before the write: a reply may be read before the write returns.
+                    self._in_flight.append([len(batch), channels])
+                    self._replies_due.set()
+                    await conn.send_packed_command(commands, check_health=False)
                 except (RedisError, OSError) as exc:
-                    failed = {channel for channel, _ in batch} - self._unsent_channels
-                    if failed:
-                        log.warning(
-                            "Redis publish failed (%s); %s served locally, other instances will resync",
-                            type(exc).__name__,
-                            ", ".join(sorted(failed)[:5]) + (" …" if len(failed) > 5 else ""),
-                        )
-                    self._unsent_channels.update(channel for channel, _ in batch)
+                    await self._publishing_failed(exc, channels)
         finally:
             self._sender = None
+
+    async def _publishing_connection(self) -> AbstractConnection:
+        if self._pub_conn is None:
+            # A connection of its own, with the client's settings (address, auth, timeouts).
+            conn = self.redis.connection_pool.make_connection()
+            await conn.connect()
+            self._pub_conn = conn
+            self._pub_replies = asyncio.get_running_loop().create_task(
+                self._count_replies(conn), name="redis-broker-replies"
+            )
+        return self._pub_conn
+
+    async def _count_replies(self, conn: AbstractConnection) -> None:
+        """Read one reply per PUBLISH written, oldest batch first."""
+        try:
+            while True:
+                while not self._in_flight:
+                    self._replies_due.clear()
+                    await self._replies_due.wait()
+                await conn.read_response()
+                oldest = self._in_flight[0]
+                oldest[0] -= 1
+                if oldest[0] == 0:
+                    self._in_flight.popleft()
+        except Exception as exc:  # any failure ends this connection
+            if not isinstance(exc, RedisError | OSError):
+                log.exception("counting Redis publish replies failed")
+            if self._pub_conn is conn:
+                await self._publishing_failed(exc, set())
+                if self._unsent_channels and self._sender is None:
+                    # Tell the other instances now, not at the next publish.
+                    self._sender = asyncio.get_running_loop().create_task(
+                        self._send_outbox(), name="redis-broker-sender"
+                    )
+
+    async def _publishing_failed(self, exc: BaseException, channels: set[str]) -> None:
+        """Events of these channels, and of every batch not yet confirmed, may not have reached
+        the other instances: they resync those rooms. The next batch opens a new connection."""
+        for _, batch_channels in self._in_flight:
+            channels |= batch_channels
+        self._in_flight.clear()
+        failed = channels - self._unsent_channels
+        if failed:
+            log.warning(
+                "Redis publish failed (%s); %s served locally, other instances will resync",
+                type(exc).__name__,
+                ", ".join(sorted(failed)[:5]) + (" …" if len(failed) > 5 else ""),
+            )
+        self._unsent_channels.update(channels)
+        conn, self._pub_conn = self._pub_conn, None
+        replies, self._pub_replies = self._pub_replies, None
+        if replies is not None and replies is not asyncio.current_task():
+            replies.cancel()
+        if conn is not None:
+            with contextlib.suppress(Exception):  # it is usually closed already
+                await conn.disconnect(nowait=True)
 
     async def _announce_unsent(self) -> None:
         channels = sorted(self._unsent_channels)
