@@ -366,23 +366,26 @@ async def test_shutdown_closes_sockets_with_going_away(
     assert await close_code(ws) == aiohttp.WSCloseCode.GOING_AWAY
 
 
-async def test_heartbeat_drops_a_peer_that_stops_answering(aiohttp_client, settings, make_user) -> None:
+async def _heartbeat_room(aiohttp_client, settings, interval: float):
+    """An app with a short heartbeat, and a customer's socket in their new ticket's room, opened
+    with autoping=False: the client answers the server's pings only if the test does."""
     from chatserver.app import create_app
 
-    app = create_app(settings.with_overrides(ws_heartbeat=0.3), bcrypt_rounds=4)
+    app = create_app(settings.with_overrides(ws_heartbeat=interval), bcrypt_rounds=4)
     client = await aiohttp_client(app)
-    customer_token = (
-        await (
-            await client.post(
-                "/auth/signup", json={"email": f"hb-{uuid.uuid4().hex[:6]}@example.com", "password": "password1"}
-            )
-        ).json()
-    )["access_token"]
-    headers = {"Authorization": f"Bearer {customer_token}"}
+    email = f"hb-{uuid.uuid4().hex[:6]}@example.com"
+    token = (await (await client.post("/auth/signup", json={"email": email, "password": "password1"})).json())[
+        "access_token"
+    ]
+    headers = {"Authorization": f"Bearer {token}"}
     resp = await client.post("/tickets", json={"subject": "hb"}, headers=headers)
     ticket_id = (await resp.json())["ticket"]["id"]
-    # autoping=False: the client will not answer the server's pings.
     ws = await client.ws_connect(f"/tickets/{ticket_id}/ws", headers=headers, autoping=False)
+    return app, ticket_id, ws
+
+
+async def test_heartbeat_drops_a_peer_that_stops_answering(aiohttp_client, settings) -> None:
+    app, ticket_id, ws = await _heartbeat_room(aiohttp_client, settings, 0.3)
     room = f"ticket:{ticket_id}"
     assert room in app[HUB].rooms
     for _ in range(50):
@@ -393,25 +396,9 @@ async def test_heartbeat_drops_a_peer_that_stops_answering(aiohttp_client, setti
     await ws.close()
 
 
-async def test_heartbeat_keeps_a_peer_that_answers_and_the_server_answers_pings(
-    aiohttp_client, settings, make_user
-) -> None:
-    from chatserver.app import create_app
-
-    app = create_app(settings.with_overrides(ws_heartbeat=0.2), bcrypt_rounds=4)
-    client = await aiohttp_client(app)
-    token = (
-        await (
-            await client.post(
-                "/auth/signup", json={"email": f"hb-{uuid.uuid4().hex[:6]}@example.com", "password": "password1"}
-            )
-        ).json()
-    )["access_token"]
-    headers = {"Authorization": f"Bearer {token}"}
-    resp = await client.post("/tickets", json={"subject": "hb"}, headers=headers)
-    ticket_id = (await resp.json())["ticket"]["id"]
-    # autoping=False so the test sees the server's pings; it answers each one by hand.
-    ws = await client.ws_connect(f"/tickets/{ticket_id}/ws", headers=headers, autoping=False)
+async def test_heartbeat_keeps_a_peer_that_answers_and_the_server_answers_pings(aiohttp_client, settings) -> None:
+    app, ticket_id, ws = await _heartbeat_room(aiohttp_client, settings, 0.2)
+    # The test sees the server's pings and answers each one by hand.
     assert (await ws.receive_json())["type"] == "joined"
     pings = 0
     async with asyncio.timeout(5):
