@@ -232,11 +232,11 @@ class _RecordingHub:
         self.resyncs.append((channels, reason))
 
 
-async def _brokers(url: str, prefix: str) -> tuple[Any, _RecordingHub, Any, _RecordingHub]:
+async def _brokers(url: str, prefix: str, **options: Any) -> tuple[Any, _RecordingHub, Any, _RecordingHub]:
     from chatserver.realtime.broker import RedisBroker
 
     hub_a, hub_b = _RecordingHub(), _RecordingHub()
-    a = RedisBroker(hub_a, url, prefix)  # type: ignore[arg-type]
+    a = RedisBroker(hub_a, url, prefix, **options)  # type: ignore[arg-type]
     b = RedisBroker(hub_b, url, prefix)  # type: ignore[arg-type]
     await a.start()
     await b.start()
@@ -295,6 +295,34 @@ async def test_events_that_could_not_be_published_make_the_other_instances_resyn
         await _until(lambda: any(ch is None or "ticket:lost" in ch for ch, _ in hub_b.resyncs), timeout=20)
         await a.publish(Event("ticket:after", {"type": "x"}, staff_only=False, seq=None))
         await _until(lambda: any(e.channel == "ticket:after" for e in hub_b.events), timeout=20)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_redis_that_stops_answering_is_noticed_by_the_publisher(
+    private_redis: RedisProcess, redis_prefix: str
+) -> None:
+    """A hung Redis (the process stopped, its socket open) answers nothing: the publisher's reply
+    timeout notices, and the room is resynced once Redis answers again."""
+    import signal
+
+    from chatserver.realtime.events import Event
+
+    a, _, b, hub_b = await _brokers(private_redis.url, redis_prefix, reply_timeout=0.5)
+    assert private_redis.proc is not None
+    try:
+        await a.publish(Event("ticket:before", {"type": "x"}, staff_only=False, seq=None))
+        await _until(lambda: len(hub_b.events) == 1)
+        private_redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            await a.publish(Event("ticket:hung", {"type": "x"}, staff_only=False, seq=None))
+            await _until(lambda: "ticket:hung" in a._unsent_channels, timeout=5)
+        finally:
+            private_redis.proc.send_signal(signal.SIGCONT)
+        await a.publish(Event("ticket:after", {"type": "x"}, staff_only=False, seq=None))
+        await _until(lambda: any(e.channel == "ticket:after" for e in hub_b.events), timeout=20)
+        await _until(lambda: any(ch is not None and "ticket:hung" in ch for ch, _ in hub_b.resyncs), timeout=20)
     finally:
         await a.close()
         await b.close()
