@@ -37,7 +37,6 @@ class Heartbeat:
         # Pings in flight: a ping waits only when the socket's buffer is full (a slow reader),
         # and that must not hold up everyone else's, so each is its own short task.
         self._pings: set[asyncio.Task[None]] = set()
-        self.dropped = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="ws-heartbeat")
@@ -56,15 +55,15 @@ class Heartbeat:
             await asyncio.sleep(self.interval)
             try:
                 pinged_at = loop.time()
-                pinged = await self._ping_all()
+                await self._ping_all()
                 await asyncio.sleep(self.timeout)
-                self._drop_silent(pinged, pinged_at)
+                self._drop_silent(pinged_at)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug here must not end heartbeats for the instance's lifetime
                 log.exception("heartbeat round failed")
 
-    async def _ping_all(self) -> list[Connection]:
+    async def _ping_all(self) -> None:
         loop = asyncio.get_running_loop()
         pinged = [conn for conn in self._connections() if not conn.closing]
         for start in range(0, len(pinged), PING_BATCH):
@@ -73,11 +72,12 @@ class Heartbeat:
                 self._pings.add(task)
                 task.add_done_callback(self._pings.discard)
             await asyncio.sleep(0)  # let the loop serve everything else between batches
-        return pinged
 
-    def _drop_silent(self, pinged: list[Connection], pinged_at: float) -> None:
-        for conn in pinged:
+    def _drop_silent(self, pinged_at: float) -> None:
+        # A connection opened after the ping has last_seen >= pinged_at (it starts at its
+        # creation), so only the ones that were pinged and said nothing since qualify; no list
+        # of them is kept meanwhile, which would hold closed sockets in memory until now.
+        for conn in list(self._connections()):
             if conn.last_seen < pinged_at and not conn.closing:
-                self.dropped += 1
                 log.info("dropping %s (user %s): no pong within %.1fs", conn.id, conn.identity.user_id, self.timeout)
                 conn.abort()
