@@ -48,7 +48,7 @@ async def ticket(pool: asyncpg.Pool, customer_id: uuid.UUID, *, ai_enabled: bool
 
 
 async def start(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | asyncpg.Connection,
     ticket_id: uuid.UUID,
     *,
     kind: str = "reply",
@@ -206,3 +206,21 @@ async def test_concurrent_replies_of_one_ticket_respect_its_budget(wide_pool: as
     assert await replies(wide_pool, ticket_id) == 5
     # The rate is hit only by the replies the budget allowed.
     assert await rate(wide_pool, user) == 5
+
+
+async def test_the_statement_commits_without_a_flush_wait_and_the_connection_keeps_its_own(
+    pool: asyncpg.Pool,
+) -> None:
+    # The claim's commit does not wait for its WAL flush; everything else on the pooled connection
+    # after it (a customer's message, say) must still wait for its own.
+    ticket_id = await ticket(pool, await customer(pool))
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            started = await start(conn, ticket_id)
+            inside = await conn.fetchval("SELECT current_setting('synchronous_commit')")
+        after = await conn.fetchval("SELECT current_setting('synchronous_commit')")
+        await start(conn, ticket_id)
+        after_its_own_transaction = await conn.fetchval("SELECT current_setting('synchronous_commit')")
+    assert started.claimed
+    assert inside == "off"
+    assert (after, after_its_own_transaction) == ("on", "on")

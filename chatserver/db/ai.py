@@ -17,8 +17,14 @@ from .tickets import TICKET_COLUMNS
 TICKET_FIELDS = [name.strip() for name in TICKET_COLUMNS.split(",")]
 
 # Everything a generation writes, and the ticket it reads, before its Groq request, in one
-# statement: one round trip and one commit, which waits for its WAL flush (docs/ai.md, "Before
-# the request").
+# statement: one round trip and one commit (docs/ai.md, "Before the request").
+# The commit does not wait for its WAL flush (`no_flush_wait`: synchronous_commit off for this
+# statement's own transaction only; set_config's `true` ends it with the transaction, so the
+# pooled connection's later statements, messages included, still wait for theirs). That wait was
+# ~1 ms of an idle reply's time to first token on this project's machine. What it risks: a
+# PostgreSQL crash within ~0.6 s of the commit can forget the claim and one count of the budget
+# and rate; the reply itself is stored with a synchronous commit, which flushes these earlier
+# records with it. Other sessions see the claim at once, as with any commit.
 # In this order, each step only when the one before allowed it:
 # 1. claim the ticket's generation (a lease of $6 seconds, extended while it streams): with $7 (a
 #    newer customer message supersedes the reply in flight) even from a live claim, else only a
@@ -32,7 +38,10 @@ TICKET_FIELDS = [name.strip() for name in TICKET_COLUMNS.split(",")]
 # Racing replies of one ticket check its budget one after the other (the usage row is locked),
 # except the very first ones, when there is no row to lock yet; a customer's rate is exact.
 START_GENERATION = f"""
-WITH claimed AS (
+WITH no_flush_wait AS (
+    SELECT set_config('synchronous_commit', 'off', true)
+),
+claimed AS (
     INSERT INTO ai_generations (ticket_id, kind, reply_id, instance_id, in_reply_to, expires_at)
     VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
     ON CONFLICT (ticket_id, kind) DO UPDATE
@@ -77,7 +86,7 @@ SELECT EXISTS (SELECT FROM claimed) AS claimed,
        coalesce((SELECT reason FROM spent),
                 CASE WHEN (SELECT count FROM rate) > $11::integer THEN 'rate_limit' END) AS refused,
        ticket.*
-FROM (SELECT) AS one LEFT JOIN ticket ON true
+FROM no_flush_wait LEFT JOIN ticket ON true
 """
 
 EXTEND_CLAIM = """
