@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .ai.setup import ai_ctx
 from .db.embedded import embedded_postgres
+from .db.message_writer import MessageWriter
 from .db.migrate import apply_migrations
 from .db.pool import create_pool
 from .handlers.pages import setup_templates
@@ -20,6 +21,7 @@ from .keys import (
     DB_URL,
     LOGIN_THROTTLE,
     MESSAGE_HOOK,
+    MESSAGE_WRITER,
     METRICS_REGISTRY,
     PUBLISHER,
     SETTINGS,
@@ -60,6 +62,17 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
             await pool.close()
 
 
+async def message_writer_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The group-commit writer for posted messages; on exit it stores what it accepted, before
+    the pool closes."""
+    writer = MessageWriter(app[DB_POOL])
+    app[MESSAGE_WRITER] = writer
+    try:
+        yield
+    finally:
+        await writer.close()
+
+
 def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS) -> web.Application:
     registry = create_registry()
     # Outermost first. request_middleware (request id, errors, metrics) wraps everything, so an
@@ -76,6 +89,7 @@ def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS
     app[PUBLISHER] = NullPublisher()
     app[MESSAGE_HOOK] = no_hook
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(message_writer_ctx)
     app.cleanup_ctx.append(realtime_ctx)
     # After realtime: it installs the message hook and observes the hub.
     app.cleanup_ctx.append(ai_ctx)

@@ -7,6 +7,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from .ai.service import AiService
+from .db.message_writer import MessageWriter
 from .realtime.broker import LocalBroker, RedisBroker
 from .realtime.hub import Hub
 from .realtime.presence import PresenceStore
@@ -20,6 +21,8 @@ SETTINGS = web.AppKey("settings", Settings)
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 # The URL the pool actually uses (the embedded server's socket URL when DATABASE_URL is unset).
 DB_URL = web.AppKey("db_url", str)
+# Posted messages are stored through it (group commit); other inserts use the pool directly.
+MESSAGE_WRITER = web.AppKey("message_writer", MessageWriter)
 LOGIN_THROTTLE = web.AppKey("login_throttle", Throttle)
 # New anonymous widget visitors per client address (each one creates an account).
 WIDGET_THROTTLE = web.AppKey("widget_throttle", Throttle)

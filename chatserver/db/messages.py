@@ -1,9 +1,10 @@
-"""SQL for the messages table, including the one-round-trip insert that hands out `seq`."""
+"""SQL for the messages table, including the one-round-trip insert that hands out `seq` and its
+batch form (group commit, see message_writer.py)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, NamedTuple, TypeAlias
 
 import asyncpg
 
@@ -18,6 +19,22 @@ _TICKET_FIELDS = [name.strip() for name in TICKET_COLUMNS.split(",")]
 
 def _columns(table: str, fields: list[str], prefix: str = "") -> str:
     return ", ".join(f"{table}.{name} AS {prefix}{name}" for name in fields)
+
+
+class VisibleMessage(NamedTuple):
+    """One message for insert_visible_message / insert_visible_messages (same arguments)."""
+
+    ticket_id: uuid.UUID
+    owner_id: uuid.UUID | None
+    author_id: uuid.UUID | None
+    author_kind: str
+    body: str
+    client_id: str | None
+    visibility: str = "public"
+
+
+# (row, created, the ticket as this message left it or None for a resend); None: no such ticket.
+VisibleInsert: TypeAlias = tuple[asyncpg.Record, bool, dict[str, Any] | None]
 
 
 # One statement, one round trip: bump the ticket's last_seq (which row-locks the ticket, so seqs
@@ -50,6 +67,69 @@ SELECT {_columns("inserted", _MESSAGE_FIELDS)}, true AS created, {", ".join(f"bu
 FROM inserted, bumped
 UNION ALL
 SELECT {_columns("existing", _MESSAGE_FIELDS)}, false AS created, {", ".join(f"NULL AS t_{f}" for f in _TICKET_FIELDS)}
+FROM existing
+"""
+
+_TICKET_FIELDS_BUT_SEQ = [name for name in _TICKET_FIELDS if name != "last_seq"]
+
+# INSERT_MESSAGE for many messages (any tickets) in one statement: one round trip, one commit.
+# Parallel arrays, one element per message: ticket, owner (NULL: staff, any ticket), author,
+# author_kind, body, client_id, visibility. Per message, exactly INSERT_MESSAGE's semantics: no row
+# when the ticket is not the owner's; the stored row with created = false for a client_id already
+# stored; otherwise the next seq, consecutive in the arrays' order for one ticket's messages, and
+# the ticket as this message left it in t_* (t_last_seq = this message's seq). `ord` (1-based)
+# says which input a row answers. The caller never puts one (ticket, author, client_id) twice in
+# a batch: both would miss `existing`, and the unique index would refuse the whole statement.
+# Tickets are locked in id order (`locked`) before the UPDATE touches them, so two batches
+# sharing tickets wait for each other instead of deadlocking; an UPDATE takes its row locks in
+# whatever order its plan meets the rows.
+INSERT_MESSAGES = f"""
+WITH items AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[])
+        WITH ORDINALITY AS i (ticket_id, owner_id, author_id, author_kind, body, client_id, visibility, ord)
+),
+visible AS (
+    SELECT items.* FROM items JOIN tickets ON tickets.id = items.ticket_id
+    WHERE items.owner_id IS NULL OR tickets.customer_id = items.owner_id
+),
+existing AS (
+    SELECT visible.ord, {_columns("messages", _MESSAGE_FIELDS)}
+    FROM visible JOIN messages ON messages.ticket_id = visible.ticket_id
+        AND messages.author_id IS NOT DISTINCT FROM visible.author_id AND messages.client_id = visible.client_id
+),
+fresh AS (
+    SELECT visible.*, row_number() OVER (PARTITION BY visible.ticket_id ORDER BY visible.ord) AS nth
+    FROM visible WHERE NOT EXISTS (SELECT 1 FROM existing WHERE existing.ord = visible.ord)
+),
+counts AS (
+    SELECT ticket_id, count(*) AS n FROM fresh GROUP BY ticket_id
+),
+locked AS (
+    SELECT tickets.id, counts.n FROM tickets JOIN counts ON counts.ticket_id = tickets.id
+    ORDER BY tickets.id FOR NO KEY UPDATE OF tickets
+),
+bumped AS (
+    UPDATE tickets SET last_seq = tickets.last_seq + locked.n, last_activity_at = now(), updated_at = now()
+    FROM locked WHERE tickets.id = locked.id
+    RETURNING {_columns("tickets", _TICKET_FIELDS, "t_")}, locked.n AS added
+),
+numbered AS (
+    SELECT fresh.*, bumped.t_last_seq - bumped.added + fresh.nth AS seq
+    FROM fresh JOIN bumped ON bumped.t_id = fresh.ticket_id
+),
+inserted AS (
+    INSERT INTO messages (ticket_id, seq, author_id, author_kind, body, client_id, visibility)
+    SELECT ticket_id, seq, author_id, author_kind, body, client_id, visibility FROM numbered
+    RETURNING {MESSAGE_COLUMNS}
+)
+SELECT numbered.ord, {_columns("inserted", _MESSAGE_FIELDS)}, true AS created,
+    {", ".join(f"bumped.t_{f}" for f in _TICKET_FIELDS_BUT_SEQ)}, inserted.seq AS t_last_seq
+FROM inserted
+JOIN numbered ON numbered.ticket_id = inserted.ticket_id AND numbered.seq = inserted.seq
+JOIN bumped ON bumped.t_id = inserted.ticket_id
+UNION ALL
+SELECT existing.ord, {_columns("existing", _MESSAGE_FIELDS)}, false AS created,
+    {", ".join(f"NULL AS t_{f}" for f in _TICKET_FIELDS_BUT_SEQ)}, NULL AS t_last_seq
 FROM existing
 """
 
@@ -111,15 +191,34 @@ async def insert_visible_message(
     body: str,
     client_id: str | None,
     visibility: str = "public",
-) -> tuple[asyncpg.Record, bool, dict[str, Any] | None] | None:
+) -> VisibleInsert | None:
     """insert_message for a ticket that must belong to `owner_id` (None: any ticket, for staff).
 
     Returns (row, created, ticket) or None when there is no such ticket for that owner. `ticket`
     is the ticket's row as this message left it (last_seq and the activity times bumped), or None
     for a resend, which changes nothing."""
     row = await _insert(conn, ticket_id, author_id, author_kind, body, client_id, visibility, None, owner_id)
-    if row is None:
-        return None
+    return None if row is None else _visible_insert(row)
+
+
+async def insert_visible_messages(conn: Executor, items: list[VisibleMessage]) -> list[VisibleInsert | None]:
+    """insert_visible_message for many messages in one statement (one round trip, one commit).
+
+    Returns one result per item, in the items' order. The items must not repeat a (ticket_id,
+    author_id, client_id) with a client_id. Any error fails the whole statement (nothing is
+    stored): a racing resend's UniqueViolationError, a deleted author's ForeignKeyViolationError."""
+    if not items:
+        return []
+    # Seven arrays, one per VisibleMessage field, in INSERT_MESSAGES' parameter order.
+    columns = [list(column) for column in zip(*items, strict=True)]
+    rows = await conn.fetch(INSERT_MESSAGES, *columns)
+    results: list[VisibleInsert | None] = [None] * len(items)
+    for row in rows:
+        results[row["ord"] - 1] = _visible_insert(row)
+    return results
+
+
+def _visible_insert(row: asyncpg.Record) -> VisibleInsert:
     ticket = {name: row[f"t_{name}"] for name in _TICKET_FIELDS} if row["created"] else None
     return row, row["created"], ticket
 

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from ..errors import validation_error
 from ..jsonutil import json_response
-from ..keys import DB_POOL, MESSAGE_HOOK, PUBLISHER, SETTINGS
+from ..keys import DB_POOL, MESSAGE_HOOK, MESSAGE_WRITER, PUBLISHER, SETTINGS
 from ..services import messages as message_service
 from ..services import tickets as ticket_service
 from ..validation import Bool, Choice, Str, Uuid, parse_uuid, query_choice, query_int, read_body, reject_unknown_query
@@ -114,6 +114,7 @@ async def post_message(request: web.Request) -> web.Response:
     body = await read_body(request, MESSAGE_SCHEMA)
     message, created = await message_service.post_message(
         request.app[DB_POOL],
+        request.app[MESSAGE_WRITER],
         request.app[PUBLISHER],
         who,
         ticket_id,

@@ -21,7 +21,7 @@ from ..db import messages as messages_db
 from ..db import users as users_db
 from ..errors import ApiError, forbidden, unauthorized
 from ..jsonutil import json_response
-from ..keys import AI, DB_POOL, HUB, MESSAGE_HOOK, PRESENCE, PUBLISHER, SETTINGS, WS_TICKETS
+from ..keys import AI, DB_POOL, HUB, MESSAGE_HOOK, MESSAGE_WRITER, PRESENCE, PUBLISHER, SETTINGS, WS_TICKETS
 from ..realtime import events
 from ..realtime.client import Connection
 from ..realtime.tickets import TICKET_TTL, issue_ws_ticket, redeem_ws_ticket
@@ -313,6 +313,7 @@ class RoomSession:
             raise FrameError("rate_limited", "Sending too fast; retry after retry_after seconds", wait)
         message, created = await message_service.post_message(
             self.app[DB_POOL],
+            self.app[MESSAGE_WRITER],
             self.app[PUBLISHER],
             self.who,
             self.ticket_id,

@@ -9,6 +9,7 @@ import asyncpg
 
 from ..db import messages as messages_db
 from ..db import tickets as tickets_db
+from ..db.message_writer import MessageWriter
 from ..errors import account_gone, forbidden, not_found
 from ..realtime import events
 from ..realtime.publisher import Publisher
@@ -23,6 +24,7 @@ MAX_CLIENT_ID_CHARS = 100
 
 async def post_message(
     pool: asyncpg.Pool,
+    writer: MessageWriter,
     publisher: Publisher,
     who: Identity,
     ticket_id: uuid.UUID,
@@ -34,7 +36,8 @@ async def post_message(
     after_post: MessageHook | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Store a message and broadcast it. Returns (message, created); created is False for a resend
-    of a client_id already stored, in which case nothing is stored or broadcast again."""
+    of a client_id already stored, in which case nothing is stored or broadcast again. The insert
+    goes through `writer`, which stores it together with others posted at the same moment."""
     if internal and not who.is_staff:
         if ticket is None:
             # As for every post, a ticket the caller may not see is "not found" first.
@@ -46,8 +49,7 @@ async def post_message(
     # tickets, staff anywhere; a ticket handed in by the caller was checked by the caller.
     owner_id = None if ticket is not None or who.is_staff else who.user_id
     try:
-        stored = await messages_db.insert_visible_message(
-            pool,
+        stored = await writer.insert_visible(
             ticket_id=ticket_id,
             owner_id=owner_id,
             author_id=who.user_id,
