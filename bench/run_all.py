@@ -45,8 +45,8 @@ SCENARIOS: list[tuple[str, Any, list[str]]] = [
     ("rest_read", rest_read, ["--pool", "10", "20", "64", "--duration", "10"]),
     ("connections", connections, ["--hold", "32"]),
     ("ws_compression", ws_compression, []),
-    ("throughput", throughput, ["--duration", "8", "--closed-duration", "8"]),
-    ("throughput_pool20", throughput, ["--pool", "20", "--duration", "8", "--closed-duration", "8"]),
+    ("throughput", throughput, ["--duration", "8", "--closed-duration", "8", "--stop-early"]),
+    ("throughput_pool20", throughput, ["--pool", "20", "--duration", "8", "--closed-duration", "8", "--stop-early"]),
     ("two_instances", two_instances, []),
     # The search for the most streams held uses the default window (20 ms); the 10 ms window is
     # there to show what a shorter window costs.

@@ -3,7 +3,7 @@ WebSocket at a fixed total rate; each message is stored, acked and broadcast to 
 customer and an agent). Steps up the rate and reports the highest one held with ack p99 <= 50 ms,
 then a closed-loop run (each customer sends its next message when the previous one is acked).
 
-    python -m bench.throughput [--rooms 256] [--rates 1000 2000 2500 3000] [--duration 10]
+    python -m bench.throughput [--rooms 256] [--rates 1000 2000 2500 3000 4000 5000 6000] [--duration 10]
                                [--pool 10] [--workers 2] [--closed-duration 10]
 
 Latency: the sender stamps the send time into client_id; "ack" is send -> ack at the sender,
@@ -314,7 +314,9 @@ def drop_indexes(url: str, names: list[str]) -> None:
 def add_arguments(parser: Any) -> None:
     parser.add_argument("--rooms", type=int, default=256)
     parser.add_argument("--agents-per-room", type=int, default=1)
-    parser.add_argument("--rates", type=float, nargs="+", default=[1000, 1500, 2000, 2500, 3000], help="msg/s steps")
+    parser.add_argument(
+        "--rates", type=float, nargs="+", default=[1000, 2000, 2500, 3000, 4000, 5000, 6000], help="msg/s steps"
+    )
     parser.add_argument("--duration", type=float, default=10, help="measured seconds per step")
     parser.add_argument("--warmup", type=float, default=2, help="seconds of load before each measured window")
     parser.add_argument("--closed-duration", type=float, default=10, help="closed-loop run (0 skips it)")

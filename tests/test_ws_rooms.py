@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -316,25 +317,131 @@ async def test_send_rate_limit_answers_with_retry_after(client: TestClient, make
     await ws.close()
 
 
+async def _raw_socket(client: TestClient, user: User, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket client that does the handshake by hand and then reads only when told to: a
+    peer that stops reading, for real (its kernel buffers fill, then the server's)."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: {client.host}:{client.port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {user.token}\r\n\r\n"
+        ).encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One (unmasked, server) frame: (opcode, payload)."""
+    first, second = await reader.readexactly(2)
+    length = second & 0x7F
+    if length >= 126:
+        length = int.from_bytes(await reader.readexactly(2 if length == 126 else 8), "big")
+    return first & 0x0F, await reader.readexactly(length)
+
+
+async def _close_code_after_frames(reader: asyncio.StreamReader) -> tuple[int, int]:
+    """Read frames up to the close frame: (frames before it, close code)."""
+    frames = 0
+    async with asyncio.timeout(30):
+        while True:
+            opcode, payload = await _read_frame(reader)
+            if opcode == 0x8:
+                return frames, int.from_bytes(payload[:2], "big")
+            frames += 1
+
+
 async def test_slow_consumer_is_disconnected_without_stalling_others(client: TestClient, make_user: MakeUser) -> None:
     customer = await make_user("customer")
     agent = await make_user("agent")
     ticket = await create_ticket(client, customer)
     aws, _ = await join(client, agent, ticket["id"])
-    cws, _ = await join(client, customer, ticket["id"])
-    hub = client.app[HUB]
-    room = hub.rooms[f"ticket:{ticket['id']}"]
-    slow = next(c for c in room.connections if str(c.identity.user_id) == customer.id)
-    # Simulate a peer that stopped reading: its writer never drains.
-    slow._writer.cancel()
-    for i in range(slow.queue_limit + 5):
-        slow.enqueue(f'{{"type":"filler","i":{i}}}')
-    assert slow.closing
+    reader, writer = await _raw_socket(client, customer, ws_url(ticket["id"]))
+    async with asyncio.timeout(10):
+        _, joined = await _read_frame(reader)
+    assert b'"type":"joined"' in joined
+    room = client.app[HUB].rooms[f"ticket:{ticket['id']}"]
+    conn = next(c for c in room.connections if str(c.identity.user_id) == customer.id)
+    # The peer reads nothing: frames go to the socket while its buffers take them, then queue;
+    # the queue overflowing is what disconnects it.
+    filler = b'{"type":"filler","pad":"' + b"x" * 65_000 + b'"}'
+    for _ in range(20_000):
+        conn.enqueue(filler)
+        if conn.closing:
+            break
+    assert conn.closing
     await send(aws, "still flowing")
     ack = await recv_type(aws, "ack")
     assert ack["message"]["body"] == "still flowing"
-    assert await close_code(cws) == 4008
+    frames, code = await _close_code_after_frames(reader)
+    assert code == 4008
+    assert frames >= 1  # fillers went straight to the socket until its buffers were full
+    writer.close()
     await aws.close()
+
+
+async def test_frames_arrive_in_order_across_a_full_socket_buffer(client: TestClient, make_user: MakeUser) -> None:
+    # Frames go straight to the socket while its buffer is empty and wait in the queue (drained
+    # by a writer task) once it is not: a peer that reads slowly still gets every frame, in order.
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer)
+    reader, writer = await _raw_socket(client, customer, ws_url(ticket["id"]))
+    try:
+        async with asyncio.timeout(10):
+            await _read_frame(reader)  # joined
+        room = client.app[HUB].rooms[f"ticket:{ticket['id']}"]
+        conn = next(iter(room.connections))
+        count = 400
+        pad = "x" * 50_000
+        for i in range(count):
+            conn.enqueue(f'{{"type":"filler","i":{i},"pad":"{pad}"}}'.encode())
+        assert not conn.closing
+        assert conn._writer is not None, "the socket's buffers should have filled and frames queued"
+        received = []
+        async with asyncio.timeout(30):
+            while len(received) < count:
+                _, payload = await _read_frame(reader)
+                frame = orjson.loads(payload)
+                if frame["type"] == "filler":  # presence and the like may come in between
+                    received.append(frame["i"])
+        assert received == list(range(count))
+        draining = conn._writer
+        if draining is not None:
+            async with asyncio.timeout(10):
+                await draining
+        assert conn._writer is None  # the writer task ends once the queue is empty
+    finally:
+        writer.close()
+
+
+async def test_closing_a_peer_that_stopped_reading_cuts_it_off(client: TestClient, make_user: MakeUser) -> None:
+    # aiohttp's close waits, without a limit, for the peer to take the close frame: a server
+    # shutting down must not wait forever for a socket whose buffers are full.
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer)
+    reader, writer = await _raw_socket(client, customer, ws_url(ticket["id"]))
+    try:
+        async with asyncio.timeout(10):
+            await _read_frame(reader)  # joined
+        room = client.app[HUB].rooms[f"ticket:{ticket['id']}"]
+        conn = next(iter(room.connections))
+        filler = b'{"type":"filler","pad":"' + b"x" * 65_000 + b'"}'
+        for _ in range(300):
+            conn.enqueue(filler)
+        assert conn._writer is not None, "the socket's buffers should be full"
+        async with asyncio.timeout(20):
+            await conn.flush_and_close(drain_seconds=0.1, close_seconds=0.5)
+        assert conn.closing
+        # Cut off: the peer's stream ends without a close frame once the buffered data is read.
+        async with asyncio.timeout(30):
+            with pytest.raises(asyncio.IncompleteReadError):
+                while True:
+                    opcode, _ = await _read_frame(reader)
+                    assert opcode != 0x8
+    finally:
+        writer.close()
 
 
 async def test_inbox_stream_is_for_staff_and_sees_activity(client: TestClient, make_user: MakeUser) -> None:

@@ -126,6 +126,10 @@ async def create_ws_ticket(request: web.Request) -> web.Response:
 
 
 def _resume_seq(request: web.Request) -> int | None:
+    if "?" not in request.raw_path:
+        # No query string: parsing one anyway would keep an empty query mapping on the request,
+        # which lives as long as the socket (~0.2-0.4 KiB per idle socket).
+        return None
     raw = request.query.get("after_seq")
     if raw is None or raw == "":
         return None
@@ -154,6 +158,13 @@ def _socket(settings: Settings) -> web.WebSocketResponse:
     return web.WebSocketResponse(autoping=False, max_msg_size=settings.ws_max_msg_size, compress=False)
 
 
+async def _accept(ws: web.WebSocketResponse, request: web.Request) -> None:
+    """Complete the handshake. The response's headers are on the wire by then, but the response
+    object lives as long as the socket: dropping them saves ~0.45 KiB per idle socket."""
+    await ws.prepare(request)
+    ws.headers.clear()
+
+
 async def ticket_socket(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
@@ -165,7 +176,7 @@ async def ticket_socket(request: web.Request) -> web.StreamResponse:
     user = await _participant(pool, who)
 
     ws = _socket(settings)
-    await ws.prepare(request)
+    await _accept(ws, request)
     hub = app[HUB]
     presence = app[PRESENCE]
     publisher = app[PUBLISHER]
@@ -419,7 +430,7 @@ async def inbox_socket(request: web.Request) -> web.StreamResponse:
         raise forbidden("The inbox is for agents and admins")
     user = await _participant(app[DB_POOL], who)
     ws = _socket(settings)
-    await ws.prepare(request)
+    await _accept(ws, request)
     hub = app[HUB]
     conn = Connection(ws, who, user, queue_limit=settings.ws_queue_limit, transport=request.transport)
     hub.register(events.INBOX_CHANNEL, conn)

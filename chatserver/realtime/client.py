@@ -1,4 +1,5 @@
-"""One WebSocket connection: a bounded outgoing queue drained by one writer task.
+"""One WebSocket connection: frames written at once while the peer keeps up, else a bounded
+queue drained by a writer task that exists only while frames wait.
 
 Publishing into a connection never awaits the socket, so one slow client cannot stall a room.
 A client whose queue overflows is closed with CLOSE_SLOW_CONSUMER and resumes from its last seq.
@@ -11,9 +12,9 @@ import logging
 import uuid
 from typing import Any
 
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..jsonutil import dumps
+from ..jsonutil import dumps_bytes
 from ..security import Identity
 from .events import CLOSE_SLOW_CONSUMER
 
@@ -22,16 +23,19 @@ log = logging.getLogger(__name__)
 # Frames a connection may have waiting before it counts as a slow consumer. An AI stream at
 # ~20 coalesced frames/s plus chat traffic stays far below this; a stalled peer reaches it.
 DEFAULT_QUEUE_LIMIT = 512
+# How long a closing handshake may take (the peer must take the close frame and answer it)
+# before the connection is cut instead.
+CLOSE_TIMEOUT = 5.0
 
 
 class Connection:
-    # Slots, a list and a bare future rather than a __dict__, a deque and an asyncio.Event: an
-    # idle socket costs ~1.5 KiB less (docs/performance.md).
+    # Slots and a list rather than a __dict__ and a deque: an idle socket costs less
+    # (docs/performance.md).
     __slots__ = (
         "_queue",
         "_snapshot_seq",
+        "_started",
         "_transport",
-        "_wakeup",
         "_writer",
         "closing",
         "id",
@@ -53,21 +57,24 @@ class Connection:
     ) -> None:
         self.id = uuid.uuid4().hex
         self.ws = ws
-        # The request's transport, to cut off a peer that stopped answering (heartbeat.py).
+        # The request's transport: to write at once when it has nothing buffered, and to cut off
+        # a peer that stopped answering (heartbeat.py).
         self._transport = transport
         # Event-loop time of the last frame received (pongs included).
         self.last_seen = asyncio.get_running_loop().time()
         self.identity = identity
         self.user = user
         self.queue_limit = queue_limit
-        # (seq or None, encoded frame). Message frames carry their seq so that frames already
-        # in the join snapshot can be skipped when the writer starts. Short (a few frames) in
-        # practice, bounded by queue_limit, so list.pop(0) costs nothing worth a deque's 624 bytes.
-        self._queue: list[tuple[int | None, str]] = []
-        # Set while the writer waits for frames; enqueue() resolves it.
-        self._wakeup: asyncio.Future[None] | None = None
+        # (seq or None, encoded frame): frames waiting for the socket. Empty while the peer keeps
+        # up; short (a few frames) in practice, bounded by queue_limit, so list.pop(0) costs
+        # nothing worth a deque's 624 bytes.
+        self._queue: list[tuple[int | None, bytes]] = []
+        # Runs only while frames wait (the join snapshot, a socket whose buffer is not empty):
+        # an idle socket has no task of its own.
         self._writer: asyncio.Task[None] | None = None
+        # Message frames up to this seq were in the join snapshot and are not sent again.
         self._snapshot_seq = 0
+        self._started = False
         self.closing = False
 
     @property
@@ -90,14 +97,18 @@ class Connection:
         reader loop ends and cleans up as for any lost connection."""
         self.closing = True
         self._queue.clear()
-        self._wake()
         if self._transport is not None:
             self._transport.abort()
 
-    def enqueue(self, data: str, seq: int | None = None) -> None:
-        """Queue an encoded frame. Never blocks; overflow closes the connection."""
+    def enqueue(self, data: bytes, seq: int | None = None) -> None:
+        """Send an encoded frame, or queue it. Never blocks; overflow closes the connection."""
         if self.closing:
             return
+        if self._started:
+            if seq is not None and seq <= self._snapshot_seq:
+                return  # already in the join snapshot
+            if self._writer is None and self._write_now(data):
+                return
         if len(self._queue) >= self.queue_limit:
             log.warning(
                 "closing slow consumer %s (user %s): %d frames queued", self.id, self.identity.user_id, len(self._queue)
@@ -105,44 +116,65 @@ class Connection:
             self.close_soon(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect and resume")
             return
         self._queue.append((seq, data))
-        self._wake()
-
-    def _wake(self) -> None:
-        wakeup = self._wakeup
-        if wakeup is not None and not wakeup.done():
-            wakeup.set_result(None)
+        if self._started and self._writer is None:
+            self._start_writer()
 
     def send_frame(self, frame: dict[str, Any]) -> None:
-        self.enqueue(dumps(frame))
+        self.enqueue(dumps_bytes(frame))
 
     def start(self, first_frame: dict[str, Any], snapshot_seq: int) -> None:
         """Send `first_frame` (the join snapshot), then everything queued since registration
         except message frames the snapshot already holds."""
         self._snapshot_seq = snapshot_seq
-        self._queue.insert(0, (None, dumps(first_frame)))
-        self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
+        self._started = True
+        self._queue = [(None, dumps_bytes(first_frame))] + [
+            (seq, data) for seq, data in self._queue if seq is None or seq > snapshot_seq
+        ]
+        self._start_writer()
 
-    async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _write_now(self, data: bytes) -> bool:
+        """Write a frame straight to the socket when nothing is waiting before it; False when it
+        must wait in the queue instead.
+
+        With compression off, aiohttp's send_frame writes the frame to the transport before it
+        awaits anything, and awaits only when the transport has asked to pause, which it cannot
+        have done with an empty buffer. So the coroutine is run to its end right here: the hub's
+        fan-out writes each participant's frame in one call, without waking a task per socket.
+        """
+        transport = self._transport
+        if transport is None or transport.is_closing() or transport.get_write_buffer_size():
+            return False
+        sending = self.ws.send_frame(data, WSMsgType.TEXT)
         try:
-            while True:
-                while self._queue:
-                    seq, data = self._queue.pop(0)
-                    if seq is not None and seq <= self._snapshot_seq:
-                        continue
-                    await self.ws.send_str(data)
-                    # Not kept while the socket idles: the join snapshot can be tens of KiB.
-                    del data
-                if self.closing:
-                    return
-                self._wakeup = loop.create_future()
-                await self._wakeup
-                self._wakeup = None
+            sending.send(None)
+        except StopIteration:
+            return True
+        except (ConnectionResetError, RuntimeError):
+            # The peer went away: the reader loop cleans up.
+            self.closing = True
+            return True
+        # It stopped to wait for the peer to drain: the frame is already in the transport, and
+        # waiting is the queue's job (the next frame sees a non-empty buffer).
+        sending.close()
+        return True
+
+    def _start_writer(self) -> None:
+        self._writer = asyncio.get_running_loop().create_task(self._write_queued(), name=f"ws-writer-{self.id}")
+
+    async def _write_queued(self) -> None:
+        try:
+            while self._queue:
+                _seq, data = self._queue.pop(0)
+                await self.ws.send_frame(data, WSMsgType.TEXT)
+                # Not kept while the socket idles: the join snapshot can be tens of KiB.
+                del data
         except (ConnectionResetError, RuntimeError, asyncio.CancelledError):
             # The peer went away (or we are shutting down): the reader loop cleans up.
-            return
+            self.closing = True
         except Exception:
             log.exception("websocket writer failed for %s", self.id)
+        finally:
+            self._writer = None
 
     def close_soon(self, code: int, message: str) -> None:
         """Close from synchronous code (the hub's fan-out): the close runs as its own task."""
@@ -150,36 +182,47 @@ class Connection:
             return
         self.closing = True
         self._queue.clear()
-        self._wake()
         asyncio.get_running_loop().create_task(self._close(code, message))
 
-    async def _close(self, code: int, message: str) -> None:
+    async def _close(self, code: int, message: str, timeout: float = CLOSE_TIMEOUT) -> None:
         try:
-            await self.ws.close(code=code, message=message.encode())
+            async with asyncio.timeout(timeout):
+                await self.ws.close(code=code, message=message.encode())
+        except TimeoutError:
+            # aiohttp waits for the peer to take the close frame and to answer it, without a
+            # limit: a peer that stopped reading would hold the socket (and a server shutdown)
+            # forever. It is cut off instead.
+            log.info("closing %s timed out; cutting the connection", self.id)
+            self.abort()
         except Exception:  # the socket may already be gone; closing is best effort
             log.debug("close of %s failed", self.id, exc_info=True)
 
     async def flush_and_close(
-        self, code: int = WSCloseCode.GOING_AWAY, message: str = "server shutdown", drain_seconds: float = 2.0
+        self,
+        code: int = WSCloseCode.GOING_AWAY,
+        message: str = "server shutdown",
+        drain_seconds: float = 2.0,
+        close_seconds: float = CLOSE_TIMEOUT,
     ) -> None:
-        """Let the writer drain what is queued (for at most `drain_seconds`), then close."""
+        """Let the writer drain what is queued (for at most `drain_seconds`), then close (the
+        handshake for at most `close_seconds`, after which the connection is cut)."""
         self.closing = True
-        self._wake()
-        if self._writer is not None:
+        writer = self._writer
+        if writer is not None:
             try:
                 async with asyncio.timeout(drain_seconds):
-                    await asyncio.shield(self._writer)
+                    await asyncio.shield(writer)
             except (TimeoutError, asyncio.CancelledError):
                 pass
-        await self._close(code, message)
+        await self._close(code, message, close_seconds)
 
     async def stop(self) -> None:
         """Reader ended: stop the writer."""
         self.closing = True
-        self._wake()
-        if self._writer is not None and not self._writer.done():
-            self._writer.cancel()
+        writer = self._writer
+        if writer is not None and not writer.done():
+            writer.cancel()
             try:
-                await self._writer
+                await writer
             except asyncio.CancelledError:
                 pass

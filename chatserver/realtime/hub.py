@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode
 
-from ..jsonutil import dumps
+from ..jsonutil import dumps_bytes
 from . import events
 from .client import Connection
 from .events import Event
@@ -260,14 +260,14 @@ class Hub:
             room.gap_task = None
 
     def _fan_out(self, room: Room, event: Event) -> None:
-        data = dumps(event.frame)
+        data = dumps_bytes(event.frame)
         for conn in room.connections:
             if event.staff_only and not conn.is_staff:
                 continue
             conn.enqueue(data, event.seq)
 
     def _send_local(self, room: Room, frame: dict[str, Any]) -> None:
-        data = dumps(frame)
+        data = dumps_bytes(frame)
         for conn in room.connections:
             conn.enqueue(data)
 
