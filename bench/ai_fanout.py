@@ -35,7 +35,7 @@ LAG_P99_TARGET_MS = 30.0
 
 
 def measure(
-    server_urls: list[str],
+    layouts: list[list[str]],
     customers: list[Any],
     agents: list[Any],
     fake: FakeGroqProcess,
@@ -46,8 +46,9 @@ def measure(
     warmup: float,
     workers: int,
 ) -> dict[str, Any]:
-    """`streams` rooms asking continuously. server_urls: [customer's, agent 1's, agent 2's]."""
-    plan = room_plan(customers[:streams], agents, server_urls[0], server_urls[1:])
+    """`streams` rooms asking continuously. layouts: the servers of each room's [customer, agent
+    0, agent 1], cycled over the rooms."""
+    plan = room_plan(customers[:streams], agents, layouts)
     configs = [{"rooms": part} for part in split(plan, min(workers, streams))]
     with WorkerPool(AiRoomWorker, configs) as pool:
         pool.call("setup", timeout=120)
@@ -64,7 +65,7 @@ def measure(
     errors = sum(sum(r["errors"].values()) for r in results)
     row = {
         "streams": streams,
-        "replies_per_s": round(stats["replies_seen"] / (len(server_urls) * duration), 1),
+        "replies_per_s": round(stats["replies_seen"] / (len(layouts[0]) * duration), 1),
         "tokens_per_s": round(emitted / meter.elapsed),
         **latency_summary(lags, "lag_"),
         "frames_per_token": round(stats["frames"] / max(1, stats["tokens_seen"]), 3),
@@ -101,7 +102,7 @@ def run(args: Any) -> dict[str, Any]:
             groups = {"server": [server.ps], "postgres": processes(backend_pids(url))}
             for streams in counts:
                 row = measure(
-                    [server.ws_base] * 3,
+                    [[server.ws_base] * 3],
                     customers,
                     agents,
                     fake,

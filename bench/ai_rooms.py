@@ -309,13 +309,13 @@ def analyse(
     }
 
 
-def room_plan(
-    customers: list[Any], agents: list[Any], customer_url: str, agent_urls: list[str]
-) -> list[dict[str, Any]]:
-    """One room per customer: the customer on `customer_url`, agent i on agent_urls[i]."""
+def room_plan(customers: list[Any], agents: list[Any], layouts: list[list[str]]) -> list[dict[str, Any]]:
+    """One room per customer; room i uses layouts[i % len(layouts)]: [customer's server, agent
+    0's, agent 1's, ...]."""
     plan = []
     for i, cust in enumerate(customers):
         ticket = str(cust.tickets[0])
+        customer_url, *agent_urls = layouts[i % len(layouts)]
         plan.append(
             {
                 "room": i,

@@ -59,19 +59,25 @@ SERVER_ENV = {"AI_DEFAULT_ENABLED": "false", "WS_SEND_RATE": 10_000, "WS_SEND_BU
 
 
 def room_plan(
-    customers: list[Customer], agents: list[Agent], urls: tuple[str, str], agents_per_room: int
+    customers: list[Customer],
+    agents: list[Agent],
+    urls: tuple[str, str],
+    agents_per_room: int,
+    alternate: bool = False,
 ) -> list[dict[str, Any]]:
-    """One room per customer ticket: the customer on urls[0], its agents on urls[1]."""
+    """One room per customer ticket: the customer on urls[0], its agents on urls[1]; with
+    `alternate`, every other room the other way round (customers spread over both servers)."""
     plan = []
     for i, cust in enumerate(customers):
         ticket = str(cust.tickets[0])
+        customer_url, agent_url = urls[::-1] if alternate and i % 2 else urls
         plan.append(
             {
                 "room": i,
                 "ticket": ticket,
-                "customer": (cust.token, f"{urls[0]}/tickets/{ticket}/ws"),
+                "customer": (cust.token, f"{customer_url}/tickets/{ticket}/ws"),
                 "agents": [
-                    (agents[j % len(agents)].token, f"{urls[1]}/tickets/{ticket}/ws") for j in range(agents_per_room)
+                    (agents[j % len(agents)].token, f"{agent_url}/tickets/{ticket}/ws") for j in range(agents_per_room)
                 ],
             }
         )

@@ -67,7 +67,7 @@ def run(args: Any) -> dict[str, Any]:
         env = {**ai_server_env(fake.url, args.delta_window_ms), "DB_POOL_MIN": args.pool, "DB_POOL_MAX": args.pool}
         with ServerProcess(url, **env) as server:
             assert server.ps is not None
-            plan = room_plan(customers, agents, server.ws_base, [server.ws_base, server.ws_base])
+            plan = room_plan(customers, agents, [[server.ws_base] * 3])
             configs = [{"rooms": part} for part in split(plan, args.workers)]
             groups = {"server": [server.ps], "postgres": processes(backend_pids(url))}
             with WorkerPool(AiRoomWorker, configs) as pool:

@@ -2,12 +2,17 @@
 processes sharing PostgreSQL and a Redis backplane with each room's participants split between
 them; the extra delivery latency is the difference.
 
-- messaging: scenario 5 at 1,000 msg/s (256 rooms, AI off); the customer on instance A, the
-  agent on instance B; delivery = send -> message.created at the agent.
-- AI: scenario 2 (30 streams); the customer and agent 0 on A (where the reply is generated),
-  agent 1 on B; lag = fake writes a token -> agent 1 receives it.
+- messaging: scenario 5 at 1,000 msg/s (256 rooms, AI off); the customer on one instance, the
+  agent on the other; delivery = send -> message.created at the agent.
+- AI: scenario 2 (30 streams); the customer and agent 0 on one instance (where the reply is
+  generated), agent 1 on the other; lag = fake writes a token -> agent 1 receives it.
+
+Which instance a room's customer is on: `--layout alternate` (the default) every other room on
+A and on B, as a load balancer spreads customers, so each instance stores and generates for half
+the rooms; `--layout one-sided` every customer on A, so A does all of that and B only delivers.
 
     python -m bench.two_instances [--rate 1000] [--rooms 256] [--streams 30] [--duration 10]
+                                  [--layout alternate|one-sided]
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from .workers import WorkerPool, split
 def run(args: Any) -> dict[str, Any]:
     header(
         f"Two instances over Redis: messaging at {args.rate:g} msg/s in {args.rooms} rooms, "
-        f"AI fan-out with {args.streams} streams"
+        f"AI fan-out with {args.streams} streams, customers {args.layout}"
     )
     rows: list[dict[str, Any]] = []
     with (
@@ -70,7 +75,8 @@ def run(args: Any) -> dict[str, Any]:
                     groups = {"server_a": [a.ps], "server_b": [b.ps], "redis": [redis_ps] if redis_ps else []}
                 groups["postgres"] = processes(backend_pids(url))
 
-                plan = messaging_plan(msg_customers, msg_agents, (a.ws_base, b.ws_base), 1)
+                alternate = args.layout == "alternate"
+                plan = messaging_plan(msg_customers, msg_agents, (a.ws_base, b.ws_base), 1, alternate)
                 with WorkerPool(MessagingWorker, [{"rooms": part} for part in split(plan, args.workers)]) as pool:
                     pool.call("setup", timeout=120)
                     row = measure_step(
@@ -79,8 +85,11 @@ def run(args: Any) -> dict[str, Any]:
                 rows.append({"load": "messaging", "layout": layout, **row})
                 print_rows([rows[-1]])
 
+                ai_layouts = [[a.ws_base, a.ws_base, b.ws_base]]
+                if alternate:
+                    ai_layouts.append([b.ws_base, b.ws_base, a.ws_base])
                 row = measure_ai(
-                    [a.ws_base, a.ws_base, b.ws_base],
+                    ai_layouts,
                     ai_customers,
                     ai_agents,
                     fake,
@@ -118,7 +127,7 @@ def run(args: Any) -> dict[str, Any]:
     print()
     print_rows(extra, ["load", "one_p50_ms", "two_p50_ms", "extra_p50_ms", "one_p99_ms", "two_p99_ms", "extra_p99_ms"])
     print("target: extra <= 1.5 ms at p50 and <= 5 ms at p99")
-    result = {"runs": rows, "extra": extra}
+    result = {"layout": args.layout, "runs": rows, "extra": extra}
     emit("two_instances", result, args.json)
     return result
 
@@ -130,6 +139,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--streams", type=int, default=30, help="AI rooms streaming at once")
     parser.add_argument("--duration", type=float, default=10, help="measured seconds per load")
     parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument(
+        "--layout",
+        choices=["alternate", "one-sided"],
+        default="alternate",
+        help="customers on both instances in turn, or all on instance A (see above)",
+    )
     add_ai_arguments(parser)
     install_signal_handlers()
     run(parser.parse_args(argv))
