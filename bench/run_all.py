@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from . import ai_fanout, connections, rest_read, throughput, ttft, two_instances, ws_compression
+from . import ai_fanout, connections, rest_read, round_trips, throughput, ttft, two_instances, ws_compression
 from .common import DEFAULT_DATABASE_URL, install_signal_handlers, load_average, print_rows
 
 Scenario = tuple[Callable[[list[str] | None], Any], Callable[[Any], dict[str, Any]]]
@@ -48,11 +48,13 @@ SCENARIOS: list[tuple[str, Any, list[str]]] = [
     ("throughput", throughput, ["--duration", "8", "--closed-duration", "8", "--stop-early"]),
     ("throughput_pool20", throughput, ["--pool", "20", "--duration", "8", "--closed-duration", "8", "--stop-early"]),
     ("two_instances", two_instances, []),
+    ("two_instances_one_sided", two_instances, ["--layout", "one-sided"]),
     # The search for the most streams held uses the default window (20 ms); the 10 ms window is
     # there to show what a shorter window costs.
     ("ai_fanout", ai_fanout, ["--search", "40", "50", "--duration", "10"]),
     ("ai_fanout_window10", ai_fanout, ["--delta-window-ms", "10", "--search", "15", "--duration", "10"]),
     ("ttft", ttft, ["--burst-rounds", "2"]),
+    ("round_trips", round_trips, ["--count", "100"]),
     ("ttft_window10", ttft, ["--delta-window-ms", "10", "--burst-rounds", "1"]),
 ]
 NAMES = [name for name, _, _ in SCENARIOS]
@@ -158,11 +160,14 @@ def summary(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                         "-",
                     )
                 )
-    if r := results.get("two_instances"):
+    for name, layout in (("two_instances", "customers alternate"), ("two_instances_one_sided", "customers on A")):
+        r = results.get(name)
+        if r is None:
+            continue
         for e in r["extra"]:
             rows.append(
                 _row(
-                    f"6 two instances, {e['load']}",
+                    f"6 two instances ({layout}), {e['load']}",
                     f"{e['extra_p50_ms']:+.2f} ms p50, {e['extra_p99_ms']:+.2f} ms p99",
                     "+<= 1.5 ms p50, +<= 5 ms p99",
                     e["extra_p50_ms"] <= 1.5 and e["extra_p99_ms"] <= 5,
