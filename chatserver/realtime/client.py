@@ -153,6 +153,11 @@ class Connection:
             # The peer went away: the reader loop cleans up.
             self.closing = True
             return True
+        except Exception:
+            # Not this room's problem: the fan-out that called us goes on to the next socket.
+            log.exception("websocket write failed for %s", self.id)
+            self.closing = True
+            return True
         # It stopped to wait for the peer to drain: the frame is already in the transport, and
         # waiting is the queue's job (the next frame sees a non-empty buffer).
         sending.close()
