@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from chatserver.db import messages as messages_db
 from chatserver.keys import DB_POOL, HUB, SETTINGS
+from chatserver.realtime.client import Connection
 from chatserver.settings import Settings
 
 from .conftest import MakeUser, User, create_ticket
@@ -317,20 +318,39 @@ async def test_send_rate_limit_answers_with_retry_after(client: TestClient, make
     await ws.close()
 
 
-async def _raw_socket(client: TestClient, user: User, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A WebSocket client that does the handshake by hand and then reads only when told to: a
-    peer that stops reading, for real (its kernel buffers fill, then the server's)."""
+async def _handshake(
+    client: TestClient, user: User, path: str, extra_headers: str = ""
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    """A WebSocket handshake done by hand: (reader, writer, the response head)."""
     reader, writer = await asyncio.open_connection(client.host, client.port)
     writer.write(
         (
             f"GET {path} HTTP/1.1\r\nHost: {client.host}:{client.port}\r\nUpgrade: websocket\r\n"
             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {user.token}\r\n\r\n"
+            f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {user.token}\r\n{extra_headers}\r\n"
         ).encode()
     )
     head = await reader.readuntil(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer, head
+
+
+async def _raw_socket(client: TestClient, user: User, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket client that reads only when told to: a peer that stops reading, for real (its
+    kernel buffers fill, then the server's)."""
+    reader, writer, _ = await _handshake(client, user, path)
     return reader, writer
+
+
+async def test_the_handshake_response_carries_the_request_id(client: TestClient, make_user: MakeUser) -> None:
+    # The server drops the response's headers once they are sent (they would live as long as the
+    # socket): they must be on the wire first.
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer)
+    _, writer, head = await _handshake(client, customer, ws_url(ticket["id"]), "X-Request-ID: handshake-check-1\r\n")
+    writer.close()
+    assert b"\r\nX-Request-ID: handshake-check-1\r\n" in head
+    assert b"\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in head
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -353,17 +373,26 @@ async def _close_code_after_frames(reader: asyncio.StreamReader) -> tuple[int, i
             frames += 1
 
 
+async def _joined_raw_socket(
+    client: TestClient, user: User, ticket: dict
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Connection]:
+    """A raw socket that has joined the ticket's room (its `joined` frame read), and the server's
+    Connection for it."""
+    reader, writer = await _raw_socket(client, user, ws_url(ticket["id"]))
+    async with asyncio.timeout(10):
+        _, joined = await _read_frame(reader)
+    assert b'"type":"joined"' in joined
+    room = client.app[HUB].rooms[f"ticket:{ticket['id']}"]
+    conn = next(c for c in room.connections if str(c.identity.user_id) == user.id)
+    return reader, writer, conn
+
+
 async def test_slow_consumer_is_disconnected_without_stalling_others(client: TestClient, make_user: MakeUser) -> None:
     customer = await make_user("customer")
     agent = await make_user("agent")
     ticket = await create_ticket(client, customer)
     aws, _ = await join(client, agent, ticket["id"])
-    reader, writer = await _raw_socket(client, customer, ws_url(ticket["id"]))
-    async with asyncio.timeout(10):
-        _, joined = await _read_frame(reader)
-    assert b'"type":"joined"' in joined
-    room = client.app[HUB].rooms[f"ticket:{ticket['id']}"]
-    conn = next(c for c in room.connections if str(c.identity.user_id) == customer.id)
+    reader, writer, conn = await _joined_raw_socket(client, customer, ticket)
     # The peer reads nothing: frames go to the socket while its buffers take them, then queue;
     # the queue overflowing is what disconnects it.
     filler = b'{"type":"filler","pad":"' + b"x" * 65_000 + b'"}'
@@ -387,12 +416,8 @@ async def test_frames_arrive_in_order_across_a_full_socket_buffer(client: TestCl
     # by a writer task) once it is not: a peer that reads slowly still gets every frame, in order.
     customer = await make_user("customer")
     ticket = await create_ticket(client, customer)
-    reader, writer = await _raw_socket(client, customer, ws_url(ticket["id"]))
+    reader, writer, conn = await _joined_raw_socket(client, customer, ticket)
     try:
-        async with asyncio.timeout(10):
-            await _read_frame(reader)  # joined
-        room = client.app[HUB].rooms[f"ticket:{ticket['id']}"]
-        conn = next(iter(room.connections))
         count = 400
         pad = "x" * 50_000
         for i in range(count):
@@ -421,12 +446,8 @@ async def test_closing_a_peer_that_stopped_reading_cuts_it_off(client: TestClien
     # shutting down must not wait forever for a socket whose buffers are full.
     customer = await make_user("customer")
     ticket = await create_ticket(client, customer)
-    reader, writer = await _raw_socket(client, customer, ws_url(ticket["id"]))
+    reader, writer, conn = await _joined_raw_socket(client, customer, ticket)
     try:
-        async with asyncio.timeout(10):
-            await _read_frame(reader)  # joined
-        room = client.app[HUB].rooms[f"ticket:{ticket['id']}"]
-        conn = next(iter(room.connections))
         filler = b'{"type":"filler","pad":"' + b"x" * 65_000 + b'"}'
         for _ in range(300):
             conn.enqueue(filler)
