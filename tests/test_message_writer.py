@@ -49,12 +49,14 @@ async def send(
 ) -> VisibleInsert | None:
     """A post as post_message makes it: a customer only in their own ticket, staff anywhere."""
     return await writer.insert_visible(
-        ticket_id=tid(ticket),
-        owner_id=uid(author) if author.role == "customer" else None,
-        author_id=uid(author),
-        author_kind="customer" if author.role == "customer" else "agent",
-        body=body,
-        client_id=client_id,
+        VisibleMessage(
+            ticket_id=tid(ticket),
+            owner_id=uid(author) if author.role == "customer" else None,
+            author_id=uid(author),
+            author_kind="customer" if author.role == "customer" else "agent",
+            body=body,
+            client_id=client_id,
+        )
     )
 
 

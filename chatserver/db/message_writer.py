@@ -75,21 +75,10 @@ class MessageWriter:
         self.messages = 0
         self.statements = 0
 
-    async def insert_visible(
-        self,
-        *,
-        ticket_id: uuid.UUID,
-        owner_id: uuid.UUID | None,
-        author_id: uuid.UUID | None,
-        author_kind: str,
-        body: str,
-        client_id: str | None,
-        visibility: str = "public",
-    ) -> VisibleInsert | None:
-        """messages.insert_visible_message, through the group commit: same arguments, same result."""
+    async def insert_visible(self, item: VisibleMessage) -> VisibleInsert | None:
+        """messages.insert_visible_message, through the group commit: same message, same result."""
         if self._closed:
             raise RuntimeError("the message writer is closed")
-        item = VisibleMessage(ticket_id, owner_id, author_id, author_kind, body, client_id, visibility)
         pending = _Pending(item, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         self._send_what_fits()
@@ -171,16 +160,7 @@ class MessageWriter:
         item = pending.item
         self.statements += 1
         try:
-            result = await messages_db.insert_visible_message(
-                self._pool,
-                ticket_id=item.ticket_id,
-                owner_id=item.owner_id,
-                author_id=item.author_id,
-                author_kind=item.author_kind,
-                body=item.body,
-                client_id=item.client_id,
-                visibility=item.visibility,
-            )
+            result = await messages_db.insert_visible_message(self._pool, **item._asdict())
         except Exception as exc:  # noqa: BLE001 - the caller's own error, raised to the caller
             if not pending.future.done():
                 pending.future.set_exception(exc)

@@ -50,13 +50,15 @@ async def post_message(
     owner_id = None if ticket is not None or who.is_staff else who.user_id
     try:
         stored = await writer.insert_visible(
-            ticket_id=ticket_id,
-            owner_id=owner_id,
-            author_id=who.user_id,
-            author_kind=author_kind,
-            body=body,
-            client_id=client_id,
-            visibility="internal" if internal else "public",
+            messages_db.VisibleMessage(
+                ticket_id=ticket_id,
+                owner_id=owner_id,
+                author_id=who.user_id,
+                author_kind=author_kind,
+                body=body,
+                client_id=client_id,
+                visibility="internal" if internal else "public",
+            )
         )
     except asyncpg.ForeignKeyViolationError:
         # The only foreign key a caller controls is the author: a token outliving its account.
