@@ -52,9 +52,8 @@ async def test_only_admins_manage_accounts(client: TestClient, make_user: MakeUs
 async def test_admin_creates_lists_and_reads_accounts(client: TestClient, make_user: MakeUser) -> None:
     admin = await make_user("admin")
     email = f"new-agent-{uuid.uuid4().hex[:6]}@example.com"
-    resp = await client.post(
-        "/admin/users", json={"email": email, "password": PASSWORD, "role": "agent", "name": "Nia"}, headers=admin.headers
-    )
+    body = {"email": email, "password": PASSWORD, "role": "agent", "name": "Nia"}
+    resp = await client.post("/admin/users", json=body, headers=admin.headers)
     assert resp.status == 201, await resp.text()
     created = (await resp.json())["user"]
     assert created["role"] == "agent" and created["disabled"] is False
