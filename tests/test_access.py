@@ -171,12 +171,19 @@ async def test_a_copied_console_cookie_stops_working_after_logout(client: TestCl
     token_resp = await client.post("/console/api/token", headers={"X-CSRF-Token": csrf})
     api_token = (await token_resp.json())["access_token"]
 
+    base = str(client.make_url(""))
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with (
+        aiohttp.ClientSession(cookies=stolen, cookie_jar=jar) as attacker,
+        attacker.get(f"{base}/console", allow_redirects=False) as page,
+    ):
+        assert page.status == 200, "the copied cookie works before the logout"
+
     resp = await client.post("/console/logout", data={"csrf_token": csrf}, allow_redirects=False)
     assert resp.status == 303
 
     # The attacker replays the cookie they copied before the logout.
-    async with aiohttp.ClientSession(cookies=stolen) as attacker:
-        base = str(client.make_url(""))
+    async with aiohttp.ClientSession(cookies=stolen, cookie_jar=aiohttp.CookieJar(unsafe=True)) as attacker:
         async with attacker.get(f"{base}/console", allow_redirects=False) as page:
             assert page.status == 303
             assert page.headers["Location"] == "/console/login"
