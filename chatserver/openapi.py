@@ -286,10 +286,13 @@ def error_response(description: str) -> Schema:
 RESPONSES: dict[str, Schema] = {
     "BadRequest": error_response("Malformed JSON or an empty body."),
     "Unauthorized": {
-        **error_response("Missing, invalid or expired bearer token."),
+        **error_response(
+            "Missing, invalid or expired bearer token; a deleted account; or a session that has ended "
+            "(session_ended: logout, role change, disable or password reset since the token was issued)."
+        ),
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
     },
-    "Forbidden": error_response("Authenticated, but not allowed to do this."),
+    "Forbidden": error_response("Not allowed to do this; account_disabled when the caller's account is disabled."),
     "NotFound": error_response("No such resource, or not visible to the caller."),
     "Conflict": error_response("Conflicts with existing data."),
     "PayloadTooLarge": error_response("The body exceeds MAX_BODY_BYTES."),
@@ -304,7 +307,8 @@ RESPONSES: dict[str, Schema] = {
 
 # Responses every JSON-body endpoint can give, and every authenticated one.
 BODY_ERRORS = ("BadRequest", "PayloadTooLarge", "UnsupportedMediaType", "ValidationError")
-AUTH_ERRORS = ("Unauthorized",)
+# Forbidden: any authenticated request of a disabled account is refused (docs/security.md).
+AUTH_ERRORS = ("Unauthorized", "Forbidden")
 STATUS_OF = {
     "BadRequest": "400",
     "Unauthorized": "401",

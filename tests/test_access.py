@@ -212,3 +212,16 @@ async def test_a_disabled_agents_console_session_ends(client: TestClient, make_u
     )
     assert login.status == 403
     assert "disabled" in await login.text()
+
+
+def test_staff_token_lifetime_defaults_below_customers_and_is_validated() -> None:
+    from chatserver.settings import ConfigError, load_settings
+
+    base = {"SECRET_KEY": "k" * 40, "CHATSERVER_DATA_DIR": "/nonexistent"}
+    defaults = load_settings(base, read_dotenv=False)
+    assert defaults.staff_token_ttl == 12 * 3600 < defaults.access_token_ttl
+    assert load_settings({**base, "ACCESS_TOKEN_TTL_SECONDS": "3600"}, read_dotenv=False).staff_token_ttl == 3600
+    with pytest.raises(ConfigError, match="STAFF_TOKEN_TTL_SECONDS"):
+        load_settings(
+            {**base, "ACCESS_TOKEN_TTL_SECONDS": "3600", "STAFF_TOKEN_TTL_SECONDS": "7200"}, read_dotenv=False
+        )

@@ -142,8 +142,9 @@ async def _change(
         row = await change(conn, current)
         if row is None:
             raise not_found("User")
-    # After the commit: an instance that re-reads the account on this event sees the change.
-    await announce(publisher, user_id)
+    if row is not current:  # the change callback returns the row it read when nothing changes
+        # After the commit: an instance that re-reads the account on this event sees the change.
+        await announce(publisher, user_id)
     return admin_user_view(row)
 
 
