@@ -8,11 +8,14 @@ from prometheus_client import CollectorRegistry
 
 from .ai.service import AiService
 from .db.message_writer import MessageWriter
+from .errors import ApiError
 from .realtime.broker import LocalBroker, RedisBroker
 from .realtime.hub import Hub
 from .realtime.presence import PresenceStore
 from .realtime.publisher import Publisher
 from .realtime.tickets import TicketStore
+from .security import Identity
+from .services.access import AccessCache, AccessWatcher
 from .services.hooks import AiControl, MessageHook
 from .services.throttle import Throttle
 from .settings import Settings
@@ -26,6 +29,10 @@ MESSAGE_WRITER = web.AppKey("message_writer", MessageWriter)
 LOGIN_THROTTLE = web.AppKey("login_throttle", Throttle)
 # New anonymous widget visitors per client address (each one creates an account).
 WIDGET_THROTTLE = web.AppKey("widget_throttle", Throttle)
+# What this instance knows of accounts' access (role, disabled, session generation), and what
+# applies account changes to it and to the open sockets (services/access.py).
+ACCESS_CACHE = web.AppKey("access_cache", AccessCache)
+ACCESS_WATCHER = web.AppKey("access_watcher", AccessWatcher)
 # bcrypt cost: 12 in production; tests lower it so the suite stays fast.
 BCRYPT_ROUNDS = web.AppKey("bcrypt_rounds", int)
 PUBLISHER = web.AppKey("publisher", Publisher)
@@ -40,6 +47,9 @@ METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 
 # Per-request: the request id (see middleware.py), for code that has the request at hand.
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
+# Per-request: the bearer token's checked identity, or the error to answer a handler that asks
+# for it with (handlers/identity.py).
+IDENTITY_KEY = web.RequestKey[Identity | ApiError]("identity")
 # The AI layer's controls; absent when the AI layer is not running.
 AI = web.AppKey[AiControl]("ai")
 # The AI reply service itself (app[AI] is the same object seen through AiControl): the AI

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import __version__
+from .handlers import admin as admin_handlers
 from .handlers import auth as auth_handlers
 from .handlers import tickets as ticket_handlers
 from .handlers import widget as widget_handlers
@@ -285,10 +286,13 @@ def error_response(description: str) -> Schema:
 RESPONSES: dict[str, Schema] = {
     "BadRequest": error_response("Malformed JSON or an empty body."),
     "Unauthorized": {
-        **error_response("Missing, invalid or expired bearer token."),
+        **error_response(
+            "Missing, invalid or expired bearer token; a deleted account; or a session that has ended "
+            "(session_ended: logout, role change, disable or password reset since the token was issued)."
+        ),
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
     },
-    "Forbidden": error_response("Authenticated, but not allowed to do this."),
+    "Forbidden": error_response("Not allowed to do this; account_disabled when the caller's account is disabled."),
     "NotFound": error_response("No such resource, or not visible to the caller."),
     "Conflict": error_response("Conflicts with existing data."),
     "PayloadTooLarge": error_response("The body exceeds MAX_BODY_BYTES."),
@@ -303,7 +307,8 @@ RESPONSES: dict[str, Schema] = {
 
 # Responses every JSON-body endpoint can give, and every authenticated one.
 BODY_ERRORS = ("BadRequest", "PayloadTooLarge", "UnsupportedMediaType", "ValidationError")
-AUTH_ERRORS = ("Unauthorized",)
+# Forbidden: any authenticated request of a disabled account is refused (docs/security.md).
+AUTH_ERRORS = ("Unauthorized", "Forbidden")
 STATUS_OF = {
     "BadRequest": "400",
     "Unauthorized": "401",
@@ -672,11 +677,14 @@ PATHS: dict[str, dict[str, Schema]] = {
     },
     "/widget/token": {
         "post": operation(
-            "Exchange a valid token for a fresh one",
+            "Exchange a widget visitor's valid token for a fresh one",
             tag="widget",
             operation_id="refreshVisitorToken",
             ok={"200": json_content(ref("TokenResponse"), "A new token for the same account.")},
             errors=("Forbidden",),
+            description="Only widget visitors' tokens are renewed (403 renewal_refused for staff and signed-up "
+            "customers), and never past VISITOR_SESSION_MAX_SECONDS after the visitor's sign-in (401 "
+            "session_expired); the new token expires no later than that.",
         )
     },
     "/demo": {
@@ -686,11 +694,17 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="demoPage",
             auth=False,
             params=[
-                query_param("user", {"type": "string"}, "Play a signed-in shop user with this id (needs the secret)."),
+                query_param(
+                    "user",
+                    {"type": "string"},
+                    "Play a signed-in shop user `demo-<user>` (needs the secret; only the demo namespace is signed).",
+                ),
                 query_param("name", {"type": "string"}, "That user's name."),
                 query_param("email", {"type": "string"}, "That user's email."),
             ],
             ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+            errors=("NotFound",),
+            description="Not served in production (404).",
         )
     },
     "/console": {
@@ -830,6 +844,133 @@ PATHS: dict[str, dict[str, Schema]] = {
 }
 
 
+# ---- account management (admins) ---------------------------------------------------------
+
+SCHEMAS.update(
+    {
+        "AdminUser": obj(
+            {
+                "id": UUID,
+                "email": {"type": "string"},
+                "role": {"type": "string", "enum": list(ROLES)},
+                "name": {"type": "string"},
+                "created_at": TIMESTAMP,
+                "disabled": {"type": "boolean"},
+                "disabled_at": nullable(TIMESTAMP),
+            },
+            description="An account as admins see it.",
+        ),
+        "AdminUserResponse": obj({"user": ref("AdminUser")}),
+        "AdminUserPage": obj(
+            {
+                "users": {"type": "array", "items": ref("AdminUser")},
+                "next_after": nullable({**UUID, "description": "Pass as ?after= for the next page."}),
+            }
+        ),
+        "AdminCreateUserRequest": request_schema(admin_handlers.CREATE_SCHEMA),
+        "AdminRoleRequest": request_schema(admin_handlers.ROLE_SCHEMA),
+        "AdminPasswordRequest": request_schema(admin_handlers.PASSWORD_SCHEMA),
+    }
+)
+
+USER_ID_PARAM: Schema = {"name": "user_id", "in": "path", "required": True, "schema": UUID}
+LIST_USER_PARAMS = [
+    query_param("role", {"type": "string", "enum": list(ROLES)}, "Only accounts of this role."),
+    query_param("email", {"type": "string"}, "Only accounts whose email starts with this (any case)."),
+    query_param("disabled", {"type": "boolean"}, "Only disabled (or enabled) accounts."),
+    query_param("after", UUID, "next_after from the previous page."),
+    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."),
+]
+ADMIN_NOTE = "Admins only (403 for anyone else)."
+ENDS_SESSIONS = (
+    "Every token and console session of the account ends, and its open sockets are closed with 4003, "
+    "on every instance within seconds."
+)
+
+PATHS.update(
+    {
+        "/admin/users": {
+            "get": operation(
+                "List accounts, newest first",
+                tag="admin",
+                operation_id="adminListUsers",
+                params=LIST_USER_PARAMS,
+                ok={"200": json_content(ref("AdminUserPage"), "One page of accounts.")},
+                errors=("Forbidden", "ValidationError"),
+                description=ADMIN_NOTE,
+            ),
+            "post": operation(
+                "Create an account of any role",
+                tag="admin",
+                operation_id="adminCreateUser",
+                body="AdminCreateUserRequest",
+                ok={"201": json_content(ref("AdminUserResponse"), "The new account.")},
+                errors=("Forbidden", "Conflict"),
+                description=ADMIN_NOTE,
+            ),
+        },
+        "/admin/users/{user_id}": {
+            "get": operation(
+                "One account",
+                tag="admin",
+                operation_id="adminGetUser",
+                params=[USER_ID_PARAM],
+                ok={"200": json_content(ref("AdminUserResponse"), "The account.")},
+                errors=("Forbidden", "NotFound"),
+                description=ADMIN_NOTE,
+            )
+        },
+        "/admin/users/{user_id}/role": {
+            "post": operation(
+                "Change an account's role",
+                tag="admin",
+                operation_id="adminSetRole",
+                params=[USER_ID_PARAM],
+                body="AdminRoleRequest",
+                ok={"200": json_content(ref("AdminUserResponse"), "The account with its new role.")},
+                errors=("Forbidden", "NotFound", "Conflict"),
+                description=f"{ADMIN_NOTE} {ENDS_SESSIONS} 409 last_admin when it would leave no enabled admin.",
+            )
+        },
+        "/admin/users/{user_id}/disable": {
+            "post": operation(
+                "Disable an account",
+                tag="admin",
+                operation_id="adminDisableUser",
+                params=[USER_ID_PARAM],
+                ok={"200": json_content(ref("AdminUserResponse"), "The disabled account.")},
+                errors=("Forbidden", "NotFound", "Conflict"),
+                description=f"{ADMIN_NOTE} It can no longer sign in. {ENDS_SESSIONS} "
+                "409 last_admin when it would leave no enabled admin.",
+            )
+        },
+        "/admin/users/{user_id}/enable": {
+            "post": operation(
+                "Enable a disabled account",
+                tag="admin",
+                operation_id="adminEnableUser",
+                params=[USER_ID_PARAM],
+                ok={"200": json_content(ref("AdminUserResponse"), "The account, enabled.")},
+                errors=("Forbidden", "NotFound"),
+                description=f"{ADMIN_NOTE} It signs in again; sessions ended by the disable stay ended.",
+            )
+        },
+        "/admin/users/{user_id}/password": {
+            "post": operation(
+                "Set a new password for an account",
+                tag="admin",
+                operation_id="adminResetPassword",
+                params=[USER_ID_PARAM],
+                body="AdminPasswordRequest",
+                ok={"200": json_content(ref("AdminUserResponse"), "The account.")},
+                errors=("Forbidden", "NotFound"),
+                description=f"{ADMIN_NOTE} {ENDS_SESSIONS}",
+            )
+        },
+    }
+)
+
+
 def build_spec() -> dict[str, Any]:
     """The whole document; a fresh copy each call, so callers may change it."""
     return copy.deepcopy(
@@ -852,6 +993,7 @@ def build_spec() -> dict[str, Any]:
                 {"name": "widget", "description": "The embeddable chat widget and its visitors (docs/web.md)"},
                 {"name": "console", "description": "The agent console's JSON endpoints"},
                 {"name": "web", "description": "HTML pages: the agent console and the widget demo"},
+                {"name": "admin", "description": "Account management, for admins (docs/security.md)"},
             ],
             "paths": PATHS,
             "components": {

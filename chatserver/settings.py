@@ -34,6 +34,15 @@ class Settings:
     redis_prefix: str = "chatserver"
     secret_key: str = field(default="", repr=False)
     access_token_ttl: int = 7 * 24 * 3600
+    # Staff (agents, admins) hold the keys to every conversation: their tokens live a working day.
+    staff_token_ttl: int = 12 * 3600
+    # POST /widget/token renews a visitor's token, but never beyond this long after sign-in.
+    visitor_session_max_age: int = 30 * 24 * 3600
+    # How long an instance trusts what it read about an account (role, disabled, session
+    # generation) before reading it again; changes also reach every instance at once over the
+    # backplane. The accounts behind open sockets are re-read every account_recheck_seconds.
+    account_cache_seconds: float = 5.0
+    account_recheck_seconds: float = 30.0
     groq_api_key: str | None = field(default=None, repr=False)
     groq_model: str = "llama-3.3-70b-versatile"
     groq_base_url: str | None = None
@@ -145,6 +154,15 @@ def _ai_lease(env: Mapping[str, str]) -> float:
     return lease
 
 
+def _staff_token_ttl(env: Mapping[str, str], access_ttl: int) -> int:
+    if not env.get("STAFF_TOKEN_TTL_SECONDS", "").strip():
+        return min(12 * 3600, access_ttl)
+    ttl = _int(env, "STAFF_TOKEN_TTL_SECONDS", 12 * 3600, 60, 90 * 24 * 3600)
+    if ttl > access_ttl:
+        raise ConfigError("STAFF_TOKEN_TTL_SECONDS must not exceed ACCESS_TOKEN_TTL_SECONDS")
+    return ttl
+
+
 def _secret_key(env: Mapping[str, str], data_dir: Path, production: bool) -> str:
     key = env.get("SECRET_KEY", "").strip()
     if key:
@@ -216,6 +234,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         if origin != "*" and "://" not in origin:
             raise ConfigError(f"ALLOWED_ORIGINS entries must be origins like https://example.com, got {origin!r}")
 
+    access_ttl = _int(env, "ACCESS_TOKEN_TTL_SECONDS", 7 * 24 * 3600, 60, 90 * 24 * 3600)
     return Settings(
         host=env.get("HOST", "127.0.0.1").strip() or "127.0.0.1",
         port=_int(env, "PORT", 8080, 0, 65535),
@@ -232,7 +251,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         ws_send_burst=_int(env, "WS_SEND_BURST", 20, 1, 100_000),
         ws_queue_limit=_int(env, "WS_QUEUE_LIMIT", 512, 8, 1_000_000),
         secret_key=_secret_key(env, data_dir, production),
-        access_token_ttl=_int(env, "ACCESS_TOKEN_TTL_SECONDS", 7 * 24 * 3600, 60, 90 * 24 * 3600),
+        access_token_ttl=access_ttl,
+        staff_token_ttl=_staff_token_ttl(env, access_ttl),
+        visitor_session_max_age=_int(env, "VISITOR_SESSION_MAX_SECONDS", 30 * 24 * 3600, 60, 365 * 24 * 3600),
+        account_cache_seconds=_float(env, "ACCOUNT_CACHE_SECONDS", 5.0, 0.0, 300.0),
+        account_recheck_seconds=_float(env, "ACCOUNT_RECHECK_SECONDS", 30.0, 1.0, 3600.0),
         groq_api_key=env.get("GROQ_API_KEY", "").strip() or None,
         groq_model=env.get("GROQ_MODEL", "").strip() or "llama-3.3-70b-versatile",
         groq_base_url=_url(env, "GROQ_BASE_URL", ("http", "https")),

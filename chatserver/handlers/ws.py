@@ -33,7 +33,7 @@ from ..settings import Settings
 from ..validation import Bool, Choice, Str, Uuid, parse_uuid, validate
 from ..views import message_view, participant_view, ticket_view
 from ..web_session import own_origin
-from .identity import optional_identity, require_identity, session_identity
+from .identity import checked_bearer_identity, checked_identity, require_identity, session_identity
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +104,15 @@ def _check_origin(request: web.Request) -> None:
 
 
 async def socket_identity(request: web.Request) -> Identity:
-    """Bearer header (clients, bots) > single-use ?ticket= (browsers) > session cookie (console)."""
-    identity = optional_identity(request)
+    """Bearer header (clients, bots) > single-use ?ticket= (browsers) > session cookie (console).
+    Each is checked against its account (handlers/identity.py) before the upgrade."""
+    identity = await checked_bearer_identity(request)
     if identity is not None:
         return identity
     ticket = request.query.get("ticket")
     if ticket:
-        return await redeem_ws_ticket(request.app[SETTINGS].secret_key, request.app[WS_TICKETS], ticket)
+        identity = await redeem_ws_ticket(request.app[SETTINGS].secret_key, request.app[WS_TICKETS], ticket)
+        return await checked_identity(request, identity)
     identity = await session_identity(request)
     if identity is not None:
         _check_origin(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from ..db import users as users_db
 from ..errors import ApiError, account_gone, conflict, too_many_requests, validation_error
 from ..security import check_password_rules, hash_password, issue_token, verify_password
 from ..views import user_view
+from .access import account_disabled
 from .throttle import Throttle
 
 # Deliberately loose: one @, something on each side, a dot in the domain. Mail delivery is
@@ -27,8 +29,18 @@ _DUMMY_HASH = "$2b$12$6rI8T.ykNWhn6KFIlXDAe.o061wAPj9crS.KeIs/l/H3T5YyYgcPm"
 @dataclass(frozen=True)
 class TokenConfig:
     secret: str
+    # Customers' token lifetime; staff tokens get staff_ttl (shorter: docs/security.md).
     ttl: int
     bcrypt_rounds: int
+    staff_ttl: int | None = None
+
+    def ttl_for(self, role: str) -> int:
+        if role in STAFF_ROLES and self.staff_ttl is not None:
+            return min(self.ttl, self.staff_ttl)
+        return self.ttl
+
+
+STAFF_ROLES = ("agent", "admin")
 
 
 def check_email(email: str) -> str:
@@ -38,12 +50,27 @@ def check_email(email: str) -> str:
     return email
 
 
-def token_response(user: asyncpg.Record, tokens: TokenConfig) -> dict[str, Any]:
-    token = issue_token(tokens.secret, user["id"], user["role"], tokens.ttl)
+def token_response(
+    user: asyncpg.Record, tokens: TokenConfig, *, signed_in_at: int | None = None, expires_at: int | None = None
+) -> dict[str, Any]:
+    """A token for `user` at its current role and session generation. A fresh sign-in unless
+    `signed_in_at` says when the session being renewed began; `expires_at` caps its expiry."""
+    ttl = tokens.ttl_for(user["role"])
+    now = int(time.time())
+    exp = now + ttl if expires_at is None else min(now + ttl, expires_at)
+    token = issue_token(
+        tokens.secret,
+        user["id"],
+        user["role"],
+        ttl,
+        generation=user["session_generation"],
+        signed_in_at=signed_in_at,
+        expires_at=exp,
+    )
     return {
         "access_token": token,
         "token_type": "bearer",
-        "expires_in": tokens.ttl,
+        "expires_in": exp - now,
         "user": user_view(user),
     }
 
@@ -73,6 +100,14 @@ async def signup(
 async def login(
     pool: asyncpg.Pool, tokens: TokenConfig, throttle: Throttle, *, email: str, password: str, client_address: str
 ) -> dict[str, Any]:
+    user = await authenticate(pool, throttle, email=email, password=password, client_address=client_address)
+    return token_response(user, tokens)
+
+
+async def authenticate(
+    pool: asyncpg.Pool, throttle: Throttle, *, email: str, password: str, client_address: str
+) -> asyncpg.Record:
+    """The enabled account these credentials belong to (throttled)."""
     account_key = f"email:{email.strip().lower()}"
     address_key = f"addr:{client_address}"
     wait = max(throttle.retry_after(account_key), throttle.retry_after(address_key))
@@ -85,7 +120,10 @@ async def login(
         throttle.record_failure(address_key)
         raise ApiError(401, "invalid_credentials", "Email or password is incorrect")
     throttle.reset(account_key)
-    return token_response(user, tokens)
+    if user["disabled_at"] is not None:
+        # Said only to whoever knows the password: it tells them why, and nobody else anything.
+        raise account_disabled()
+    return user
 
 
 async def current_user(pool: asyncpg.Pool, user_id: uuid.UUID) -> asyncpg.Record:
