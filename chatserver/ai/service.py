@@ -58,6 +58,9 @@ FOLLOW_POLL = 1.0
 KEEPALIVE_EVERY = 15.0
 # Why the database refused a reply before it started (ai_db.start_generation), and what the
 # customer is told when the ticket goes to a human for it.
+# Attempts at one reply whose instances died before a person takes the ticket: a reply that
+# keeps taking its instance down (a poison prompt) is not generated a third time.
+MAX_ATTEMPTS = 2
 REFUSED_TEXTS = {
     "reply_budget": handoff.REPLY_BUDGET_SPENT,
     "token_budget": handoff.REPLY_BUDGET_SPENT,
@@ -78,6 +81,9 @@ class Generation:
     # the search need not wait for the history.
     kb_query: str
     previous: Generation | None = None
+    # Which attempt at answering `in_reply_to` this is: 2 and more after an orphaned reply was
+    # taken over (chatserver/ai/orphans.py); an orphaned attempt MAX_ATTEMPTS goes to a person.
+    attempt: int = 1
     reply_id: uuid.UUID = field(default_factory=uuid.uuid4)
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
@@ -267,8 +273,45 @@ class AiService:
 
     # ---- generations -----------------------------------------------------------------------
 
+    async def follow_up_orphan(self, ticket_id: uuid.UUID, in_reply_to: int | None, attempt: int) -> None:
+        """A reply whose instance died was ended (orphans.py): the ticket's latest customer message
+        is answered again, or handed to a person when this was its last attempt. Nothing happens
+        when a person has the ticket already, or the latest message has a complete reply."""
+        ticket = await tickets_db.get_ticket(self.pool, ticket_id)
+        if ticket is None or not ticket["ai_enabled"]:
+            return
+        latest = await ai_db.latest_customer_message(self.pool, ticket_id)
+        if latest is None:
+            return
+        stored = await ai_db.reply_to(self.pool, ticket_id, latest["seq"])
+        if stored is not None and not stored["metadata"].get("incomplete"):
+            return
+        # A newer message than the orphan answered had no generation of its own (its instance
+        # died before claiming one): it gets a first attempt.
+        attempt = attempt + 1 if latest["seq"] == in_reply_to else 1
+        if attempt > MAX_ATTEMPTS:
+            await self.hand_off(ticket_id, "instance_lost", handoff.AI_UNAVAILABLE)
+            return
+        log.info(
+            "AI reply to message %s of ticket %s: attempt %d after its instance died", latest["seq"], ticket_id, attempt
+        )
+        self._spawn(ticket, REPLY, latest, supersede=False, attempt=attempt)
+
+    async def publish_event(self, event: Event, *, track: bool = True) -> None:
+        """Publish for another part of the AI layer (the orphan sweeper)."""
+        if track:
+            await self._publish(event)
+        else:
+            await self._publisher().publish(event)
+
     def _spawn(
-        self, ticket: Mapping[str, Any], kind: str, answering: Mapping[str, Any] | None, *, supersede: bool
+        self,
+        ticket: Mapping[str, Any],
+        kind: str,
+        answering: Mapping[str, Any] | None,
+        *,
+        supersede: bool,
+        attempt: int = 1,
     ) -> Generation:
         """Generate a reply to the customer message `answering` (for the copilot: a suggestion
         after it, or None when the customer has not written yet)."""
@@ -278,7 +321,7 @@ class AiService:
         if previous is not None:
             previous.cancel("superseded")
         in_reply_to = answering["seq"] if answering is not None else None
-        gen = Generation(ticket_id, kind, in_reply_to, supersede, _kb_query(ticket, answering), previous)
+        gen = Generation(ticket_id, kind, in_reply_to, supersede, _kb_query(ticket, answering), previous, attempt)
         self.generations[key] = gen
         task = asyncio.get_running_loop().create_task(self._run(gen), name=f"ai-{kind}-{ticket_id}")
         gen.task = task
@@ -391,6 +434,7 @@ class AiService:
                     settings.ai_claim_lease_seconds,
                     supersede=gen.supersede,
                     budget=self.budget if gen.kind == REPLY else None,
+                    attempt=gen.attempt,
                 )
             )
             rows = group.create_task(history)
