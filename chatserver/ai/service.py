@@ -610,10 +610,19 @@ class AiService:
                 retry_after=err.retry_after,
             )
         )
+        if err.detail:
+            await self._publish(
+                events.ai_failure_detail(gen.ticket_id, str(gen.reply_id), gen.kind, err.code, err.detail)
+            )
         if partial is not None:
             await self._publisher().publish(events.inbox_message_created(partial))
         log.warning(
-            "AI %s %s for ticket %s failed: %s (%s)", gen.kind, gen.reply_id, gen.ticket_id, err.code, err.message
+            "AI %s %s for ticket %s failed: %s (%s)",
+            gen.kind,
+            gen.reply_id,
+            gen.ticket_id,
+            err.code,
+            err.detail or err.message,
         )
         if gen.kind == REPLY and not err.retryable:
             # Asking again will not help (bad credentials, content filter): a person takes over.
