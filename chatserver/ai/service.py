@@ -37,7 +37,7 @@ from ..security import Identity
 from ..services import tickets as ticket_service
 from ..settings import Settings
 from ..views import message_view, ticket_view
-from . import handoff, knowledge, offline
+from . import handoff, knowledge, limits, offline
 from .groq_client import GenerationError
 from .knowledge import Article
 from .prompts import Prompt, PromptBuilder
@@ -65,7 +65,13 @@ REFUSED_TEXTS = {
     "reply_budget": handoff.REPLY_BUDGET_SPENT,
     "token_budget": handoff.REPLY_BUDGET_SPENT,
     "rate_limit": handoff.RATE_LIMITED,
+    limits.ADDRESS_LIMIT: handoff.RATE_LIMITED,
+    limits.INSTANCE_LIMIT: handoff.AI_BUSY,
 }
+# Failures where Groq answered with an HTTP error before generating anything: no tokens were
+# spent. Every other failure, and every cancellation, after the request went out is charged the
+# prompt and the text received (estimated: Groq reports usage only at the end of a stream).
+UNCHARGED_FAILURES = frozenset({"rate_limited", "ai_unavailable", "ai_auth_failed", "ai_request_rejected"})
 
 
 @dataclass(eq=False)
@@ -84,6 +90,8 @@ class Generation:
     # Which attempt at answering `in_reply_to` this is: 2 and more after an orphaned reply was
     # taken over (chatserver/ai/orphans.py); an orphaned attempt MAX_ATTEMPTS goes to a person.
     attempt: int = 1
+    # Who asked (request.remote), for the per-address limit; None when unknown (socket ai.retry).
+    client_address: str | None = None
     reply_id: uuid.UUID = field(default_factory=uuid.uuid4)
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
@@ -92,6 +100,9 @@ class Generation:
     settled: bool = False
     parts: list[str] = field(default_factory=list)
     batcher: DeltaBatcher | None = None
+    # The prompt sent to Groq (set when the request goes out): what a failed or cancelled reply
+    # is charged for.
+    prompt: Prompt | None = None
 
     def add(self, text: str) -> None:
         self.parts.append(text)
@@ -144,6 +155,11 @@ class AiService:
             user_replies=settings.ai_user_replies_per_window,
             user_window_seconds=settings.ai_user_window_seconds,
         )
+        self.limits = limits.ReplyLimits(
+            per_address=settings.ai_address_replies_per_window,
+            per_instance=settings.ai_instance_replies_per_window,
+            window_seconds=settings.ai_user_window_seconds,
+        )
         self.tracker = ReplyTracker()
         # Set when no hub observer feeds the tracker: the service feeds it what it publishes.
         self.feed_tracker_directly = True
@@ -156,7 +172,9 @@ class AiService:
 
     # ---- entry points ----------------------------------------------------------------------
 
-    async def on_message(self, message: dict[str, Any], ticket: asyncpg.Record, who: Identity) -> None:
+    async def on_message(
+        self, message: dict[str, Any], ticket: asyncpg.Record, who: Identity, *, client_address: str | None = None
+    ) -> None:
         """MESSAGE_HOOK: runs after a message is stored and published. Never waits for Groq."""
         if message["visibility"] != "public":
             return  # internal notes neither start nor stop the AI
@@ -169,7 +187,7 @@ class AiService:
         if handoff.wants_human(message["body"]):
             await self.hand_off(ticket["id"], "customer_asked", handoff.CUSTOMER_ASKED)
             return
-        self._spawn(ticket, REPLY, message, supersede=True)
+        self._spawn(ticket, REPLY, message, supersede=True, client_address=client_address)
 
     async def retry(self, ticket: asyncpg.Record, who: Identity) -> None:
         """The socket's ai.retry (AiControl)."""
@@ -179,7 +197,9 @@ class AiService:
         """The socket's copilot.request (AiControl)."""
         await self.request_copilot(ticket, who)
 
-    async def request_retry(self, ticket: asyncpg.Record, who: Identity) -> dict[str, Any]:
+    async def request_retry(
+        self, ticket: asyncpg.Record, who: Identity, *, client_address: str | None = None
+    ) -> dict[str, Any]:
         """Generate the reply to the latest customer message again (after a failure, typically).
         `ticket` was loaded as visible to `who` (the customer who owns it, or staff)."""
         if not ticket["ai_enabled"]:
@@ -188,7 +208,7 @@ class AiService:
         if latest is None:
             raise conflict("There is no customer message to reply to")
         await self._ensure_idle(ticket["id"], REPLY, "A reply is already being generated for this ticket")
-        gen = self._spawn(ticket, REPLY, latest, supersede=False)
+        gen = self._spawn(ticket, REPLY, latest, supersede=False, client_address=client_address)
         return {"reply_id": str(gen.reply_id), "in_reply_to": latest["seq"]}
 
     async def request_copilot(self, ticket: asyncpg.Record, who: Identity) -> dict[str, Any]:
@@ -312,6 +332,7 @@ class AiService:
         *,
         supersede: bool,
         attempt: int = 1,
+        client_address: str | None = None,
     ) -> Generation:
         """Generate a reply to the customer message `answering` (for the copilot: a suggestion
         after it, or None when the customer has not written yet)."""
@@ -321,7 +342,9 @@ class AiService:
         if previous is not None:
             previous.cancel("superseded")
         in_reply_to = answering["seq"] if answering is not None else None
-        gen = Generation(ticket_id, kind, in_reply_to, supersede, _kb_query(ticket, answering), previous, attempt)
+        gen = Generation(
+            ticket_id, kind, in_reply_to, supersede, _kb_query(ticket, answering), previous, attempt, client_address
+        )
         self.generations[key] = gen
         task = asyncio.get_running_loop().create_task(self._run(gen), name=f"ai-{kind}-{ticket_id}")
         gen.task = task
@@ -357,6 +380,16 @@ class AiService:
             if gen.previous is not None:
                 await gen.previous.wait()
                 gen.previous = None
+            if gen.kind == REPLY:
+                # In-process counters: no database round trip before the Groq request (limits.py).
+                refused = self.limits.hit(gen.client_address)
+                if refused is not None:
+                    gen.settled = True  # the handoff's own ticket.updated must not cancel it
+                    log.warning(
+                        "AI reply for ticket %s refused (%s, address %s)", gen.ticket_id, refused, gen.client_address
+                    )
+                    await self.hand_off(gen.ticket_id, refused, REFUSED_TEXTS[refused], current=gen)
+                    return
             try:
                 start, history, articles = await self._prepare(gen)
             except BaseException:
@@ -381,6 +414,8 @@ class AiService:
                 reason = gen.cancel_reason or "shutdown"
                 with contextlib.suppress(Exception):
                     await self._publish(events.ai_cancelled(gen.ticket_id, str(gen.reply_id), gen.kind, reason))
+                with contextlib.suppress(Exception):
+                    await self._charge_unfinished(gen)
                 log.info("AI %s %s for ticket %s cancelled (%s)", gen.kind, gen.reply_id, gen.ticket_id, reason)
             raise
         except Exception:
@@ -476,6 +511,7 @@ class AiService:
                 await self.hand_off(gen.ticket_id, start.refused, REFUSED_TEXTS[start.refused], current=gen)
                 return
         prompt = self._prompt(gen, ticket, start.customer_name, history, articles)
+        gen.prompt = prompt
         settings = self.settings
         gen.batcher = DeltaBatcher(
             lambda offset, text: self._send_delta(gen, offset, text),
@@ -586,7 +622,26 @@ class AiService:
             outcome.finish_reason,
         )
 
+    async def _charge_unfinished(self, gen: Generation) -> None:
+        """A reply that failed or was cancelled after its request went to Groq still used tokens:
+        the ticket's budget is charged the prompt and the text received, estimated as the prompt
+        builder does (~4 characters a token). The copilot and the offline responder cost none."""
+        if gen.kind != REPLY or self.groq is None or gen.prompt is None:
+            return
+        prompt_tokens = gen.prompt.estimated_tokens
+        completion_tokens = (len(gen.text) + 3) // 4
+        await ai_db.add_usage(
+            self.pool,
+            gen.ticket_id,
+            replies=0,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+
     async def _fail(self, gen: Generation, err: GenerationError, prompt: Prompt) -> None:
+        if err.code not in UNCHARGED_FAILURES:
+            await self._charge_unfinished(gen)
         text = gen.text
         partial = None
         if text and gen.kind == REPLY:
@@ -642,7 +697,7 @@ class AiService:
 
     # ---- following a reply (the SSE endpoint) ----------------------------------------------
 
-    async def open_reply_stream(self, ticket: asyncpg.Record) -> ReplyStream:
+    async def open_reply_stream(self, ticket: asyncpg.Record, *, client_address: str | None = None) -> ReplyStream:
         """Follow the reply to the ticket's latest customer message: attach to it when it is being
         generated (here or elsewhere), return it when it is stored, else start it. Raises the
         ApiError to answer with before any stream begins."""
@@ -668,7 +723,7 @@ class AiService:
             fresh = await tickets_db.get_ticket(self.pool, ticket_id)
             if fresh is None or not fresh["ai_enabled"]:
                 raise conflict("AI replies are off for this ticket")
-            gen = self._spawn(fresh, REPLY, latest, supersede=False)
+            gen = self._spawn(fresh, REPLY, latest, supersede=False, client_address=client_address)
             return ReplyStream(self, watch, ticket_id, seq, own=gen)
         except BaseException:
             watch.close()
