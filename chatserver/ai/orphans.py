@@ -77,7 +77,12 @@ class OrphanSweeper:
         while True:
             orphans = await ai_db.take_orphans(self.service.pool, ORPHAN_BATCH)
             for orphan in orphans:
-                await self.take_over(orphan)
+                try:
+                    await self.take_over(orphan)
+                except Exception:
+                    # Its claim is gone already: every instance still tracking the stream ends
+                    # it itself (forget_ghosts); the next orphan must not wait on this one.
+                    log.exception("could not take over AI %s %s", orphan["kind"], orphan["reply_id"])
             if len(orphans) < ORPHAN_BATCH:
                 break
         await self.forget_ghosts()

@@ -297,6 +297,8 @@ class AiService:
         """A reply whose instance died was ended (orphans.py): the ticket's latest customer message
         is answered again, or handed to a person when this was its last attempt. Nothing happens
         when a person has the ticket already, or the latest message has a complete reply."""
+        if (str(ticket_id), REPLY) in self.generations:
+            return  # a reply for the ticket is starting here already (a newer message's)
         ticket = await tickets_db.get_ticket(self.pool, ticket_id)
         if ticket is None or not ticket["ai_enabled"]:
             return
