@@ -21,6 +21,8 @@ from aiohttp.test_utils import TestClient
 from chatserver.ai.fake_groq import FakeGroq, Script
 from chatserver.ai.orphans import INSTANCE_LOST, OrphanSweeper
 from chatserver.ai.service import AiService
+from chatserver.app import create_app
+from chatserver.db import messages as messages_db
 from chatserver.keys import AI_SERVICE, DB_POOL, HUB
 from chatserver.realtime import events
 from chatserver.settings import Settings
@@ -227,8 +229,6 @@ def sweeper(client: TestClient) -> OrphanSweeper:
 async def test_a_second_orphaned_attempt_hands_the_ticket_to_a_person(
     aiohttp_client: Any, quick: Settings, fake_groq: FakeGroq
 ) -> None:
-    from chatserver.app import create_app
-
     client: TestClient = await aiohttp_client(create_app(quick, bcrypt_rounds=4))
     customer, ticket = await _customer_ticket(client)
     await _unanswered_question(client, customer, ticket)
@@ -254,9 +254,6 @@ async def test_a_second_orphaned_attempt_hands_the_ticket_to_a_person(
 async def test_an_orphan_stored_before_its_instance_died_is_delivered_not_generated_again(
     aiohttp_client: Any, quick: Settings, fake_groq: FakeGroq
 ) -> None:
-    from chatserver.app import create_app
-    from chatserver.db import messages as messages_db
-
     client: TestClient = await aiohttp_client(create_app(quick, bcrypt_rounds=4))
     customer, ticket = await _customer_ticket(client)
     await _unanswered_question(client, customer, ticket)
@@ -287,8 +284,6 @@ async def test_a_stream_whose_claim_is_gone_is_forgotten_and_ended_for_the_room(
 ) -> None:
     """The reply's final event never reached this instance (lost with the backplane, say):
     without a claim it ends here after the grace period, and joiners no longer see it."""
-    from chatserver.app import create_app
-
     client: TestClient = await aiohttp_client(create_app(quick, bcrypt_rounds=4))
     customer, ticket = await _customer_ticket(client)
     ws = await client.ws_connect(f"/tickets/{ticket['id']}/ws", headers=customer)
