@@ -63,6 +63,13 @@ class Settings:
     ai_delta_max_chars: int = 400
     ai_claim_lease_seconds: float = 30.0
     ai_claim_heartbeat_seconds: float = 1.0
+    # How often every instance looks for generation claims whose lease ran out (their instance
+    # died) and for reply streams it tracks whose claim is gone (docs/ai.md, "Orphaned replies").
+    ai_sweep_interval_seconds: float = 5.0
+    # AI replies per client address and per instance in each AI_USER_RATE_WINDOW_SECONDS window,
+    # counted in-process on each instance (docs/ai.md, "Budgets and limits").
+    ai_address_replies_per_window: int = 60
+    ai_instance_replies_per_window: int = 3000
     ai_product_name: str = "our product"
     log_format: str = "text"
     log_level: str = "INFO"
@@ -274,6 +281,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         ai_delta_max_chars=_int(env, "AI_DELTA_MAX_CHARS", 400, 1, 100_000),
         ai_claim_lease_seconds=_ai_lease(env),
         ai_claim_heartbeat_seconds=_float(env, "AI_CLAIM_HEARTBEAT_SECONDS", 1.0, 0.05, 60.0),
+        ai_sweep_interval_seconds=_float(env, "AI_SWEEP_INTERVAL_SECONDS", 5.0, 0.05, 600.0),
+        ai_address_replies_per_window=_int(env, "AI_ADDRESS_RATE_LIMIT", 60, 1, 1_000_000),
+        ai_instance_replies_per_window=_int(env, "AI_INSTANCE_RATE_LIMIT", 3000, 1, 100_000_000),
         ai_product_name=env.get("AI_PRODUCT_NAME", "").strip() or "our product",
         log_format=log_format,
         log_level=log_level,

@@ -122,5 +122,6 @@ async def post_message(request: web.Request) -> web.Response:
         client_id=body.get("client_id"),
         internal=body.get("internal", False),
         after_post=request.app[MESSAGE_HOOK],
+        client_address=request.remote,
     )
     return json_response({"message": message, "created": created}, status=201 if created else 200)

@@ -334,6 +334,7 @@ class RoomSession:
             client_id=body["client_id"],
             internal=body.get("internal", False),
             after_post=self.app[MESSAGE_HOOK],
+            client_address=self.request.remote,
         )
         self.conn.send_frame(events.ack_frame(body["client_id"], message, duplicate=not created))
         if self.typing_active:

@@ -131,6 +131,17 @@ def ai_failed(
     )
 
 
+def ai_failure_detail(ticket_id: uuid.UUID, reply_id: str, kind: str, code: str, detail: str) -> Event:
+    """What the AI service said about a failure (its error text can name the organisation, the
+    model and its limits): agents and admins only, right after the reply's ai.failed, whose
+    `message` is a generic sentence for everyone."""
+    return Event(
+        ticket_channel(ticket_id),
+        {"type": "ai.failure_detail", "reply_id": reply_id, "kind": kind, "code": code, "detail": detail},
+        staff_only=True,
+    )
+
+
 def ai_cancelled(ticket_id: uuid.UUID, reply_id: str, kind: str, reason: str) -> Event:
     return Event(
         ticket_channel(ticket_id),

@@ -68,6 +68,7 @@ async def create_ticket(
     first_message: str | None,
     client_id: str | None,
     after_post: MessageHook | None = None,
+    client_address: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     if who.role != "customer":
         raise forbidden("Only customers open tickets")
@@ -97,7 +98,7 @@ async def create_ticket(
         await publisher.publish(events.message_created(message))
         await publisher.publish(events.inbox_message_created(message))
         if after_post is not None:
-            await after_post(message, ticket_row, who)
+            await after_post(message, ticket_row, who, client_address=client_address)
     return ticket, message
 
 
