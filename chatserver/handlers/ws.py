@@ -281,7 +281,7 @@ class RoomSession:
             if msg.type == WSMsgType.TEXT:
                 await self.handle_text(msg.data)
             elif msg.type == WSMsgType.PING:
-                await ws.pong(msg.data)
+                await conn.pong(msg.data)
             elif msg.type == WSMsgType.BINARY:
                 self.reject("unsupported_frame", "Binary frames are not supported; send JSON text")
             elif msg.type == WSMsgType.ERROR:
@@ -333,7 +333,9 @@ class RoomSession:
             internal=body.get("internal", False),
             after_post=self.app[MESSAGE_HOOK],
         )
-        self.conn.send_frame(events.ack_frame(body["client_id"], message, duplicate=not created))
+        # The ack is a resume position: it must not overtake messages the room still holds back.
+        ack = events.ack_frame(body["client_id"], message, duplicate=not created)
+        self.app[HUB].send_ack(events.ticket_channel(self.ticket_id), self.conn, message["seq"], ack)
         if self.typing_active:
             await self.stop_typing()
 
@@ -448,7 +450,7 @@ async def inbox_socket(request: web.Request) -> web.StreamResponse:
                 else:
                     conn.send_frame(events.error_frame("unknown_type", "The inbox accepts only ping frames"))
             elif msg.type == WSMsgType.PING:
-                await ws.pong(msg.data)
+                await conn.pong(msg.data)
             elif msg.type == WSMsgType.ERROR:
                 break
     finally:
