@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient
 from chatserver.db import messages as messages_db
 from chatserver.keys import DB_POOL, HUB
 from chatserver.realtime import events
+from chatserver.realtime.hub import GAP_READ_LIMIT
 from chatserver.settings import Settings
 from chatserver.views import message_view
 
@@ -112,6 +113,21 @@ async def test_a_gap_that_opens_after_one_was_filled_is_filled_too(client: TestC
     await _store(client, ticket["id"], agent, "arrived 4", delivered=True)
     assert await _created_until(cws, 4) == [3, 4]
     await cws.close()
+
+
+async def test_a_gap_longer_than_one_database_read_is_filled_completely(
+    client: TestClient, make_user: MakeUser
+) -> None:
+    customer = await make_user("customer")
+    agent = await make_user("agent")
+    ticket = await create_ticket(client, customer)
+    aws = await _join(client, agent, ticket["id"])
+    lost = GAP_READ_LIMIT + 10
+    for i in range(lost):
+        await _store(client, ticket["id"], agent, f"lost {i + 1}", delivered=False)
+    await _store(client, ticket["id"], agent, "arrived", delivered=True)
+    assert await _created_until(aws, lost + 1) == list(range(1, lost + 2))
+    await aws.close()
 
 
 async def test_an_ack_arrives_after_the_earlier_messages_the_room_held_back(

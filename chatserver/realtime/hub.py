@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 # database. Reordering between two commits on one instance resolves in microseconds; events
 # from another instance via Redis in a few ms.
 DEFAULT_GAP_WAIT = 0.5
+# Messages read per query when filling gaps: a room that missed a long Redis outage reads them in
+# pieces rather than in one unbounded result.
+GAP_READ_LIMIT = 500
 
 FetchRange = Callable[[uuid.UUID, int, int], Awaitable[list[dict[str, Any]]]]
 Observer = Callable[[Event], None]
@@ -266,25 +269,30 @@ class Hub:
     async def _read_gap(self, room: Room) -> None:
         if room.high_seq is None:
             return
+        # Every seq up to `target` (it included, for an ack waiting on a lost event). A seq after
+        # a gap is committed, so everything before it is committed or never will be (seqs are
+        # allocated under the ticket's row lock).
         target = max([*room.early, *(seq for seq, _, _ in room.held_acks)], default=room.high_seq)
-        if room.ticket_id is not None and target > room.high_seq:
-            try:
-                # Every seq up to `target` (it included, for an ack waiting on a lost event): a
-                # seq after a gap is committed, so everything before it is committed or never
-                # will be (seqs are allocated under the ticket's row lock).
-                missing = await self.fetch_range(room.ticket_id, room.high_seq, target + 1)
-            except Exception as exc:  # noqa: BLE001 - whatever the database raised, the room acts the same
-                self._close_unreadable(room, exc)
-                return
-            for message in missing:
-                if message["seq"] > room.high_seq:
-                    room.early.setdefault(message["seq"], events.message_created(message))
-            log.info("filled a gap of %d message(s) in %s", len(missing), room.channel)
-        # A seq up to `target` the database does not have was never stored (an insert rolled
-        # back): skip it. Internal notes are stored messages: read and delivered to staff only.
+        filled = 0
         while room.high_seq < target:
-            seq = room.high_seq + 1
-            self._advance(room, seq, room.early.pop(seq, None))
+            upto = min(target, room.high_seq + GAP_READ_LIMIT)
+            if room.ticket_id is not None:
+                try:
+                    missing = await self.fetch_range(room.ticket_id, room.high_seq, upto + 1)
+                except Exception as exc:  # noqa: BLE001 - whatever the database raised, the room acts the same
+                    self._close_unreadable(room, exc)
+                    return
+                filled += len(missing)
+                for message in missing:
+                    if message["seq"] > room.high_seq:
+                        room.early.setdefault(message["seq"], events.message_created(message))
+            # A seq up to `upto` the database does not have was never stored (an insert rolled
+            # back): skip it. Internal notes are stored messages: read, and delivered to staff only.
+            while room.high_seq < upto:
+                seq = room.high_seq + 1
+                self._advance(room, seq, room.early.pop(seq, None))
+        if filled:
+            log.info("filled gaps in %s from the database (%d message(s) read)", room.channel, filled)
         self._drain(room)
 
     def _close_unreadable(self, room: Room, exc: Exception) -> None:
