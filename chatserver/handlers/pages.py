@@ -19,7 +19,8 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from ..errors import ApiError
-from ..keys import DB_POOL, LOGIN_THROTTLE, SETTINGS
+from ..http_limits import body_deadline
+from ..keys import DB_POOL, LOGIN_THROTTLE, PASSWORD_LANES, SETTINGS
 from ..services import auth as auth_service
 from ..services.widget import identity_signature
 from ..web_session import CSRF_FORM_FIELD, check_csrf, csrf_token, secure_page_headers, start_login
@@ -85,7 +86,8 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login_submit(request: web.Request) -> web.Response:
-    form = await request.post()
+    async with body_deadline(request):
+        form = await request.post()
     email = _form_str(form, "email")[:MAX_EMAIL].strip()
     password = _form_str(form, "password")[:MAX_PASSWORD]
 
@@ -108,6 +110,7 @@ async def login_submit(request: web.Request) -> web.Response:
             email=email,
             password=password,
             client_address=request.remote or "unknown",
+            lanes=request.app[PASSWORD_LANES],
         )
     except ApiError as err:
         if err.status == 429:
@@ -123,7 +126,8 @@ async def login_submit(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    form = await request.post()
+    async with body_deadline(request):
+        form = await request.post()
     await check_csrf(request, _form_str(form, CSRF_FORM_FIELD))
     session = await get_session(request)
     session.invalidate()
