@@ -36,11 +36,12 @@ class TicketCaps:
     open_at_once: int
 
 
-async def check_ticket_caps(conn: asyncpg.Connection, customer_id: uuid.UUID, caps: TicketCaps) -> None:
-    """Inside the creating transaction: lock the customer, count from the database (so the caps
-    hold across instances and against concurrent requests), refuse with 429 when over."""
-    if not await tickets_db.lock_customer(conn, customer_id):
-        raise account_gone()
+async def check_ticket_caps(conn: asyncpg.Connection | asyncpg.Pool, customer_id: uuid.UUID, caps: TicketCaps) -> None:
+    """Count the customer's tickets in the database (so the caps hold across instances) and refuse
+    with 429 when over. create_ticket calls it twice: once without a lock, so a flood past the cap
+    is refused without queueing on the lock (and holding pool connections while it waits), then
+    inside the creating transaction after locking the customer, so concurrent requests cannot
+    race past the cap."""
     counts = await tickets_db.customer_ticket_counts(conn, customer_id)
     if counts["opened_last_hour"] >= caps.per_hour:
         raise too_many_requests(
@@ -108,9 +109,14 @@ async def create_ticket(
     if who.role != "customer":
         raise forbidden("Only customers open tickets")
     message_row = None
+    # Staff never get here, so the customer caps never apply to them.
+    if caps is not None:
+        await check_ticket_caps(pool, who.user_id, caps)
     # One transaction: a ticket is never left behind without the first message it was opened with.
     async with pool.acquire() as conn, conn.transaction():
-        if caps is not None and not who.is_staff:
+        if caps is not None:
+            if not await tickets_db.lock_customer(conn, who.user_id):
+                raise account_gone()
             await check_ticket_caps(conn, who.user_id, caps)
         try:
             ticket_row = await tickets_db.insert_ticket(conn, who.user_id, subject, description, ai_enabled)
