@@ -26,6 +26,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from .app import create_app
+    from .http_limits import raise_fd_limit
     from .middleware import AccessLogger
 
     try:
@@ -34,6 +35,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # Windows, or uvloop not installed: the default loop works too
         pass
+    before, after = raise_fd_limit()
+    if after != before:
+        log.info("open-file limit raised from %d to %d", before, after)
     app = create_app(settings)
     log.info("listening on http://%s:%d", settings.host, settings.port)
     # AccessLogger: aiohttp's default access log writes query strings, and so any token in them.
@@ -44,6 +48,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         print=None,
         shutdown_timeout=10,
         access_log_class=AccessLogger,
+        # aiohttp has no header-read timeout of its own, but its keep-alive timer also runs from
+        # the moment a connection opens and closes it if no complete request has arrived by then:
+        # so this bounds how long headers may dribble in (slowloris) as well as idle keep-alive.
+        keepalive_timeout=settings.http_header_timeout,
     )
     return 0
 

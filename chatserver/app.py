@@ -27,8 +27,12 @@ from .keys import (
     MESSAGE_HOOK,
     MESSAGE_WRITER,
     METRICS_REGISTRY,
+    PASSWORD_LANES,
     PUBLISHER,
+    SEND_BUDGET,
     SETTINGS,
+    SIGNUP_THROTTLE,
+    SOCKET_LIMITS,
     WIDGET_THROTTLE,
 )
 from .metrics import HttpMetrics, create_registry
@@ -39,7 +43,9 @@ from .routes import setup_routes
 from .security import DEFAULT_BCRYPT_ROUNDS
 from .services.access import AccessCache, AccessWatcher
 from .services.hooks import no_hook
-from .services.throttle import Throttle
+from .services.passwords import PasswordLanes, lane_sizes
+from .services.socket_limits import SocketLimits
+from .services.throttle import LoginThrottle, SendBudget, Throttle
 from .settings import Settings
 from .web_session import console_session_middleware
 
@@ -82,6 +88,15 @@ async def access_ctx(app: web.Application) -> AsyncIterator[None]:
         await watcher.close()
 
 
+async def password_lanes_ctx(app: web.Application) -> AsyncIterator[None]:
+    lanes = PasswordLanes(*lane_sizes())
+    app[PASSWORD_LANES] = lanes
+    try:
+        yield
+    finally:
+        lanes.close()
+
+
 async def message_writer_ctx(app: web.Application) -> AsyncIterator[None]:
     """The group-commit writer for posted messages; on exit it stores what it accepted, before
     the pool closes."""
@@ -110,10 +125,20 @@ def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS
     app.on_response_prepare.append(echo_request_id)
     app[BCRYPT_ROUNDS] = bcrypt_rounds
     app[ACCESS_CACHE] = AccessCache(settings.account_cache_seconds)
-    app[LOGIN_THROTTLE] = Throttle(settings.login_max_failures, settings.login_window_seconds)
+    # The limits of docs/operations.md, "Limits".
+    app[LOGIN_THROTTLE] = LoginThrottle(
+        per_pair=settings.login_max_failures,
+        per_address=settings.login_address_max_failures,
+        per_account=settings.login_account_max_failures,
+        window=settings.login_window_seconds,
+    )
+    app[SIGNUP_THROTTLE] = Throttle(settings.signup_limit_per_address, settings.signup_window_seconds)
+    app[SEND_BUDGET] = SendBudget(settings.ws_send_rate, settings.ws_send_burst)
+    app[SOCKET_LIMITS] = SocketLimits(settings.sockets_per_user, settings.sockets_per_address)
     app[WIDGET_THROTTLE] = Throttle(settings.widget_visitors_per_window, settings.widget_visitor_window_seconds)
     app[PUBLISHER] = NullPublisher()
     app[MESSAGE_HOOK] = no_hook
+    app.cleanup_ctx.append(password_lanes_ctx)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(message_writer_ctx)
     app.cleanup_ctx.append(realtime_ctx)

@@ -17,7 +17,9 @@ from .realtime.tickets import TicketStore
 from .security import Identity
 from .services.access import AccessCache, AccessWatcher
 from .services.hooks import AiControl, MessageHook
-from .services.throttle import Throttle
+from .services.passwords import PasswordLanes
+from .services.socket_limits import SocketLimits
+from .services.throttle import LoginThrottle, SendBudget, Throttle
 from .settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -26,7 +28,15 @@ DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 DB_URL = web.AppKey("db_url", str)
 # Posted messages are stored through it (group commit); other inserts use the pool directly.
 MESSAGE_WRITER = web.AppKey("message_writer", MessageWriter)
-LOGIN_THROTTLE = web.AppKey("login_throttle", Throttle)
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+# Sign-up attempts per client address.
+SIGNUP_THROTTLE = web.AppKey("signup_throttle", Throttle)
+# bcrypt's thread pools: logins and new passwords in separate lanes (services/passwords.py).
+PASSWORD_LANES = web.AppKey("password_lanes", PasswordLanes)
+# Message posts per user, REST and sockets together (WS_SEND_RATE / WS_SEND_BURST).
+SEND_BUDGET = web.AppKey("send_budget", SendBudget)
+# Open WebSockets per user and per client address.
+SOCKET_LIMITS = web.AppKey("socket_limits", SocketLimits)
 # New anonymous widget visitors per client address (each one creates an account).
 WIDGET_THROTTLE = web.AppKey("widget_throttle", Throttle)
 # What this instance knows of accounts' access (role, disabled, session generation), and what

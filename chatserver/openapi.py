@@ -296,6 +296,7 @@ RESPONSES: dict[str, Schema] = {
     "NotFound": error_response("No such resource, or not visible to the caller."),
     "Conflict": error_response("Conflicts with existing data."),
     "PayloadTooLarge": error_response("The body exceeds MAX_BODY_BYTES."),
+    "RequestTimeout": error_response("The body did not fully arrive within HTTP_BODY_TIMEOUT_SECONDS."),
     "UnsupportedMediaType": error_response("The body is not application/json."),
     "ValidationError": error_response("Wrong types, unknown fields or values out of range; details.fields says which."),
     "RateLimited": {
@@ -306,7 +307,7 @@ RESPONSES: dict[str, Schema] = {
 }
 
 # Responses every JSON-body endpoint can give, and every authenticated one.
-BODY_ERRORS = ("BadRequest", "PayloadTooLarge", "UnsupportedMediaType", "ValidationError")
+BODY_ERRORS = ("BadRequest", "RequestTimeout", "PayloadTooLarge", "UnsupportedMediaType", "ValidationError")
 # Forbidden: any authenticated request of a disabled account is refused (docs/security.md).
 AUTH_ERRORS = ("Unauthorized", "Forbidden")
 STATUS_OF = {
@@ -314,6 +315,7 @@ STATUS_OF = {
     "Unauthorized": "401",
     "Forbidden": "403",
     "NotFound": "404",
+    "RequestTimeout": "408",
     "Conflict": "409",
     "PayloadTooLarge": "413",
     "UnsupportedMediaType": "415",
@@ -410,7 +412,9 @@ PATHS: dict[str, dict[str, Schema]] = {
             auth=False,
             body="SignupRequest",
             ok={"201": json_content(ref("TokenResponse"), "Account created; a token for it.")},
-            errors=("Conflict",),
+            errors=("Conflict", "RateLimited"),
+            description="Attempts per client address are limited (SIGNUP_LIMIT_PER_ADDRESS per 10 minutes, "
+            "failed ones included): 429 with Retry-After.",
         )
     },
     "/auth/login": {
@@ -422,7 +426,8 @@ PATHS: dict[str, dict[str, Schema]] = {
             body="LoginRequest",
             ok={"200": json_content(ref("TokenResponse"), "Signed in.")},
             errors=("Unauthorized", "RateLimited"),
-            description="Repeated failures for one account or address are throttled (429 with Retry-After).",
+            description="Repeated failures for one account from one address, from one address, or for one "
+            "account from addresses it has not signed in from are throttled (429 with Retry-After).",
         )
     },
     "/auth/me": {
@@ -450,7 +455,9 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="createTicket",
             body="CreateTicketRequest",
             ok={"201": json_content(ref("CreatedTicket"), "The new ticket and its first message, if one was sent.")},
-            errors=("Forbidden",),
+            errors=("Forbidden", "RateLimited"),
+            description="429 `rate_limited` past TICKETS_PER_CUSTOMER_PER_HOUR, 429 `too_many_open_tickets` "
+            "past OPEN_TICKETS_PER_CUSTOMER; both with Retry-After.",
         ),
     },
     "/tickets/{ticket_id}": {
@@ -494,8 +501,9 @@ PATHS: dict[str, dict[str, Schema]] = {
                 "201": json_content(ref("PostedMessage"), "Stored."),
                 "200": json_content(ref("PostedMessage"), "A retry: the message stored earlier with this client_id."),
             },
-            errors=("Forbidden", "NotFound"),
-            description="A customer writing on a resolved or closed ticket reopens it.",
+            errors=("Forbidden", "NotFound", "RateLimited"),
+            description="A customer writing on a resolved or closed ticket reopens it. Posts share one per-user "
+            "budget with message.send on the user's sockets (WS_SEND_RATE, WS_SEND_BURST): 429 with Retry-After.",
         ),
     },
     "/tickets/{ticket_id}/ai-response": {
@@ -555,8 +563,9 @@ PATHS: dict[str, dict[str, Schema]] = {
                 query_param("ticket", {"type": "string"}, "A single-use ticket from POST /ws/tickets (browsers)."),
             ],
             ok={"101": {"description": "Switching to WebSocket; the frames are described in docs/protocol.md."}},
-            errors=("Forbidden", "NotFound", "ValidationError"),
-            description="Authenticate with the Authorization header, a ?ticket= or the console session.",
+            errors=("Forbidden", "NotFound", "ValidationError", "RateLimited"),
+            description="Authenticate with the Authorization header, a ?ticket= or the console session. 429 "
+            "when the user or the client address already holds SOCKETS_PER_USER / SOCKETS_PER_ADDRESS sockets.",
         )
     },
     "/ws/tickets": {
@@ -581,7 +590,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="inboxSocket",
             params=[query_param("ticket", {"type": "string"}, "A single-use ticket from POST /ws/tickets.")],
             ok={"101": {"description": "Switching to WebSocket; the frames are described in docs/protocol.md."}},
-            errors=("Forbidden",),
+            errors=("Forbidden", "RateLimited"),
         )
     },
     "/healthz": {

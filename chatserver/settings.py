@@ -74,13 +74,30 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
-    # Login throttling: this many failures inside the window lock the account / address out.
+    # Login throttling (docs/operations.md, "Limits"): failures inside the window that lock one
+    # account out for one client address; failures from one address across all accounts; failures
+    # on one account from addresses it has never signed in from.
     login_max_failures: int = 5
     login_window_seconds: int = 300
+    login_address_max_failures: int = 50
+    login_account_max_failures: int = 100
+    # Sign-ups (each a new account, each a bcrypt hash) per client address per window.
+    signup_limit_per_address: int = 20
+    signup_window_seconds: int = 600
+    # Tickets a customer may open per rolling hour, and may have open (open or pending) at once.
+    tickets_per_customer_per_hour: int = 10
+    open_tickets_per_customer: int = 20
+    # WebSockets open at once on this instance per user and per client address.
+    sockets_per_user: int = 20
+    sockets_per_address: int = 200
+    # A request's headers (and an idle keep-alive connection's next request) must arrive within
+    # the first; its body within the second.
+    http_header_timeout: float = 20.0
+    http_body_timeout: float = 30.0
     allowed_origins: tuple[str, ...] = ()
     # WebSocket: ping interval (a peer that misses the pong is dropped), largest client frame,
-    # per-connection send rate (messages/s and burst), outgoing frames queued before a slow
-    # consumer is disconnected.
+    # per-user message-post rate (messages/s and burst; REST and sockets share it, per instance),
+    # outgoing frames queued before a slow consumer is disconnected.
     ws_heartbeat: float = 30.0
     ws_max_msg_size: int = 64 * 1024
     ws_send_rate: float = 5.0
@@ -290,6 +307,16 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
         login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
         login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 300, 1, 86400),
+        login_address_max_failures=_int(env, "LOGIN_ADDRESS_MAX_FAILURES", 50, 1, 1_000_000),
+        login_account_max_failures=_int(env, "LOGIN_ACCOUNT_MAX_FAILURES", 100, 1, 1_000_000),
+        signup_limit_per_address=_int(env, "SIGNUP_LIMIT_PER_ADDRESS", 20, 1, 1_000_000),
+        signup_window_seconds=_int(env, "SIGNUP_WINDOW_SECONDS", 600, 1, 86_400),
+        tickets_per_customer_per_hour=_int(env, "TICKETS_PER_CUSTOMER_PER_HOUR", 10, 1, 1_000_000),
+        open_tickets_per_customer=_int(env, "OPEN_TICKETS_PER_CUSTOMER", 20, 1, 1_000_000),
+        sockets_per_user=_int(env, "SOCKETS_PER_USER", 20, 1, 1_000_000),
+        sockets_per_address=_int(env, "SOCKETS_PER_ADDRESS", 200, 1, 10_000_000),
+        http_header_timeout=_float(env, "HTTP_HEADER_TIMEOUT_SECONDS", 20.0, 0.1, 3600.0),
+        http_body_timeout=_float(env, "HTTP_BODY_TIMEOUT_SECONDS", 30.0, 0.1, 3600.0),
         allowed_origins=origins,
         widget_identity_secret=env.get("WIDGET_IDENTITY_SECRET", "").strip() or None,
         widget_visitors_per_window=_int(env, "WIDGET_VISITORS_PER_WINDOW", 20, 1, 1_000_000),

@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 
 from .errors import ApiError, bad_request, validation_error
+from .http_limits import body_deadline
 
 _MISSING: Any = object()
 
@@ -138,7 +139,8 @@ async def read_json(request: web.Request) -> Any:
     ctype = request.content_type
     if ctype != "application/json":
         raise ApiError(415, "unsupported_media_type", "Send the body as application/json")
-    raw = await request.read()
+    async with body_deadline(request):
+        raw = await request.read()
     if not raw:
         raise bad_request("Request body is empty; send a JSON object")
     try:

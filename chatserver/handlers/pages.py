@@ -19,7 +19,8 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from ..errors import ApiError, not_found
-from ..keys import DB_POOL, LOGIN_THROTTLE, PUBLISHER, SETTINGS
+from ..http_limits import body_deadline
+from ..keys import DB_POOL, LOGIN_THROTTLE, PASSWORD_LANES, PUBLISHER, SETTINGS
 from ..services import auth as auth_service
 from ..services import users as users_service
 from ..services.widget import DEMO_ID_PREFIX, demo_external_id, identity_signature
@@ -86,7 +87,8 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login_submit(request: web.Request) -> web.Response:
-    form = await request.post()
+    async with body_deadline(request):
+        form = await request.post()
     email = _form_str(form, "email")[:MAX_EMAIL].strip()
     password = _form_str(form, "password")[:MAX_PASSWORD]
 
@@ -108,6 +110,7 @@ async def login_submit(request: web.Request) -> web.Response:
             email=email,
             password=password,
             client_address=request.remote or "unknown",
+            lanes=request.app[PASSWORD_LANES],
         )
     except ApiError as err:
         if err.status == 429:
@@ -126,7 +129,8 @@ async def login_submit(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """End the session on the server too: the account's session generation goes up, so a copy of
     this cookie, and every token issued under it, stops working (on every instance)."""
-    form = await request.post()
+    async with body_deadline(request):
+        form = await request.post()
     await check_csrf(request, _form_str(form, CSRF_FORM_FIELD))
     session = await get_session(request)
     who = unchecked_session_identity(session)

@@ -21,7 +21,19 @@ from ..db import messages as messages_db
 from ..db import users as users_db
 from ..errors import ApiError, forbidden, unauthorized
 from ..jsonutil import json_response
-from ..keys import AI, DB_POOL, HUB, MESSAGE_HOOK, MESSAGE_WRITER, PRESENCE, PUBLISHER, SETTINGS, WS_TICKETS
+from ..keys import (
+    AI,
+    DB_POOL,
+    HUB,
+    MESSAGE_HOOK,
+    MESSAGE_WRITER,
+    PRESENCE,
+    PUBLISHER,
+    SEND_BUDGET,
+    SETTINGS,
+    SOCKET_LIMITS,
+    WS_TICKETS,
+)
 from ..realtime import events
 from ..realtime.client import Connection
 from ..realtime.tickets import TICKET_TTL, issue_ws_ticket, redeem_ws_ticket
@@ -43,10 +55,14 @@ JOIN_HISTORY = 50
 RESUME_LIMIT = 500
 # A client that keeps sending frames we cannot use is disconnected after this many.
 MAX_BAD_FRAMES = 50
-# Typing: at most one "typing" broadcast per user per TYPING_THROTTLE seconds; an indicator
-# nobody refreshes goes away after TYPING_EXPIRE seconds.
+# Typing: an unchanged "typing" state is re-broadcast at most every TYPING_THROTTLE seconds; an
+# indicator nobody refreshes goes away after TYPING_EXPIRE seconds. Whatever a client sends (say
+# active true/false alternating as fast as it can), one socket causes at most one typing broadcast
+# per TYPING_MIN_GAP seconds: a change that comes sooner is sent when the gap ends, if it is still
+# the current state then.
 TYPING_THROTTLE = 2.0
 TYPING_EXPIRE = 6.0
+TYPING_MIN_GAP = 1.0
 
 SEND_SCHEMA = {
     "type": Str(),
@@ -70,26 +86,6 @@ class FrameError(Exception):
         self.code = code
         self.message = message
         self.retry_after = retry_after
-
-
-class TokenBucket:
-    __slots__ = ("burst", "rate", "stamp", "tokens")
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-
-    def take(self) -> float:
-        """0 when allowed, else the seconds until a token is available."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
 
 
 def _check_origin(request: web.Request) -> None:
@@ -167,6 +163,23 @@ async def _accept(ws: web.WebSocketResponse, request: web.Request) -> None:
     ws.headers.clear()
 
 
+async def _accept_within_limits(ws: web.WebSocketResponse, request: web.Request, who: Identity) -> str:
+    """Take one of the user's and the address's socket slots (SOCKETS_PER_USER,
+    SOCKETS_PER_ADDRESS), then complete the handshake. Over a limit, ApiError 429 before the
+    upgrade, so the client gets a plain HTTP answer with the JSON error body. The caller releases
+    the slot (by the returned address) in the finally that ends the socket; here, only when the
+    handshake itself fails. Not a context manager: that object would live as long as the socket."""
+    limits = request.app[SOCKET_LIMITS]
+    address = request.remote or "unknown"
+    limits.acquire(who.user_id, address)
+    try:
+        await _accept(ws, request)
+    except BaseException:
+        limits.release(who.user_id, address)
+        raise
+    return address
+
+
 async def ticket_socket(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
@@ -178,7 +191,7 @@ async def ticket_socket(request: web.Request) -> web.StreamResponse:
     user = await _participant(pool, who)
 
     ws = _socket(settings)
-    await _accept(ws, request)
+    address = await _accept_within_limits(ws, request, who)
     hub = app[HUB]
     presence = app[PRESENCE]
     publisher = app[PUBLISHER]
@@ -195,6 +208,7 @@ async def ticket_socket(request: web.Request) -> web.StreamResponse:
             await publisher.publish(events.presence_joined(ticket_id, user))
         await session.run()
     finally:
+        app[SOCKET_LIMITS].release(who.user_id, address)
         await session.stop_typing()
         last_here = hub.unregister(channel, conn)
         await conn.stop()
@@ -255,11 +269,12 @@ class RoomSession:
         "channel",
         "conn",
         "request",
-        "sends",
         "ticket_id",
         "typing_active",
         "typing_expiry",
+        "typing_flush",
         "typing_sent_at",
+        "typing_wanted",
         "who",
     )
 
@@ -272,12 +287,13 @@ class RoomSession:
         # The room's channel, as the handler holds it anyway: formatting a UUID costs ~0.9 µs
         # per message.send otherwise.
         self.channel = channel
-        settings = self.app[SETTINGS]
-        self.sends = TokenBucket(settings.ws_send_rate, settings.ws_send_burst)
         self.bad_frames = 0
+        # typing_active: what the room was last told; typing_wanted: what the client last said.
         self.typing_active = False
-        self.typing_sent_at = 0.0
+        self.typing_wanted = False
+        self.typing_sent_at = -TYPING_MIN_GAP
         self.typing_expiry: asyncio.TimerHandle | None = None
+        self.typing_flush: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         conn = self.conn
@@ -325,7 +341,8 @@ class RoomSession:
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         body = validate(frame, SEND_SCHEMA)
-        wait = self.sends.take()
+        # One budget per user, shared with their other sockets and REST posts on this instance.
+        wait = self.app[SEND_BUDGET].take(self.who.user_id)
         if wait > 0:
             raise FrameError("rate_limited", "Sending too fast; retry after retry_after seconds", wait)
         message, created = await message_service.post_message(
@@ -348,32 +365,51 @@ class RoomSession:
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         active = validate(frame, TYPING_SCHEMA)["active"]
-        now = time.monotonic()
         if self.typing_expiry is not None:
             self.typing_expiry.cancel()
             self.typing_expiry = None
+        self.typing_wanted = active
         if active:
-            loop = asyncio.get_running_loop()
-            self.typing_expiry = loop.call_later(TYPING_EXPIRE, self._expire_typing)
-            if self.typing_active and now - self.typing_sent_at < TYPING_THROTTLE:
-                return
-            self.typing_active = True
-            self.typing_sent_at = now
-            await self.app[PUBLISHER].publish(events.typing(self.ticket_id, self.conn.user, True))
-        elif self.typing_active:
-            await self.stop_typing()
+            self.typing_expiry = asyncio.get_running_loop().call_later(TYPING_EXPIRE, self._expire_typing)
+        await self._publish_typing()
+
+    async def _publish_typing(self) -> None:
+        """Tell the room the wanted typing state if it differs (or an unchanged "typing" is due for
+        a refresh), at most once per TYPING_MIN_GAP; sooner, a flush is scheduled instead."""
+        now = time.monotonic()
+        wanted = self.typing_wanted
+        if wanted == self.typing_active and not (wanted and now - self.typing_sent_at >= TYPING_THROTTLE):
+            return
+        wait = self.typing_sent_at + TYPING_MIN_GAP - now
+        if wait > 0:
+            if self.typing_flush is None:
+                self.typing_flush = asyncio.get_running_loop().call_later(wait, self._flush_typing)
+            return
+        self.typing_active = wanted
+        self.typing_sent_at = now
+        await self.app[PUBLISHER].publish(events.typing(self.ticket_id, self.conn.user, wanted))
+
+    def _flush_typing(self) -> None:
+        self.typing_flush = None
+        asyncio.get_running_loop().create_task(self._publish_typing())
 
     def _expire_typing(self) -> None:
         self.typing_expiry = None
         asyncio.get_running_loop().create_task(self.stop_typing())
 
     async def stop_typing(self) -> None:
-        if self.typing_expiry is not None:
-            self.typing_expiry.cancel()
-            self.typing_expiry = None
+        """The user stopped typing (sent a message, went quiet, left): tell the room now. Not
+        throttled, as each cause is bounded on its own (the send budget, one expiry per start,
+        one leave per socket)."""
+        for timer in (self.typing_expiry, self.typing_flush):
+            if timer is not None:
+                timer.cancel()
+        self.typing_expiry = self.typing_flush = None
+        self.typing_wanted = False
         if not self.typing_active:
             return
         self.typing_active = False
+        self.typing_sent_at = time.monotonic()
         await self.app[PUBLISHER].publish(events.typing(self.ticket_id, self.conn.user, False))
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
@@ -439,7 +475,7 @@ async def inbox_socket(request: web.Request) -> web.StreamResponse:
         raise forbidden("The inbox is for agents and admins")
     user = await _participant(app[DB_POOL], who)
     ws = _socket(settings)
-    await _accept(ws, request)
+    address = await _accept_within_limits(ws, request, who)
     hub = app[HUB]
     conn = Connection(ws, who, user, queue_limit=settings.ws_queue_limit, transport=request.transport)
     hub.register(events.INBOX_CHANNEL, conn)
@@ -461,6 +497,7 @@ async def inbox_socket(request: web.Request) -> web.StreamResponse:
             elif msg.type == WSMsgType.ERROR:
                 break
     finally:
+        app[SOCKET_LIMITS].release(who.user_id, address)
         hub.unregister(events.INBOX_CHANNEL, conn)
         await conn.stop()
     return ws

@@ -15,7 +15,8 @@ from ..errors import ApiError, account_gone, conflict, too_many_requests, valida
 from ..security import check_password_rules, hash_password, issue_token, verify_password
 from ..views import user_view
 from .access import account_disabled
-from .throttle import Throttle
+from .passwords import PasswordLanes
+from .throttle import LoginThrottle, Throttle
 
 # Deliberately loose: one @, something on each side, a dot in the domain. Mail delivery is
 # the only real check, and over-strict patterns refuse valid addresses.
@@ -76,11 +77,23 @@ def token_response(
 
 
 async def create_user(
-    pool: asyncpg.Pool, *, email: str, password: str, role: str, name: str, bcrypt_rounds: int
+    pool: asyncpg.Pool,
+    *,
+    email: str,
+    password: str,
+    role: str,
+    name: str,
+    bcrypt_rounds: int,
+    lanes: PasswordLanes | None = None,
 ) -> asyncpg.Record:
+    """`lanes`: the server's bcrypt lanes (services/passwords.py); None (the CLI) hashes in the
+    loop's default executor."""
     email = check_email(email)
     check_password_rules(password)
-    hashed = await hash_password(password, bcrypt_rounds)
+    if lanes is None:
+        hashed = await hash_password(password, bcrypt_rounds)
+    else:
+        hashed = await lanes.hash(password, bcrypt_rounds)
     try:
         return await users_db.insert_user(pool, email, hashed, role, name.strip())
     except asyncpg.UniqueViolationError:
@@ -88,38 +101,77 @@ async def create_user(
 
 
 async def signup(
-    pool: asyncpg.Pool, tokens: TokenConfig, *, email: str, password: str, name: str | None
+    pool: asyncpg.Pool,
+    tokens: TokenConfig,
+    *,
+    lanes: PasswordLanes,
+    throttle: Throttle,
+    client_address: str,
+    email: str,
+    password: str,
+    name: str | None,
 ) -> dict[str, Any]:
-    """Create a customer account and sign it in."""
+    """Create a customer account and sign it in.
+
+    Every attempt counts against the client address (SIGNUP_LIMIT_PER_ADDRESS), failed ones
+    included: a taken email answers 409, which tells whether an account exists, so the throttle
+    is also what bounds probing for accounts (docs/operations.md, "Limits")."""
+    wait = throttle.hit(client_address)
+    if wait > 0:
+        raise too_many_requests("Too many sign-ups from this address; try again later", wait)
     user = await create_user(
-        pool, email=email, password=password, role="customer", name=name or "", bcrypt_rounds=tokens.bcrypt_rounds
+        pool,
+        email=email,
+        password=password,
+        role="customer",
+        name=name or "",
+        bcrypt_rounds=tokens.bcrypt_rounds,
+        lanes=lanes,
     )
     return token_response(user, tokens)
 
 
 async def login(
-    pool: asyncpg.Pool, tokens: TokenConfig, throttle: Throttle, *, email: str, password: str, client_address: str
+    pool: asyncpg.Pool,
+    tokens: TokenConfig,
+    throttle: LoginThrottle,
+    *,
+    email: str,
+    password: str,
+    client_address: str,
+    lanes: PasswordLanes | None = None,
 ) -> dict[str, Any]:
-    user = await authenticate(pool, throttle, email=email, password=password, client_address=client_address)
+    user = await authenticate(
+        pool, throttle, email=email, password=password, client_address=client_address, lanes=lanes
+    )
     return token_response(user, tokens)
 
 
 async def authenticate(
-    pool: asyncpg.Pool, throttle: Throttle, *, email: str, password: str, client_address: str
+    pool: asyncpg.Pool,
+    throttle: LoginThrottle,
+    *,
+    email: str,
+    password: str,
+    client_address: str,
+    lanes: PasswordLanes | None = None,
 ) -> asyncpg.Record:
-    """The enabled account these credentials belong to (throttled)."""
-    account_key = f"email:{email.strip().lower()}"
-    address_key = f"addr:{client_address}"
-    wait = max(throttle.retry_after(account_key), throttle.retry_after(address_key))
+    """The enabled account these credentials belong to (throttled per account and address).
+    `lanes` None checks the password in the loop's default executor."""
+    account = email.strip().lower()
+    wait = throttle.retry_after(account, client_address)
     if wait > 0:
         raise too_many_requests("Too many failed logins; try again later", wait)
     user = await users_db.get_by_email(pool, email.strip())
-    ok = await verify_password(password, user["password_hash"] if user else _DUMMY_HASH)
+    stored_hash = user["password_hash"] if user else _DUMMY_HASH
+    if lanes is None:
+        ok = await verify_password(password, stored_hash)
+    else:
+        ok = await lanes.verify(password, stored_hash)
     if user is None or not ok:
-        throttle.record_failure(account_key)
-        throttle.record_failure(address_key)
+        throttle.record_failure(account, client_address)
         raise ApiError(401, "invalid_credentials", "Email or password is incorrect")
-    throttle.reset(account_key)
+    throttle.record_success(account, client_address)
     if user["disabled_at"] is not None:
         # Said only to whoever knows the password: it tells them why, and nobody else anything.
         raise account_disabled()
