@@ -47,6 +47,7 @@ from .services.passwords import PasswordLanes, lane_sizes
 from .services.socket_limits import SocketLimits
 from .services.throttle import LoginThrottle, SendBudget, Throttle
 from .settings import Settings
+from .storage.setup import attachments_ctx
 from .web_session import console_session_middleware
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS
     app.cleanup_ctx.append(password_lanes_ctx)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(message_writer_ctx)
+    app.cleanup_ctx.append(attachments_ctx)
     app.cleanup_ctx.append(realtime_ctx)
     app.cleanup_ctx.append(access_ctx)
     # After realtime: it installs the message hook and observes the hub.

@@ -21,6 +21,7 @@ from .services.passwords import PasswordLanes
 from .services.socket_limits import SocketLimits
 from .services.throttle import LoginThrottle, SendBudget, Throttle
 from .settings import Settings
+from .storage import AttachmentStorage
 
 SETTINGS = web.AppKey("settings", Settings)
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
@@ -51,6 +52,9 @@ BROKER = web.AppKey[LocalBroker | RedisBroker]("broker")
 PRESENCE = web.AppKey[PresenceStore]("presence")
 WS_TICKETS = web.AppKey("ws_tickets", TicketStore)
 MESSAGE_HOOK = web.AppKey[MessageHook]("message_hook")
+# Where attachment bytes live (storage/), and uploads per user (ATTACHMENT_UPLOADS_PER_WINDOW).
+ATTACHMENT_STORAGE = web.AppKey[AttachmentStorage]("attachment_storage")
+UPLOAD_THROTTLE = web.AppKey("upload_throttle", Throttle)
 
 # The app's own Prometheus registry (GET /metrics renders it); add gauges and counters to it.
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .handlers import admin, ai, auth, console, docs, health, metrics, pages, tickets, widget, ws
+from .handlers import admin, ai, attachments, auth, console, docs, health, metrics, pages, tickets, widget, ws
 
 
 def setup_routes(app: web.Application) -> None:
@@ -19,6 +19,8 @@ def setup_routes(app: web.Application) -> None:
     r.add_patch("/tickets/{ticket_id}", tickets.update_ticket, name="ticket-update")
     r.add_get("/tickets/{ticket_id}/messages", tickets.list_messages, name="messages-list")
     r.add_post("/tickets/{ticket_id}/messages", tickets.post_message, name="messages-post")
+    r.add_post("/tickets/{ticket_id}/attachments", attachments.upload_attachment, name="attachments-upload")
+    r.add_get("/attachments/{attachment_id}", attachments.get_attachment, name="attachment-get")
     r.add_get("/tickets/{ticket_id}/ai-response", ai.reply_stream, name="ai-response")
     r.add_post("/tickets/{ticket_id}/ai/retry", ai.retry_reply, name="ai-retry")
     r.add_post("/tickets/{ticket_id}/copilot", ai.request_copilot, name="copilot")

@@ -14,6 +14,28 @@ log = logging.getLogger(__name__)
 
 ROLES = ("customer", "agent", "admin")
 
+# Attachment types accepted by default: images, PDF, plain text, common office formats. Never
+# HTML or SVG (a browser would run their scripts): filetypes.KNOWN_TYPES has no entry for them,
+# so no setting can allow them.
+DEFAULT_ATTACHMENT_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+    "text/csv",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.presentation",
+)
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable and what is expected."""
@@ -107,6 +129,27 @@ class Settings:
     # Anonymous widget visitors (each one a new customer account) per client address per window.
     widget_visitors_per_window: int = 20
     widget_visitor_window_seconds: int = 600
+    # Attachments (docs/operations.md, "Attachments"): largest file, files per message, the
+    # content types accepted (decided from the bytes: chatserver/services/filetypes.py), uploads
+    # per user per window, how long one upload's body may take, and when an upload never attached
+    # to a message is deleted (checked every attachment_cleanup_interval_seconds).
+    attachment_max_bytes: int = 10 * 1024 * 1024
+    attachments_per_message: int = 10
+    attachment_allowed_types: tuple[str, ...] = DEFAULT_ATTACHMENT_TYPES
+    attachment_uploads_per_window: int = 30
+    attachment_upload_window_seconds: int = 300
+    attachment_upload_timeout: float = 300.0
+    attachment_orphan_seconds: int = 24 * 3600
+    attachment_cleanup_interval_seconds: float = 3600.0
+    # S3-compatible object storage for attachments (any S3 API: AWS, MinIO, R2); unset bucket:
+    # files live under data_dir/attachments. Unset keys: botocore's usual credential chain.
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = field(default=None, repr=False)
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+    s3_prefix: str = "attachments/"
+    s3_addressing_style: str = "auto"
 
     @property
     def embedded_db(self) -> bool:
@@ -185,6 +228,36 @@ def _staff_token_ttl(env: Mapping[str, str], access_ttl: int) -> int:
     if ttl > access_ttl:
         raise ConfigError("STAFF_TOKEN_TTL_SECONDS must not exceed ACCESS_TOKEN_TTL_SECONDS")
     return ttl
+
+
+def _attachment_types(env: Mapping[str, str]) -> tuple[str, ...]:
+    from .services.filetypes import KNOWN_TYPES
+
+    raw = env.get("ATTACHMENT_ALLOWED_TYPES", "").strip()
+    if not raw:
+        return DEFAULT_ATTACHMENT_TYPES
+    types = tuple(dict.fromkeys(t.strip().lower() for t in raw.split(",") if t.strip()))
+    for kind in types:
+        if kind not in KNOWN_TYPES:
+            raise ConfigError(
+                f"ATTACHMENT_ALLOWED_TYPES: {kind!r} is not a type the server can recognise from a file's "
+                f"bytes (known: {', '.join(sorted(KNOWN_TYPES))})"
+            )
+    return types
+
+
+def _s3_addressing(env: Mapping[str, str]) -> str:
+    style = env.get("S3_ADDRESSING_STYLE", "auto").strip().lower() or "auto"
+    if style not in ("auto", "path", "virtual"):
+        raise ConfigError("S3_ADDRESSING_STYLE must be auto, path or virtual")
+    return style
+
+
+def _s3_prefix(env: Mapping[str, str]) -> str:
+    prefix = env.get("S3_PREFIX", "attachments/").strip()
+    if prefix.startswith("/") or ".." in prefix:
+        raise ConfigError("S3_PREFIX must be a relative key prefix like attachments/")
+    return prefix
 
 
 def _secret_key(env: Mapping[str, str], data_dir: Path, production: bool) -> str:
@@ -321,4 +394,19 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         widget_identity_secret=env.get("WIDGET_IDENTITY_SECRET", "").strip() or None,
         widget_visitors_per_window=_int(env, "WIDGET_VISITORS_PER_WINDOW", 20, 1, 1_000_000),
         widget_visitor_window_seconds=_int(env, "WIDGET_VISITOR_WINDOW_SECONDS", 600, 1, 86_400),
+        attachment_max_bytes=_int(env, "ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, 1, 5 * 1024**3),
+        attachments_per_message=_int(env, "ATTACHMENTS_PER_MESSAGE", 10, 1, 100),
+        attachment_allowed_types=_attachment_types(env),
+        attachment_uploads_per_window=_int(env, "ATTACHMENT_UPLOADS_PER_WINDOW", 30, 1, 1_000_000),
+        attachment_upload_window_seconds=_int(env, "ATTACHMENT_UPLOAD_WINDOW_SECONDS", 300, 1, 86_400),
+        attachment_upload_timeout=_float(env, "ATTACHMENT_UPLOAD_TIMEOUT_SECONDS", 300.0, 1.0, 86_400.0),
+        attachment_orphan_seconds=_int(env, "ATTACHMENT_ORPHAN_SECONDS", 24 * 3600, 60, 365 * 24 * 3600),
+        attachment_cleanup_interval_seconds=_float(env, "ATTACHMENT_CLEANUP_INTERVAL_SECONDS", 3600.0, 1.0, 86_400.0),
+        s3_bucket=env.get("S3_BUCKET", "").strip() or None,
+        s3_endpoint_url=_url(env, "S3_ENDPOINT_URL", ("http", "https")),
+        s3_region=env.get("S3_REGION", "").strip() or "us-east-1",
+        s3_access_key_id=env.get("S3_ACCESS_KEY_ID", "").strip() or None,
+        s3_secret_access_key=env.get("S3_SECRET_ACCESS_KEY", "").strip() or None,
+        s3_prefix=_s3_prefix(env),
+        s3_addressing_style=_s3_addressing(env),
     )

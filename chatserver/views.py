@@ -51,5 +51,28 @@ def message_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "client_id": row["client_id"],
         "visibility": row["visibility"],
         "metadata": row["metadata"],
+        # Summaries written with the message (attachment_summary), oldest-first as referenced.
+        "attachments": row["attachments"],
+        "created_at": row["created_at"],
+    }
+
+
+def attachment_summary(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An attachment as messages carry it; `url` serves the bytes (GET /attachments/{id})."""
+    return {
+        "id": str(row["id"]),
+        "filename": row["filename"],
+        "content_type": row["content_type"],
+        "size": row["size_bytes"],
+        "url": f"/attachments/{row['id']}",
+    }
+
+
+def attachment_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An upload, as POST /tickets/{id}/attachments returns it."""
+    return {
+        **attachment_summary(row),
+        "ticket_id": row["ticket_id"],
+        "message_id": row["message_id"],
         "created_at": row["created_at"],
     }

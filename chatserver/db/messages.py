@@ -4,6 +4,7 @@ batch form (group commit, see message_writer.py)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any, NamedTuple, TypeAlias
 
 import asyncpg
@@ -11,7 +12,11 @@ import asyncpg
 from . import Executor
 from .tickets import TICKET_COLUMNS
 
-MESSAGE_COLUMNS = "id, ticket_id, seq, author_id, author_kind, body, client_id, visibility, metadata, created_at"
+# `attachments` is the message's own summary of its files (jsonb, '[]' for most): read with the
+# row, no join (migrations/0007.attachments.sql).
+MESSAGE_COLUMNS = (
+    "id, ticket_id, seq, author_id, author_kind, body, client_id, visibility, metadata, attachments, created_at"
+)
 
 _MESSAGE_FIELDS = [name.strip() for name in MESSAGE_COLUMNS.split(",")]
 _TICKET_FIELDS = [name.strip() for name in TICKET_COLUMNS.split(",")]
@@ -44,7 +49,8 @@ VisibleInsert: TypeAlias = tuple[asyncpg.Record, bool, dict[str, Any] | None]
 # customer's post needs no separate visibility read. The bumped ticket comes back in t_* columns
 # for the checks and hooks that follow: plain columns, not the `tickets` composite, which asyncpg
 # would fail to decode (once per connection, after the row was stored) when tickets changes.
-INSERT_MESSAGE = f"""
+def _insert_message_sql(extra_column: str = "", extra_value: str = "") -> str:
+    return f"""
 WITH visible AS (
     SELECT 1 FROM tickets WHERE id = $1 AND ($8::uuid IS NULL OR customer_id = $8)
 ),
@@ -59,8 +65,8 @@ bumped AS (
     RETURNING {_columns("tickets", _TICKET_FIELDS, "t_")}
 ),
 inserted AS (
-    INSERT INTO messages (ticket_id, seq, author_id, author_kind, body, client_id, visibility, metadata)
-    SELECT $1, bumped.t_last_seq, $2, $3, $4, $5, $6, $7 FROM bumped
+    INSERT INTO messages (ticket_id, seq, author_id, author_kind, body, client_id, visibility, metadata{extra_column})
+    SELECT $1, bumped.t_last_seq, $2, $3, $4, $5, $6, $7{extra_value} FROM bumped
     RETURNING {MESSAGE_COLUMNS}
 )
 SELECT {_columns("inserted", _MESSAGE_FIELDS)}, true AS created, {", ".join(f"bumped.t_{f}" for f in _TICKET_FIELDS)}
@@ -69,6 +75,12 @@ UNION ALL
 SELECT {_columns("existing", _MESSAGE_FIELDS)}, false AS created, {", ".join(f"NULL AS t_{f}" for f in _TICKET_FIELDS)}
 FROM existing
 """
+
+
+INSERT_MESSAGE = _insert_message_sql()
+# INSERT_MESSAGE with $9, the message's attachment summaries (jsonb): only messages that carry
+# attachments use it (insert_visible_message_with_attachments), outside the group commit.
+INSERT_MESSAGE_WITH_ATTACHMENTS = _insert_message_sql(", attachments", ", $9::jsonb")
 
 _TICKET_FIELDS_BUT_SEQ = [name for name in _TICKET_FIELDS if name != "last_seq"]
 
@@ -261,3 +273,58 @@ async def list_before(
 
 async def list_latest(conn: Executor, ticket_id: uuid.UUID, visibility: str | None, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(LIST_LATEST_MESSAGES, ticket_id, visibility, limit)
+
+
+class AttachmentsUnavailable(Exception):
+    """Some referenced attachments are not the author's stored uploads into this ticket, or are
+    already part of another message."""
+
+
+async def insert_visible_message_with_attachments(
+    pool: asyncpg.Pool,
+    item: VisibleMessage,
+    attachment_ids: list[uuid.UUID],
+    summarize: Callable[[asyncpg.Record], dict[str, Any]],
+) -> VisibleInsert | None:
+    """insert_visible_message for a message that references uploads, in one transaction: lock the
+    uploads (the author's own, into this ticket, stored), store the message with their summaries
+    (`summarize` shapes one), link them to it. Raises AttachmentsUnavailable (and stores nothing)
+    when an upload is missing or already belongs to another message. A resend of a stored
+    client_id returns the stored message, as insert_visible_message does.
+
+    Outside the group commit on purpose: three statements in a transaction would hold a batch's
+    ticket locks for longer, and messages without attachments never come here."""
+    from . import attachments as attachments_db
+
+    for _attempt in range(2):
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                rows = await attachments_db.lock_for_message(conn, attachment_ids, item.ticket_id, item.author_id)
+                by_id = {row["id"]: row for row in rows}
+                if len(by_id) != len(attachment_ids):
+                    raise AttachmentsUnavailable()
+                summaries = [summarize(by_id[i]) for i in attachment_ids]
+                row = await conn.fetchrow(
+                    INSERT_MESSAGE_WITH_ATTACHMENTS,
+                    item.ticket_id,
+                    item.author_id,
+                    item.author_kind,
+                    item.body,
+                    item.client_id,
+                    item.visibility,
+                    {},
+                    item.owner_id,
+                    summaries,
+                )
+                if row is None:
+                    return None
+                linked = await attachments_db.link_to_message(conn, row["id"], attachment_ids) if row["created"] else 0
+                if row["created"] and linked != len(attachment_ids):
+                    raise AttachmentsUnavailable()
+                return _visible_insert(row)
+        except asyncpg.UniqueViolationError:
+            # A resend racing its original: the retry finds the stored message.
+            if item.client_id is None:
+                raise
+            continue
+    raise RuntimeError("message insert kept conflicting on client_id")

@@ -11,8 +11,21 @@ from ..jsonutil import json_response
 from ..keys import DB_POOL, MESSAGE_HOOK, MESSAGE_WRITER, PUBLISHER, SEND_BUDGET, SETTINGS
 from ..services import messages as message_service
 from ..services import tickets as ticket_service
+from ..services.attachments import parse_attachment_ids
 from ..settings import Settings
-from ..validation import Bool, Choice, Str, Uuid, parse_uuid, query_choice, query_int, read_body, reject_unknown_query
+from ..validation import (
+    Bool,
+    Choice,
+    Str,
+    Uuid,
+    parse_uuid,
+    query_choice,
+    query_int,
+    read_body,
+    read_json,
+    reject_unknown_query,
+    validate,
+)
 from ..views import ticket_view
 from .identity import require_identity
 
@@ -32,6 +45,11 @@ MESSAGE_SCHEMA = {
     "body": Str(max_len=message_service.MAX_BODY_CHARS),
     "client_id": Str(required=False, max_len=message_service.MAX_CLIENT_ID_CHARS),
     "internal": Bool(required=False),
+}
+# A message that carries attachments may have no text.
+MESSAGE_WITH_FILES_SCHEMA = {
+    **MESSAGE_SCHEMA,
+    "body": Str(required=False, min_len=0, max_len=message_service.MAX_BODY_CHARS),
 }
 LIST_QUERY = ("status", "priority", "assignee", "waiting", "cursor", "limit")
 MESSAGES_QUERY = ("after_seq", "before_seq", "limit")
@@ -118,7 +136,12 @@ async def list_messages(request: web.Request) -> web.Response:
 async def post_message(request: web.Request) -> web.Response:
     who = require_identity(request)
     ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
-    body = await read_body(request, MESSAGE_SCHEMA)
+    raw = await read_json(request)
+    attachment_ids = parse_attachment_ids(
+        raw.pop("attachment_ids", None) if isinstance(raw, dict) else None,
+        request.app[SETTINGS].attachments_per_message,
+    )
+    body = validate(raw, MESSAGE_WITH_FILES_SCHEMA if attachment_ids else MESSAGE_SCHEMA)
     # The same per-user budget as message.send over a socket (WS_SEND_RATE / WS_SEND_BURST).
     wait = request.app[SEND_BUDGET].take(who.user_id)
     if wait > 0:
@@ -129,10 +152,11 @@ async def post_message(request: web.Request) -> web.Response:
         request.app[PUBLISHER],
         who,
         ticket_id,
-        body=body["body"],
+        body=body.get("body", ""),
         client_id=body.get("client_id"),
         internal=body.get("internal", False),
         after_post=request.app[MESSAGE_HOOK],
         client_address=request.remote,
+        attachment_ids=attachment_ids,
     )
     return json_response({"message": message, "created": created}, status=201 if created else 200)

@@ -40,6 +40,7 @@ from ..realtime.tickets import TICKET_TTL, issue_ws_ticket, redeem_ws_ticket
 from ..security import Identity
 from ..services import messages as message_service
 from ..services import tickets as ticket_service
+from ..services.attachments import parse_attachment_ids
 from ..services.hooks import AiControl
 from ..settings import Settings
 from ..validation import Bool, Choice, Str, Uuid, parse_uuid, validate
@@ -69,6 +70,10 @@ SEND_SCHEMA = {
     "client_id": Str(max_len=message_service.MAX_CLIENT_ID_CHARS),
     "body": Str(max_len=message_service.MAX_BODY_CHARS),
     "internal": Bool(required=False),
+}
+SEND_WITH_FILES_SCHEMA = {
+    **SEND_SCHEMA,
+    "body": Str(required=False, min_len=0, max_len=message_service.MAX_BODY_CHARS),
 }
 TYPING_SCHEMA = {"type": Str(), "active": Bool()}
 UPDATE_SCHEMA = {
@@ -340,7 +345,11 @@ class RoomSession:
             self.reject(err.code, err.message, ref=ref)
 
     async def on_send(self, frame: dict[str, Any]) -> None:
-        body = validate(frame, SEND_SCHEMA)
+        raw_ids = frame.pop("attachment_ids", None)
+        attachment_ids = (
+            [] if raw_ids is None else parse_attachment_ids(raw_ids, self.app[SETTINGS].attachments_per_message)
+        )
+        body = validate(frame, SEND_WITH_FILES_SCHEMA if attachment_ids else SEND_SCHEMA)
         # One budget per user, shared with their other sockets and REST posts on this instance.
         wait = self.app[SEND_BUDGET].take(self.who.user_id)
         if wait > 0:
@@ -351,11 +360,12 @@ class RoomSession:
             self.app[PUBLISHER],
             self.who,
             self.ticket_id,
-            body=body["body"],
+            body=body.get("body", ""),
             client_id=body["client_id"],
             internal=body.get("internal", False),
             after_post=self.app[MESSAGE_HOOK],
             client_address=self.request.remote,
+            attachment_ids=attachment_ids,
         )
         # The ack is a resume position: it must not overtake messages the room still holds back.
         ack = events.ack_frame(body["client_id"], message, duplicate=not created)

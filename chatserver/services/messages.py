@@ -14,7 +14,8 @@ from ..errors import account_gone, forbidden, not_found
 from ..realtime import events
 from ..realtime.publisher import Publisher
 from ..security import Identity
-from ..views import message_view, ticket_view
+from ..views import attachment_summary, message_view, ticket_view
+from .attachments import attachments_unavailable
 from .hooks import MessageHook
 from .tickets import load_visible_ticket
 
@@ -35,12 +36,14 @@ async def post_message(
     ticket: asyncpg.Record | None = None,
     after_post: MessageHook | None = None,
     client_address: str | None = None,
+    attachment_ids: list[uuid.UUID] | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Store a message and broadcast it. Returns (message, created); created is False for a resend
     of a client_id already stored, in which case nothing is stored or broadcast again. The insert
     goes through `writer`, which stores it together with others posted at the same moment.
     `client_address` (the poster's, `request.remote`) is handed to `after_post`: the AI layer
-    budgets replies per address."""
+    budgets replies per address. `attachment_ids` (the author's uploads into this ticket,
+    checked by the caller for count) are linked to the message in the same transaction."""
     if internal and not who.is_staff:
         if ticket is None:
             # As for every post, a ticket the caller may not see is "not found" first.
@@ -51,18 +54,26 @@ async def post_message(
     # ticket read and then the insert; docs/performance.md): a customer only in their own
     # tickets, staff anywhere; a ticket handed in by the caller was checked by the caller.
     owner_id = None if ticket is not None or who.is_staff else who.user_id
+    item = messages_db.VisibleMessage(
+        ticket_id=ticket_id,
+        owner_id=owner_id,
+        author_id=who.user_id,
+        author_kind=author_kind,
+        body=body,
+        client_id=client_id,
+        visibility="internal" if internal else "public",
+    )
     try:
-        stored = await writer.insert_visible(
-            messages_db.VisibleMessage(
-                ticket_id=ticket_id,
-                owner_id=owner_id,
-                author_id=who.user_id,
-                author_kind=author_kind,
-                body=body,
-                client_id=client_id,
-                visibility="internal" if internal else "public",
+        if attachment_ids:
+            # Only messages with files take this path (a transaction of their own); every other
+            # message goes through the group commit exactly as before.
+            stored = await messages_db.insert_visible_message_with_attachments(
+                pool, item, attachment_ids, attachment_summary
             )
-        )
+        else:
+            stored = await writer.insert_visible(item)
+    except messages_db.AttachmentsUnavailable:
+        raise attachments_unavailable() from None
     except asyncpg.ForeignKeyViolationError:
         # The only foreign key a caller controls is the author: a token outliving its account.
         raise account_gone() from None
