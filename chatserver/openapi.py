@@ -179,9 +179,39 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "internal notes are shown to agents and admins only.",
             },
             "metadata": {"type": "object"},
+            "attachments": {
+                "type": "array",
+                "items": ref("AttachmentSummary"),
+                "description": "Files sent with the message, in the order referenced; empty for most messages.",
+            },
             "created_at": TIMESTAMP,
         }
     ),
+    "AttachmentSummary": obj(
+        {
+            "id": UUID,
+            "filename": {"type": "string", "description": "The uploaded file's name (display only)."},
+            "content_type": {
+                "type": "string",
+                "description": "Decided by the server from the file's bytes, not the name or declared type.",
+            },
+            "size": {"type": "integer", "description": "Bytes."},
+            "url": {"type": "string", "description": "GET it with the caller's credentials: /attachments/{id}."},
+        }
+    ),
+    "Attachment": obj(
+        {
+            "id": UUID,
+            "filename": {"type": "string"},
+            "content_type": {"type": "string"},
+            "size": {"type": "integer"},
+            "url": {"type": "string"},
+            "ticket_id": UUID,
+            "message_id": nullable({**UUID, "description": "null until a message references it."}),
+            "created_at": TIMESTAMP,
+        }
+    ),
+    "AttachmentResponse": obj({"attachment": ref("Attachment")}),
     "PostedMessage": obj(
         {
             "message": ref("Message"),
@@ -403,6 +433,52 @@ MESSAGE_PARAMS = [
 
 # ---- paths: one dict per path, one operation per method ----------------------------------
 
+# attachment_ids is read before the schema (handlers/tickets.py): a message with files may have
+# an empty body.
+SCHEMAS["PostMessageRequest"]["properties"]["attachment_ids"] = {
+    "type": "array",
+    "items": UUID,
+    "description": "Uploads (POST /tickets/{id}/attachments) by the caller into this ticket, not yet sent; at "
+    "most ATTACHMENTS_PER_MESSAGE (422 too_many_attachments). Unknown, foreign or already sent ids: 422 "
+    "attachment_unavailable. With attachments, body may be empty.",
+}
+SCHEMAS["PostMessageRequest"]["properties"]["body"].pop("minLength", None)
+
+UPLOAD_OPERATION = operation(
+    "Upload a file into a ticket",
+    tag="attachments",
+    operation_id="uploadAttachment",
+    params=[TICKET_ID_PARAM],
+    ok={"201": json_content(ref("AttachmentResponse"), "Stored; reference its id in a message's attachment_ids.")},
+    errors=(
+        "BadRequest",
+        "NotFound",
+        "RequestTimeout",
+        "PayloadTooLarge",
+        "UnsupportedMediaType",
+        "ValidationError",
+        "RateLimited",
+        "NotReady",
+    ),
+    description="multipart/form-data with the file in a field named `file`, streamed to storage. 413 "
+    "attachment_too_large over ATTACHMENT_MAX_BYTES; 415 attachment_type_not_allowed when the file's bytes are "
+    "not an allowed type (ATTACHMENT_ALLOWED_TYPES; a file named or declared as an image must be one; never "
+    "HTML or SVG); 429 over ATTACHMENT_UPLOADS_PER_WINDOW; 503 storage_unavailable when storage fails. "
+    "Uploads never sent in a message are deleted after ATTACHMENT_ORPHAN_SECONDS.",
+)
+UPLOAD_OPERATION["requestBody"] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        }
+    },
+}
+
 PATHS: dict[str, dict[str, Schema]] = {
     "/auth/signup": {
         "post": operation(
@@ -505,6 +581,25 @@ PATHS: dict[str, dict[str, Schema]] = {
             description="A customer writing on a resolved or closed ticket reopens it. Posts share one per-user "
             "budget with message.send on the user's sockets (WS_SEND_RATE, WS_SEND_BURST): 429 with Retry-After.",
         ),
+    },
+    "/tickets/{ticket_id}/attachments": {"post": UPLOAD_OPERATION},
+    "/attachments/{attachment_id}": {
+        "get": operation(
+            "Download an attachment",
+            tag="attachments",
+            operation_id="getAttachment",
+            params=[{"name": "attachment_id", "in": "path", "required": True, "schema": UUID}],
+            ok={
+                "200": {
+                    "description": "The file's bytes, with Content-Disposition (inline for checked images, "
+                    "attachment otherwise), X-Content-Type-Options: nosniff and a sandboxing CSP.",
+                    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                }
+            },
+            errors=("NotFound",),
+            description="For the ticket's customer and agents once sent in a message (an internal note's files: "
+            "agents only); before that, for its uploader only. Anyone else: 404.",
+        )
     },
     "/tickets/{ticket_id}/ai-response": {
         "get": operation(
@@ -996,6 +1091,7 @@ def build_spec() -> dict[str, Any]:
                 {"name": "auth", "description": "Accounts and tokens"},
                 {"name": "tickets", "description": "Support tickets"},
                 {"name": "messages", "description": "Messages in a ticket"},
+                {"name": "attachments", "description": 'Files sent with messages (docs/web.md, "Attachments")'},
                 {"name": "realtime", "description": "WebSocket rooms and the agents' inbox"},
                 {"name": "ai", "description": "AI replies, retries and the agents' copilot"},
                 {"name": "operations", "description": "Probes, metrics and documentation"},

@@ -453,3 +453,16 @@ async def test_a_swept_upload_can_no_longer_be_attached(client: TestClient, make
 )
 def test_types_are_decided_by_the_bytes(head: bytes, name: str, expected: str | None) -> None:
     assert sniff(head, name, None, complete=True).content_type == expected
+
+
+async def test_upload_and_message_responses_match_the_openapi_spec(client: TestClient, make_user: MakeUser) -> None:
+    from .test_openapi import assert_matches_spec
+
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer)
+    resp = await upload(client, customer, ticket["id"], png(), "a.png")
+    attachment = (await assert_matches_spec(resp, "post", "/tickets/{ticket_id}/attachments"))["attachment"]
+    resp = await post_message(client, customer, ticket["id"], [attachment["id"]])
+    await assert_matches_spec(resp, "post", "/tickets/{ticket_id}/messages")
+    resp = await upload(client, customer, ticket["id"], b"MZ\x90\x00", "x.exe")
+    await assert_matches_spec(resp, "post", "/tickets/{ticket_id}/attachments")
