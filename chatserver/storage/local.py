@@ -55,7 +55,13 @@ class LocalStorage:
 
     async def delete(self, key: str) -> None:
         path = self._path(key)
-        await asyncio.get_running_loop().run_in_executor(None, lambda: path.unlink(missing_ok=True))
+
+        def remove() -> None:
+            path.unlink(missing_ok=True)
+            # An instance killed mid-upload leaves its partial file behind.
+            path.with_name(f".{key}.part").unlink(missing_ok=True)
+
+        await asyncio.get_running_loop().run_in_executor(None, remove)
 
     async def close(self) -> None:
         return None
