@@ -5,6 +5,7 @@
 import { clear, fill, formatTime, h } from "./dom.js";
 import { Room, apiError, socketUrl } from "./room.js";
 import { Thread } from "./thread.js";
+import { AttachmentTray, AttachmentViewer, attachmentStrings, withAttachments } from "./attachments.js";
 
 const layout = document.getElementById("layout");
 const me = JSON.parse(layout.dataset.me);
@@ -62,6 +63,11 @@ async function api(path) {
 }
 
 // ---- people -----------------------------------------------------------------------------------
+
+const attachmentViewer = new AttachmentViewer({
+  authHeaders: async () => ({ Authorization: `Bearer ${await getToken()}` }),
+  strings: attachmentStrings("en"),
+});
 
 const people = new Map(); // user id -> {name, role}
 let agents = [];
@@ -412,6 +418,17 @@ async function openTicket(ticketId, { push = false } = {}) {
   const ctx = { id: ticketId, els, row: rows.get(ticketId) || null, typing: new Map(), hasMore: false };
   const thread = new Thread(els.list, { describe, pendingLabel: "Sending…", streamAuthor: "AI assistant" });
   ctx.thread = thread;
+  // Attachments (attachments.js): files under messages; the composer's paper-clip, drop, paste.
+  withAttachments(thread, attachmentViewer);
+  ctx.tray = new AttachmentTray({
+    form: els.form,
+    input: els.input,
+    buttonBefore: els.suggest,
+    dropTargets: [els.list, els.form],
+    strings: attachmentStrings("en"),
+    ticketId: async () => ticketId,
+    authHeaders: async (retry) => ({ Authorization: `Bearer ${await getToken(retry)}` }),
+  });
   ctx.room = new Room({
     url: (afterSeq) => socketUrl(`/tickets/${encodeURIComponent(ticketId)}/ws${afterSeq !== null ? `?after_seq=${afterSeq}` : ""}`),
     on: {
@@ -583,12 +600,14 @@ function useSuggestion() {
   els.input.focus();
 }
 
-function sendReply() {
+async function sendReply() {
   if (!current) return;
-  const body = current.els.input.value.trim();
-  if (!body) return;
-  current.room.send(body, { internal: current.els.modeNote.checked });
-  current.els.input.value = "";
+  const ctx = current;
+  const body = ctx.els.input.value.trim();
+  if (body) ctx.els.input.value = "";
+  const files = await ctx.tray.takeReady();
+  if (!body && !files.length) return;
+  ctx.room.send(body, { internal: ctx.els.modeNote.checked, attachments: files });
 }
 
 async function loadOlder() {

@@ -188,8 +188,8 @@ export class Room {
   // ---- sending ----------------------------------------------------------------------------
 
   /** Queue a message; it is sent now if connected, else after the next join. */
-  send(body, { internal = false, clientId } = {}) {
-    const entry = { client_id: clientId || newId(), body, internal, created_at: new Date().toISOString() };
+  send(body, { internal = false, clientId, attachments = [] } = {}) {
+    const entry = { client_id: clientId || newId(), body, internal, attachments, created_at: new Date().toISOString() };
     this.pending.set(entry.client_id, entry);
     this.on.pending?.(this.pendingList());
     if (this.state === "online") this.sendPending(entry);
@@ -200,6 +200,7 @@ export class Room {
   sendPending(entry) {
     const frame = { type: "message.send", client_id: entry.client_id, body: entry.body };
     if (entry.internal) frame.internal = true;
+    if (entry.attachments.length) frame.attachment_ids = entry.attachments.map((file) => file.id);
     this.rawSend(frame);
   }
 

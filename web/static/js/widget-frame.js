@@ -5,6 +5,7 @@
 import { fill, h } from "./dom.js";
 import { Room, apiError, socketUrl } from "./room.js";
 import { Thread } from "./thread.js";
+import { AttachmentTray, AttachmentViewer, attachmentStrings, withAttachments } from "./attachments.js";
 
 const STRINGS = {
   en: {
@@ -368,7 +369,7 @@ function openRoom(ticketId) {
   if (!room || room.ticketId !== ticketId) {
     const pending = room ? room.pendingList() : [];
     room = newRoom(ticketId);
-    for (const entry of pending) room.send(entry.body, { clientId: entry.client_id });
+    for (const entry of pending) room.send(entry.body, { clientId: entry.client_id, attachments: entry.attachments });
   }
   room.start();
   renderAll();
@@ -376,7 +377,27 @@ function openRoom(ticketId) {
 
 // ---- sending --------------------------------------------------------------------------------
 
+let tray = null;
+let viewer = null;
+
 function wireComposer() {
+  // Attachments (attachments.js): a file attached before the conversation exists starts it.
+  tray = new AttachmentTray({
+    form: ui.form,
+    input: ui.input,
+    buttonBefore: ui.input,
+    dropTargets: [ui.panel],
+    strings: attachmentStrings(locale, options.strings || {}),
+    authHeaders: async (retry) => {
+      if (retry) await refreshToken();
+      return authHeaders();
+    },
+    ticketId: async () => {
+      await setupPromise;
+      if (!store.get("ticketId")) await ensureConversation(tray.items[0] ? tray.items[0].file.name : t.title);
+      return store.get("ticketId");
+    },
+  });
   ui.form.addEventListener("submit", (event) => {
     event.preventDefault();
     submit(ui.input.value);
@@ -408,19 +429,22 @@ function autosize() {
 
 async function submit(text, { keepInput = false } = {}) {
   const body = text.trim();
-  if (!body || identityRefused) return;
-  if (!keepInput) {
+  if (identityRefused) return;
+  if (!keepInput && body) {
     ui.input.value = "";
     autosize();
   }
+  // Files still uploading are waited for; refused ones stay in the tray with a retry.
+  const files = keepInput || !tray ? [] : await tray.takeReady();
+  if (!body && !files.length) return;
   hideProblem();
   if (!room) room = newRoom(store.get("ticketId") || null);
   // Shown at once, marked as sending, whatever happens next.
-  room.send(body);
+  room.send(body, { attachments: files });
   if (store.get("ticketId")) return;
   try {
     await setupPromise;
-    await ensureConversation(body);
+    await ensureConversation(body || files[0].filename);
   } catch (err) {
     showProblem(err.status === 429 ? err.message : t.failed);
   }
@@ -469,6 +493,8 @@ function render() {
     locale,
     header: () => (t.greeting ? h("li", { class: "msg msg-greeting" }, h("div", { class: "bubble", text: t.greeting })) : null),
   });
+  viewer = new AttachmentViewer({ authHeaders: async () => authHeaders(), strings: attachmentStrings(locale, options.strings || {}) });
+  withAttachments(thread, viewer);
   renderAll();
   renderHandoff();
 }
