@@ -65,22 +65,26 @@ export function formatSize(bytes) {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
 }
 
-const clipIcon = () => {
+function icon(d, size) {
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("width", "20");
-  svg.setAttribute("height", "20");
+  svg.setAttribute("width", String(size));
+  svg.setAttribute("height", String(size));
   svg.setAttribute("aria-hidden", "true");
   svg.setAttribute("focusable", "false");
   const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
-  path.setAttribute("d", "M16.5 6.5l-8 8a2.1 2.1 0 003 3l8.5-8.5a4 4 0 00-5.7-5.7L5.6 11.9a6 6 0 008.5 8.5l6.4-6.4");
+  path.setAttribute("d", d);
   path.setAttribute("fill", "none");
   path.setAttribute("stroke", "currentColor");
   path.setAttribute("stroke-width", "2");
   path.setAttribute("stroke-linecap", "round");
+  path.setAttribute("stroke-linejoin", "round");
   svg.appendChild(path);
   return svg;
-};
+}
+
+const clipIcon = () => icon("M16.5 6.5l-8 8a2.1 2.1 0 003 3l8.5-8.5a4 4 0 00-5.7-5.7L5.6 11.9a6 6 0 008.5 8.5l6.4-6.4", 20);
+const fileIcon = () => icon("M14 3H6a1 1 0 00-1 1v16a1 1 0 001 1h12a1 1 0 001-1V8zM14 3v5h5M9 13h6M9 17h6", 18);
 
 // ---- showing a message's files ----------------------------------------------------------------
 
@@ -160,7 +164,7 @@ export class AttachmentViewer {
           this.download(file, event.currentTarget);
         },
       },
-      h("span", { class: "attachment-icon", "aria-hidden": "true", text: "📄" }),
+      h("span", { class: "attachment-icon" }, fileIcon()),
       h("span", { class: "attachment-name", text: file.filename }),
       h("span", { class: "attachment-size", text: formatSize(file.size) }),
     );
