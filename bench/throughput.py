@@ -5,6 +5,11 @@ then a closed-loop run (each customer sends its next message when the previous o
 
     python -m bench.throughput [--rooms 256] [--rates 1000 2000 2500 3000 4000 5000 6000] [--duration 10]
                                [--pool 10] [--workers 2] [--closed-duration 10]
+                               [--uploads 4 --upload-kib 1024 --upload-mib-per-s 0]
+
+With --uploads N, every step runs twice: as usual, then with N clients uploading files
+(POST /tickets/{id}/attachments, one after another each) beside the messages; the rows' `uploads`
+column says which, and the summary prints the ack p99 of both (docs/performance.md, "Uploads").
 
 Latency: the sender stamps the send time into client_id; "ack" is send -> ack at the sender,
 "delivery" is send -> message.created at the agent.
@@ -14,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import threading
 import time
 from typing import Any
 
@@ -56,6 +63,74 @@ BODY = "Hello, I have a question about my order (benchmark message)."
 # Messaging load must not trip the per-connection send limit (5/s by default): it is a policy
 # against one abusive client, not a capacity limit, and a room here sends ~10/s.
 SERVER_ENV = {"AI_DEFAULT_ENABLED": "false", "WS_SEND_RATE": 10_000, "WS_SEND_BURST": 10_000}
+
+
+class UploadLoad:
+    """`concurrency` clients uploading `size`-byte PDFs into the customers' tickets, one upload
+    after another each, from a thread of this process (the message load runs in the workers)."""
+
+    def __init__(
+        self, base_url: str, customers: list[Customer], concurrency: int, size: int, mib_per_s: float = 0.0
+    ) -> None:
+        self.base_url = base_url
+        # 0: as fast as loopback allows; else each client paces itself to its share of this.
+        self.seconds_per_upload = concurrency * size / (mib_per_s * 2**20) if mib_per_s > 0 else 0.0
+        self.customers = customers
+        self.concurrency = concurrency
+        # Random bytes behind a PDF header: the server sniffs a PDF, and nothing compresses.
+        self.payload = b"%PDF-1.4\n" + os.urandom(max(0, size - 9))
+        self.done = 0
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = 0.0
+
+    def start(self) -> None:
+        self.done = self.errors = 0
+        self._stop.clear()
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="uploads", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(60)
+        elapsed = max(1e-9, time.monotonic() - self._started)
+        return {
+            "uploads_per_s": round(self.done / elapsed, 1),
+            "upload_mib_per_s": round(self.done * len(self.payload) / elapsed / 2**20, 1),
+            "upload_errors": self.errors,
+        }
+
+    async def _main(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(*(self._client(session, i) for i in range(self.concurrency)))
+
+    async def _client(self, session: aiohttp.ClientSession, n: int) -> None:
+        i = n
+        while not self._stop.is_set():
+            customer = self.customers[i % len(self.customers)]
+            i += self.concurrency
+            began = time.monotonic()
+            form = aiohttp.FormData()
+            form.add_field("file", self.payload, filename="bench.pdf", content_type="application/pdf")
+            try:
+                async with session.post(
+                    f"{self.base_url}/tickets/{customer.tickets[0]}/attachments",
+                    data=form,
+                    headers={"Authorization": f"Bearer {customer.token}"},
+                ) as resp:
+                    await resp.read()
+                    if resp.status == 201:
+                        self.done += 1
+                    else:
+                        self.errors += 1
+            except aiohttp.ClientError:
+                self.errors += 1
+            pause = self.seconds_per_upload - (time.monotonic() - began)
+            if pause > 0:
+                await asyncio.sleep(pause)
 
 
 def room_plan(
@@ -274,6 +349,9 @@ def run(args: Any) -> dict[str, Any]:
             # a message (every message bumps last_activity_at, which several indexes carry)?
             drop_indexes(url, args.drop_index)
         env = {**SERVER_ENV, "DB_POOL_MIN": args.pool, "DB_POOL_MAX": args.pool}
+        if args.uploads:
+            # Bandwidth, not the per-user upload policy, is what this measures.
+            env |= {"ATTACHMENT_UPLOADS_PER_WINDOW": 1_000_000, "ATTACHMENT_MAX_BYTES": args.upload_kib * 1024 + 1024}
         with ServerProcess(url, **env) as server:
             plan = room_plan(customers, agents, (server.ws_base, server.ws_base), args.agents_per_room)
             configs = [{"rooms": part} for part in split(plan, args.workers)]
@@ -283,10 +361,29 @@ def run(args: Any) -> dict[str, Any]:
                 assert server.ps is not None
                 groups = {"server": [server.ps], "postgres": processes(backend_pids(url))}
                 best = 0.0
+                uploads = UploadLoad(
+                    server.base_url, customers, args.uploads, args.upload_kib * 1024, args.upload_mib_per_s
+                )
                 for rate in args.rates:
                     row = measure_step(pool, groups, mode="open", rate=rate, duration=args.duration, warmup=args.warmup)
-                    rows.append(row)
-                    print_rows([row])
+                    rows.append({"uploads": 0, **row})
+                    print_rows([rows[-1]])
+                    if args.uploads:
+                        uploads.start()
+                        try:
+                            loaded = measure_step(
+                                pool, groups, mode="open", rate=rate, duration=args.duration, warmup=args.warmup
+                            )
+                        finally:
+                            upload_stats = uploads.stop()
+                        rows.append({"uploads": args.uploads, **loaded, **upload_stats})
+                        print_rows([rows[-1]])
+                        print(
+                            f"{rate:,.0f} msg/s: ack p99 {row['ack_p99_ms']} ms without uploads, "
+                            f"{loaded['ack_p99_ms']} ms with {args.uploads} uploading "
+                            f"({upload_stats['upload_mib_per_s']} MiB/s, {upload_stats['upload_errors']} errors)",
+                            flush=True,
+                        )
                     if row["held"]:
                         best = max(best, rate)
                     elif args.stop_early:
@@ -329,6 +426,13 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--pool", type=int, default=10, help="the server's DB_POOL_MAX")
     parser.add_argument("--workers", type=int, default=2, help="client processes")
     parser.add_argument("--stop-early", action="store_true", help="stop stepping at the first rate not held")
+    parser.add_argument(
+        "--uploads", type=int, default=0, help="also run each step with this many clients uploading files beside it"
+    )
+    parser.add_argument("--upload-kib", type=int, default=1024, help="size of each uploaded file (KiB)")
+    parser.add_argument(
+        "--upload-mib-per-s", type=float, default=0.0, help="total upload bandwidth (0: as fast as loopback allows)"
+    )
     parser.add_argument(
         "--drop-index",
         nargs="*",

@@ -17,7 +17,7 @@ from ..validation import parse_uuid
 from .identity import require_identity
 
 # Bytes read from the request per step: what one upload holds in memory (with the sniffed head).
-UPLOAD_CHUNK = 64 * 1024
+UPLOAD_CHUNK = 256 * 1024
 # Multipart framing and headers around the file: a request longer than the size limit plus this
 # is refused from its Content-Length before any of it is read.
 MULTIPART_OVERHEAD = 16 * 1024
