@@ -466,3 +466,14 @@ async def test_upload_and_message_responses_match_the_openapi_spec(client: TestC
     await assert_matches_spec(resp, "post", "/tickets/{ticket_id}/messages")
     resp = await upload(client, customer, ticket["id"], b"MZ\x90\x00", "x.exe")
     await assert_matches_spec(resp, "post", "/tickets/{ticket_id}/attachments")
+
+
+def test_the_ai_is_told_which_files_a_customer_sent() -> None:
+    from chatserver.ai.prompts import PromptBuilder
+
+    builder = PromptBuilder(product_name="X", history_token_budget=2000)
+    ticket = {"subject": "s", "description": "", "status": "open", "priority": "normal"}
+    files = [{"filename": "error.png"}, {"filename": "log.txt"}]
+    history = [{"author_kind": "customer", "visibility": "public", "body": "", "metadata": {}, "attachments": files}]
+    prompt = builder.reply(ticket, {"name": "C"}, history, [])
+    assert prompt.messages[-1] == {"role": "user", "content": "[attached: error.png, log.txt]"}

@@ -132,11 +132,21 @@ class PromptBuilder:
         )
 
 
+def _text(message: Mapping[str, Any]) -> str:
+    """The message's text, naming the files sent with it: the model cannot see them, but should
+    know they are there (a screenshot with no words is still a question)."""
+    files = message.get("attachments") or []
+    if not files:
+        return str(message["body"])
+    names = ", ".join(str(f.get("filename", "file")) for f in files)
+    return f"{message['body']}\n[attached: {names}]".lstrip("\n")
+
+
 def _chat_turn(message: Mapping[str, Any]) -> dict[str, str] | None:
     kind = message["author_kind"]
     meta = message.get("metadata") or {}
     if kind == "customer":
-        return {"role": "user", "content": message["body"]}
+        return {"role": "user", "content": _text(message)}
     if kind == "ai":
         # A reply cut off by a failure would only confuse the next attempt.
         return None if meta.get("incomplete") else {"role": "assistant", "content": message["body"]}
@@ -150,9 +160,9 @@ def _transcript_line(message: Mapping[str, Any]) -> dict[str, str] | None:
     if kind == "system":
         return None
     if message["visibility"] == "internal":
-        return {"who": "Internal note (agents only)", "text": message["body"]}
+        return {"who": "Internal note (agents only)", "text": _text(message)}
     who = {"customer": "Customer", "ai": "AI assistant", "agent": "Agent"}.get(kind, kind)
-    return {"who": who, "text": message["body"]}
+    return {"who": who, "text": _text(message)}
 
 
 def _fit(turns: list[dict[str, str]], budget: int) -> tuple[list[dict[str, str]], int]:
