@@ -12,7 +12,6 @@ import { h } from "./dom.js";
 const STRINGS = {
   en: {
     attach: "Attach a file",
-    dropHere: "Drop files to attach them",
     uploading: "Uploading {percent}%",
     uploaded: "Ready to send",
     failed: "Not sent: {reason}",
@@ -28,7 +27,6 @@ const STRINGS = {
   },
   fr: {
     attach: "Joindre un fichier",
-    dropHere: "Déposez les fichiers pour les joindre",
     uploading: "Envoi {percent} %",
     uploaded: "Prêt à envoyer",
     failed: "Non envoyé : {reason}",
@@ -44,7 +42,6 @@ const STRINGS = {
   },
   de: {
     attach: "Datei anhängen",
-    dropHere: "Dateien zum Anhängen hier ablegen",
     uploading: "Wird hochgeladen: {percent} %",
     uploaded: "Bereit zum Senden",
     failed: "Nicht gesendet: {reason}",
@@ -60,7 +57,6 @@ const STRINGS = {
   },
   es: {
     attach: "Adjuntar un archivo",
-    dropHere: "Suelta los archivos para adjuntarlos",
     uploading: "Subiendo {percent} %",
     uploaded: "Listo para enviar",
     failed: "No enviado: {reason}",
