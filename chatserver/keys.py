@@ -16,6 +16,7 @@ from .realtime.publisher import Publisher
 from .realtime.tickets import TicketStore
 from .security import Identity
 from .services.access import AccessCache, AccessWatcher
+from .services.attachments import UploadBandwidth
 from .services.hooks import AiControl, MessageHook
 from .services.passwords import PasswordLanes
 from .services.socket_limits import SocketLimits
@@ -55,6 +56,8 @@ MESSAGE_HOOK = web.AppKey[MessageHook]("message_hook")
 # Where attachment bytes live (storage/), and uploads per user (ATTACHMENT_UPLOADS_PER_WINDOW).
 ATTACHMENT_STORAGE = web.AppKey[AttachmentStorage]("attachment_storage")
 UPLOAD_THROTTLE = web.AppKey("upload_throttle", Throttle)
+# Bytes per second all uploads on this instance may read together (ATTACHMENT_INSTANCE_BYTES_PER_SECOND).
+UPLOAD_BANDWIDTH = web.AppKey("upload_bandwidth", UploadBandwidth)
 
 # The app's own Prometheus registry (GET /metrics renders it); add gauges and counters to it.
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)

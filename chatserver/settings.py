@@ -139,6 +139,8 @@ class Settings:
     attachment_uploads_per_window: int = 30
     attachment_upload_window_seconds: int = 300
     attachment_upload_timeout: float = 300.0
+    # All uploads on one instance together read at most this many bytes per second (0: no limit).
+    attachment_instance_bytes_per_second: int = 32 * 1024 * 1024
     attachment_orphan_seconds: int = 24 * 3600
     attachment_cleanup_interval_seconds: float = 3600.0
     # S3-compatible object storage for attachments (any S3 API: AWS, MinIO, R2); unset bucket:
@@ -400,6 +402,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         attachment_uploads_per_window=_int(env, "ATTACHMENT_UPLOADS_PER_WINDOW", 30, 1, 1_000_000),
         attachment_upload_window_seconds=_int(env, "ATTACHMENT_UPLOAD_WINDOW_SECONDS", 300, 1, 86_400),
         attachment_upload_timeout=_float(env, "ATTACHMENT_UPLOAD_TIMEOUT_SECONDS", 300.0, 1.0, 86_400.0),
+        attachment_instance_bytes_per_second=_int(
+            env, "ATTACHMENT_INSTANCE_BYTES_PER_SECOND", 32 * 1024 * 1024, 0, 100 * 1024**3
+        ),
         attachment_orphan_seconds=_int(env, "ATTACHMENT_ORPHAN_SECONDS", 24 * 3600, 60, 365 * 24 * 3600),
         attachment_cleanup_interval_seconds=_float(env, "ATTACHMENT_CLEANUP_INTERVAL_SECONDS", 3600.0, 1.0, 86_400.0),
         s3_bucket=env.get("S3_BUCKET", "").strip() or None,

@@ -477,3 +477,19 @@ def test_the_ai_is_told_which_files_a_customer_sent() -> None:
     history = [{"author_kind": "customer", "visibility": "public", "body": "", "metadata": {}, "attachments": files}]
     prompt = builder.reply(ticket, {"name": "C"}, history, [])
     assert prompt.messages[-1] == {"role": "user", "content": "[attached: error.png, log.txt]"}
+
+
+def test_uploads_on_an_instance_share_one_bandwidth_budget() -> None:
+    from chatserver.services.attachments import UploadBandwidth
+
+    now = [100.0]
+    budget = UploadBandwidth(1000, clock=lambda: now[0])
+    assert budget.reserve(600) == 0  # a second's worth may be read at once
+    assert budget.reserve(400) == 0
+    assert budget.reserve(500) == pytest.approx(0.5)  # any upload: the budget is the instance's
+    now[0] += 0.5
+    assert budget.reserve(250) == pytest.approx(0.25)
+    now[0] += 10  # idle time refills at most one second's worth
+    assert budget.reserve(1000) == 0
+    assert budget.reserve(1) > 0
+    assert UploadBandwidth(0).reserve(10**9) == 0  # 0: no limit

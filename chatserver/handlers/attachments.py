@@ -10,7 +10,7 @@ from aiohttp import BodyPartReader, web
 
 from ..errors import ApiError, validation_error
 from ..jsonutil import json_response
-from ..keys import ATTACHMENT_STORAGE, DB_POOL, SETTINGS, UPLOAD_THROTTLE
+from ..keys import ATTACHMENT_STORAGE, DB_POOL, SETTINGS, UPLOAD_BANDWIDTH, UPLOAD_THROTTLE
 from ..services import attachments as attachment_service
 from ..services.filetypes import IMAGE_TYPES
 from ..validation import parse_uuid
@@ -23,9 +23,12 @@ UPLOAD_CHUNK = 256 * 1024
 MULTIPART_OVERHEAD = 16 * 1024
 
 
-async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+async def _chunks(part: BodyPartReader, bandwidth: attachment_service.UploadBandwidth) -> AsyncIterator[bytes]:
     while chunk := await part.read_chunk(UPLOAD_CHUNK):
         yield chunk
+        wait = bandwidth.reserve(len(chunk))
+        if wait > 0:
+            await asyncio.sleep(wait)
 
 
 async def upload_attachment(request: web.Request) -> web.Response:
@@ -60,7 +63,7 @@ async def upload_attachment(request: web.Request) -> web.Response:
                 ticket_id,
                 filename=part.filename,
                 declared_type=part.headers.get("Content-Type"),
-                chunks=_chunks(part),
+                chunks=_chunks(part, request.app[UPLOAD_BANDWIDTH]),
             )
     except TimeoutError:
         raise ApiError(408, "request_timeout", "The upload did not arrive in time") from None

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import unicodedata
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -45,6 +46,29 @@ class AttachmentPolicy:
             settings.attachments_per_message,
             frozenset(settings.attachment_allowed_types),
         )
+
+
+class UploadBandwidth:
+    """All uploads on this instance together read at most `bytes_per_second` (0: no limit), with
+    up to one second's worth at once. Receiving a file costs the event loop CPU per byte
+    (docs/performance.md, "Attachments beside the message path"), so this bounds the share of it
+    uploads can take from messages, however many arrive at once. An upload over budget simply
+    reads later: TCP slows its sender, and nothing is buffered meanwhile."""
+
+    def __init__(self, bytes_per_second: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = float(bytes_per_second)
+        self.clock = clock
+        self.tokens = self.rate
+        self.stamp = clock()
+
+    def reserve(self, size: int) -> float:
+        """Account for `size` bytes just read; returns the seconds to wait before reading more."""
+        if self.rate <= 0:
+            return 0.0
+        now = self.clock()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate) - size
+        self.stamp = now
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
 def too_large(max_bytes: int) -> ApiError:

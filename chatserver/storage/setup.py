@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from ..keys import ATTACHMENT_STORAGE, DB_POOL, SETTINGS, UPLOAD_THROTTLE
-from ..services.attachments import sweep_orphans
+from ..keys import ATTACHMENT_STORAGE, DB_POOL, SETTINGS, UPLOAD_BANDWIDTH, UPLOAD_THROTTLE
+from ..services.attachments import UploadBandwidth, sweep_orphans
 from ..services.throttle import Throttle
 from ..settings import Settings
 from . import AttachmentStorage, StorageError
@@ -51,6 +51,7 @@ async def attachments_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     storage = await open_storage(settings)
     app[ATTACHMENT_STORAGE] = storage
+    app[UPLOAD_BANDWIDTH] = UploadBandwidth(settings.attachment_instance_bytes_per_second)
     app[UPLOAD_THROTTLE] = Throttle(settings.attachment_uploads_per_window, settings.attachment_upload_window_seconds)
     sweeper = asyncio.create_task(_sweep_forever(app[DB_POOL], storage, settings), name="attachment-sweep")
     try:
