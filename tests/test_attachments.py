@@ -484,12 +484,12 @@ def test_uploads_on_an_instance_share_one_bandwidth_budget() -> None:
 
     now = [100.0]
     budget = UploadBandwidth(1000, clock=lambda: now[0])
-    assert budget.reserve(600) == 0  # a second's worth may be read at once
-    assert budget.reserve(400) == 0
+    assert budget.reserve(150) == 0  # a quarter second's worth may be read at once
+    assert budget.reserve(100) == 0
     assert budget.reserve(500) == pytest.approx(0.5)  # any upload: the budget is the instance's
     now[0] += 0.5
     assert budget.reserve(250) == pytest.approx(0.25)
-    now[0] += 10  # idle time refills at most one second's worth
-    assert budget.reserve(1000) == 0
+    now[0] += 10  # idle time refills at most a quarter second's worth
+    assert budget.reserve(250) == 0
     assert budget.reserve(1) > 0
     assert UploadBandwidth(0).reserve(10**9) == 0  # 0: no limit

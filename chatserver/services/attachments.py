@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 # Orphans deleted per transaction by the sweep.
 SWEEP_BATCH = 100
 MAX_FILENAME_CHARS = 255
+# The upload bandwidth budget's burst: a quarter second's worth. A whole second's (32 MiB at the
+# default) read in one go held the event loop up to ~100 ms (loop-lag probe beside uploads).
+BANDWIDTH_BURST_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class AttachmentPolicy:
 
 class UploadBandwidth:
     """All uploads on this instance together read at most `bytes_per_second` (0: no limit), with
-    up to one second's worth at once. Receiving a file costs the event loop CPU per byte
+    up to BANDWIDTH_BURST_SECONDS' worth at once. Receiving a file costs the event loop CPU per byte
     (docs/performance.md, "Attachments beside the message path"), so this bounds the share of it
     uploads can take from messages, however many arrive at once. An upload over budget simply
     reads later: TCP slows its sender, and nothing is buffered meanwhile."""
@@ -58,7 +61,8 @@ class UploadBandwidth:
     def __init__(self, bytes_per_second: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = float(bytes_per_second)
         self.clock = clock
-        self.tokens = self.rate
+        self.burst = self.rate * BANDWIDTH_BURST_SECONDS
+        self.tokens = self.burst
         self.stamp = clock()
 
     def reserve(self, size: int) -> float:
@@ -66,7 +70,7 @@ class UploadBandwidth:
         if self.rate <= 0:
             return 0.0
         now = self.clock()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate) - size
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate) - size
         self.stamp = now
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
