@@ -2,7 +2,7 @@
 local storage) in one thread's event loop, probed every millisecond by a task that measures how
 late its sleep wakes, while another process uploads 1 MiB files at a given rate.
 
-    python -m bench.upload_lag [--mib-per-s 0 8] [--seconds 5]
+    python -m bench.upload_lag [--mib-per-s 8 0] [--seconds 5] [--budget BYTES_PER_SECOND]
 
 Rate 0 uploads as fast as the bandwidth budget (ATTACHMENT_INSTANCE_BYTES_PER_SECOND) lets it;
 "idle" is always measured first. docs/performance.md, "Attachments beside the message path".
@@ -32,9 +32,9 @@ from chatserver.storage.local import LocalStorage
 PAYLOAD = b"%PDF-1.4\n" + os.urandom(2**20)
 
 
-async def _serve(ports: queue.Queue[int], stop: threading.Event, result: dict[str, Any]) -> None:
+async def _serve(ports: queue.Queue[int], stop: threading.Event, result: dict[str, Any], budget: int) -> None:
     storage = LocalStorage(Path(tempfile.mkdtemp(prefix="upload-lag-")))
-    bandwidth = UploadBandwidth(Settings().attachment_instance_bytes_per_second)
+    bandwidth = UploadBandwidth(budget)
 
     async def upload(request: web.Request) -> web.Response:
         reader = await request.multipart()
@@ -79,11 +79,11 @@ def _uploader(port: int, seconds: float, mib_per_s: float) -> None:
     asyncio.run(_upload(port, seconds, mib_per_s))
 
 
-def measure(mib_per_s: float | None, seconds: float) -> dict[str, Any]:
+def measure(mib_per_s: float | None, seconds: float, budget: int) -> dict[str, Any]:
     ports: queue.Queue[int] = queue.Queue()
     stop = threading.Event()
     result: dict[str, Any] = {"uploads": "idle" if mib_per_s is None else (mib_per_s or "budget")}
-    server = threading.Thread(target=lambda: asyncio.run(_serve(ports, stop, result)))
+    server = threading.Thread(target=lambda: asyncio.run(_serve(ports, stop, result, budget)))
     server.start()
     port = ports.get()
     if mib_per_s is None:
@@ -101,10 +101,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mib-per-s", type=float, nargs="+", default=[8, 0])
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=Settings().attachment_instance_bytes_per_second,
+        help="ATTACHMENT_INSTANCE_BYTES_PER_SECOND (0: no limit)",
+    )
     args = parser.parse_args()
     print(f"load average {os.getloadavg()}")
     for rate in [None, *args.mib_per_s]:
-        print(measure(rate, args.seconds), flush=True)
+        print(measure(rate, args.seconds, args.budget), flush=True)
 
 
 if __name__ == "__main__":
