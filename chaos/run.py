@@ -168,9 +168,10 @@ class Fault:
 
 
 async def _restart_instance(instance: Instance, down: float) -> None:
+    """The fault ends when the new process is started: its start-up counts into the recovery."""
     await asyncio.to_thread(instance.sigkill)
     await asyncio.sleep(down)
-    await asyncio.to_thread(instance.start)
+    await asyncio.to_thread(instance.start, False)
 
 
 async def sigkill(ph: Phase) -> None:
@@ -297,17 +298,27 @@ class Row:
     closes: Counter[str]
     notes: list[str]
 
+    def violations(self) -> list[str]:
+        f = self.found
+        checks = {
+            "acked messages missing from the database": f.lost,
+            "acked messages stored twice": f.duplicated,
+            "clients whose view differs from the database": f.divergent,
+            "messages never acked after the fault": f.unacked,
+            "questions neither answered nor handed off": f.unanswered,
+            "replies still listed in joined.streams": f.ghosts,
+            "500 responses": self.logs.errors_500,
+            "tracebacks in the logs": self.logs.tracebacks,
+            "acks that arrived before their message.created": self.early_acks,
+        }
+        found = [f"{n} {what}" for what, n in checks.items() if n]
+        if self.recovery is None or self.recovery > RECOVERY_LIMIT:
+            found.append(f"instances not ready and serving within {RECOVERY_LIMIT:g} s")
+        return found
+
     @property
     def ok(self) -> bool:
-        return (
-            self.found.delivery_ok
-            and not self.found.ghosts
-            and self.recovery is not None
-            and self.recovery <= RECOVERY_LIMIT
-            and not self.logs.errors_500
-            and not self.logs.tracebacks
-            and not self.early_acks
-        )
+        return not self.violations()
 
 
 @dataclass
@@ -561,6 +572,8 @@ def print_table(rows: list[Row]) -> None:
 
 
 def print_row_details(row: Row) -> None:
+    for violation in row.violations():
+        print(f"  {row.fault}: VIOLATION: {violation}")
     print(f"  {row.fault}: closes/errors seen by clients: {dict(sorted(row.closes.items()))}")
     for note in row.notes:
         print(f"  {row.fault}: {note}")

@@ -6,7 +6,6 @@ signal handlers are its own; the machine's DATABASE_URL and REDIS_URL are never 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,14 +16,20 @@ import pytest
 
 from chaos.procs import pg_bin_dir
 
+from .services import require_redis_server
+
 ROOT = Path(__file__).resolve().parent.parent
 # The short run takes about two minutes on a 2-core machine; this only stops a hung run.
 RUN_TIMEOUT = 600
 
-pytestmark = pytest.mark.skipif(
-    pg_bin_dir() is None or shutil.which("redis-server") is None,
-    reason="needs PostgreSQL binaries (system or pgserver's) and redis-server",
-)
+
+@pytest.fixture(autouse=True)
+def _services() -> None:
+    """The chaos run starts its own redis-server and PostgreSQL (pgserver's binaries at least
+    come with the requirements); without redis-server it skips, which CI turns into a failure."""
+    require_redis_server()
+    if pg_bin_dir() is None:
+        pytest.skip("no PostgreSQL binaries: neither /usr/lib/postgresql/15/bin nor pgserver's")
 
 
 def _chaos(*args: str) -> subprocess.Popen[str]:
