@@ -122,6 +122,14 @@ class Participant:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
 
+    def crashed(self) -> str | None:
+        """Why this client's loop ended before stop() (a harness bug), if it did."""
+        task = self._task
+        if task is None or not task.done() or task.cancelled():
+            return None
+        exc = task.exception()
+        return None if exc is None else f"{type(exc).__name__}: {exc}"
+
     def abort_transport(self) -> bool:
         """Cut the TCP connection without a close frame, as a phone losing its network does."""
         ws = self.ws
@@ -172,6 +180,10 @@ class Participant:
                 self.stats.connects += 1
                 try:
                     joined = await self._session(ws)
+                except (aiohttp.ClientError, OSError, RuntimeError, ValueError) as exc:
+                    # aiohttp answers a ping inside receive(): on a transport the server just cut,
+                    # that write raises. A lost connection, like any other: reconnect and resume.
+                    self.stats.closes[f"client:{type(exc).__name__}"] += 1
                 finally:
                     self.ws = None
                     with contextlib.suppress(Exception):

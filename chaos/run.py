@@ -197,8 +197,9 @@ async def _pg_restart(ph: Phase, sig: int) -> None:
     their pool connections when the server goes away."""
     conn = await asyncpg.connect(ph.cluster.pg.url, timeout=5)
     await conn.execute("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
-    ph.start_inflight_reads(per_instance=8)
-    await asyncio.sleep(0.7)
+    # Twice DB_POOL_MAX per instance: every connection of each pool is checked out and waiting.
+    ph.start_inflight_reads(per_instance=12)
+    await asyncio.sleep(1.0)
     await asyncio.to_thread(ph.cluster.pg.stop, sig)
     conn.terminate()
     await asyncio.sleep(2)
@@ -328,6 +329,8 @@ class Options:
     warmup: float = 2.0
     after: float = 3.0
     settle: float = 15.0
+    # AI rooms in every phase, not only in the AI faults' ones.
+    ai_everywhere: bool = False
 
 
 class Runner:
@@ -371,7 +374,8 @@ class Runner:
     async def build(self, fault: Fault) -> Phase:
         ph = Phase(self.cluster, random.Random(self.rng.getrandbits(64)), self.session)
         url = self.cluster.pg.url
-        n_ai = self.options.ai_rooms if fault.ai else 0
+        with_ai = fault.ai or self.options.ai_everywhere
+        n_ai = self.options.ai_rooms if with_ai else 0
         n_slow = 1 if fault.slow else 0
         customers = await make_users(url, "customer", self.options.rooms + n_ai + n_slow)
         agent1, agent2, agent3 = self.agents
@@ -432,8 +436,11 @@ class Runner:
         for p in ph.participants:
             p.sending = False
         # The slow room's senders burst hard; let them stop before the end.
-        settle = self.options.settle + (6.0 if fault.ai else 0.0)
+        settle = self.options.settle + (6.0 if any(room.ai for room in ph.rooms) else 0.0)
         found = await self.settle(ph, settle)
+        crashed = {p.name: why for p in ph.participants if (why := p.crashed()) is not None}
+        if crashed:
+            raise RuntimeError(f"chaos clients crashed (a bug in the harness): {crashed}")
         for p in ph.participants:
             await p.stop()
         await ph.cancel_background()
@@ -646,6 +653,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--rooms", type=int, default=4, help="messaging rooms per phase (3 clients each)")
     parser.add_argument("--settle", type=float, default=15.0, help="seconds to wait for the invariants to hold")
+    parser.add_argument(
+        "--ai-everywhere",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="AI rooms in every phase (default: yes for the full run, no for --short)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs) afterwards")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
@@ -656,7 +669,8 @@ def main(argv: list[str] | None = None) -> int:
         names = args.faults.split(",")
     else:
         names = list(SHORT if args.short else FAULTS)
-    options = Options(rooms=args.rooms, settle=args.settle)
+    ai_everywhere = not args.short if args.ai_everywhere is None else args.ai_everywhere
+    options = Options(rooms=args.rooms, settle=args.settle, ai_everywhere=ai_everywhere)
     try:
         rows = asyncio.run(run([FAULTS[n] for n in names], args.seed, options, args.keep))
     except KeyboardInterrupt:
