@@ -82,6 +82,9 @@ class Supervisor:
         # Every child carries the run's folder in its environment: what is left of a run can
         # always be found (tests/test_chaos.py checks that nothing is).
         kwargs["env"] = {**kwargs.get("env", os.environ), "CHAOS_RUN_DIR": str(self.dir)}
+        if self._closed:
+            # A start-up thread still running after Ctrl-C: start nothing more.
+            raise RuntimeError("the chaos run is shutting down")
         out: IO[bytes] = open(log, "ab")  # noqa: SIM115 - the child keeps it; closed below
         try:
             proc = subprocess.Popen(
@@ -90,6 +93,10 @@ class Supervisor:
         finally:
             out.close()
         self._procs.append(proc)
+        if self._closed:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise RuntimeError("the chaos run is shutting down")
         return proc
 
     def signal_group(self, proc: subprocess.Popen[bytes], sig: int) -> None:

@@ -423,27 +423,13 @@ class Runner:
         await self.ensure_ready()
         offsets = [i.log_size() for i in self.cluster.instances]
         ph = await self.build(fault)
-        for p in ph.participants:
-            p.start()
-        await self._wait_joined(ph)
-        await asyncio.sleep(self.options.warmup)
-        await fault.inject(ph)
-        recovery = await self.recovery_time()
-        if recovery is None:
-            ph.notes.append(f"not ready and serving {RECOVERY_LIMIT:g} s after the fault: instances restarted")
-            await self.restart_unready()
-        await asyncio.sleep(self.options.after)
-        for p in ph.participants:
-            p.sending = False
-        # The slow room's senders burst hard; let them stop before the end.
-        settle = self.options.settle + (6.0 if any(room.ai for room in ph.rooms) else 0.0)
-        found = await self.settle(ph, settle)
-        crashed = {p.name: why for p in ph.participants if (why := p.crashed()) is not None}
-        if crashed:
-            raise RuntimeError(f"chaos clients crashed (a bug in the harness): {crashed}")
-        for p in ph.participants:
-            await p.stop()
-        await ph.cancel_background()
+        try:
+            recovery, found = await self._drive(ph, fault)
+        finally:
+            # Also on failure and Ctrl-C: no client may outlive its phase (or the HTTP session).
+            for p in ph.participants:
+                await p.stop()
+            await ph.cancel_background()
         if ph.inflight_statuses:
             ph.notes.append(f"reads in flight at the shutdown answered {dict(ph.inflight_statuses)}")
         for p in ph.slow:
@@ -467,6 +453,26 @@ class Runner:
                 ph.notes.append(f"{p.name} resumed past the 500-message snapshot: {p.stats.pages} REST page(s)")
             found.details.extend(p.stats.rejected[:3])
         return Row(fault.name, found, logs, recovery, early, closes, ph.notes)
+
+    async def _drive(self, ph: Phase, fault: Fault) -> tuple[float | None, Findings]:
+        for p in ph.participants:
+            p.start()
+        await self._wait_joined(ph)
+        await asyncio.sleep(self.options.warmup)
+        await fault.inject(ph)
+        recovery = await self.recovery_time()
+        if recovery is None:
+            ph.notes.append(f"not ready and serving {RECOVERY_LIMIT:g} s after the fault: instances restarted")
+            await self.restart_unready()
+        await asyncio.sleep(self.options.after)
+        for p in ph.participants:
+            p.sending = False
+        settle = self.options.settle + (6.0 if any(room.ai for room in ph.rooms) else 0.0)
+        found = await self.settle(ph, settle)
+        crashed = {p.name: why for p in ph.participants if (why := p.crashed()) is not None}
+        if crashed:
+            raise RuntimeError(f"chaos clients crashed (a bug in the harness): {crashed}")
+        return recovery, found
 
     async def _wait_joined(self, ph: Phase) -> None:
         deadline = time.monotonic() + 15
