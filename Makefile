@@ -33,7 +33,7 @@ bench: $(STAMP)
 
 # Fault injection against two instances, a private PostgreSQL and a private Redis (it restarts them;
 # never the machine's), checking the delivery invariants after each fault (docs/architecture.md,
-# "Chaos suite"). The full matrix takes about four minutes; `CHAOS_ARGS=--short` is the CI subset.
+# "Chaos suite"). The full matrix takes about 3.5 minutes; `CHAOS_ARGS=--short` is the CI subset.
 chaos: $(STAMP)
 	$(PY) -m chaos $(CHAOS_ARGS)
 
