@@ -361,6 +361,17 @@ def server_env(pg_url: str, redis_url: str, groq_url: str) -> dict[str, str]:
             "AI_USER_RATE_LIMIT": "100000",
             "AI_MAX_REPLIES_PER_TICKET": "100000",
             "AI_MAX_TOKENS_PER_TICKET": "100000000",
+            # Every simulated client comes from 127.0.0.1: the per-address abuse limits
+            # (docs/operations.md, "Limits") are not what is tested here.
+            "AI_ADDRESS_RATE_LIMIT": "1000000",
+            "AI_INSTANCE_RATE_LIMIT": "100000000",
+            "SOCKETS_PER_USER": "1000",
+            "SOCKETS_PER_ADDRESS": "100000",
+            "SIGNUP_LIMIT_PER_ADDRESS": "1000000",
+            "TICKETS_PER_CUSTOMER_PER_HOUR": "100000",
+            "OPEN_TICKETS_PER_CUSTOMER": "100000",
+            # Orphaned replies are noticed within a second of their lease running out.
+            "AI_SWEEP_INTERVAL_SECONDS": "1",
             # Resends after a reconnect come in bursts; the rate limit is not what is tested.
             "WS_SEND_RATE": "200",
             "WS_SEND_BURST": "400",
