@@ -22,7 +22,15 @@ from ..errors import ApiError
 from ..keys import DB_POOL, LOGIN_THROTTLE, SETTINGS
 from ..services import auth as auth_service
 from ..services.widget import identity_signature
-from ..web_session import CSRF_FORM_FIELD, check_csrf, csrf_token, secure_page_headers, start_login
+from ..validation import read_form
+from ..web_session import (
+    CSRF_FORM_FIELD,
+    check_csrf,
+    content_security_policy,
+    csrf_token,
+    secure_page_headers,
+    start_login,
+)
 from .identity import session_identity, token_config
 
 log = logging.getLogger(__name__)
@@ -85,7 +93,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login_submit(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     email = _form_str(form, "email")[:MAX_EMAIL].strip()
     password = _form_str(form, "password")[:MAX_PASSWORD]
 
@@ -123,7 +131,7 @@ async def login_submit(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     await check_csrf(request, _form_str(form, CSRF_FORM_FIELD))
     session = await get_session(request)
     session.invalidate()
@@ -178,8 +186,10 @@ async def demo_page(request: web.Request) -> web.Response:
         "server": f"{request.scheme}://{request.host}",
     }
     response = aiohttp_jinja2.render_template("demo.html", request, context)
-    # It stands in for someone else's site, whose security policy is theirs to choose; it only
-    # promises not to be framed itself.
+    # It stands in for someone else's site, one with a strict policy: its own stylesheet, the
+    # loader script and the widget frame, all from this server, and no inline script at all, which
+    # also shows that the widget works on such a site.
+    response.headers["Content-Security-Policy"] = content_security_policy()
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
