@@ -394,6 +394,90 @@ MESSAGE_PARAMS = [
 ]
 
 
+# ---- the AI reply's Server-Sent Events --------------------------------------------------
+
+JSON_TEXT = "One line of JSON."
+
+
+def sse_event(name: str, data: Schema, description: str) -> Schema:
+    """One Server-Sent Event as SSE parsers (and schemathesis) read it: its `event` name and its
+    `data` text, which is JSON of the `contentSchema` shape."""
+    return obj(
+        {
+            "event": {"type": "string", "enum": [name]},
+            "data": {
+                "type": "string",
+                "contentMediaType": JSON,
+                "contentSchema": data,
+                "description": JSON_TEXT,
+            },
+        },
+        description=description,
+    )
+
+
+REPLY_ID: Schema = nullable({"type": "string", "description": "The reply_id of the reply's ai.* room events."})
+REPLY_KIND: Schema = {"type": "string", "enum": ["reply"]}
+
+AI_STREAM_EVENT: Schema = {
+    "oneOf": [
+        sse_event(
+            "started",
+            obj({"reply_id": {"type": "string"}, "kind": REPLY_KIND, "in_reply_to": {"type": "integer"}}),
+            "The reply began; in_reply_to is the seq of the customer message it answers.",
+        ),
+        sse_event(
+            "delta",
+            obj(
+                {
+                    "reply_id": {"type": "string"},
+                    "offset": {"type": "integer", "minimum": 0},
+                    "text": {"type": "string"},
+                }
+            ),
+            "More text: `offset` is where `text` starts in the whole reply, in code points.",
+        ),
+        sse_event(
+            "completed",
+            obj(
+                {
+                    "reply_id": REPLY_ID,
+                    "kind": REPLY_KIND,
+                    "message": nullable(ref("Message")),
+                    "text": {"type": "string"},
+                }
+            ),
+            "The stored reply; the stream ends.",
+        ),
+        sse_event(
+            "failed",
+            {
+                **obj(
+                    {
+                        "reply_id": REPLY_ID,
+                        "kind": REPLY_KIND,
+                        "code": {"type": "string"},
+                        "message": {"type": "string", "description": "For people."},
+                        "retryable": {"type": "boolean"},
+                        "retry_after": nullable({"type": "number", "description": "Seconds, when known."}),
+                        "partial": nullable(ref("Message")),
+                    },
+                    required=["reply_id", "kind", "code", "message", "retryable"],
+                ),
+                # The ai.failed room event's fields (docs/ai.md): it may gain more.
+                "additionalProperties": True,
+            },
+            "The reply failed; `partial` is the stored incomplete message, if any text arrived. The stream ends.",
+        ),
+        sse_event(
+            "cancelled",
+            obj({"reply_id": REPLY_ID, "kind": REPLY_KIND, "reason": {"type": "string"}}),
+            "No reply will come (the AI was turned off, or an agent took over). The stream ends.",
+        ),
+    ]
+}
+
+
 # ---- paths: one dict per path, one operation per method ----------------------------------
 
 PATHS: dict[str, dict[str, Schema]] = {
@@ -502,9 +586,11 @@ PATHS: dict[str, dict[str, Schema]] = {
             ok={
                 "200": {
                     "description": "text/event-stream: `started`, `delta`... then one final `completed`, "
-                    "`failed` or `cancelled` event (docs/ai.md). A reply already streaming is joined (the "
-                    "text so far first); a stored reply is sent at once as `completed`.",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    "`failed` or `cancelled` event (docs/ai.md), each an `event:` line naming it and one "
+                    "`data:` line holding a JSON object; `: keep-alive` comments come between them. A reply "
+                    "already streaming is joined (the text so far first); a stored reply is sent at once as "
+                    "`completed`. The schema describes one event, as OpenAPI 3.1 tools read it.",
+                    "content": {"text/event-stream": {"schema": AI_STREAM_EVENT}},
                 }
             },
             errors=("NotFound", "Conflict"),
@@ -865,15 +951,17 @@ def build_spec() -> dict[str, Any]:
 
 def downgrade_for_swagger_ui(spec: dict[str, Any]) -> dict[str, Any]:
     """The same document labelled OpenAPI 3.0.3, for the bundled Swagger UI 4, which refuses to
-    render 3.1. The only 3.1-only construct used above is "or null" (type lists and oneOf with
-    {"type": "null"}); it becomes 3.0's `nullable: true`."""
+    render 3.1. The 3.1-only constructs used above are "or null" (type lists and oneOf with
+    {"type": "null"}), which becomes 3.0's `nullable: true`, and the SSE events' contentSchema,
+    which is dropped (its description stays)."""
 
     def convert(node: Any) -> Any:
         if isinstance(node, list):
             return [convert(item) for item in node]
         if not isinstance(node, dict):
             return node
-        out = {key: convert(value) for key, value in node.items()}
+        # contentMediaType / contentSchema (the SSE events' JSON data) are JSON Schema 2020-12 only.
+        out = {key: convert(value) for key, value in node.items() if key not in ("contentMediaType", "contentSchema")}
         kind = out.get("type")
         if isinstance(kind, list) and "null" in kind:
             others = [k for k in kind if k != "null"]
