@@ -77,7 +77,8 @@ def _check(name: str, spec: Field, value: Any) -> tuple[Any, str | None]:
         text = value.strip() if spec.strip else value
         if len(text) < spec.min_len:
             return None, "must not be empty" if spec.min_len == 1 else f"must be at least {spec.min_len} characters"
-        if len(text) > spec.max_len:
+        # The text as sent, white space included: what the OpenAPI maxLength says.
+        if len(value) > spec.max_len:
             return None, f"must be at most {spec.max_len} characters"
         if spec.max_bytes is not None and len(text.encode()) > spec.max_bytes:
             return None, f"must be at most {spec.max_bytes} bytes"

@@ -22,7 +22,7 @@ from ..errors import ApiError
 from ..keys import DB_POOL, LOGIN_THROTTLE, SETTINGS
 from ..services import auth as auth_service
 from ..services.widget import identity_signature
-from ..validation import read_form
+from ..validation import parse_uuid, read_form
 from ..web_session import (
     CSRF_FORM_FIELD,
     check_csrf,
@@ -148,6 +148,8 @@ def _form_str(form: Any, name: str) -> str:
 
 async def console_page(request: web.Request) -> web.Response:
     """GET /console and /console/tickets/{ticket_id}: the inbox and ticket views (one page)."""
+    if "ticket_id" in request.match_info:
+        parse_uuid(request.match_info["ticket_id"], "Ticket")  # before anything: no redirect for junk
     who = await session_identity(request)
     if who is None:
         return _redirect(LOGIN_PATH)
