@@ -169,11 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     failed = False
     with tempfile.TemporaryDirectory(prefix="chatserver-fuzz-") as tmp, fuzz_target(Path(tmp)) as target:
-        for role, token in (("agent", target.agent_token), ("customer", target.customer_token)):
+        # The customer first: the tickets it opens give the agent's run real ids to work on.
+        for role, token in (("customer", target.customer_token), ("agent", target.agent_token)):
             print(f"== schemathesis as the {role}, {args.seconds}s", flush=True)
             result = run_schemathesis(target, token, seconds=args.seconds, seed=args.seed)
-            print(result.stdout[-20000:])
-            print(result.stderr[-5000:], file=sys.stderr)
+            print(result.stdout[-20000:], flush=True)
+            print(result.stderr[-5000:], file=sys.stderr, flush=True)
             failed |= result.returncode != 0
         errors = target.server_errors()
         if errors:
