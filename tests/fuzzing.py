@@ -92,10 +92,11 @@ def _create_user(env: dict[str, str], email: str, role: str) -> None:
 
 
 @contextmanager
-def fuzz_target(workdir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Target]:
-    """A running server on a fresh, migrated database, with an agent and a customer signed in."""
+def fuzz_target(workdir: Path, server_url: str | None = None) -> Iterator[Target]:
+    """A running server on a fresh, migrated database of `server_url` (else DATABASE_URL's server,
+    else an embedded PostgreSQL), with an agent and a customer signed in."""
     with ExitStack() as stack:
-        server_url = os.environ.get("DATABASE_URL")
+        server_url = server_url or os.environ.get("DATABASE_URL")
         if not server_url:
             from chatserver.db.embedded import embedded_postgres
 
@@ -118,7 +119,8 @@ def fuzz_target(workdir: Path, extra_env: dict[str, str] | None = None) -> Itera
             "CHATSERVER_ENV": "test",
             # A test: no outgoing calls to Groq (the offline responder answers).
             "GROQ_API_KEY": "",
-            **(extra_env or {}),
+            # With REDIS_URL set, channels of its own: other servers may share that Redis.
+            "REDIS_PREFIX": name,
         }
         _create_user(env, "fuzz-agent@example.com", "agent")
         _create_user(env, "fuzz-customer@example.com", "customer")

@@ -22,8 +22,9 @@ SEED = 20261203
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    with fuzz_target(Path(tmp_path_factory.mktemp("fuzz"))) as running:
+def server(tmp_path_factory: pytest.TempPathFactory, server_url: str) -> Iterator[Target]:
+    """The test session's PostgreSQL server (tests/conftest.py), a database of its own."""
+    with fuzz_target(Path(tmp_path_factory.mktemp("fuzz")), server_url) as running:
         yield running
 
 
