@@ -42,10 +42,11 @@ from ..services import messages as message_service
 from ..services import tickets as ticket_service
 from ..services.hooks import AiControl
 from ..settings import Settings
-from ..validation import Bool, Choice, Str, Uuid, parse_uuid, validate
+from ..validation import Bool, Choice, Str, Uuid, parse_uuid, query_int, validate
 from ..views import message_view, participant_view, ticket_view
 from ..web_session import own_origin
 from .identity import checked_bearer_identity, checked_identity, require_identity, session_identity
+from .tickets import MAX_SEQ
 
 log = logging.getLogger(__name__)
 
@@ -128,16 +129,8 @@ def _resume_seq(request: web.Request) -> int | None:
         # No query string: parsing one anyway would keep an empty query mapping on the request,
         # which lives as long as the socket (~0.2-0.4 KiB per idle socket).
         return None
-    raw = request.query.get("after_seq")
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ApiError(422, "validation_error", "after_seq must be a non-negative integer")
-    return value
+    # The REST history's bounds: a seq beyond bigint failed in the database after the upgrade.
+    return query_int(request, "after_seq", None, 0, MAX_SEQ)
 
 
 async def _participant(pool: asyncpg.Pool, who: Identity) -> dict[str, Any]:
