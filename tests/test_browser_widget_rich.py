@@ -113,6 +113,7 @@ async def test_markdown_ai_reply_renders_safely_in_both_uis_with_its_sources(
     source = reply.locator(".sources a", has_text="Refunds and billing")
     assert await source.get_attribute("href") == "https://help.nimbusnotes.example/articles/refunds-and-billing"
     assert await source.get_attribute("rel") == "noopener noreferrer"
+    await screenshot(visitor, "widget-markdown.png")
 
     agent = await new_page(browser)
     await console_login(agent, live)
@@ -345,7 +346,7 @@ async def test_phone_width_touch_targets_input_size_and_axe_finds_no_serious_pro
     fake_groq.push(Script(text="cut", x_groq_error_after=1))
     await widget_send(frame, "And for monthly plans?")
     await frame.get_by_role("button", name="Try again").wait_for()
-    await screenshot(visitor, "widget-phone.png")
+    await screenshot(visitor, "widget-phone-retry.png")
 
     for selector in ("#close", "#send", "#human", ".retry-button"):
         box = await frame.locator(selector).bounding_box()
