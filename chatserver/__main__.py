@@ -158,7 +158,11 @@ def cmd_load_kb(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: {folder} is not a folder", file=sys.stderr)
         return 2
 
-    articles = read_kb_dir(folder)
+    try:
+        articles = read_kb_dir(folder)
+    except ValueError as err:  # a malformed front matter: name the file, load nothing
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     async def run(url: str) -> dict[str, int]:
         pool = await create_pool(url, 1, 2)

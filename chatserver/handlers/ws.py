@@ -198,7 +198,7 @@ async def ticket_socket(request: web.Request) -> web.StreamResponse:
         first_anywhere = await presence.add(ticket_id, user) if first_here else False
         await _send_snapshot(request, conn, ticket_id, resume_after)
         if first_anywhere:
-            await publisher.publish(events.presence_joined(ticket_id, user))
+            await publisher.publish(events.presence_joined(ticket_id, user, staff_only=who.is_staff))
         await session.run()
     finally:
         app[SOCKET_LIMITS].release(who.user_id, address)
@@ -207,8 +207,10 @@ async def ticket_socket(request: web.Request) -> web.StreamResponse:
         await conn.stop()
         if last_here:
             try:
+                # Customers heard of an agent only if they engaged: likewise of their leaving.
+                hidden = who.is_staff and not await presence.is_engaged(ticket_id, who.user_id)
                 if await presence.remove(ticket_id, who.user_id):
-                    await publisher.publish(events.presence_left(ticket_id, user))
+                    await publisher.publish(events.presence_left(ticket_id, user, staff_only=hidden))
             except Exception:
                 log.exception("presence cleanup failed for %s", ticket_id)
     return ws
@@ -234,7 +236,7 @@ async def _send_snapshot(
         has_more = len(rows) > JOIN_HISTORY
         rows = rows[-JOIN_HISTORY:]
         snapshot_seq = last_seq
-    present = await app[PRESENCE].list(ticket_id)
+    present = await app[PRESENCE].list(ticket_id, for_customer=not who.is_staff)
     channel = events.ticket_channel(ticket_id)
     hub = app[HUB]
     hub.note_snapshot(channel, snapshot_seq)
@@ -338,6 +340,9 @@ class RoomSession:
         wait = self.app[SEND_BUDGET].take(self.who.user_id)
         if wait > 0:
             raise FrameError("rate_limited", "Sending too fast; retry after retry_after seconds", wait)
+        if self.who.is_staff and not body.get("internal", False):
+            # Before the message, so the visitor reads "Alex joined" above Alex's first words.
+            await self.engage()
         message, created = await message_service.post_message(
             self.app[DB_POOL],
             self.app[MESSAGE_WRITER],
@@ -355,6 +360,11 @@ class RoomSession:
         self.app[HUB].send_ack(self.channel, self.conn, message["seq"], ack)
         if self.typing_active:
             await self.stop_typing()
+
+    async def engage(self) -> None:
+        """An agent wrote to the customer or took over: from now on the customer sees them."""
+        if await self.app[PRESENCE].engage(self.ticket_id, self.who.user_id):
+            await self.app[PUBLISHER].publish(events.presence_joined(self.ticket_id, self.conn.user))
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         active = validate(frame, TYPING_SCHEMA)["active"]
@@ -421,6 +431,7 @@ class RoomSession:
         await ticket_service.update_ticket(
             self.app[DB_POOL], self.app[PUBLISHER], self.who, self.ticket_id, {"ai_enabled": False}
         )
+        await self.engage()
 
     async def on_handback(self, frame: dict[str, Any]) -> None:
         if not self.who.is_staff:
