@@ -103,6 +103,16 @@ class DatabaseHealth:
             self.down_since = None
 
 
+class _OutageTracebacks(logging.Filter):
+    """Drops asyncpg's "Failed to restore the pool connection floor" warnings while the database
+    is unreachable: asyncpg logs one with a traceback per reconnect attempt, and DatabaseHealth
+    has already said once that the database is down. Other failures still get through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return exc is None or not is_unavailable(exc)
+
+
 class FairPool(asyncpg.Pool):
     """asyncpg's pool, with connections handed to waiting callers first come, first served, and
     a bounded wait for one.
@@ -184,6 +194,9 @@ async def create_pool(
     acquire_timeout: float = 5.0,
     health: DatabaseHealth | None = None,
 ) -> asyncpg.Pool:
+    asyncpg_log = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, _OutageTracebacks) for f in asyncpg_log.filters):
+        asyncpg_log.addFilter(_OutageTracebacks())
     # asyncpg.create_pool's defaults, spelled out: it cannot build a Pool subclass itself.
     pool = FairPool(
         url,

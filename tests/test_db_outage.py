@@ -1,0 +1,155 @@
+"""A database outage, against a private PostgreSQL that the tests stop and start again: REST
+calls and upgrades answer 503 database_unavailable with Retry-After, sockets get an error frame
+and stay open, the logs say once that the outage started and once that it ended (no traceback),
+and the same server serves again as soon as PostgreSQL is back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from chatserver.app import create_app
+from chatserver.keys import DB_POOL
+from chatserver.services.auth import create_user
+from chatserver.settings import Settings
+
+from .conftest import PASSWORD, TEST_SECRET
+from .services import PostgresProcess, find_postgres_bin
+from .wsutil import recv_type
+
+# How many times a test polls for recovery; only a bound, so a server that never recovers fails.
+RECOVERY_POLLS = 60
+
+
+@pytest.fixture
+def postgres() -> Iterator[PostgresProcess]:
+    bin_dir = find_postgres_bin()
+    if bin_dir is None:
+        pytest.skip("no initdb/pg_ctl on this machine")
+    with tempfile.TemporaryDirectory(prefix="chatserver-pg-") as tmp:
+        server = PostgresProcess(bin_dir, Path(tmp))
+        server.init()
+        server.start()
+        try:
+            yield server
+        finally:
+            server.ensure_stopped()
+
+
+@pytest.fixture
+async def outage_client(aiohttp_client: Any, postgres: PostgresProcess, tmp_path: Path) -> AsyncIterator[TestClient]:
+    settings = Settings(
+        database_url=postgres.url,
+        secret_key=TEST_SECRET,
+        data_dir=tmp_path,
+        redis_url=None,
+        db_pool_min=1,
+        db_pool_max=5,
+        db_acquire_timeout=1.0,
+        ai_default_enabled=False,
+    )
+    client: TestClient = await aiohttp_client(create_app(settings, bcrypt_rounds=4))
+    yield client
+
+
+async def login(client: TestClient, role: str = "customer") -> dict[str, str]:
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+    await create_user(client.app[DB_POOL], email=email, password=PASSWORD, role=role, name=role, bcrypt_rounds=4)
+    resp = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
+    assert resp.status == 200, await resp.text()
+    return {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
+
+
+async def recv_error(ws: aiohttp.ClientWebSocketResponse, ref: str) -> dict[str, Any]:
+    while True:
+        frame = await recv_type(ws, "error", timeout=15)
+        if frame.get("ref") == ref:
+            return frame
+
+
+async def recv_ack(ws: aiohttp.ClientWebSocketResponse, ref: str) -> dict[str, Any]:
+    while True:
+        frame = await recv_type(ws, "ack", timeout=15)
+        if frame.get("client_id") == ref:
+            return frame
+
+
+async def wait_until_served(client: TestClient, path: str, headers: dict[str, str]) -> None:
+    for _ in range(RECOVERY_POLLS):
+        resp = await client.get(path, headers=headers)
+        if resp.status == 200:
+            return
+        assert resp.status == 503, await resp.text()
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{path} not served again after PostgreSQL came back")
+
+
+def outage_log_lines(caplog: pytest.LogCaptureFixture) -> tuple[int, int]:
+    started = sum("database unavailable" in r.getMessage() for r in caplog.records)
+    ended = sum("database available again" in r.getMessage() for r in caplog.records)
+    return started, ended
+
+
+def assert_no_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not bad, [r.getMessage() for r in bad]
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+async def test_database_outage_answers_503_and_error_frames_then_recovers(
+    outage_client: TestClient, postgres: PostgresProcess, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    client = outage_client
+    caplog.set_level(logging.WARNING)
+    customer = await login(client)
+    resp = await client.post("/tickets", json={"subject": "Help"}, headers=customer)
+    ticket = (await resp.json())["ticket"]
+    path = f"/tickets/{ticket['id']}"
+    ws = await client.ws_connect(f"{path}/ws", headers=customer)
+    await recv_type(ws, "joined")
+    await ws.send_json({"type": "message.send", "client_id": "before", "body": "hello"})
+    await recv_ack(ws, "before")
+
+    await asyncio.to_thread(postgres.stop, mode)
+
+    await ws.send_json({"type": "message.send", "client_id": "during", "body": "anyone?"})
+    error = await recv_error(ws, "during")
+    assert error["code"] == "database_unavailable"
+    assert error["retry_after"] > 0
+
+    resp = await client.get(path, headers=customer)
+    assert resp.status == 503
+    assert (await resp.json())["error"]["code"] == "database_unavailable"
+    assert int(resp.headers["Retry-After"]) > 0
+
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect(f"{path}/ws", headers=customer)
+    assert refused.value.status == 503
+
+    assert (await client.get("/readyz")).status == 503
+    # The database is down, not this process: a restart would not help, liveness holds.
+    assert (await client.get("/healthz")).status == 200
+
+    await asyncio.to_thread(postgres.start)
+    await wait_until_served(client, path, customer)
+
+    # The socket outlived the outage: the client resends with the same client_id.
+    await ws.send_json({"type": "message.send", "client_id": "during", "body": "anyone?"})
+    ack = await recv_ack(ws, "during")
+    assert ack["message"]["body"] == "anyone?"
+    assert (await client.get("/readyz")).status == 200
+    resp = await client.get(f"{path}/messages", headers=customer)
+    assert [m["client_id"] for m in (await resp.json())["messages"]] == ["before", "during"]
+    await ws.close()
+
+    assert outage_log_lines(caplog) == (1, 1)
+    assert_no_errors_logged(caplog)
