@@ -24,7 +24,7 @@ from chatserver.settings import Settings
 
 from .conftest import PASSWORD, TEST_SECRET
 from .services import PostgresProcess, find_postgres_bin
-from .wsutil import recv_type
+from .wsutil import recv, recv_type
 
 # How many times a test polls for recovery; only a bound, so a server that never recovers fails.
 RECOVERY_POLLS = 60
@@ -48,13 +48,19 @@ def postgres() -> Iterator[PostgresProcess]:
 @pytest.fixture
 async def outage_client(aiohttp_client: Any, postgres: PostgresProcess, tmp_path: Path) -> AsyncIterator[TestClient]:
     settings = Settings(
-        database_url=postgres.url,
+        # The private cluster has no TLS. With asyncpg's default (sslmode=prefer) a connect that is
+        # cancelled during its TLS negotiation leaves a "Future exception was never retrieved"
+        # in the log (asyncpg's TLSUpgradeProto), which is not what these tests are about.
+        database_url=postgres.url + "?sslmode=disable",
         secret_key=TEST_SECRET,
         data_dir=tmp_path,
         redis_url=None,
         db_pool_min=1,
         db_pool_max=5,
         db_acquire_timeout=1.0,
+        # The sockets here send as fast as they are answered.
+        ws_send_rate=10_000.0,
+        ws_send_burst=10_000,
         ai_default_enabled=False,
     )
     client: TestClient = await aiohttp_client(create_app(settings, bcrypt_rounds=4))
@@ -153,3 +159,78 @@ async def test_database_outage_answers_503_and_error_frames_then_recovers(
 
     assert outage_log_lines(caplog) == (1, 1)
     assert_no_errors_logged(caplog)
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+async def test_requests_in_flight_when_the_database_stops_get_503_never_500(
+    outage_client: TestClient, postgres: PostgresProcess, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    client = outage_client
+    caplog.set_level(logging.WARNING)
+    customer = await login(client)
+    resp = await client.post("/tickets", json={"subject": "Help"}, headers=customer)
+    path = f"/tickets/{(await resp.json())['ticket']['id']}"
+    statuses: list[int] = []
+    frames: list[dict[str, Any]] = []
+    stop = asyncio.Event()
+
+    async def rest_calls() -> None:
+        while not stop.is_set():
+            for url in (path, f"{path}/messages"):
+                statuses.append((await client.get(url, headers=customer)).status)
+
+    async def socket_sends(name: str) -> None:
+        ws = await client.ws_connect(f"{path}/ws", headers=customer)
+        await recv_type(ws, "joined")
+        n = 0
+        while not stop.is_set():
+            n += 1
+            client_id = f"{name}-{n}"
+            await ws.send_json({"type": "message.send", "client_id": client_id, "body": client_id})
+            while True:
+                frame = await _next_answer(ws)
+                if frame.get("client_id") == client_id or frame.get("ref") == client_id:
+                    frames.append(frame)
+                    break
+        assert not ws.closed
+        await ws.close()
+
+    async def probes() -> None:
+        while not stop.is_set():
+            statuses.append((await client.get("/readyz")).status)
+            await asyncio.sleep(0.05)
+
+    async def impatient_calls() -> None:
+        # Clients that hang up mid-request: their handlers' queries are cancelled mid-flight.
+        while not stop.is_set():
+            try:
+                async with asyncio.timeout(0.005):
+                    await client.get(f"{path}/messages", headers=customer)
+            except TimeoutError:
+                pass
+
+    workers = [asyncio.create_task(rest_calls()) for _ in range(4)]
+    workers += [asyncio.create_task(probes()), asyncio.create_task(impatient_calls())]
+    workers += [asyncio.create_task(socket_sends(f"s{i}")) for i in range(4)]
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(postgres.stop, mode)
+    await asyncio.sleep(1.0)
+    await asyncio.to_thread(postgres.start)
+    await wait_until_served(client, path, customer)
+    await asyncio.sleep(0.5)
+    stop.set()
+    await asyncio.gather(*workers)
+
+    assert set(statuses) <= {200, 503}
+    assert 503 in statuses
+    answers = {f["type"] if f["type"] == "ack" else f["code"] for f in frames}
+    assert answers <= {"ack", "database_unavailable"}
+    assert_no_errors_logged(caplog)
+
+
+async def _next_answer(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    """The next ack or error frame (other frames, like the room's broadcasts, are skipped)."""
+    while True:
+        frame = await recv(ws, 15)
+        if frame["type"] in ("ack", "error"):
+            return frame

@@ -47,6 +47,16 @@ class AcquireTimeout(TimeoutError):
 _BROKEN_CONNECTION_MESSAGES = ("connection is closed", "connection was closed", "released back to the pool")
 
 
+# What asyncpg raises for a statement sent on a connection whose server has just terminated it.
+# On shutdown PostgreSQL sends every idle connection a FATAL error ("terminating connection due to
+# administrator command") and then closes it. asyncpg's protocol does not expect a message while
+# idle: it marks the connection as consuming an error (state 2) until the socket's end arrives a
+# moment later, and a statement sent on it in between fails with "cannot switch to state 12;
+# another operation (2) is in progress". The pool cannot see that state (asyncpg does not expose
+# it), so such a connection can still be handed out: its error means the server is going away.
+_SERVER_SAID_GOODBYE = "another operation (2) is in progress"
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Whether `exc` says the database cannot be reached right now (restart, crash, network,
     no free connection), as opposed to a statement it refused. Exception groups (task groups)
@@ -67,6 +77,8 @@ def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.InterfaceError):
         message = str(exc)
         return any(m in message for m in _BROKEN_CONNECTION_MESSAGES)
+    if isinstance(exc, asyncpg.InternalClientError):
+        return _SERVER_SAID_GOODBYE in str(exc)
     return False
 
 
