@@ -18,6 +18,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from chatserver.app import create_app
+from chatserver.db.message_writer import MessageWriter
+from chatserver.db.messages import VisibleMessage
+from chatserver.db.pool import is_unavailable
 from chatserver.keys import DB_POOL
 from chatserver.services.auth import create_user
 from chatserver.settings import Settings
@@ -234,3 +237,42 @@ async def _next_answer(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
         frame = await recv(ws, 15)
         if frame["type"] in ("ack", "error"):
             return frame
+
+
+async def test_group_commit_answers_unavailable_during_an_outage_and_stores_again_after(
+    outage_client: TestClient, postgres: PostgresProcess
+) -> None:
+    client = outage_client
+    customer = await login(client)
+    resp = await client.post("/tickets", json={"subject": "Help"}, headers=customer)
+    ticket = (await resp.json())["ticket"]
+    author = uuid.UUID(ticket["customer_id"])
+    writer = MessageWriter(client.app[DB_POOL], max_in_flight=1)
+
+    def message(client_id: str) -> VisibleMessage:
+        return VisibleMessage(
+            ticket_id=uuid.UUID(ticket["id"]),
+            owner_id=author,
+            author_id=author,
+            author_kind="customer",
+            body=client_id,
+            client_id=client_id,
+        )
+
+    try:
+        await asyncio.to_thread(postgres.stop, "fast")
+        # Enough at once that they queue behind one another and go out as a batch.
+        results = await asyncio.wait_for(
+            asyncio.gather(*(writer.insert_visible(message(f"m{i}")) for i in range(20)), return_exceptions=True),
+            60,
+        )
+        assert all(isinstance(r, Exception) and is_unavailable(r) for r in results), results
+
+        await asyncio.to_thread(postgres.start)
+        await wait_until_served(client, f"/tickets/{ticket['id']}", customer)
+        stored = await asyncio.wait_for(
+            asyncio.gather(*(writer.insert_visible(message(f"m{i}")) for i in range(20))), 60
+        )
+        assert [r[0]["body"] if r else None for r in stored] == [f"m{i}" for i in range(20)]
+    finally:
+        await writer.close()
