@@ -7,6 +7,7 @@ JSON error body. Every frame is JSON text with a "type"; docs/protocol.md descri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -202,7 +203,8 @@ async def ticket_socket(request: web.Request) -> web.StreamResponse:
             if not is_unavailable(exc):
                 raise
             app[DB_HEALTH].unavailable(exc)
-            await ws.send_str(orjson.dumps(database_unavailable_frame()).decode())
+            with contextlib.suppress(ConnectionError):  # the client left meanwhile
+                await ws.send_str(orjson.dumps(database_unavailable_frame()).decode())
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"database unavailable")
             return ws
         if first_anywhere:
