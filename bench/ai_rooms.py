@@ -46,6 +46,9 @@ def ai_server_env(fake_url: str, delta_window_ms: int | None) -> dict[str, Any]:
         "AI_MAX_REPLIES_PER_TICKET": 100_000,
         "AI_MAX_TOKENS_PER_TICKET": 100_000_000,
         "AI_USER_RATE_LIMIT": 100_000,
+        # Every benchmark client posts from 127.0.0.1, and one instance serves them all.
+        "AI_ADDRESS_RATE_LIMIT": 1_000_000,
+        "AI_INSTANCE_RATE_LIMIT": 100_000_000,
         "AI_DELTA_WINDOW_MS": delta_window_ms,
         "WS_SEND_RATE": 1000,
         "WS_SEND_BURST": 1000,

@@ -47,6 +47,17 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Benchmarks target loopback only (see docs/performance.md).
 HOST = "127.0.0.1"
 TOKEN_TTL = 24 * 3600
+# Every load generator connects from one loopback address with few users, which the abuse limits
+# (docs/operations.md, "Limits") exist to stop: the scenarios measure capacity, so they lift them.
+# A scenario that measures a limit sets it back in its own environment.
+UNLIMITED = {
+    "SOCKETS_PER_USER": 1_000_000,
+    "SOCKETS_PER_ADDRESS": 10_000_000,
+    "SIGNUP_LIMIT_PER_ADDRESS": 1_000_000,
+    "TICKETS_PER_CUSTOMER_PER_HOUR": 1_000_000,
+    "OPEN_TICKETS_PER_CUSTOMER": 1_000_000,
+    "LOGIN_ADDRESS_MAX_FAILURES": 1_000_000,
+}
 
 
 # ---- process hygiene ---------------------------------------------------------------------
@@ -233,6 +244,7 @@ class ServerProcess:
             "PORT": str(self.port),
             "CHATSERVER_DATA_DIR": str(self.tmp),
             "CHATSERVER_ENV": "development",
+            **{k: str(v) for k, v in UNLIMITED.items()},
         }
         self.env.update({k: str(v) for k, v in env.items() if v is not None})
         self.proc: subprocess.Popen[bytes] | None = None

@@ -17,7 +17,17 @@ from typing import Any
 
 import psutil
 
-from . import ai_fanout, connections, rest_read, round_trips, throughput, ttft, two_instances, ws_compression
+from . import (
+    ai_fanout,
+    connections,
+    login_flood,
+    rest_read,
+    round_trips,
+    throughput,
+    ttft,
+    two_instances,
+    ws_compression,
+)
 from .common import DEFAULT_DATABASE_URL, install_signal_handlers, load_average, print_rows
 
 Scenario = tuple[Callable[[list[str] | None], Any], Callable[[Any], dict[str, Any]]]
@@ -61,6 +71,7 @@ SCENARIOS: list[tuple[str, Any, list[str]]] = [
     ("ttft", ttft, ["--burst-rounds", "2"]),
     ("round_trips", round_trips, ["--count", "100"]),
     ("ttft_window10", ttft, ["--delta-window-ms", "10", "--burst-rounds", "1"]),
+    ("login_flood", login_flood, []),
 ]
 NAMES = [name for name, _, _ in SCENARIOS]
 
@@ -178,6 +189,17 @@ def summary(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                     e["extra_p50_ms"] <= 1.5 and e["extra_p99_ms"] <= 5,
                 )
             )
+    if r := results.get("login_flood"):
+        quiet, flood = r["runs"]
+        rows.append(
+            _row(
+                f"7 agent login during {r['signups']} concurrent sign-ups",
+                f"p50 {flood['login_p50_ms']:.0f} ms, p99 {flood['login_p99_ms']:.0f} ms "
+                f"(alone: p99 {quiet['login_p99_ms']:.0f} ms)",
+                "-",
+                "-",
+            )
+        )
     return rows
 
 

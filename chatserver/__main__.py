@@ -1,4 +1,4 @@
-"""Command line: serve (default), migrate, create-user, load-kb."""
+"""Command line: serve (default), migrate, create-user, set-role, disable-user, enable-user, load-kb."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from .app import create_app
+    from .http_limits import raise_fd_limit
     from .middleware import AccessLogger
 
     try:
@@ -34,6 +35,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # Windows, or uvloop not installed: the default loop works too
         pass
+    before, after = raise_fd_limit()
+    if after != before:
+        log.info("open-file limit raised from %d to %d", before, after)
     app = create_app(settings)
     log.info("listening on http://%s:%d", settings.host, settings.port)
     # AccessLogger: aiohttp's default access log writes query strings, and so any token in them.
@@ -44,6 +48,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         print=None,
         shutdown_timeout=10,
         access_log_class=AccessLogger,
+        # aiohttp has no header-read timeout of its own, but its keep-alive timer also runs from
+        # the moment a connection opens and closes it if no complete request has arrived by then:
+        # so this bounds how long headers may dribble in (slowloris) as well as idle keep-alive.
+        keepalive_timeout=settings.http_header_timeout,
     )
     return 0
 
@@ -99,6 +107,44 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_account_change(settings: Settings, args: argparse.Namespace) -> int:
+    """set-role, disable-user, enable-user: change an account (by email) in the database, then tell
+    the running servers over Redis (when REDIS_URL is set), which apply it at once; without Redis a
+    running server applies it within ACCOUNT_CACHE_SECONDS (requests) and ACCOUNT_RECHECK_SECONDS
+    (open sockets)."""
+    from .db.migrate import apply_migrations
+    from .db.pool import create_pool
+    from .errors import ApiError
+    from .realtime.publisher import OneShotPublisher
+    from .services import users as users_service
+
+    publisher = OneShotPublisher(settings.redis_url, settings.redis_prefix)
+
+    async def run(url: str) -> dict[str, object]:
+        pool = await create_pool(url, 1, 2)
+        try:
+            user_id = await users_service.account_id_by_email(pool, args.email)
+            if args.command == "set-role":
+                return await users_service.set_role(pool, publisher, user_id, args.role)
+            if args.command == "disable-user":
+                return await users_service.disable(pool, publisher, user_id)
+            return await users_service.enable(pool, publisher, user_id)
+        finally:
+            await pool.close()
+
+    with ExitStack() as stack:
+        url = _database_url(settings, stack)
+        apply_migrations(url)
+        try:
+            user = asyncio.run(run(url))
+        except ApiError as err:
+            print(f"error: {err.message}", file=sys.stderr)
+            return 1
+    state = "disabled" if user["disabled"] else "enabled"
+    print(f"{user['email']} ({user['id']}): {user['role']}, {state}")
+    return 0
+
+
 def cmd_load_kb(settings: Settings, args: argparse.Namespace) -> int:
     """Load (upsert by file name) the Markdown articles of a folder into the knowledge base."""
     from pathlib import Path
@@ -140,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--email", required=True)
     create.add_argument("--password", help="prompted for when omitted on a terminal")
     create.add_argument("--name", default="")
+    set_role = sub.add_parser("set-role", help="change an account's role (its sessions end)")
+    set_role.add_argument("--email", required=True)
+    set_role.add_argument("--role", choices=ROLES, required=True)
+    disable = sub.add_parser("disable-user", help="disable an account: no sign-in, every session ends")
+    disable.add_argument("--email", required=True)
+    enable = sub.add_parser("enable-user", help="let a disabled account sign in again")
+    enable.add_argument("--email", required=True)
     load_kb = sub.add_parser("load-kb", help="load Markdown knowledge-base articles from a folder")
     load_kb.add_argument("folder", help="a folder of *.md files (e.g. kb/); each file is one article")
     load_kb.add_argument("--prune", action="store_true", help="also delete articles whose file is gone")
@@ -155,7 +208,15 @@ def main(argv: list[str] | None = None) -> int:
         log.error("configuration error: %s", err)
         return 2
     setup_logging(settings.log_format, settings.log_level)
-    handlers = {"serve": cmd_serve, "migrate": cmd_migrate, "create-user": cmd_create_user, "load-kb": cmd_load_kb}
+    handlers = {
+        "serve": cmd_serve,
+        "migrate": cmd_migrate,
+        "create-user": cmd_create_user,
+        "set-role": cmd_account_change,
+        "disable-user": cmd_account_change,
+        "enable-user": cmd_account_change,
+        "load-kb": cmd_load_kb,
+    }
     return handlers[args.command or "serve"](settings, args)
 
 

@@ -14,18 +14,26 @@ from .db.embedded import embedded_postgres
 from .db.message_writer import MessageWriter
 from .db.migrate import apply_migrations
 from .db.pool import DatabaseHealth, create_pool
+from .handlers.identity import bearer_identity_middleware
 from .handlers.pages import setup_templates
 from .keys import (
+    ACCESS_CACHE,
+    ACCESS_WATCHER,
     BCRYPT_ROUNDS,
     DB_HEALTH,
     DB_POOL,
     DB_URL,
+    HUB,
     LOGIN_THROTTLE,
     MESSAGE_HOOK,
     MESSAGE_WRITER,
     METRICS_REGISTRY,
+    PASSWORD_LANES,
     PUBLISHER,
+    SEND_BUDGET,
     SETTINGS,
+    SIGNUP_THROTTLE,
+    SOCKET_LIMITS,
     WIDGET_THROTTLE,
 )
 from .metrics import HttpMetrics, create_registry
@@ -34,8 +42,11 @@ from .realtime.publisher import NullPublisher
 from .realtime.setup import close_sockets_on_shutdown, realtime_ctx
 from .routes import setup_routes
 from .security import DEFAULT_BCRYPT_ROUNDS
+from .services.access import AccessCache, AccessWatcher
 from .services.hooks import no_hook
-from .services.throttle import Throttle
+from .services.passwords import PasswordLanes, lane_sizes
+from .services.socket_limits import SocketLimits
+from .services.throttle import LoginThrottle, SendBudget, Throttle
 from .settings import Settings
 from .web_session import console_session_middleware
 
@@ -69,6 +80,30 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
             await pool.close()
 
 
+async def access_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Applies account changes (from any instance) to this one's cache and sockets, and re-checks
+    the accounts behind open sockets (services/access.py)."""
+    watcher = AccessWatcher(
+        app[DB_POOL], app[ACCESS_CACHE], lambda: app[HUB].connections, app[SETTINGS].account_recheck_seconds
+    )
+    app[ACCESS_WATCHER] = watcher
+    app[HUB].add_observer(watcher.observe)
+    watcher.start()
+    try:
+        yield
+    finally:
+        await watcher.close()
+
+
+async def password_lanes_ctx(app: web.Application) -> AsyncIterator[None]:
+    lanes = PasswordLanes(*lane_sizes())
+    app[PASSWORD_LANES] = lanes
+    try:
+        yield
+    finally:
+        lanes.close()
+
+
 async def message_writer_ctx(app: web.Application) -> AsyncIterator[None]:
     """The group-commit writer for posted messages; on exit it stores what it accepted, before
     the pool closes."""
@@ -84,21 +119,38 @@ def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS
     registry = create_registry()
     # Outermost first. request_middleware (request id, errors, metrics) wraps everything, so an
     # error the session raises still leaves in the JSON error shape; the session runs only for the
-    # console's requests (web_session.py).
-    middlewares = [request_middleware(HttpMetrics(registry)), console_session_middleware(settings)]
+    # console's requests (web_session.py); bearer tokens are checked against their account before
+    # the handler runs (handlers/identity.py).
+    middlewares = [
+        request_middleware(HttpMetrics(registry)),
+        console_session_middleware(settings),
+        bearer_identity_middleware(),
+    ]
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[DB_HEALTH] = DatabaseHealth()
     app[METRICS_REGISTRY] = registry
     app.on_response_prepare.append(echo_request_id)
     app[BCRYPT_ROUNDS] = bcrypt_rounds
-    app[LOGIN_THROTTLE] = Throttle(settings.login_max_failures, settings.login_window_seconds)
+    app[ACCESS_CACHE] = AccessCache(settings.account_cache_seconds)
+    # The limits of docs/operations.md, "Limits".
+    app[LOGIN_THROTTLE] = LoginThrottle(
+        per_pair=settings.login_max_failures,
+        per_address=settings.login_address_max_failures,
+        per_account=settings.login_account_max_failures,
+        window=settings.login_window_seconds,
+    )
+    app[SIGNUP_THROTTLE] = Throttle(settings.signup_limit_per_address, settings.signup_window_seconds)
+    app[SEND_BUDGET] = SendBudget(settings.ws_send_rate, settings.ws_send_burst)
+    app[SOCKET_LIMITS] = SocketLimits(settings.sockets_per_user, settings.sockets_per_address)
     app[WIDGET_THROTTLE] = Throttle(settings.widget_visitors_per_window, settings.widget_visitor_window_seconds)
     app[PUBLISHER] = NullPublisher()
     app[MESSAGE_HOOK] = no_hook
+    app.cleanup_ctx.append(password_lanes_ctx)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(message_writer_ctx)
     app.cleanup_ctx.append(realtime_ctx)
+    app.cleanup_ctx.append(access_ctx)
     # After realtime: it installs the message hook and observes the hub.
     app.cleanup_ctx.append(ai_ctx)
     app.on_shutdown.append(close_sockets_on_shutdown)

@@ -9,13 +9,18 @@ from prometheus_client import CollectorRegistry
 from .ai.service import AiService
 from .db.message_writer import MessageWriter
 from .db.pool import DatabaseHealth
+from .errors import ApiError
 from .realtime.broker import LocalBroker, RedisBroker
 from .realtime.hub import Hub
 from .realtime.presence import PresenceStore
 from .realtime.publisher import Publisher
 from .realtime.tickets import TicketStore
+from .security import Identity
+from .services.access import AccessCache, AccessWatcher
 from .services.hooks import AiControl, MessageHook
-from .services.throttle import Throttle
+from .services.passwords import PasswordLanes
+from .services.socket_limits import SocketLimits
+from .services.throttle import LoginThrottle, SendBudget, Throttle
 from .settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -26,9 +31,21 @@ DB_URL = web.AppKey("db_url", str)
 DB_HEALTH = web.AppKey("db_health", DatabaseHealth)
 # Posted messages are stored through it (group commit); other inserts use the pool directly.
 MESSAGE_WRITER = web.AppKey("message_writer", MessageWriter)
-LOGIN_THROTTLE = web.AppKey("login_throttle", Throttle)
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+# Sign-up attempts per client address.
+SIGNUP_THROTTLE = web.AppKey("signup_throttle", Throttle)
+# bcrypt's thread pools: logins and new passwords in separate lanes (services/passwords.py).
+PASSWORD_LANES = web.AppKey("password_lanes", PasswordLanes)
+# Message posts per user, REST and sockets together (WS_SEND_RATE / WS_SEND_BURST).
+SEND_BUDGET = web.AppKey("send_budget", SendBudget)
+# Open WebSockets per user and per client address.
+SOCKET_LIMITS = web.AppKey("socket_limits", SocketLimits)
 # New anonymous widget visitors per client address (each one creates an account).
 WIDGET_THROTTLE = web.AppKey("widget_throttle", Throttle)
+# What this instance knows of accounts' access (role, disabled, session generation), and what
+# applies account changes to it and to the open sockets (services/access.py).
+ACCESS_CACHE = web.AppKey("access_cache", AccessCache)
+ACCESS_WATCHER = web.AppKey("access_watcher", AccessWatcher)
 # bcrypt cost: 12 in production; tests lower it so the suite stays fast.
 BCRYPT_ROUNDS = web.AppKey("bcrypt_rounds", int)
 PUBLISHER = web.AppKey("publisher", Publisher)
@@ -43,6 +60,9 @@ METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 
 # Per-request: the request id (see middleware.py), for code that has the request at hand.
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
+# Per-request: the bearer token's checked identity, or the error to answer a handler that asks
+# for it with (handlers/identity.py).
+IDENTITY_KEY = web.RequestKey[Identity | ApiError]("identity")
 # The AI layer's controls; absent when the AI layer is not running.
 AI = web.AppKey[AiControl]("ai")
 # The AI reply service itself (app[AI] is the same object seen through AiControl): the AI

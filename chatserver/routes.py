@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .handlers import ai, auth, console, docs, health, metrics, pages, tickets, widget, ws
+from .handlers import admin, ai, auth, console, docs, health, metrics, pages, tickets, widget, ws
 
 
 def setup_routes(app: web.Application) -> None:
@@ -25,6 +25,15 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/tickets/{ticket_id}/ws", ws.ticket_socket, name="ticket-ws")
     r.add_post("/ws/tickets", ws.create_ws_ticket, name="ws-tickets-create")
     r.add_get("/ws/inbox", ws.inbox_socket, name="inbox-ws")
+
+    # Account management (admins only).
+    r.add_get("/admin/users", admin.list_users, name="admin-users-list")
+    r.add_post("/admin/users", admin.create_user, name="admin-users-create")
+    r.add_get("/admin/users/{user_id}", admin.get_user, name="admin-user-get")
+    r.add_post("/admin/users/{user_id}/role", admin.set_role, name="admin-user-role")
+    r.add_post("/admin/users/{user_id}/disable", admin.disable_user, name="admin-user-disable")
+    r.add_post("/admin/users/{user_id}/enable", admin.enable_user, name="admin-user-enable")
+    r.add_post("/admin/users/{user_id}/password", admin.reset_password, name="admin-user-password")
 
     r.add_get("/healthz", health.healthz, name="healthz")
     r.add_get("/readyz", health.readyz, name="readyz")

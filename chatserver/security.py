@@ -50,19 +50,46 @@ async def verify_password(password: str, hashed: str) -> bool:
 
 @dataclass(frozen=True)
 class Identity:
-    """Who is calling: the verified claims of an access token."""
+    """Who is calling: the verified claims of an access token (or of a console session).
+
+    `generation` is the account's session generation when the token was issued: raising it on
+    the account (logout, role change, disable, password reset) ends every token and session
+    that carries an older one (services/access.py). `signed_in_at` is when the chain of
+    renewals this token belongs to began (POST /widget/token caps it)."""
 
     user_id: uuid.UUID
     role: str
+    generation: int = 0
+    signed_in_at: int = 0
 
     @property
     def is_staff(self) -> bool:
         return self.role in ("agent", "admin")
 
 
-def issue_token(secret: str, user_id: uuid.UUID, role: str, ttl: int) -> str:
+def issue_token(
+    secret: str,
+    user_id: uuid.UUID,
+    role: str,
+    ttl: int,
+    *,
+    generation: int = 0,
+    signed_in_at: int | None = None,
+    expires_at: int | None = None,
+) -> str:
+    """An access token. `signed_in_at` (claim auth_time) defaults to now: a fresh sign-in;
+    `expires_at`, when given, caps the expiry below now + ttl."""
     now = int(time.time())
-    claims = {"sub": str(user_id), "role": role, "iat": now, "exp": now + ttl, "typ": "access"}
+    exp = now + ttl if expires_at is None else min(now + ttl, expires_at)
+    claims = {
+        "sub": str(user_id),
+        "role": role,
+        "gen": generation,
+        "auth_time": now if signed_in_at is None else signed_in_at,
+        "iat": now,
+        "exp": exp,
+        "typ": "access",
+    }
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
 
 
@@ -103,7 +130,13 @@ def _verify_token(secret: str, token: str) -> tuple[Identity, float]:
         raise unauthorized("Token is invalid") from None
     if claims.get("typ") != "access" or claims.get("role") not in ("customer", "agent", "admin"):
         raise unauthorized("Token is invalid")
+    # Tokens issued before session generations existed carry neither claim: generation 0 (every
+    # account's first), signed in when issued.
+    generation, signed_in_at = claims.get("gen", 0), claims.get("auth_time", claims["iat"])
+    if type(generation) is not int or type(signed_in_at) is not int or generation < 0:
+        raise unauthorized("Token is invalid")
     try:
-        return Identity(uuid.UUID(str(claims["sub"])), claims["role"]), float(claims["exp"])
+        identity = Identity(uuid.UUID(str(claims["sub"])), claims["role"], generation, signed_in_at)
     except ValueError:
         raise unauthorized("Token is invalid") from None
+    return identity, float(claims["exp"])

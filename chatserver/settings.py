@@ -39,6 +39,15 @@ class Settings:
     redis_prefix: str = "chatserver"
     secret_key: str = field(default="", repr=False)
     access_token_ttl: int = 7 * 24 * 3600
+    # Staff (agents, admins) hold the keys to every conversation: their tokens live a working day.
+    staff_token_ttl: int = 12 * 3600
+    # POST /widget/token renews a visitor's token, but never beyond this long after sign-in.
+    visitor_session_max_age: int = 30 * 24 * 3600
+    # How long an instance trusts what it read about an account (role, disabled, session
+    # generation) before reading it again; changes also reach every instance at once over the
+    # backplane. The accounts behind open sockets are re-read every account_recheck_seconds.
+    account_cache_seconds: float = 5.0
+    account_recheck_seconds: float = 30.0
     groq_api_key: str | None = field(default=None, repr=False)
     groq_model: str = "llama-3.3-70b-versatile"
     groq_base_url: str | None = None
@@ -59,17 +68,41 @@ class Settings:
     ai_delta_max_chars: int = 400
     ai_claim_lease_seconds: float = 30.0
     ai_claim_heartbeat_seconds: float = 1.0
+    # How often every instance looks for generation claims whose lease ran out (their instance
+    # died) and for reply streams it tracks whose claim is gone (docs/ai.md, "Orphaned replies").
+    ai_sweep_interval_seconds: float = 5.0
+    # AI replies per client address and per instance in each AI_USER_RATE_WINDOW_SECONDS window,
+    # counted in-process on each instance (docs/ai.md, "Budgets and limits").
+    ai_address_replies_per_window: int = 60
+    ai_instance_replies_per_window: int = 3000
     ai_product_name: str = "our product"
     log_format: str = "text"
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
-    # Login throttling: this many failures inside the window lock the account / address out.
+    # Login throttling (docs/operations.md, "Limits"): failures inside the window that lock one
+    # account out for one client address; failures from one address across all accounts; failures
+    # on one account from addresses it has never signed in from.
     login_max_failures: int = 5
     login_window_seconds: int = 300
+    login_address_max_failures: int = 50
+    login_account_max_failures: int = 100
+    # Sign-ups (each a new account, each a bcrypt hash) per client address per window.
+    signup_limit_per_address: int = 20
+    signup_window_seconds: int = 600
+    # Tickets a customer may open per rolling hour, and may have open (open or pending) at once.
+    tickets_per_customer_per_hour: int = 10
+    open_tickets_per_customer: int = 20
+    # WebSockets open at once on this instance per user and per client address.
+    sockets_per_user: int = 20
+    sockets_per_address: int = 200
+    # A request's headers (and an idle keep-alive connection's next request) must arrive within
+    # the first; its body within the second.
+    http_header_timeout: float = 20.0
+    http_body_timeout: float = 30.0
     allowed_origins: tuple[str, ...] = ()
     # WebSocket: ping interval (a peer that misses the pong is dropped), largest client frame,
-    # per-connection send rate (messages/s and burst), outgoing frames queued before a slow
-    # consumer is disconnected.
+    # per-user message-post rate (messages/s and burst; REST and sockets share it, per instance),
+    # outgoing frames queued before a slow consumer is disconnected.
     ws_heartbeat: float = 30.0
     ws_max_msg_size: int = 64 * 1024
     ws_send_rate: float = 5.0
@@ -150,6 +183,15 @@ def _ai_lease(env: Mapping[str, str]) -> float:
     return lease
 
 
+def _staff_token_ttl(env: Mapping[str, str], access_ttl: int) -> int:
+    if not env.get("STAFF_TOKEN_TTL_SECONDS", "").strip():
+        return min(12 * 3600, access_ttl)
+    ttl = _int(env, "STAFF_TOKEN_TTL_SECONDS", 12 * 3600, 60, 90 * 24 * 3600)
+    if ttl > access_ttl:
+        raise ConfigError("STAFF_TOKEN_TTL_SECONDS must not exceed ACCESS_TOKEN_TTL_SECONDS")
+    return ttl
+
+
 def _secret_key(env: Mapping[str, str], data_dir: Path, production: bool) -> str:
     key = env.get("SECRET_KEY", "").strip()
     if key:
@@ -221,6 +263,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         if origin != "*" and "://" not in origin:
             raise ConfigError(f"ALLOWED_ORIGINS entries must be origins like https://example.com, got {origin!r}")
 
+    access_ttl = _int(env, "ACCESS_TOKEN_TTL_SECONDS", 7 * 24 * 3600, 60, 90 * 24 * 3600)
     return Settings(
         host=env.get("HOST", "127.0.0.1").strip() or "127.0.0.1",
         port=_int(env, "PORT", 8080, 0, 65535),
@@ -239,7 +282,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         ws_send_burst=_int(env, "WS_SEND_BURST", 20, 1, 100_000),
         ws_queue_limit=_int(env, "WS_QUEUE_LIMIT", 512, 8, 1_000_000),
         secret_key=_secret_key(env, data_dir, production),
-        access_token_ttl=_int(env, "ACCESS_TOKEN_TTL_SECONDS", 7 * 24 * 3600, 60, 90 * 24 * 3600),
+        access_token_ttl=access_ttl,
+        staff_token_ttl=_staff_token_ttl(env, access_ttl),
+        visitor_session_max_age=_int(env, "VISITOR_SESSION_MAX_SECONDS", 30 * 24 * 3600, 60, 365 * 24 * 3600),
+        account_cache_seconds=_float(env, "ACCOUNT_CACHE_SECONDS", 5.0, 0.0, 300.0),
+        account_recheck_seconds=_float(env, "ACCOUNT_RECHECK_SECONDS", 30.0, 1.0, 3600.0),
         groq_api_key=env.get("GROQ_API_KEY", "").strip() or None,
         groq_model=env.get("GROQ_MODEL", "").strip() or "llama-3.3-70b-versatile",
         groq_base_url=_url(env, "GROQ_BASE_URL", ("http", "https")),
@@ -258,12 +305,25 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         ai_delta_max_chars=_int(env, "AI_DELTA_MAX_CHARS", 400, 1, 100_000),
         ai_claim_lease_seconds=_ai_lease(env),
         ai_claim_heartbeat_seconds=_float(env, "AI_CLAIM_HEARTBEAT_SECONDS", 1.0, 0.05, 60.0),
+        ai_sweep_interval_seconds=_float(env, "AI_SWEEP_INTERVAL_SECONDS", 5.0, 0.05, 600.0),
+        ai_address_replies_per_window=_int(env, "AI_ADDRESS_RATE_LIMIT", 60, 1, 1_000_000),
+        ai_instance_replies_per_window=_int(env, "AI_INSTANCE_RATE_LIMIT", 3000, 1, 100_000_000),
         ai_product_name=env.get("AI_PRODUCT_NAME", "").strip() or "our product",
         log_format=log_format,
         log_level=log_level,
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
         login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
         login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 300, 1, 86400),
+        login_address_max_failures=_int(env, "LOGIN_ADDRESS_MAX_FAILURES", 50, 1, 1_000_000),
+        login_account_max_failures=_int(env, "LOGIN_ACCOUNT_MAX_FAILURES", 100, 1, 1_000_000),
+        signup_limit_per_address=_int(env, "SIGNUP_LIMIT_PER_ADDRESS", 20, 1, 1_000_000),
+        signup_window_seconds=_int(env, "SIGNUP_WINDOW_SECONDS", 600, 1, 86_400),
+        tickets_per_customer_per_hour=_int(env, "TICKETS_PER_CUSTOMER_PER_HOUR", 10, 1, 1_000_000),
+        open_tickets_per_customer=_int(env, "OPEN_TICKETS_PER_CUSTOMER", 20, 1, 1_000_000),
+        sockets_per_user=_int(env, "SOCKETS_PER_USER", 20, 1, 1_000_000),
+        sockets_per_address=_int(env, "SOCKETS_PER_ADDRESS", 200, 1, 10_000_000),
+        http_header_timeout=_float(env, "HTTP_HEADER_TIMEOUT_SECONDS", 20.0, 0.1, 3600.0),
+        http_body_timeout=_float(env, "HTTP_BODY_TIMEOUT_SECONDS", 30.0, 0.1, 3600.0),
         allowed_origins=origins,
         widget_identity_secret=env.get("WIDGET_IDENTITY_SECRET", "").strip() or None,
         widget_visitors_per_window=_int(env, "WIDGET_VISITORS_PER_WINDOW", 20, 1, 1_000_000),

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import ApiError
-from .handlers.identity import SESSION_ROLE, SESSION_USER_ID
+from .handlers.identity import SESSION_GENERATION, SESSION_ROLE, SESSION_USER_ID
 from .settings import Settings
 
 SESSION_COOKIE = "chatserver_session"
@@ -136,11 +136,14 @@ async def check_csrf(request: web.Request, submitted: str | None) -> None:
         raise ApiError(403, "csrf_failed", "CSRF token does not match; reload the page and try again")
 
 
-def start_login(session: Session, user_id: str, role: str) -> None:
-    """Log a user in: a fresh session (no state carried over from before login) and a new CSRF token."""
+def start_login(session: Session, user_id: str, role: str, generation: int) -> None:
+    """Log a user in: a fresh session (no state carried over from before login) and a new CSRF
+    token. `generation` is the account's session generation: logout raises it on the account, so
+    every copy of this cookie stops working (handlers/identity.py)."""
     session.invalidate()
     session[SESSION_USER_ID] = user_id
     session[SESSION_ROLE] = role
+    session[SESSION_GENERATION] = generation
     session[CSRF_SESSION_KEY] = secrets.token_urlsafe(32)
 
 

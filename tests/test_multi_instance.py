@@ -326,3 +326,67 @@ async def test_a_redis_that_stops_answering_is_noticed_by_the_publisher(
     finally:
         await a.close()
         await b.close()
+
+
+def _acks_never_overtake(frames: list[dict[str, Any]]) -> list[int]:
+    """The seqs of the message.created frames, after checking that every ack came after the
+    frames of every message up to its seq."""
+    seen: list[int] = []
+    for frame in frames:
+        if frame["type"] == "message.created":
+            seen.append(frame["message"]["seq"])
+        elif frame["type"] == "ack":
+            seq = frame["message"]["seq"]
+            assert set(range(1, seq + 1)) <= set(seen), f"ack {seq} overtook: only {seen} before it"
+    return seen
+
+
+async def test_open_sockets_get_every_message_of_a_redis_outage_in_order_and_acks_after_them(
+    two_apps: list[TestClient], private_redis: RedisProcess
+) -> None:
+    """Both sides write during the outage, alternately: each instance's room sees several gaps,
+    and each sender's ack is due only after messages that instance has not seen yet."""
+    a, b = two_apps
+    signup = await a.post("/auth/signup", json={"email": f"o-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD})
+    c_headers = {"Authorization": f"Bearer {(await signup.json())['access_token']}"}
+    agent_email = f"agent-{uuid.uuid4().hex[:8]}@example.com"
+    await create_user(a.app[DB_POOL], email=agent_email, password=PASSWORD, role="agent", name="Ava", bcrypt_rounds=4)
+    agent = await (await b.post("/auth/login", json={"email": agent_email, "password": PASSWORD})).json()
+    a_headers = {"Authorization": f"Bearer {agent['access_token']}"}
+    ticket = (await (await a.post("/tickets", json={"subject": "outage"}, headers=c_headers)).json())["ticket"]
+    cws = await a.ws_connect(f"/tickets/{ticket['id']}/ws", headers=c_headers)
+    aws = await b.ws_connect(f"/tickets/{ticket['id']}/ws", headers=a_headers)
+    frames: dict[Any, list[dict[str, Any]]] = {cws: [await recv(cws)], aws: [await recv(aws)]}
+
+    async def last_seq() -> int:
+        resp = await a.get(f"/tickets/{ticket['id']}", headers=c_headers)
+        return int((await resp.json())["ticket"]["last_seq"])
+
+    async def send(ws: Any, body: str) -> None:
+        before = await last_seq()
+        await ws.send_json({"type": "message.send", "client_id": uuid.uuid4().hex, "body": body})
+        for _ in range(250):  # committed (its ack may be held back, by design)
+            if await last_seq() > before:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("the send was not stored")
+
+    await send(cws, "before outage")
+    frames[cws] += await collect_until(cws, "ack")
+    private_redis.stop()
+    for i, ws in enumerate([cws, aws, cws, aws]):
+        await send(ws, f"during outage {i}")
+    private_redis.start()
+    # Once events cross again, the next one shows each room what it missed.
+    for _ in range(100):
+        await send(aws, "after outage")
+        frames[cws] += await drain(cws, quiet=0.3)
+        if any(f["type"] == "message.created" and f["message"]["body"] == "after outage" for f in frames[cws]):
+            break
+    else:
+        raise AssertionError("messages did not cross instances after Redis came back")
+    total = await last_seq()
+    for ws in (cws, aws):
+        frames[ws] += await drain(ws, quiet=1.0)
+        assert _acks_never_overtake(frames[ws]) == list(range(1, total + 1))
+        await ws.close()

@@ -10,8 +10,16 @@ from aiohttp.test_utils import TestClient
 
 from chatserver.db import tickets as tickets_db
 from chatserver.keys import DB_POOL, SETTINGS
+from chatserver.settings import Settings
 
 from .conftest import MakeUser, User, create_ticket
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Pagination needs more tickets than one customer may open in an hour by default; the caps
+    have their own tests (tests/test_limits.py)."""
+    return settings.with_overrides(tickets_per_customer_per_hour=1000, open_tickets_per_customer=1000)
 
 
 async def list_all(client: TestClient, user: User, query: str = "", limit: int = 2) -> list[list[dict[str, Any]]]:

@@ -74,3 +74,39 @@ async def close_code(ws: aiohttp.ClientWebSocketResponse, timeout: float = RECV_
         if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
             return int(ws.close_code or aiohttp.WSCloseCode.ABNORMAL_CLOSURE)
         raise AssertionError(f"unexpected {msg}")
+
+
+# ---- a WebSocket client done by hand: for peers that stop reading, ping, or vanish -------------
+
+
+async def raw_handshake(
+    host: str, port: int, path: str, token: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open a socket and upgrade it by hand; reads and writes happen only when the test says."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
+        ).encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def read_raw_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One (unmasked, server) frame: (opcode, payload)."""
+    first, second = await reader.readexactly(2)
+    length = second & 0x7F
+    if length >= 126:
+        length = int.from_bytes(await reader.readexactly(2 if length == 126 else 8), "big")
+    return first & 0x0F, await reader.readexactly(length)
+
+
+def raw_client_frame(opcode: int, payload: bytes = b"") -> bytes:
+    """A final client frame (clients must mask; a zero mask keeps the payload as it is).
+    Payloads up to 125 bytes: enough for control frames and small text."""
+    assert len(payload) <= 125
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload

@@ -2,7 +2,10 @@
 
 The SDK makes the request, authenticates, retries (429 honouring retry-after, 408/409/5xx and
 connection errors, with backoff) and maps HTTP errors to exceptions; `GenerationError` is what the
-rest of the AI layer sees: a stable code, a message for the room, whether a retry can help.
+rest of the AI layer sees: a stable code, a message for the room, whether a retry can help, and
+the detail. The message is a fixed sentence per code, safe for customers; what Groq said (its
+error text can name the organisation, the model and its limits) goes only into `detail`, which
+reaches agents (the staff-only ai.failure_detail frame) and the log, never a customer.
 
 The client runs on the SDK's aiohttp backend (`groq[aiohttp]`, `DefaultAioHttpClient`) rather
 than httpx's default httpcore/anyio transport: a reply is hundreds of small network reads, and
@@ -31,14 +34,25 @@ from ..settings import Settings
 
 
 class GenerationError(Exception):
-    """A generation failed. `retryable`: asking again later may work (rate limit, outage)."""
+    """A generation failed. `message` is for everyone in the room, customers included: never
+    anything the AI service said. `detail` (agents and logs only) is. `retryable`: asking again
+    later may work (rate limit, outage)."""
 
-    def __init__(self, code: str, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        detail: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retryable = retryable
         self.retry_after = retry_after
+        self.detail = detail
 
 
 def create_groq_client(settings: Settings) -> AsyncGroq | None:
@@ -77,13 +91,26 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     return None
 
 
+STREAM_STOPPED = "The AI service stopped before the reply was finished; try again."
+# Upstream text kept in a detail: enough to diagnose, bounded.
+DETAIL_CHARS = 500
+
+
 def _upstream_message(err: APIStatusError) -> str:
     body = err.body
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])[:300]
-    return err.message[:300]
+            return str(inner["message"])[:DETAIL_CHARS]
+    return err.message[:DETAIL_CHARS]
+
+
+def _status_detail(err: APIStatusError) -> str:
+    return f"HTTP {err.status_code}: {_upstream_message(err)}"
+
+
+def _exception_detail(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:DETAIL_CHARS]
 
 
 def _transport_cause(exc: BaseException) -> GenerationError | None:
@@ -95,10 +122,18 @@ def _transport_cause(exc: BaseException) -> GenerationError | None:
         if seen is None:
             return None
         if isinstance(seen, aiohttp.ServerTimeoutError):
-            return GenerationError("ai_timeout", "The AI service took too long to answer; try again.", retryable=True)
+            return GenerationError(
+                "ai_timeout",
+                "The AI service took too long to answer; try again.",
+                retryable=True,
+                detail=_exception_detail(seen),
+            )
         if isinstance(seen, aiohttp.ClientError):
             return GenerationError(
-                "ai_connection_lost", "The connection to the AI service was lost; try again.", retryable=True
+                "ai_connection_lost",
+                "The connection to the AI service was lost; try again.",
+                retryable=True,
+                detail=_exception_detail(seen),
             )
         seen = seen.__cause__ or seen.__context__
     return None
@@ -118,33 +153,44 @@ def map_error(exc: BaseException) -> GenerationError:
             "The AI service is busy (rate limited); try again shortly.",
             retryable=True,
             retry_after=_retry_after(exc.response.headers),
+            detail=_status_detail(exc),
         )
     if isinstance(exc, AuthenticationError | PermissionDeniedError):
         return GenerationError(
-            "ai_auth_failed", "The AI service refused our credentials; an agent will follow up.", retryable=False
+            "ai_auth_failed",
+            "The AI service refused our credentials; an agent will follow up.",
+            retryable=False,
+            detail=_status_detail(exc),
         )
     if isinstance(exc, APIStatusError):
         if exc.status_code >= 500 or exc.status_code in (408, 409):
             return GenerationError(
                 "ai_unavailable",
-                f"The AI service had a problem (HTTP {exc.status_code}); try again.",
+                "The AI service had a problem; try again.",
                 retryable=True,
                 retry_after=_retry_after(exc.response.headers),
+                detail=_status_detail(exc),
             )
         return GenerationError(
             "ai_request_rejected",
-            f"The AI service rejected the request: {_upstream_message(exc)}",
+            "The AI service could not answer this request; an agent will follow up.",
             retryable=False,
+            detail=_status_detail(exc),
         )
+    detail = _exception_detail(exc)
     if isinstance(exc, APITimeoutError | httpx.TimeoutException):
-        return GenerationError("ai_timeout", "The AI service took too long to answer; try again.", retryable=True)
+        return GenerationError(
+            "ai_timeout", "The AI service took too long to answer; try again.", retryable=True, detail=detail
+        )
     if isinstance(exc, APIConnectionError | httpx.TransportError | OSError):
         return GenerationError(
-            "ai_connection_lost", "The connection to the AI service was lost; try again.", retryable=True
+            "ai_connection_lost", "The connection to the AI service was lost; try again.", retryable=True, detail=detail
         )
     if isinstance(exc, APIError):
         # An `error` object inside the stream (the SDK raises plain APIError for it).
-        return GenerationError("ai_stream_error", f"The AI service stopped: {exc.message[:300]}", retryable=True)
+        return GenerationError("ai_stream_error", STREAM_STOPPED, retryable=True, detail=detail)
     if isinstance(exc, orjson.JSONDecodeError | ValueError | KeyError | TypeError):
-        return GenerationError("ai_bad_response", "The AI service sent a malformed stream; try again.", retryable=True)
-    return GenerationError("ai_error", f"The AI reply failed ({type(exc).__name__}).", retryable=True)
+        return GenerationError(
+            "ai_bad_response", "The AI service sent a malformed stream; try again.", retryable=True, detail=detail
+        )
+    return GenerationError("ai_error", "The AI reply failed; try again.", retryable=True, detail=detail)

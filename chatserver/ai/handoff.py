@@ -65,6 +65,10 @@ RATE_LIMITED = (
     "You've sent a lot of messages in a short time, so I'm handing this conversation to a human agent, "
     "who will reply here as soon as they can."
 )
+AI_BUSY = (
+    "Our automatic assistant is very busy right now, so I'm handing this conversation to a human agent, "
+    "who will reply here as soon as they can."
+)
 AI_UNAVAILABLE = (
     "I can't answer automatically right now, so I'm handing this conversation to a human agent, who "
     "will reply here as soon as they can."

@@ -37,7 +37,7 @@ from ..security import Identity
 from ..services import tickets as ticket_service
 from ..settings import Settings
 from ..views import message_view, ticket_view
-from . import handoff, knowledge, offline
+from . import handoff, knowledge, limits, offline
 from .groq_client import GenerationError
 from .knowledge import Article
 from .prompts import Prompt, PromptBuilder
@@ -58,11 +58,20 @@ FOLLOW_POLL = 1.0
 KEEPALIVE_EVERY = 15.0
 # Why the database refused a reply before it started (ai_db.start_generation), and what the
 # customer is told when the ticket goes to a human for it.
+# Attempts at one reply whose instances died before a person takes the ticket: a reply that
+# keeps taking its instance down (a poison prompt) is not generated a third time.
+MAX_ATTEMPTS = 2
 REFUSED_TEXTS = {
     "reply_budget": handoff.REPLY_BUDGET_SPENT,
     "token_budget": handoff.REPLY_BUDGET_SPENT,
     "rate_limit": handoff.RATE_LIMITED,
+    limits.ADDRESS_LIMIT: handoff.RATE_LIMITED,
+    limits.INSTANCE_LIMIT: handoff.AI_BUSY,
 }
+# Failures where Groq answered with an HTTP error before generating anything: no tokens were
+# spent. Every other failure, and every cancellation, after the request went out is charged the
+# prompt and the text received (estimated: Groq reports usage only at the end of a stream).
+UNCHARGED_FAILURES = frozenset({"rate_limited", "ai_unavailable", "ai_auth_failed", "ai_request_rejected"})
 
 
 @dataclass(eq=False)
@@ -78,6 +87,11 @@ class Generation:
     # the search need not wait for the history.
     kb_query: str
     previous: Generation | None = None
+    # Which attempt at answering `in_reply_to` this is: 2 and more after an orphaned reply was
+    # taken over (chatserver/ai/orphans.py); an orphaned attempt MAX_ATTEMPTS goes to a person.
+    attempt: int = 1
+    # Who asked (request.remote), for the per-address limit; None when unknown (socket ai.retry).
+    client_address: str | None = None
     reply_id: uuid.UUID = field(default_factory=uuid.uuid4)
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
@@ -86,6 +100,9 @@ class Generation:
     settled: bool = False
     parts: list[str] = field(default_factory=list)
     batcher: DeltaBatcher | None = None
+    # The prompt sent to Groq (set when the request goes out): what a failed or cancelled reply
+    # is charged for.
+    prompt: Prompt | None = None
 
     def add(self, text: str) -> None:
         self.parts.append(text)
@@ -138,6 +155,11 @@ class AiService:
             user_replies=settings.ai_user_replies_per_window,
             user_window_seconds=settings.ai_user_window_seconds,
         )
+        self.limits = limits.ReplyLimits(
+            per_address=settings.ai_address_replies_per_window,
+            per_instance=settings.ai_instance_replies_per_window,
+            window_seconds=settings.ai_user_window_seconds,
+        )
         self.tracker = ReplyTracker()
         # Set when no hub observer feeds the tracker: the service feeds it what it publishes.
         self.feed_tracker_directly = True
@@ -150,7 +172,9 @@ class AiService:
 
     # ---- entry points ----------------------------------------------------------------------
 
-    async def on_message(self, message: dict[str, Any], ticket: asyncpg.Record, who: Identity) -> None:
+    async def on_message(
+        self, message: dict[str, Any], ticket: asyncpg.Record, who: Identity, *, client_address: str | None = None
+    ) -> None:
         """MESSAGE_HOOK: runs after a message is stored and published. Never waits for Groq."""
         if message["visibility"] != "public":
             return  # internal notes neither start nor stop the AI
@@ -163,7 +187,7 @@ class AiService:
         if handoff.wants_human(message["body"]):
             await self.hand_off(ticket["id"], "customer_asked", handoff.CUSTOMER_ASKED)
             return
-        self._spawn(ticket, REPLY, message, supersede=True)
+        self._spawn(ticket, REPLY, message, supersede=True, client_address=client_address)
 
     async def retry(self, ticket: asyncpg.Record, who: Identity) -> None:
         """The socket's ai.retry (AiControl)."""
@@ -173,7 +197,9 @@ class AiService:
         """The socket's copilot.request (AiControl)."""
         await self.request_copilot(ticket, who)
 
-    async def request_retry(self, ticket: asyncpg.Record, who: Identity) -> dict[str, Any]:
+    async def request_retry(
+        self, ticket: asyncpg.Record, who: Identity, *, client_address: str | None = None
+    ) -> dict[str, Any]:
         """Generate the reply to the latest customer message again (after a failure, typically).
         `ticket` was loaded as visible to `who` (the customer who owns it, or staff)."""
         if not ticket["ai_enabled"]:
@@ -182,7 +208,7 @@ class AiService:
         if latest is None:
             raise conflict("There is no customer message to reply to")
         await self._ensure_idle(ticket["id"], REPLY, "A reply is already being generated for this ticket")
-        gen = self._spawn(ticket, REPLY, latest, supersede=False)
+        gen = self._spawn(ticket, REPLY, latest, supersede=False, client_address=client_address)
         return {"reply_id": str(gen.reply_id), "in_reply_to": latest["seq"]}
 
     async def request_copilot(self, ticket: asyncpg.Record, who: Identity) -> dict[str, Any]:
@@ -267,8 +293,48 @@ class AiService:
 
     # ---- generations -----------------------------------------------------------------------
 
+    async def follow_up_orphan(self, ticket_id: uuid.UUID, in_reply_to: int | None, attempt: int) -> None:
+        """A reply whose instance died was ended (orphans.py): the ticket's latest customer message
+        is answered again, or handed to a person when this was its last attempt. Nothing happens
+        when a person has the ticket already, or the latest message has a complete reply."""
+        if (str(ticket_id), REPLY) in self.generations:
+            return  # a reply for the ticket is starting here already (a newer message's)
+        ticket = await tickets_db.get_ticket(self.pool, ticket_id)
+        if ticket is None or not ticket["ai_enabled"]:
+            return
+        latest = await ai_db.latest_customer_message(self.pool, ticket_id)
+        if latest is None:
+            return
+        stored = await ai_db.reply_to(self.pool, ticket_id, latest["seq"])
+        if stored is not None and not stored["metadata"].get("incomplete"):
+            return
+        # A newer message than the orphan answered had no generation of its own (its instance
+        # died before claiming one): it gets a first attempt.
+        attempt = attempt + 1 if latest["seq"] == in_reply_to else 1
+        if attempt > MAX_ATTEMPTS:
+            await self.hand_off(ticket_id, "instance_lost", handoff.AI_UNAVAILABLE)
+            return
+        log.info(
+            "AI reply to message %s of ticket %s: attempt %d after its instance died", latest["seq"], ticket_id, attempt
+        )
+        self._spawn(ticket, REPLY, latest, supersede=False, attempt=attempt)
+
+    async def publish_event(self, event: Event, *, track: bool = True) -> None:
+        """Publish for another part of the AI layer (the orphan sweeper)."""
+        if track:
+            await self._publish(event)
+        else:
+            await self._publisher().publish(event)
+
     def _spawn(
-        self, ticket: Mapping[str, Any], kind: str, answering: Mapping[str, Any] | None, *, supersede: bool
+        self,
+        ticket: Mapping[str, Any],
+        kind: str,
+        answering: Mapping[str, Any] | None,
+        *,
+        supersede: bool,
+        attempt: int = 1,
+        client_address: str | None = None,
     ) -> Generation:
         """Generate a reply to the customer message `answering` (for the copilot: a suggestion
         after it, or None when the customer has not written yet)."""
@@ -278,7 +344,9 @@ class AiService:
         if previous is not None:
             previous.cancel("superseded")
         in_reply_to = answering["seq"] if answering is not None else None
-        gen = Generation(ticket_id, kind, in_reply_to, supersede, _kb_query(ticket, answering), previous)
+        gen = Generation(
+            ticket_id, kind, in_reply_to, supersede, _kb_query(ticket, answering), previous, attempt, client_address
+        )
         self.generations[key] = gen
         task = asyncio.get_running_loop().create_task(self._run(gen), name=f"ai-{kind}-{ticket_id}")
         gen.task = task
@@ -314,6 +382,16 @@ class AiService:
             if gen.previous is not None:
                 await gen.previous.wait()
                 gen.previous = None
+            if gen.kind == REPLY:
+                # In-process counters: no database round trip before the Groq request (limits.py).
+                refused = self.limits.hit(gen.client_address)
+                if refused is not None:
+                    gen.settled = True  # the handoff's own ticket.updated must not cancel it
+                    log.warning(
+                        "AI reply for ticket %s refused (%s, address %s)", gen.ticket_id, refused, gen.client_address
+                    )
+                    await self.hand_off(gen.ticket_id, refused, REFUSED_TEXTS[refused], current=gen)
+                    return
             try:
                 start, history, articles = await self._prepare(gen)
             except BaseException:
@@ -338,6 +416,8 @@ class AiService:
                 reason = gen.cancel_reason or "shutdown"
                 with contextlib.suppress(Exception):
                     await self._publish(events.ai_cancelled(gen.ticket_id, str(gen.reply_id), gen.kind, reason))
+                with contextlib.suppress(Exception):
+                    await self._charge_unfinished(gen)
                 log.info("AI %s %s for ticket %s cancelled (%s)", gen.kind, gen.reply_id, gen.ticket_id, reason)
             raise
         except Exception:
@@ -391,6 +471,7 @@ class AiService:
                     settings.ai_claim_lease_seconds,
                     supersede=gen.supersede,
                     budget=self.budget if gen.kind == REPLY else None,
+                    attempt=gen.attempt,
                 )
             )
             rows = group.create_task(history)
@@ -432,6 +513,7 @@ class AiService:
                 await self.hand_off(gen.ticket_id, start.refused, REFUSED_TEXTS[start.refused], current=gen)
                 return
         prompt = self._prompt(gen, ticket, start.customer_name, history, articles)
+        gen.prompt = prompt
         settings = self.settings
         gen.batcher = DeltaBatcher(
             lambda offset, text: self._send_delta(gen, offset, text),
@@ -542,7 +624,26 @@ class AiService:
             outcome.finish_reason,
         )
 
+    async def _charge_unfinished(self, gen: Generation) -> None:
+        """A reply that failed or was cancelled after its request went to Groq still used tokens:
+        the ticket's budget is charged the prompt and the text received, estimated as the prompt
+        builder does (~4 characters a token). The copilot and the offline responder cost none."""
+        if gen.kind != REPLY or self.groq is None or gen.prompt is None:
+            return
+        prompt_tokens = gen.prompt.estimated_tokens
+        completion_tokens = (len(gen.text) + 3) // 4
+        await ai_db.add_usage(
+            self.pool,
+            gen.ticket_id,
+            replies=0,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+
     async def _fail(self, gen: Generation, err: GenerationError, prompt: Prompt) -> None:
+        if err.code not in UNCHARGED_FAILURES:
+            await self._charge_unfinished(gen)
         text = gen.text
         partial = None
         if text and gen.kind == REPLY:
@@ -566,10 +667,19 @@ class AiService:
                 retry_after=err.retry_after,
             )
         )
+        if err.detail:
+            await self._publish(
+                events.ai_failure_detail(gen.ticket_id, str(gen.reply_id), gen.kind, err.code, err.detail)
+            )
         if partial is not None:
             await self._publisher().publish(events.inbox_message_created(partial))
         log.warning(
-            "AI %s %s for ticket %s failed: %s (%s)", gen.kind, gen.reply_id, gen.ticket_id, err.code, err.message
+            "AI %s %s for ticket %s failed: %s (%s)",
+            gen.kind,
+            gen.reply_id,
+            gen.ticket_id,
+            err.code,
+            err.detail or err.message,
         )
         if gen.kind == REPLY and not err.retryable:
             # Asking again will not help (bad credentials, content filter): a person takes over.
@@ -589,7 +699,7 @@ class AiService:
 
     # ---- following a reply (the SSE endpoint) ----------------------------------------------
 
-    async def open_reply_stream(self, ticket: asyncpg.Record) -> ReplyStream:
+    async def open_reply_stream(self, ticket: asyncpg.Record, *, client_address: str | None = None) -> ReplyStream:
         """Follow the reply to the ticket's latest customer message: attach to it when it is being
         generated (here or elsewhere), return it when it is stored, else start it. Raises the
         ApiError to answer with before any stream begins."""
@@ -615,7 +725,7 @@ class AiService:
             fresh = await tickets_db.get_ticket(self.pool, ticket_id)
             if fresh is None or not fresh["ai_enabled"]:
                 raise conflict("AI replies are off for this ticket")
-            gen = self._spawn(fresh, REPLY, latest, supersede=False)
+            gen = self._spawn(fresh, REPLY, latest, supersede=False, client_address=client_address)
             return ReplyStream(self, watch, ticket_id, seq, own=gen)
         except BaseException:
             watch.close()

@@ -3,6 +3,7 @@ wired in as the message hook and app[AI], and its hub observer."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from ..keys import AI, AI_SERVICE, DB_POOL, HUB, MESSAGE_HOOK, PUBLISHER, SETTINGS
 from .groq_client import create_groq_client
+from .orphans import OrphanSweeper
 from .service import AiService
 
 log = logging.getLogger(__name__)
@@ -42,9 +44,14 @@ async def ai_ctx(app: web.Application) -> AsyncIterator[None]:
             settings.groq_model,
             f" at {settings.groq_base_url}" if settings.groq_base_url else "",
         )
+    # Every instance sweeps: whichever survives (or restarts) takes over a dead one's replies.
+    sweeper = OrphanSweeper(service, hub, settings.ai_sweep_interval_seconds)
+    sweep = asyncio.get_running_loop().create_task(sweeper.run(), name="ai-orphan-sweeper")
     try:
         yield
     finally:
+        sweep.cancel()
+        await asyncio.wait({sweep})
         await service.close()
         if client is not None:
             await client.close()

@@ -23,7 +23,7 @@ import httpx
 import orjson
 from groq import AsyncGroq
 
-from .groq_client import GenerationError, map_error
+from .groq_client import DETAIL_CHARS, STREAM_STOPPED, GenerationError, map_error
 
 # The path `chat.completions.create` posts to, relative to the client's base URL.
 CHAT_COMPLETIONS_PATH = "/openai/v1/chat/completions"
@@ -108,8 +108,9 @@ class _SseParser:
             message = error.get("message") if isinstance(error, dict) else None
             raise GenerationError(
                 "ai_stream_error",
-                f"The AI service stopped: {str(message or 'stream error')[:300]}",
+                STREAM_STOPPED,
                 retryable=True,
+                detail=f"error in the stream: {str(message or error or 'stream error')[:DETAIL_CHARS]}",
             )
         choices = data.get("choices")
         if choices:
@@ -134,8 +135,9 @@ class _SseParser:
                 # Groq ends the stream early with a reason here, and the SDK raises nothing.
                 raise GenerationError(
                     "ai_stream_error",
-                    f"The AI service stopped mid-reply ({str(x_groq['error'])[:200]}); try again.",
+                    STREAM_STOPPED,
                     retryable=True,
+                    detail=f"x_groq.error: {str(x_groq['error'])[:DETAIL_CHARS]}",
                 )
         if data.get("usage"):  # OpenAI-style stream_options.include_usage, if ever sent
             outcome.usage = data["usage"]
@@ -203,7 +205,10 @@ async def stream_chat(
         )
     if outcome.finish_reason not in _USABLE_FINISH:
         raise GenerationError(
-            "ai_incomplete", f"The AI reply ended unexpectedly ({outcome.finish_reason}).", retryable=True
+            "ai_incomplete",
+            "The AI reply ended unexpectedly; try again.",
+            retryable=True,
+            detail=f"finish_reason: {str(outcome.finish_reason)[:DETAIL_CHARS]}",
         )
     return outcome
 

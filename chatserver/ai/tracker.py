@@ -10,6 +10,7 @@ from typing import Any
 
 from ..realtime.events import Event
 
+ENDINGS = ("ai.completed", "ai.failed", "ai.cancelled")
 # A reply whose instance died never sends a final event; forget it after this long.
 STALE_AFTER = 600.0
 
@@ -101,7 +102,7 @@ class ReplyTracker:
             current = self.replies.get(reply_id)
             if current is not None and current.add(frame["offset"], frame["text"]) is not None:
                 self._notify(ticket_id, current.kind, frame)
-        else:  # ai.completed, ai.failed, ai.cancelled
+        elif kind in ENDINGS:
             ended = self.replies.pop(reply_id, None)
             self._notify(ticket_id, ended.kind if ended else frame.get("kind", "reply"), frame)
 

@@ -42,11 +42,11 @@ WITH no_flush_wait AS (
     SELECT set_config('synchronous_commit', 'off', true)
 ),
 claimed AS (
-    INSERT INTO ai_generations (ticket_id, kind, reply_id, instance_id, in_reply_to, expires_at)
-    VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+    INSERT INTO ai_generations (ticket_id, kind, reply_id, instance_id, in_reply_to, expires_at, attempt)
+    VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), $13)
     ON CONFLICT (ticket_id, kind) DO UPDATE
     SET reply_id = EXCLUDED.reply_id, instance_id = EXCLUDED.instance_id, in_reply_to = EXCLUDED.in_reply_to,
-        started_at = now(), expires_at = EXCLUDED.expires_at
+        started_at = now(), expires_at = EXCLUDED.expires_at, attempt = EXCLUDED.attempt
     WHERE $7::boolean OR ai_generations.expires_at < now()
     RETURNING reply_id
 ),
@@ -102,6 +102,34 @@ RELEASE_CLAIM = "DELETE FROM ai_generations WHERE ticket_id = $1 AND kind = $2 A
 DROP_CLAIM = """
 DELETE FROM ai_generations WHERE ticket_id = $1 AND kind = $2
 RETURNING reply_id, instance_id, expires_at >= now() AS live
+"""
+
+# Orphans: claims whose lease ran out, i.e. whose instance stopped extending them (it died, or
+# lost the database for a whole lease). Every instance runs this every AI_SWEEP_INTERVAL_SECONDS;
+# SKIP LOCKED hands each orphan to exactly one of them (a row another sweeper, or a generation
+# claiming it anew, holds is left to that one), and deleting the row is the takeover: the owner,
+# if it is alive after all, finds its claim gone at its next heartbeat and stops.
+TAKE_ORPHANS = """
+DELETE FROM ai_generations g
+USING (
+    SELECT ticket_id, kind FROM ai_generations
+    WHERE expires_at < now()
+    ORDER BY expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+) orphan
+WHERE g.ticket_id = orphan.ticket_id AND g.kind = orphan.kind
+RETURNING g.ticket_id, g.kind, g.reply_id, g.instance_id, g.in_reply_to, g.attempt
+"""
+
+# Which of these replies still hold a claim (live or not yet swept).
+CLAIMED_REPLIES = "SELECT reply_id FROM ai_generations WHERE reply_id = ANY($1::uuid[])"
+
+# A stored AI reply by its reply_id (metadata.reply_id), complete or not.
+STORED_REPLY = f"""
+SELECT {MESSAGE_COLUMNS} FROM messages
+WHERE ticket_id = $1 AND author_kind = 'ai' AND metadata ->> 'reply_id' = $2::text
+ORDER BY seq DESC LIMIT 1
 """
 
 GET_CLAIM = """
@@ -166,6 +194,7 @@ async def start_generation(
     *,
     supersede: bool,
     budget: Budget | None,
+    attempt: int = 1,
 ) -> GenerationStart:
     """Claim the generation, read the ticket, and (with a `budget`: a customer-facing reply)
     charge the reply to the ticket's budget and its customer's rate. See START_GENERATION."""
@@ -184,6 +213,7 @@ async def start_generation(
         budget.max_tokens if budget else 0,
         budget.user_replies if budget else 0,
         float(budget.user_window_seconds) if budget else 0.0,
+        attempt,
     )
     ticket = {name: row[name] for name in TICKET_FIELDS} if row["id"] is not None else None
     return GenerationStart(row["claimed"], ticket, row["customer_name"] or "", row["refused"])
@@ -200,6 +230,19 @@ async def release_claim(conn: Executor, ticket_id: uuid.UUID, kind: str, reply_i
 
 async def drop_claim(conn: Executor, ticket_id: uuid.UUID, kind: str) -> asyncpg.Record | None:
     return await conn.fetchrow(DROP_CLAIM, ticket_id, kind)
+
+
+async def take_orphans(conn: Executor, limit: int) -> list[asyncpg.Record]:
+    """Delete up to `limit` expired claims no other session holds, returning them (TAKE_ORPHANS)."""
+    return list(await conn.fetch(TAKE_ORPHANS, limit))
+
+
+async def claimed_replies(conn: Executor, reply_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    return {row["reply_id"] for row in await conn.fetch(CLAIMED_REPLIES, reply_ids)}
+
+
+async def stored_reply(conn: Executor, ticket_id: uuid.UUID, reply_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(STORED_REPLY, ticket_id, str(reply_id))
 
 
 async def get_claim(conn: Executor, ticket_id: uuid.UUID, kind: str) -> asyncpg.Record | None:

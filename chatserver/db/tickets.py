@@ -36,6 +36,21 @@ ORDER BY last_activity_at DESC, id DESC
 LIMIT $8
 """
 
+# Serialises ticket creation per customer (across instances too) so the caps below are counted
+# and enforced in one step. NO KEY UPDATE does not block the foreign-key checks of the customer's
+# other inserts (they take KEY SHARE). No row: the account is gone.
+LOCK_CUSTOMER = "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE"
+
+# What the ticket caps need: tickets opened in the last hour (and in how many seconds the oldest
+# of them leaves the hour), and tickets not yet resolved or closed.
+CUSTOMER_TICKET_COUNTS = """
+SELECT count(*) FILTER (WHERE created_at > now() - interval '1 hour') AS opened_last_hour,
+       count(*) FILTER (WHERE status IN ('open', 'pending')) AS open_now,
+       extract(epoch FROM min(created_at) FILTER (WHERE created_at > now() - interval '1 hour')
+                          + interval '1 hour' - now())::float8 AS hour_frees_in
+FROM tickets WHERE customer_id = $1
+"""
+
 # Only the columns a caller may change; the caller builds the SET list from this allow-list.
 UPDATABLE = ("status", "priority", "assignee_id", "ai_enabled", "waiting_for_agent")
 
@@ -44,6 +59,15 @@ async def insert_ticket(
     conn: Executor, customer_id: uuid.UUID, subject: str, description: str, ai_enabled: bool
 ) -> asyncpg.Record:
     return await conn.fetchrow(INSERT_TICKET, customer_id, subject, description, ai_enabled)
+
+
+async def lock_customer(conn: asyncpg.Connection, customer_id: uuid.UUID) -> bool:
+    """Inside a transaction: hold the customer's row until it ends. False when it does not exist."""
+    return await conn.fetchval(LOCK_CUSTOMER, customer_id) is not None
+
+
+async def customer_ticket_counts(conn: Executor, customer_id: uuid.UUID) -> asyncpg.Record:
+    return await conn.fetchrow(CUSTOMER_TICKET_COUNTS, customer_id)
 
 
 async def get_ticket(conn: Executor, ticket_id: uuid.UUID) -> asyncpg.Record | None:

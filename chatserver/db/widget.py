@@ -11,7 +11,7 @@ from .messages import MESSAGE_COLUMNS
 from .users import USER_COLUMNS
 
 SELECT_IDENTITY_USER = """
-SELECT u.id, u.email, u.role, u.display_name, u.created_at, u.updated_at
+SELECT u.id, u.email, u.role, u.display_name, u.created_at, u.updated_at, u.session_generation, u.disabled_at
 FROM widget_identities w JOIN users u ON u.id = w.user_id
 WHERE w.external_id = $1
 """
@@ -45,7 +45,11 @@ FROM users u LEFT JOIN widget_identities w ON w.user_id = u.id
 WHERE u.id = ANY($1::uuid[])
 """
 
-STAFF = f"SELECT {USER_COLUMNS} FROM users WHERE role IN ('agent', 'admin') ORDER BY display_name, email"
+# Disabled staff are not offered as assignees.
+STAFF = f"""
+SELECT {USER_COLUMNS} FROM users WHERE role IN ('agent', 'admin') AND disabled_at IS NULL
+ORDER BY display_name, email
+"""
 
 
 async def user_for_external_id(conn: Executor, external_id: str) -> asyncpg.Record | None:

@@ -17,7 +17,7 @@ async def retry_reply(request: web.Request) -> web.Response:
     who = require_identity(request)
     ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
     ticket = await ticket_service.load_visible_ticket(request.app[DB_POOL], who, ticket_id)
-    result = await request.app[AI_SERVICE].request_retry(ticket, who)
+    result = await request.app[AI_SERVICE].request_retry(ticket, who, client_address=request.remote)
     return json_response(result, status=202)
 
 
@@ -49,7 +49,7 @@ async def reply_stream(request: web.Request) -> web.StreamResponse:
     who = require_identity(request)
     ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
     ticket = await ticket_service.load_visible_ticket(request.app[DB_POOL], who, ticket_id)
-    stream = await request.app[AI_SERVICE].open_reply_stream(ticket)
+    stream = await request.app[AI_SERVICE].open_reply_stream(ticket, client_address=request.remote)
     try:
         response = web.StreamResponse(
             headers={

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..jsonutil import json_response
-from ..keys import DB_POOL, LOGIN_THROTTLE
+from ..keys import DB_POOL, LOGIN_THROTTLE, PASSWORD_LANES, SIGNUP_THROTTLE
 from ..services import auth as auth_service
 from ..validation import Str, read_body
 from ..views import user_view
@@ -25,6 +25,9 @@ async def signup(request: web.Request) -> web.Response:
     result = await auth_service.signup(
         request.app[DB_POOL],
         token_config(request.app),
+        lanes=request.app[PASSWORD_LANES],
+        throttle=request.app[SIGNUP_THROTTLE],
+        client_address=request.remote or "unknown",
         email=body["email"],
         password=body["password"],
         name=body.get("name"),
@@ -41,6 +44,7 @@ async def login(request: web.Request) -> web.Response:
         email=body["email"],
         password=body["password"],
         client_address=request.remote or "unknown",
+        lanes=request.app[PASSWORD_LANES],
     )
     return json_response(result)
 

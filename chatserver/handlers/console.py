@@ -31,7 +31,11 @@ async def issue_console_token(request: web.Request) -> web.Response:
     await check_csrf(request, request.headers.get(CSRF_HEADER))
     console_service.require_staff(who)
     user = await auth_service.current_user(request.app[DB_POOL], who.user_id)
-    token = issue_token(request.app[SETTINGS].secret_key, user["id"], user["role"], CONSOLE_TOKEN_TTL)
+    # The session's generation, not the account's: session_identity checked they are equal, and a
+    # logout in between must not be outlived by a token made from the old session.
+    token = issue_token(
+        request.app[SETTINGS].secret_key, user["id"], who.role, CONSOLE_TOKEN_TTL, generation=who.generation
+    )
     body = {"access_token": token, "token_type": "bearer", "expires_in": CONSOLE_TOKEN_TTL, "user": user_view(user)}
     return json_response(body, headers={"Cache-Control": "no-store"})
 

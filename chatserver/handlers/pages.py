@@ -18,12 +18,21 @@ import jinja2
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
-from ..errors import ApiError
-from ..keys import DB_POOL, LOGIN_THROTTLE, SETTINGS
+from ..errors import ApiError, not_found
+from ..keys import DB_POOL, LOGIN_THROTTLE, PASSWORD_LANES, PUBLISHER, SETTINGS
 from ..services import auth as auth_service
-from ..services.widget import identity_signature
-from ..web_session import CSRF_FORM_FIELD, check_csrf, csrf_token, secure_page_headers, start_login
-from .identity import session_identity, token_config
+from ..services import users as users_service
+from ..services.widget import DEMO_ID_PREFIX, demo_external_id, identity_signature
+from ..validation import parse_uuid, read_form
+from ..web_session import (
+    CSRF_FORM_FIELD,
+    check_csrf,
+    content_security_policy,
+    csrf_token,
+    secure_page_headers,
+    start_login,
+)
+from .identity import session_identity, unchecked_session_identity
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +94,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login_submit(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     email = _form_str(form, "email")[:MAX_EMAIL].strip()
     password = _form_str(form, "password")[:MAX_PASSWORD]
 
@@ -101,31 +110,37 @@ async def login_submit(request: web.Request) -> web.Response:
     if not email or not password:
         return await refuse(422, "Enter your email and password.")
     try:
-        result = await auth_service.login(
+        user = await auth_service.authenticate(
             request.app[DB_POOL],
-            token_config(request.app),
             request.app[LOGIN_THROTTLE],
             email=email,
             password=password,
             client_address=request.remote or "unknown",
+            lanes=request.app[PASSWORD_LANES],
         )
     except ApiError as err:
         if err.status == 429:
             return await refuse(429, "Too many failed attempts. Wait a few minutes and try again.")
+        if err.code == "account_disabled":
+            return await refuse(403, "This account is disabled. Ask an admin.")
         return await refuse(401, "Email or password is incorrect.")
-    user = result["user"]
     if user["role"] not in ("agent", "admin"):
         log.info("console login refused for customer %s", user["id"])
         return await refuse(403, "This console is for support agents. Customers can reach us through the chat.")
     session = await new_session(request)
-    start_login(session, str(user["id"]), user["role"])
+    start_login(session, str(user["id"]), user["role"], user["session_generation"])
     return _redirect(CONSOLE_PATH)
 
 
 async def logout(request: web.Request) -> web.Response:
-    form = await request.post()
+    """End the session on the server too: the account's session generation goes up, so a copy of
+    this cookie, and every token issued under it, stops working (on every instance)."""
+    form = await read_form(request)
     await check_csrf(request, _form_str(form, CSRF_FORM_FIELD))
     session = await get_session(request)
+    who = unchecked_session_identity(session)
+    if who is not None:
+        await users_service.end_sessions(request.app[DB_POOL], request.app[PUBLISHER], who)
     session.invalidate()
     return _redirect(LOGIN_PATH)
 
@@ -140,6 +155,8 @@ def _form_str(form: Any, name: str) -> str:
 
 async def console_page(request: web.Request) -> web.Response:
     """GET /console and /console/tickets/{ticket_id}: the inbox and ticket views (one page)."""
+    if "ticket_id" in request.match_info:
+        parse_uuid(request.match_info["ticket_id"], "Ticket")  # before anything: no redirect for junk
     who = await session_identity(request)
     if who is None:
         return _redirect(LOGIN_PATH)
@@ -160,10 +177,16 @@ async def console_page(request: web.Request) -> web.Response:
 
 async def demo_page(request: web.Request) -> web.Response:
     """A sample shop with the widget embedded, as a customer's site would do it. With ?user=<id>
-    (and optionally &name=, &email=) it plays a signed-in shop user: the signature is made here,
-    on the server, as the host site's backend would make it."""
+    (and optionally &name=, &email=) it plays a signed-in shop user "demo-<id>": the signature is
+    made here, on the server, as the host site's backend would make it. Not served in production."""
     settings = request.app[SETTINGS]
-    user_id = request.query.get("user", "").strip()[:200]
+    if settings.production:
+        # A stand-in for a customer's site, and it signs identities: not part of a deployment.
+        raise not_found("Page")
+    requested = request.query.get("user", "").strip()[: 200 - len(DEMO_ID_PREFIX)]
+    # Only ids in the demo namespace are signed, which /widget/identify refuses in production:
+    # asking for ?user=<someone's id> signs in as "demo-<id>", never as that user.
+    user_id = demo_external_id(requested) if requested else ""
     identity = None
     if user_id and settings.widget_identity_secret:
         identity = {
@@ -178,8 +201,10 @@ async def demo_page(request: web.Request) -> web.Response:
         "server": f"{request.scheme}://{request.host}",
     }
     response = aiohttp_jinja2.render_template("demo.html", request, context)
-    # It stands in for someone else's site, whose security policy is theirs to choose; it only
-    # promises not to be framed itself.
+    # It stands in for someone else's site, one with a strict policy: its own stylesheet, the
+    # loader script and the widget frame, all from this server, and no inline script at all, which
+    # also shows that the widget works on such a site.
+    response.headers["Content-Security-Policy"] = content_security_policy()
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -6,11 +6,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import validation_error
+from ..errors import too_many_requests, validation_error
 from ..jsonutil import json_response
-from ..keys import DB_POOL, MESSAGE_HOOK, MESSAGE_WRITER, PUBLISHER, SETTINGS
+from ..keys import DB_POOL, MESSAGE_HOOK, MESSAGE_WRITER, PUBLISHER, SEND_BUDGET, SETTINGS
 from ..services import messages as message_service
 from ..services import tickets as ticket_service
+from ..settings import Settings
 from ..validation import Bool, Choice, Str, Uuid, parse_uuid, query_choice, query_int, read_body, reject_unknown_query
 from ..views import ticket_view
 from .identity import require_identity
@@ -35,6 +36,10 @@ MESSAGE_SCHEMA = {
 LIST_QUERY = ("status", "priority", "assignee", "waiting", "cursor", "limit")
 MESSAGES_QUERY = ("after_seq", "before_seq", "limit")
 MAX_SEQ = 2**62
+
+
+def ticket_caps(settings: Settings) -> ticket_service.TicketCaps:
+    return ticket_service.TicketCaps(settings.tickets_per_customer_per_hour, settings.open_tickets_per_customer)
 
 
 def ticket_list_filters(request: web.Request, default_limit: int = 20) -> dict[str, Any]:
@@ -70,6 +75,8 @@ async def create_ticket(request: web.Request) -> web.Response:
         first_message=body.get("message"),
         client_id=body.get("client_id"),
         after_post=request.app[MESSAGE_HOOK],
+        client_address=request.remote,
+        caps=ticket_caps(request.app[SETTINGS]),
     )
     return json_response({"ticket": ticket, "message": message}, status=201)
 
@@ -112,6 +119,10 @@ async def post_message(request: web.Request) -> web.Response:
     who = require_identity(request)
     ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
     body = await read_body(request, MESSAGE_SCHEMA)
+    # The same per-user budget as message.send over a socket (WS_SEND_RATE / WS_SEND_BURST).
+    wait = request.app[SEND_BUDGET].take(who.user_id)
+    if wait > 0:
+        raise too_many_requests("Posting too fast; retry after Retry-After seconds", wait)
     message, created = await message_service.post_message(
         request.app[DB_POOL],
         request.app[MESSAGE_WRITER],
@@ -122,5 +133,6 @@ async def post_message(request: web.Request) -> web.Response:
         client_id=body.get("client_id"),
         internal=body.get("internal", False),
         after_post=request.app[MESSAGE_HOOK],
+        client_address=request.remote,
     )
     return json_response({"message": message, "created": created}, status=201 if created else 200)

@@ -86,13 +86,20 @@ async def identify_visitor(request: web.Request) -> web.Response:
         signature=body["signature"],
         name=body.get("name"),
         email=body.get("email") or None,
+        allow_demo_ids=not request.app[SETTINGS].production,
     )
     return json_response(result)
 
 
 async def refresh_token(request: web.Request) -> web.Response:
-    """POST /widget/token: swap a still-valid token for a fresh one."""
+    """POST /widget/token: swap a widget visitor's still-valid token for a fresh one (capped at
+    VISITOR_SESSION_MAX_SECONDS after the visitor's sign-in)."""
     _check_origin(request)
     who = require_identity(request)
-    result = await widget_service.refresh_token(request.app[DB_POOL], token_config(request.app), who)
+    result = await widget_service.refresh_token(
+        request.app[DB_POOL],
+        token_config(request.app),
+        who,
+        max_session_age=request.app[SETTINGS].visitor_session_max_age,
+    )
     return json_response(result)

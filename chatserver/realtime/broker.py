@@ -55,6 +55,20 @@ class LocalBroker:
         return None
 
 
+def events_channel(prefix: str) -> str:
+    """The one Redis pub/sub channel every instance of a deployment shares."""
+    return f"{prefix}:events"
+
+
+async def publish_once(url: str, prefix: str, event: Event) -> None:
+    """Publish one event to every running instance from a process without a broker (the CLI)."""
+    redis = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        await redis.publish(events_channel(prefix), encode_envelope(uuid.uuid4().hex, event))
+    finally:
+        await redis.aclose()
+
+
 def encode_envelope(origin: str, event: Event) -> bytes:
     # "o" first: orjson keeps key order, so an envelope starts with origin_prefix(origin).
     return dumps_bytes({"o": origin, "c": event.channel, "f": event.frame, "s": event.staff_only, "q": event.seq})
@@ -83,7 +97,7 @@ class RedisBroker:
         self.reply_timeout = reply_timeout
         self.url = url
         self.prefix = prefix
-        self.channel = f"{prefix}:events"
+        self.channel = events_channel(prefix)
         self.instance_id = uuid.uuid4().hex
         # Every instance hears its own events back from the shared channel: they are recognised
         # by their first bytes and dropped without being parsed.

@@ -26,6 +26,12 @@ DEFAULT_QUEUE_LIMIT = 512
 # How long a closing handshake may take (the peer must take the close frame and answer it)
 # before the connection is cut instead.
 CLOSE_TIMEOUT = 5.0
+# How long the frames of a socket closed for being slow (the close frame last) may wait, after
+# the handshake timed out, for the peer to read again before the connection is cut: a client
+# paused that long (a suspended laptop, a stopped process) still learns why it was closed
+# (4008) instead of seeing a bare 1006. Bounds the buffer and file descriptor a peer that
+# never reads again can hold (about 64-130 KiB of frames).
+SLOW_CLOSE_GRACE = 30.0
 
 
 class Connection:
@@ -37,6 +43,7 @@ class Connection:
         "_started",
         "_transport",
         "_writer",
+        "close_timeout",
         "closing",
         "id",
         "identity",
@@ -76,6 +83,7 @@ class Connection:
         self._snapshot_seq = 0
         self._started = False
         self.closing = False
+        self.close_timeout = CLOSE_TIMEOUT
 
     @property
     def is_staff(self) -> bool:
@@ -85,10 +93,27 @@ class Connection:
         """The peer sent something: it is alive."""
         self.last_seen = asyncio.get_running_loop().time()
 
+    @property
+    def snapshot_seq(self) -> int:
+        """Messages up to this seq were in this connection's join snapshot."""
+        return self._snapshot_seq
+
     async def ping(self) -> None:
-        """Send a WebSocket ping (the heartbeat); a socket already gone is not an error here."""
+        """Send a WebSocket ping (the heartbeat)."""
+        await self._send_control(b"", WSMsgType.PING)
+
+    async def pong(self, data: bytes) -> None:
+        """Answer a client's WebSocket ping."""
+        await self._send_control(data, WSMsgType.PONG)
+
+    async def _send_control(self, data: bytes, opcode: WSMsgType) -> None:
+        # A peer that vanished leaves its pings behind it, read after the transport began to
+        # close; a socket we are closing has sent its close frame, after which aiohttp refuses
+        # any other. Neither is an error: the reader loop ends on its own as the transport goes.
+        if self.closing:
+            return
         try:
-            await self.ws.ping()
+            await self.ws.send_frame(data, opcode)
         except (ConnectionResetError, RuntimeError):
             pass
 
@@ -187,20 +212,50 @@ class Connection:
             return
         self.closing = True
         self._queue.clear()
-        asyncio.get_running_loop().create_task(self._close(code, message))
+        grace = SLOW_CLOSE_GRACE if code == CLOSE_SLOW_CONSUMER else 0.0
+        asyncio.get_running_loop().create_task(self._close(code, message, grace=grace))
 
-    async def _close(self, code: int, message: str, timeout: float = CLOSE_TIMEOUT) -> None:
+    async def _close(self, code: int, message: str, timeout: float | None = None, grace: float = 0.0) -> None:
+        """The closing handshake, for at most `timeout` seconds. Then the connection is cut, or,
+        with a `grace`, the frames still buffered (the close frame last) wait that much longer
+        for the peer to read them."""
+        timeout = self.close_timeout if timeout is None else timeout
         try:
             async with asyncio.timeout(timeout):
                 await self.ws.close(code=code, message=message.encode())
         except TimeoutError:
             # aiohttp waits for the peer to take the close frame and to answer it, without a
             # limit: a peer that stopped reading would hold the socket (and a server shutdown)
-            # forever. It is cut off instead.
+            # forever. Cutting it at once drops the close frame with whatever is buffered before
+            # it, so a peer that reads again sees 1006; with a grace, aiohttp's own graceful
+            # transport close goes on writing as the peer reads, and the cut comes later.
+            if grace > 0 and self._buffered():
+                log.info("closing %s timed out; its close frame waits %.0fs for the peer to read", self.id, grace)
+                self._cut_later(grace)
+                return
             log.info("closing %s timed out; cutting the connection", self.id)
             self.abort()
+            return
         except Exception:  # the socket may already be gone; closing is best effort
             log.debug("close of %s failed", self.id, exc_info=True)
+            return
+        if self._buffered():
+            # aiohttp closed the transport without waiting for the peer's answer (the reader loop
+            # was closing too): asyncio writes the rest as the peer reads, for as long as it
+            # takes. A peer that never reads again must not hold the socket forever.
+            self._cut_later(grace or CLOSE_TIMEOUT)
+
+    def _buffered(self) -> bool:
+        transport = self._transport
+        return transport is not None and transport.get_write_buffer_size() > 0
+
+    def _cut_later(self, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, self._cut_if_unread)
+
+    def _cut_if_unread(self) -> None:
+        if self._buffered():
+            log.info("cutting %s: its peer did not read its last frames", self.id)
+            self.abort()
 
     async def flush_and_close(
         self,

@@ -14,10 +14,15 @@ from typing import Any
 # Close codes (4000-4999 are free for applications). Clients reconnect and resume on 4000-4099.
 CLOSE_RESUME = 4000  # the server asks the client to reconnect and resume from its last seq
 CLOSE_SLOW_CONSUMER = 4008  # outgoing queue overflowed: reconnect and resume
-CLOSE_POLICY = 4003  # access revoked (e.g. token expired) — do not reconnect with the same token
+# Access revoked: the account was disabled, its role changed, its password was reset or it
+# logged out (services/access.py). Do not reconnect with the same credentials: sign in again.
+CLOSE_POLICY = 4003
 CLOSE_TOO_MANY_ERRORS = 4009  # the client kept sending invalid frames
 
 INBOX_CHANNEL = "inbox"
+# Control events about accounts: no client subscribes to it; each instance's access cache
+# watches it (services/access.py).
+ACCOUNTS_CHANNEL = "accounts"
 
 
 def ticket_channel(ticket_id: uuid.UUID | str) -> str:
@@ -126,6 +131,17 @@ def ai_failed(
     )
 
 
+def ai_failure_detail(ticket_id: uuid.UUID, reply_id: str, kind: str, code: str, detail: str) -> Event:
+    """What the AI service said about a failure (its error text can name the organisation, the
+    model and its limits): agents and admins only, right after the reply's ai.failed, whose
+    `message` is a generic sentence for everyone."""
+    return Event(
+        ticket_channel(ticket_id),
+        {"type": "ai.failure_detail", "reply_id": reply_id, "kind": kind, "code": code, "detail": detail},
+        staff_only=True,
+    )
+
+
 def ai_cancelled(ticket_id: uuid.UUID, reply_id: str, kind: str, reason: str) -> Event:
     return Event(
         ticket_channel(ticket_id),
@@ -147,6 +163,15 @@ def inbox_ticket_updated(ticket: dict[str, Any], changes: list[str]) -> Event:
 
 def inbox_message_created(message: dict[str, Any]) -> Event:
     return Event(INBOX_CHANNEL, {"type": "inbox.message_created", "message": message}, staff_only=True)
+
+
+# ---- control events (between instances, never sent to a client) --------------------------
+
+
+def account_changed(user_id: uuid.UUID) -> Event:
+    """An account's access changed (role, disabled, session generation): every instance forgets
+    what it cached about it and closes its sockets with CLOSE_POLICY."""
+    return Event(ACCOUNTS_CHANNEL, {"type": "account.changed", "user_id": str(user_id)}, staff_only=True)
 
 
 # ---- frames for one socket ---------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 Every event this instance learns of (published here, or received from another instance over the
 broker) passes through `deliver`. The hub
-- orders message events of a room by `seq`, holding early ones back briefly and filling any gap
-  from the database (a gap means an event was lost, e.g. while Redis was away);
+- orders message events of a room by `seq`, holding early ones back briefly and filling every
+  gap from the database (a gap means an event was lost, e.g. while Redis was away);
+- holds a sender's ack until every message up to its seq has been queued to the sender's socket,
+  so that the ack's seq is a safe resume position (docs/protocol.md, "Order");
 - tracks AI reply streams, so a participant who joins mid-stream gets the text so far;
 - drops AI text for replies that were cancelled by a takeover, so none reaches a room after it;
 - encodes each frame once per room and queues it on every allowed connection without awaiting.
@@ -23,7 +25,7 @@ from aiohttp import WSCloseCode
 from ..jsonutil import dumps_bytes
 from . import events
 from .client import Connection
-from .events import Event
+from .events import CLOSE_RESUME, Event
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 # database. Reordering between two commits on one instance resolves in microseconds; events
 # from another instance via Redis in a few ms.
 DEFAULT_GAP_WAIT = 0.5
+# Messages read per query when filling gaps: a room that missed a long Redis outage reads them in
+# pieces rather than in one unbounded result.
+GAP_READ_LIMIT = 500
 
 FetchRange = Callable[[uuid.UUID, int, int], Awaitable[list[dict[str, Any]]]]
 Observer = Callable[[Event], None]
@@ -76,6 +81,8 @@ class Room:
     user_connections: dict[uuid.UUID, int] = field(default_factory=dict)
     high_seq: int | None = None
     early: dict[int, Event] = field(default_factory=dict)
+    # Acks waiting for the room to reach their seq: (seq, the sender's connection, encoded ack).
+    held_acks: list[tuple[int, Connection, bytes]] = field(default_factory=list)
     gap_timer: asyncio.TimerHandle | None = None
     gap_task: asyncio.Task[None] | None = None
 
@@ -212,52 +219,123 @@ class Hub:
         if seq <= room.high_seq:
             return  # a duplicate (or one the joiners already have from their snapshot)
         if seq == room.high_seq + 1:
-            room.high_seq = seq
-            self._fan_out(room, event)
+            self._advance(room, seq, event)
             self._drain(room)
             return
         room.early[seq] = event
+        self._wait_for_gap(room)
+
+    def _advance(self, room: Room, seq: int, event: Event | None) -> None:
+        """The room has delivered everything up to `seq` (`event`, or None for a seq that was never
+        stored); acks waiting for it follow right behind."""
+        room.high_seq = seq
+        if event is not None:
+            self._fan_out(room, event)
+        if room.held_acks:
+            self._release_acks(room, seq)
+
+    def _drain(self, room: Room) -> None:
+        while room.high_seq is not None and room.high_seq + 1 in room.early:
+            seq = room.high_seq + 1
+            self._advance(room, seq, room.early.pop(seq))
+        if not room.early and not room.held_acks and room.gap_timer is not None:
+            room.gap_timer.cancel()
+            room.gap_timer = None
+
+    def _wait_for_gap(self, room: Room) -> None:
+        """Something waits for seqs the room has not seen: read them from the database unless
+        they arrive within gap_wait."""
         if room.gap_timer is None and room.gap_task is None:
             loop = asyncio.get_running_loop()
             room.gap_timer = loop.call_later(self.gap_wait, self._gap_expired, room)
 
-    def _drain(self, room: Room) -> None:
-        while room.high_seq is not None and room.high_seq + 1 in room.early:
-            room.high_seq += 1
-            self._fan_out(room, room.early.pop(room.high_seq))
-        if not room.early and room.gap_timer is not None:
-            room.gap_timer.cancel()
-            room.gap_timer = None
-
     def _gap_expired(self, room: Room) -> None:
         room.gap_timer = None
-        if not room.early or self.rooms.get(room.channel) is not room:
+        if not (room.early or room.held_acks) or self.rooms.get(room.channel) is not room:
             return
         room.gap_task = asyncio.get_running_loop().create_task(self._fill_gap(room))
 
     async def _fill_gap(self, room: Room) -> None:
-        """Read the missing messages from the database and deliver everything in order."""
+        """Read every missing message up to the last seq anything waits for from the database,
+        and deliver them in order with what arrived meanwhile."""
         try:
-            if room.ticket_id is not None and room.high_seq is not None and room.early:
-                upto = min(room.early)
-                try:
-                    missing = await self.fetch_range(room.ticket_id, room.high_seq, upto)
-                except Exception:
-                    log.exception("could not read missing messages of %s; asking clients to resync", room.channel)
-                    self._send_local(room, events.resync_frame("gap"))
-                    missing = []
-                for message in missing:
-                    if room.high_seq is not None and message["seq"] > room.high_seq:
-                        room.early.setdefault(message["seq"], events.message_created(message))
-                log.info("filled a gap of %d message(s) in %s", len(missing), room.channel)
-            # Whatever is still missing is not in the database (e.g. a rolled-back insert):
-            # skip past it rather than hold the room back.
-            while room.early:
-                next_seq = min(room.early)
-                room.high_seq = max(room.high_seq or 0, next_seq - 1)
-                self._drain(room)
+            await self._read_gap(room)
         finally:
             room.gap_task = None
+        # Events that arrived during the read may have opened a gap beyond it.
+        if (room.early or room.held_acks) and self.rooms.get(room.channel) is room:
+            self._wait_for_gap(room)
+
+    async def _read_gap(self, room: Room) -> None:
+        if room.high_seq is None:
+            return
+        # Every seq up to `target` (it included, for an ack waiting on a lost event). A seq after
+        # a gap is committed, so everything before it is committed or never will be (seqs are
+        # allocated under the ticket's row lock).
+        target = max([*room.early, *(seq for seq, _, _ in room.held_acks)], default=room.high_seq)
+        filled = 0
+        while room.high_seq < target:
+            upto = min(target, room.high_seq + GAP_READ_LIMIT)
+            if room.ticket_id is not None:
+                try:
+                    missing = await self.fetch_range(room.ticket_id, room.high_seq, upto + 1)
+                except Exception as exc:  # noqa: BLE001 - whatever the database raised, the room acts the same
+                    self._close_unreadable(room, exc)
+                    return
+                filled += len(missing)
+                for message in missing:
+                    if message["seq"] > room.high_seq:
+                        room.early.setdefault(message["seq"], events.message_created(message))
+            # A seq up to `upto` the database does not have was never stored (an insert rolled
+            # back): skip it. Internal notes are stored messages: read, and delivered to staff only.
+            while room.high_seq < upto:
+                seq = room.high_seq + 1
+                self._advance(room, seq, room.early.pop(seq, None))
+        if filled:
+            log.info("filled gaps in %s from the database (%d message(s) read)", room.channel, filled)
+        self._drain(room)
+
+    def _close_unreadable(self, room: Room, exc: Exception) -> None:
+        """The missing messages could not be read (the database is unavailable). Skipping them
+        would move every client past messages it never got; instead every connection of the room
+        is closed with CLOSE_RESUME and resumes from its own last seq once it reconnects."""
+        log.warning(
+            "could not read missing messages of %s (%s: %s); asking its %d connection(s) to resume",
+            room.channel,
+            type(exc).__name__,
+            exc,
+            len(room.connections),
+        )
+        for conn in room.connections:
+            conn.close_soon(CLOSE_RESUME, "missed messages could not be read: reconnect and resume")
+        # Those connections are gone: the room orders afresh for whoever joins next.
+        room.high_seq = None
+        room.early.clear()
+        room.held_acks.clear()
+
+    # ---- acks ------------------------------------------------------------------------------
+
+    def send_ack(self, channel: str, conn: Connection, seq: int, frame: dict[str, Any]) -> None:
+        """Send `frame` (the ack of message `seq`) to `conn` once every message up to `seq` has
+        been queued to it: at once when the room is there already (the common case: the message's
+        own event was delivered while it was published) or the connection's join snapshot holds
+        it, else right after the room delivers `seq`, or skips past it."""
+        room = self.rooms.get(channel)
+        if room is None or room.high_seq is None or seq <= room.high_seq or seq <= conn.snapshot_seq:
+            conn.send_frame(frame)
+            return
+        room.held_acks.append((seq, conn, dumps_bytes(frame)))
+        # The message's event may never come (a resend of a message whose event was lost):
+        # the gap fill reads it, so the ack cannot wait forever.
+        self._wait_for_gap(room)
+
+    def _release_acks(self, room: Room, high_seq: int) -> None:
+        due = [held for held in room.held_acks if held[0] <= high_seq]
+        if not due:
+            return
+        room.held_acks = [held for held in room.held_acks if held[0] > high_seq]
+        for _seq, conn, data in sorted(due, key=lambda held: held[0]):
+            conn.enqueue(data)
 
     def _fan_out(self, room: Room, event: Event) -> None:
         data = dumps_bytes(event.frame)

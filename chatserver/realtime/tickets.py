@@ -48,6 +48,8 @@ def issue_ws_ticket(secret: str, who: Identity) -> str:
     claims = {
         "sub": str(who.user_id),
         "role": who.role,
+        # The redeemed ticket is checked against the account like the token it came from.
+        "gen": who.generation,
         "iat": now,
         "exp": now + TICKET_TTL,
         "typ": "ws",
@@ -61,7 +63,10 @@ async def redeem_ws_ticket(secret: str, store: TicketStore, ticket: str) -> Iden
         claims = jwt.decode(ticket, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub", "jti"]})
         if claims.get("typ") != "ws" or claims.get("role") not in ("customer", "agent", "admin"):
             raise jwt.InvalidTokenError("not a websocket ticket")
-        identity = Identity(uuid.UUID(claims["sub"]), claims["role"])
+        generation = claims.get("gen", 0)
+        if type(generation) is not int:
+            raise jwt.InvalidTokenError("bad generation")
+        identity = Identity(uuid.UUID(claims["sub"]), claims["role"], generation)
     except (jwt.PyJWTError, ValueError):
         raise unauthorized("WebSocket ticket is invalid or expired") from None
     if not await store.first_use(str(claims["jti"])):

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import asyncpg
 
 from ..security import Identity
 
-# (message view, the ticket row as the message left it: only last_seq and the activity times
-# differ from before it, the author)
-MessageHook = Callable[[dict[str, Any], asyncpg.Record, Identity], Awaitable[None]]
+
+class MessageHook(Protocol):
+    async def __call__(
+        self, message: dict[str, Any], ticket: asyncpg.Record, who: Identity, *, client_address: str | None = None
+    ) -> None:
+        """`message`: the stored message's view; `ticket`: the ticket row as the message left it
+        (only last_seq and the activity times differ from before it); `who`: the author;
+        `client_address`: the author's address (request.remote) when the post came from a
+        request, for per-address budgets."""
+        ...
 
 
-async def no_hook(message: dict[str, Any], ticket: asyncpg.Record, who: Identity) -> None:
+async def no_hook(
+    message: dict[str, Any], ticket: asyncpg.Record, who: Identity, *, client_address: str | None = None
+) -> None:
     return None
 
 

@@ -34,10 +34,13 @@ async def post_message(
     internal: bool = False,
     ticket: asyncpg.Record | None = None,
     after_post: MessageHook | None = None,
+    client_address: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Store a message and broadcast it. Returns (message, created); created is False for a resend
     of a client_id already stored, in which case nothing is stored or broadcast again. The insert
-    goes through `writer`, which stores it together with others posted at the same moment."""
+    goes through `writer`, which stores it together with others posted at the same moment.
+    `client_address` (the poster's, `request.remote`) is handed to `after_post`: the AI layer
+    budgets replies per address."""
     if internal and not who.is_staff:
         if ticket is None:
             # As for every post, a ticket the caller may not see is "not found" first.
@@ -88,7 +91,7 @@ async def post_message(
                 await publisher.publish(events.ticket_updated(view, names, who.user_id))
                 await publisher.publish(events.inbox_ticket_updated(view, names))
         if after_post is not None:
-            await after_post(message, ticket, who)
+            await after_post(message, ticket, who, client_address=client_address)
     return message, created
 
 

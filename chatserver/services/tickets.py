@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -13,7 +14,7 @@ import orjson
 from ..db import messages as messages_db
 from ..db import tickets as tickets_db
 from ..db import users as users_db
-from ..errors import account_gone, forbidden, not_found, validation_error
+from ..errors import ApiError, account_gone, forbidden, not_found, too_many_requests, validation_error
 from ..realtime import events
 from ..realtime.publisher import Publisher
 from ..security import Identity
@@ -22,6 +23,40 @@ from .hooks import MessageHook
 
 STATUSES = ("open", "pending", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
+# What a customer at the open-ticket cap is told to wait: a slot frees when an agent resolves one
+# of their tickets or they close one, which no clock predicts.
+OPEN_CAP_RETRY_AFTER = 600.0
+
+
+@dataclass(frozen=True)
+class TicketCaps:
+    """TICKETS_PER_CUSTOMER_PER_HOUR and OPEN_TICKETS_PER_CUSTOMER (customers only)."""
+
+    per_hour: int
+    open_at_once: int
+
+
+async def check_ticket_caps(conn: asyncpg.Connection | asyncpg.Pool, customer_id: uuid.UUID, caps: TicketCaps) -> None:
+    """Count the customer's tickets in the database (so the caps hold across instances) and refuse
+    with 429 when over. create_ticket calls it twice: once without a lock, so a flood past the cap
+    is refused without queueing on the lock (and holding pool connections while it waits), then
+    inside the creating transaction after locking the customer, so concurrent requests cannot
+    race past the cap."""
+    counts = await tickets_db.customer_ticket_counts(conn, customer_id)
+    if counts["opened_last_hour"] >= caps.per_hour:
+        raise too_many_requests(
+            f"You can open at most {caps.per_hour} tickets an hour; try again later",
+            max(1.0, counts["hour_frees_in"] or 0.0),
+        )
+    if counts["open_now"] >= caps.open_at_once:
+        seconds = int(OPEN_CAP_RETRY_AFTER)
+        raise ApiError(
+            429,
+            "too_many_open_tickets",
+            f"You already have {counts['open_now']} open tickets; continue in one of them or close one first",
+            details={"retry_after": seconds, "open_tickets": counts["open_now"]},
+            headers={"Retry-After": str(seconds)},
+        )
 
 
 def encode_cursor(row: asyncpg.Record) -> str:
@@ -68,12 +103,22 @@ async def create_ticket(
     first_message: str | None,
     client_id: str | None,
     after_post: MessageHook | None = None,
+    client_address: str | None = None,
+    caps: TicketCaps | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """`caps` None: no per-customer caps (callers that are not a customer's own request)."""
     if who.role != "customer":
         raise forbidden("Only customers open tickets")
     message_row = None
+    # Staff never get here, so the customer caps never apply to them.
+    if caps is not None:
+        await check_ticket_caps(pool, who.user_id, caps)
     # One transaction: a ticket is never left behind without the first message it was opened with.
     async with pool.acquire() as conn, conn.transaction():
+        if caps is not None:
+            if not await tickets_db.lock_customer(conn, who.user_id):
+                raise account_gone()
+            await check_ticket_caps(conn, who.user_id, caps)
         try:
             ticket_row = await tickets_db.insert_ticket(conn, who.user_id, subject, description, ai_enabled)
         except asyncpg.ForeignKeyViolationError:
@@ -97,7 +142,7 @@ async def create_ticket(
         await publisher.publish(events.message_created(message))
         await publisher.publish(events.inbox_message_created(message))
         if after_post is not None:
-            await after_post(message, ticket_row, who)
+            await after_post(message, ticket_row, who, client_address=client_address)
     return ticket, message
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from typing import Any
 
@@ -15,6 +16,7 @@ from ..db import users as users_db
 from ..db import widget as widget_db
 from ..errors import ApiError, too_many_requests
 from ..security import Identity, hash_password
+from .access import account_disabled
 from .auth import TokenConfig, check_email, current_user, token_response
 from .throttle import Throttle
 
@@ -26,6 +28,21 @@ ANONYMOUS_NAME = "Visitor"
 
 class _LostRace(Exception):
     """Raised inside a transaction to roll it back."""
+
+
+# External ids the /demo page signs (outside production only): /widget/identify refuses them in
+# production, so the demo can never be used to sign in as a real host-site user (docs/security.md).
+DEMO_ID_PREFIX = "demo-"
+
+
+def demo_external_id(requested: str) -> str:
+    """The demo namespace's id for what the demo page was asked to play."""
+    return requested if requested.startswith(DEMO_ID_PREFIX) else DEMO_ID_PREFIX + requested
+
+
+def is_widget_visitor(user: asyncpg.Record) -> bool:
+    """An account the widget made (anonymous or identified), as opposed to one signed up for."""
+    return user["role"] == "customer" and str(user["email"]).endswith("@" + VISITOR_EMAIL_DOMAIN)
 
 
 def identity_signature(secret: str, external_id: str) -> str:
@@ -79,9 +96,12 @@ async def identify_visitor(
     signature: str,
     name: str | None,
     email: str | None,
+    allow_demo_ids: bool,
 ) -> dict[str, Any]:
     """Check the signature, then find or create the customer linked to `external_id`. The email
     the host passes is kept for agents to see; it is not signed, so it never selects an account."""
+    if not allow_demo_ids and external_id.startswith(DEMO_ID_PREFIX):
+        raise ApiError(403, "identity_unverified", "Demo identities are not accepted on this server")
     check_identity_signature(secret, external_id, signature)
     if email:
         email = check_email(email)
@@ -92,6 +112,8 @@ async def identify_visitor(
     else:
         await widget_db.update_profile(pool, external_id, user["id"], (name or "").strip(), email)
         user = await current_user(pool, user["id"])
+    if user["disabled_at"] is not None:
+        raise account_disabled()
     return token_response(user, tokens)
 
 
@@ -118,8 +140,22 @@ async def _create_identified(
     return winner
 
 
-async def refresh_token(pool: asyncpg.Pool, tokens: TokenConfig, who: Identity) -> dict[str, Any]:
-    """A fresh token for a widget visitor who still holds a valid one: a visitor who comes back
-    within ACCESS_TOKEN_TTL of their last visit keeps their conversation indefinitely."""
+async def refresh_token(
+    pool: asyncpg.Pool, tokens: TokenConfig, who: Identity, *, max_session_age: int, now: int | None = None
+) -> dict[str, Any]:
+    """A fresh token for a widget visitor who still holds a valid one, so a visitor who comes back
+    within ACCESS_TOKEN_TTL_SECONDS keeps their conversation; but never past max_session_age
+    (VISITOR_SESSION_MAX_SECONDS) after the visitor's sign-in, so a stolen token cannot be kept
+    alive forever. Staff and signed-up customers sign in again instead."""
     user = await current_user(pool, who.user_id)
-    return token_response(user, tokens)
+    if not is_widget_visitor(user):
+        raise ApiError(403, "renewal_refused", "Only widget visitors' tokens are renewed; sign in again")
+    ends = who.signed_in_at + max_session_age
+    if (now if now is not None else int(time.time())) >= ends:
+        raise ApiError(
+            401,
+            "session_expired",
+            "This visitor session is too old to renew; start a new one",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token_response(user, tokens, signed_in_at=who.signed_in_at, expires_at=ends)

@@ -275,7 +275,12 @@ function connectInbox() {
     }
     onInboxFrame(frame);
   };
-  ws.onclose = () => {
+  ws.onclose = (event) => {
+    if (event.code === 4003) {
+      // Access was revoked (disabled, demoted, logged out elsewhere): docs/protocol.md.
+      window.location.assign("/console/login");
+      return;
+    }
     ui.inboxConn.textContent = "Offline — reconnecting…";
     ui.inboxConn.classList.add("offline");
     if (!alive) inboxAttempt += 1;
