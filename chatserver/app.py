@@ -13,13 +13,14 @@ from .ai.setup import ai_ctx
 from .db.embedded import embedded_postgres
 from .db.message_writer import MessageWriter
 from .db.migrate import apply_migrations
-from .db.pool import create_pool
+from .db.pool import DatabaseHealth, create_pool
 from .handlers.identity import bearer_identity_middleware
 from .handlers.pages import setup_templates
 from .keys import (
     ACCESS_CACHE,
     ACCESS_WATCHER,
     BCRYPT_ROUNDS,
+    DB_HEALTH,
     DB_POOL,
     DB_URL,
     HUB,
@@ -65,7 +66,13 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
             stack.callback(log.info, "embedded PostgreSQL stopped")
         await loop.run_in_executor(None, apply_migrations, url)
         app[DB_URL] = url
-        pool = await create_pool(url, settings.db_pool_min, settings.db_pool_max)
+        pool = await create_pool(
+            url,
+            settings.db_pool_min,
+            settings.db_pool_max,
+            acquire_timeout=settings.db_acquire_timeout,
+            health=app[DB_HEALTH],
+        )
         app[DB_POOL] = pool
         try:
             yield
@@ -121,6 +128,7 @@ def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS
     ]
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[DB_HEALTH] = DatabaseHealth()
     app[METRICS_REGISTRY] = registry
     app.on_response_prepare.append(echo_request_id)
     app[BCRYPT_ROUNDS] = bcrypt_rounds

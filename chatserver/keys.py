@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from .ai.service import AiService
 from .db.message_writer import MessageWriter
+from .db.pool import DatabaseHealth
 from .errors import ApiError
 from .realtime.broker import LocalBroker, RedisBroker
 from .realtime.hub import Hub
@@ -26,6 +27,8 @@ SETTINGS = web.AppKey("settings", Settings)
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 # The URL the pool actually uses (the embedded server's socket URL when DATABASE_URL is unset).
 DB_URL = web.AppKey("db_url", str)
+# The database's state as this process sees it (outage start and end, a stuck pool).
+DB_HEALTH = web.AppKey("db_health", DatabaseHealth)
 # Posted messages are stored through it (group commit); other inserts use the pool directly.
 MESSAGE_WRITER = web.AppKey("message_writer", MessageWriter)
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)

@@ -6,8 +6,9 @@ request_middleware does, in this order, what used to be three middlewares:
   anything else is replaced by a fresh one. The id is put in logs.REQUEST_ID for the duration of the
   handler (every log line carries it), stored on the request, and echoed in the X-Request-ID
   response header (by echo_request_id, an on_response_prepare hook).
-- Errors: whatever the handler raises leaves as the one JSON error shape (errors.py); unexpected
-  exceptions are logged with their stack trace and answered with a bare 500.
+- Errors: whatever the handler raises leaves as the one JSON error shape (errors.py); the database
+  being unreachable is a 503 database_unavailable with Retry-After (logged once per outage);
+  other unexpected exceptions are logged with their stack trace and answered with a bare 500.
 - Metrics: count and latency of every request, with the status the client really gets.
 
 One middleware instead of three: each is a coroutine frame per request, and an open WebSocket keeps
@@ -29,8 +30,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler, Middleware
 
-from .errors import ApiError, error_response, http_error_response, unhandled_error_response
-from .keys import REQUEST_ID_KEY
+from .db.pool import is_unavailable
+from .errors import ApiError, database_unavailable, error_response, http_error_response, unhandled_error_response
+from .keys import DB_HEALTH, REQUEST_ID_KEY
 from .logs import REQUEST_ID
 from .metrics import CLIENT_CLOSED, HttpMetrics
 
@@ -77,8 +79,13 @@ def request_middleware(metrics: HttpMetrics) -> Middleware:
             except asyncio.CancelledError:
                 status = CLIENT_CLOSED
                 raise
-            except Exception:  # noqa: BLE001 - logged with its stack trace by unhandled_error_response
-                response = unhandled_error_response(request)
+            except Exception as exc:  # noqa: BLE001 - logged with its stack trace by unhandled_error_response
+                if is_unavailable(exc):
+                    # One warning per outage (DatabaseHealth), not a traceback per request.
+                    request.app[DB_HEALTH].unavailable(exc)
+                    response = error_response(database_unavailable())
+                else:
+                    response = unhandled_error_response(request)
             status = response.status
             return response
         finally:

@@ -29,6 +29,11 @@ class Settings:
     database_url: str | None = None
     db_pool_min: int = 2
     db_pool_max: int = 10
+    # Longest wait for a pooled connection before answering database_unavailable (503).
+    db_acquire_timeout: float = 5.0
+    # /healthz fails once the pool has handed out no connection for this long while PostgreSQL
+    # accepts a direct connection: the process cannot recover by itself.
+    db_stuck_seconds: float = 30.0
     redis_url: str | None = None
     # Namespaces this deployment's Redis keys and channels (tests use one per run).
     redis_prefix: str = "chatserver"
@@ -267,6 +272,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         database_url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
         db_pool_min=pool_min,
         db_pool_max=pool_max,
+        db_acquire_timeout=_float(env, "DB_ACQUIRE_TIMEOUT", 5.0, 0.1, 300.0),
+        db_stuck_seconds=_float(env, "DB_STUCK_SECONDS", 30.0, 1.0, 3600.0),
         redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
         redis_prefix=_redis_prefix(env),
         ws_heartbeat=_float(env, "WS_HEARTBEAT_SECONDS", 30.0, 1.0, 600.0),

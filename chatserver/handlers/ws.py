@@ -7,6 +7,7 @@ JSON error body. Every frame is JSON text with a "type"; docs/protocol.md descri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -15,14 +16,16 @@ from typing import Any, ClassVar
 
 import asyncpg
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..db import messages as messages_db
 from ..db import users as users_db
-from ..errors import ApiError, forbidden, unauthorized
+from ..db.pool import is_unavailable
+from ..errors import DATABASE_RETRY_AFTER, ApiError, database_unavailable, forbidden, unauthorized
 from ..jsonutil import json_response
 from ..keys import (
     AI,
+    DB_HEALTH,
     DB_POOL,
     HUB,
     MESSAGE_HOOK,
@@ -142,6 +145,11 @@ async def _participant(pool: asyncpg.Pool, who: Identity) -> dict[str, Any]:
     return participant_view(user_row)
 
 
+def database_unavailable_frame(ref: str | None = None) -> dict[str, Any]:
+    err = database_unavailable()
+    return events.error_frame(err.code, err.message, ref=ref, retry_after=DATABASE_RETRY_AFTER)
+
+
 def _socket(settings: Settings) -> web.WebSocketResponse:
     # autoping=False: the reader loop sees pongs (liveness for the instance-wide heartbeat,
     # realtime/heartbeat.py) and answers pings itself; no per-socket aiohttp heartbeat timers.
@@ -196,7 +204,18 @@ async def ticket_socket(request: web.Request) -> web.StreamResponse:
     session = RoomSession(request, conn, ticket_id, channel)
     try:
         first_anywhere = await presence.add(ticket_id, user) if first_here else False
-        await _send_snapshot(request, conn, ticket_id, resume_after)
+        try:
+            await _send_snapshot(request, conn, ticket_id, resume_after)
+        except Exception as exc:
+            # The handshake is done: an HTTP 503 cannot be sent any more. Say why and close
+            # with 1013 (try again later); the client reconnects and resumes.
+            if not is_unavailable(exc):
+                raise
+            app[DB_HEALTH].unavailable(exc)
+            with contextlib.suppress(ConnectionError):  # the client left meanwhile
+                await ws.send_str(orjson.dumps(database_unavailable_frame()).decode())
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"database unavailable")
+            return ws
         if first_anywhere:
             await publisher.publish(events.presence_joined(ticket_id, user, staff_only=who.is_staff))
         await session.run()
@@ -333,6 +352,16 @@ class RoomSession:
             self.reject(err.code, err.message, ref=ref, retry_after=err.retry_after)
         except ApiError as err:
             self.reject(err.code, err.message, ref=ref)
+        except Exception as exc:
+            # Whatever escaped here would reach the middleware, which answers with an HTTP
+            # response: raw HTTP bytes on an upgraded socket, which the client can only drop.
+            # The frame failed, the socket stays; neither counts as the client's bad frame.
+            if is_unavailable(exc):
+                self.app[DB_HEALTH].unavailable(exc)
+                self.conn.send_frame(database_unavailable_frame(ref))
+            else:
+                log.exception("unhandled error on a %r frame in %s", kind[:50], self.ticket_id)
+                self.conn.send_frame(events.error_frame("internal_error", "Internal server error", ref=ref))
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         body = validate(frame, SEND_SCHEMA)
