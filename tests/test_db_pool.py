@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from chatserver.db.pool import AcquireTimeout, create_pool
+from chatserver.db.pool import AcquireTimeout, create_pool, is_unavailable
 from chatserver.keys import DB_POOL
 from chatserver.settings import Settings
 
@@ -97,3 +97,13 @@ async def test_waiting_for_a_connection_is_bounded(client: TestClient) -> None:
         for conn in held:
             await app_pool.release(conn)
     assert await app_pool.fetchval("SELECT 1") == 1
+
+
+def test_only_network_errors_count_as_a_database_outage() -> None:
+    # A refused or reset connection is an outage; a file error raised elsewhere in a handler is a
+    # bug to see (500 with its traceback), not a 503 that blames the database.
+    assert is_unavailable(ConnectionRefusedError(111, "refused"))
+    assert is_unavailable(OSError("Multiple exceptions: [Errno 111] refused, [Errno 99] cannot assign"))
+    assert is_unavailable(TimeoutError())
+    assert not is_unavailable(FileNotFoundError(2, "No such file"))
+    assert not is_unavailable(OSError(28, "No space left on device"))

@@ -4,7 +4,9 @@ within a bounded wait; and what counts as the database being unavailable (Databa
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import time
 from typing import Any
 
@@ -55,6 +57,19 @@ _BROKEN_CONNECTION_MESSAGES = ("connection is closed", "connection was closed", 
 # another operation (2) is in progress". The pool cannot see that state (asyncpg does not expose
 # it), so such a connection can still be handed out: its error means the server is going away.
 _SERVER_SAID_GOODBYE = "another operation (2) is in progress"
+# The OS errors a connection attempt to PostgreSQL ends in. Not every OSError: a full disk or a
+# missing file elsewhere in a handler is not a database outage and must not be reported as one.
+_NETWORK_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT, errno.EPIPE}
+)
+
+
+def _is_network_error(exc: OSError) -> bool:
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+        return True
+    # asyncpg trying several addresses (localhost: ::1 and 127.0.0.1) raises a plain OSError
+    # "Multiple exceptions: ..." without an errno.
+    return exc.errno in _NETWORK_ERRNOS or (exc.errno is None and str(exc).startswith("Multiple exceptions"))
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -63,10 +78,11 @@ def is_unavailable(exc: BaseException) -> bool:
     count when every exception in them does."""
     if isinstance(exc, BaseExceptionGroup):
         return all(is_unavailable(e) for e in exc.exceptions)
+    if isinstance(exc, OSError) and not isinstance(exc, AcquireTimeout):
+        return _is_network_error(exc)
     if isinstance(
         exc,
-        OSError
-        | AcquireTimeout
+        AcquireTimeout
         | asyncpg.PostgresConnectionError  # ConnectionDoesNotExistError and the rest of class 08
         | asyncpg.CannotConnectNowError
         | asyncpg.AdminShutdownError
