@@ -78,7 +78,10 @@ def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS
     # Outermost first. request_middleware (request id, errors, metrics) wraps everything, so an
     # error the session raises still leaves in the JSON error shape; the session runs only for the
     # console's requests (web_session.py).
-    middlewares = [request_middleware(HttpMetrics(registry)), console_session_middleware(settings)]
+    middlewares = [
+        request_middleware(HttpMetrics(registry), settings.trusted_proxies),
+        console_session_middleware(settings),
+    ]
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS_REGISTRY] = registry

@@ -40,6 +40,9 @@ METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 
 # Per-request: the request id (see middleware.py), for code that has the request at hand.
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
+# Per-request: the client's address when a trusted proxy forwarded it (middleware.py). Handlers see
+# it as request.remote already; the access log, which gets the request as it arrived, reads it here.
+CLIENT_ADDRESS_KEY = web.RequestKey("client_address", str)
 # The AI layer's controls; absent when the AI layer is not running.
 AI = web.AppKey[AiControl]("ai")
 # The AI reply service itself (app[AI] is the same object seen through AiControl): the AI

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -13,6 +14,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 ROLES = ("customer", "agent", "admin")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(Exception):
@@ -62,6 +65,9 @@ class Settings:
     login_max_failures: int = 5
     login_window_seconds: int = 300
     allowed_origins: tuple[str, ...] = ()
+    # Reverse proxies whose X-Forwarded-For (and X-Forwarded-Proto) we believe; empty: none, the
+    # TCP peer is the client (middleware.py, client_address).
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     # WebSocket: ping interval (a peer that misses the pong is dropped), largest client frame,
     # per-connection send rate (messages/s and burst), outgoing frames queued before a slow
     # consumer is disconnected.
@@ -136,6 +142,22 @@ def _redis_prefix(env: Mapping[str, str]) -> str:
     if not all(c.isalnum() or c in "-_." for c in prefix):
         raise ConfigError("REDIS_PREFIX may contain only letters, digits, '-', '_' and '.'")
     return prefix
+
+
+def _trusted_proxies(env: Mapping[str, str]) -> tuple[IPNetwork, ...]:
+    networks = []
+    for item in env.get("TRUSTED_PROXIES", "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            # strict=False: 10.0.0.7/8 means 10.0.0.0/8, as operators tend to write it.
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"TRUSTED_PROXIES must be comma-separated addresses or CIDR blocks like 10.0.0.0/8, got {item!r}"
+            ) from None
+    return tuple(networks)
 
 
 def _ai_lease(env: Mapping[str, str]) -> float:
@@ -258,6 +280,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
         login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 300, 1, 86400),
         allowed_origins=origins,
+        trusted_proxies=_trusted_proxies(env),
         widget_identity_secret=env.get("WIDGET_IDENTITY_SECRET", "").strip() or None,
         widget_visitors_per_window=_int(env, "WIDGET_VISITORS_PER_WINDOW", 20, 1, 1_000_000),
         widget_visitor_window_seconds=_int(env, "WIDGET_VISITOR_WINDOW_SECONDS", 600, 1, 86_400),
