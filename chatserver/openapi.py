@@ -679,6 +679,15 @@ PATHS: dict[str, dict[str, Schema]] = {
             errors=("Forbidden",),
         )
     },
+    "/": {
+        "get": operation(
+            "The home page: links to the demo, the console, these docs and the health probes",
+            tag="web",
+            operation_id="homePage",
+            auth=False,
+            ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+        )
+    },
     "/demo": {
         "get": operation(
             "A sample site with the widget embedded",
