@@ -167,14 +167,17 @@ def _ai_lease(env: Mapping[str, str]) -> float:
     return lease
 
 
+_MAKE_A_KEY = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
 def _secret_key(env: Mapping[str, str], data_dir: Path, production: bool) -> str:
     key = env.get("SECRET_KEY", "").strip()
     if key:
         if len(key) < 32:
-            raise ConfigError("SECRET_KEY must be at least 32 characters long")
+            raise ConfigError(f"SECRET_KEY must be at least 32 characters long (it has {len(key)}); {_MAKE_A_KEY}")
         return key
     if production:
-        raise ConfigError("SECRET_KEY is required when CHATSERVER_ENV=production")
+        raise ConfigError(f"SECRET_KEY is required when CHATSERVER_ENV=production; {_MAKE_A_KEY}")
     # Development: generate one key and keep it, so tokens survive restarts.
     path = data_dir / "secret_key"
     if not path.exists():
