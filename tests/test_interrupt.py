@@ -30,8 +30,9 @@ PROBE_ENV = "CHATSERVER_INTERRUPT_PROBE"
 async def test_probe_holds_the_services_until_interrupted(database_url: str, redis_url: str) -> None:
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    postmaster = psutil.Process(row[0]).ppid()
+        assert row is not None
+        # While the connection is open: its backend process exits with it.
+        postmaster = psutil.Process(row[0]).ppid()
     redis_pid = redis.Redis.from_url(redis_url).info("server")["process_id"]
     report = json.dumps({"postgres": postmaster, "redis": redis_pid})
     await asyncio.to_thread(Path(os.environ[PROBE_ENV]).write_text, report)
@@ -73,7 +74,7 @@ def test_an_interrupted_run_stops_and_leaves_no_database_or_redis_running(
     short_tmp = tempfile.mkdtemp(prefix="chatserver-int-")
     env.update({PROBE_ENV: str(probe), "TMPDIR": short_tmp, "PATH": f"{Path(redis_server).parent}:{env['PATH']}"})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-k", "test_probe_", __file__],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", "-k", "test_probe_", __file__],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
