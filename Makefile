@@ -17,6 +17,8 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m chatserver serve
 
+# Ctrl-C or a SIGTERM (make passes it on) stops pytest, which first tears down what the tests
+# started: the embedded PostgreSQL, redis-server, server processes (tests/conftest.py).
 test: $(STAMP)
 	$(PY) -m ruff check chatserver tests bench chaos
 	$(PY) -m ruff format --check chatserver tests bench chaos

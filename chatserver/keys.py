@@ -63,6 +63,9 @@ REQUEST_ID_KEY = web.RequestKey("request_id", str)
 # Per-request: the bearer token's checked identity, or the error to answer a handler that asks
 # for it with (handlers/identity.py).
 IDENTITY_KEY = web.RequestKey[Identity | ApiError]("identity")
+# Per-request: the client's address when a trusted proxy forwarded it (middleware.py). Handlers see
+# it as request.remote already; the access log, which gets the request as it arrived, reads it here.
+CLIENT_ADDRESS_KEY = web.RequestKey("client_address", str)
 # The AI layer's controls; absent when the AI layer is not running.
 AI = web.AppKey[AiControl]("ai")
 # The AI reply service itself (app[AI] is the same object seen through AiControl): the AI

@@ -845,6 +845,15 @@ PATHS: dict[str, dict[str, Schema]] = {
             "session_expired); the new token expires no later than that.",
         )
     },
+    "/": {
+        "get": operation(
+            "The home page: links to the demo, the console, these docs and the health probes",
+            tag="web",
+            operation_id="homePage",
+            auth=False,
+            ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+        )
+    },
     "/demo": {
         "get": operation(
             "A sample site with the widget embedded",

@@ -1,4 +1,4 @@
-"""HTML pages: the agent console (login, logout, inbox and ticket views) and the widget demo site.
+"""HTML pages: the home page, the agent console (login, logout, inbox and ticket views) and the widget demo site.
 
 The console is a page that loads /static/js/console.js; everything it shows comes over the REST
 API (with a short-lived token from POST /console/api/token) and the WebSockets (with the session
@@ -81,6 +81,19 @@ def render(
 def _redirect(location: str) -> web.Response:
     # 303: after a POST the browser follows with a GET.
     return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+# ---- the home page -----------------------------------------------------------------------
+
+
+async def home_page(request: web.Request) -> web.Response:
+    """GET /: where to go from here (demo, console, API docs, health), for someone who just
+    started the server and opened its address."""
+    context = {
+        "demo": not request.app[SETTINGS].production,
+        "server": f"{request.scheme}://{request.host}",
+    }
+    return render(request, "home.html", context)
 
 
 # ---- login and logout --------------------------------------------------------------------
