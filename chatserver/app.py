@@ -13,13 +13,14 @@ from .ai.setup import ai_ctx
 from .db.embedded import embedded_postgres
 from .db.message_writer import MessageWriter
 from .db.migrate import apply_migrations
-from .db.pool import create_pool
+from .db.pool import DatabaseHealth, create_pool
 from .handlers.identity import bearer_identity_middleware
 from .handlers.pages import setup_templates
 from .keys import (
     ACCESS_CACHE,
     ACCESS_WATCHER,
     BCRYPT_ROUNDS,
+    DB_HEALTH,
     DB_POOL,
     DB_URL,
     HUB,
@@ -57,21 +58,30 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     """Embedded PostgreSQL when DATABASE_URL is unset, then migrations, then the pool."""
     settings = app[SETTINGS]
     loop = asyncio.get_running_loop()
-    with ExitStack() as stack:
+    stack = ExitStack()
+    try:
         url = settings.database_url
         if url is None:
             # pgserver blocks while initdb/pg_ctl run: keep it off the event loop.
             cm = embedded_postgres(settings.data_dir)
             url = await loop.run_in_executor(None, stack.enter_context, cm)
-            stack.callback(log.info, "embedded PostgreSQL stopped")
         await loop.run_in_executor(None, apply_migrations, url)
         app[DB_URL] = url
-        pool = await create_pool(url, settings.db_pool_min, settings.db_pool_max)
+        pool = await create_pool(
+            url,
+            settings.db_pool_min,
+            settings.db_pool_max,
+            acquire_timeout=settings.db_acquire_timeout,
+            health=app[DB_HEALTH],
+        )
         app[DB_POOL] = pool
         try:
             yield
         finally:
             await pool.close()
+    finally:
+        # Stopping it (pg_ctl stop) blocks too; embedded.py logs before and after.
+        await loop.run_in_executor(None, stack.close)
 
 
 async def access_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -109,6 +119,10 @@ async def message_writer_ctx(app: web.Application) -> AsyncIterator[None]:
         await writer.close()
 
 
+async def log_stopping(app: web.Application) -> None:
+    log.info("stopping chatserver: closing connections")
+
+
 def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS) -> web.Application:
     registry = create_registry()
     # Outermost first. request_middleware (request id, errors, metrics) wraps everything, so an
@@ -116,12 +130,13 @@ def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS
     # console's requests (web_session.py); bearer tokens are checked against their account before
     # the handler runs (handlers/identity.py).
     middlewares = [
-        request_middleware(HttpMetrics(registry)),
+        request_middleware(HttpMetrics(registry), settings.trusted_proxies),
         console_session_middleware(settings),
         bearer_identity_middleware(),
     ]
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[DB_HEALTH] = DatabaseHealth()
     app[METRICS_REGISTRY] = registry
     app.on_response_prepare.append(echo_request_id)
     app[BCRYPT_ROUNDS] = bcrypt_rounds
@@ -147,6 +162,8 @@ def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS
     app.cleanup_ctx.append(access_ctx)
     # After realtime: it installs the message hook and observes the hub.
     app.cleanup_ctx.append(ai_ctx)
+    # First on shutdown, so the log says it before the sockets close and the database stops.
+    app.on_shutdown.append(log_stopping)
     app.on_shutdown.append(close_sockets_on_shutdown)
     setup_templates(app)
     setup_routes(app)

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from .ai.service import AiService
 from .db.message_writer import MessageWriter
+from .db.pool import DatabaseHealth
 from .errors import ApiError
 from .realtime.broker import LocalBroker, RedisBroker
 from .realtime.hub import Hub
@@ -28,6 +29,8 @@ SETTINGS = web.AppKey("settings", Settings)
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 # The URL the pool actually uses (the embedded server's socket URL when DATABASE_URL is unset).
 DB_URL = web.AppKey("db_url", str)
+# The database's state as this process sees it (outage start and end, a stuck pool).
+DB_HEALTH = web.AppKey("db_health", DatabaseHealth)
 # Posted messages are stored through it (group commit); other inserts use the pool directly.
 MESSAGE_WRITER = web.AppKey("message_writer", MessageWriter)
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
@@ -67,6 +70,9 @@ REQUEST_ID_KEY = web.RequestKey("request_id", str)
 # Per-request: the bearer token's checked identity, or the error to answer a handler that asks
 # for it with (handlers/identity.py).
 IDENTITY_KEY = web.RequestKey[Identity | ApiError]("identity")
+# Per-request: the client's address when a trusted proxy forwarded it (middleware.py). Handlers see
+# it as request.remote already; the access log, which gets the request as it arrived, reads it here.
+CLIENT_ADDRESS_KEY = web.RequestKey("client_address", str)
 # The AI layer's controls; absent when the AI layer is not running.
 AI = web.AppKey[AiControl]("ai")
 # The AI reply service itself (app[AI] is the same object seen through AiControl): the AI

@@ -21,6 +21,7 @@ from .handlers import admin as admin_handlers
 from .handlers import auth as auth_handlers
 from .handlers import tickets as ticket_handlers
 from .handlers import widget as widget_handlers
+from .security import PASSWORD_MIN_CHARS
 from .services import messages as message_service
 from .services import tickets as ticket_service
 from .settings import ROLES
@@ -57,7 +58,18 @@ def obj(properties: Mapping[str, Schema], *, required: list[str] | None = None, 
 
 
 UUID: Schema = {"type": "string", "format": "uuid"}
+UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 TIMESTAMP: Schema = {"type": "string", "format": "date-time"}
+
+
+# What str.strip() removes (str.isspace()), spelled out: regex engines differ on what \s means.
+SPACE_CHARS = (
+    "\\t\\n\\u000b\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+NO_NUL = "^[^\\u0000]*$"
+# Some character that is neither NUL nor white space: what a field that is stripped and must not
+# be empty needs.
+NOT_BLANK = f"^[^\\u0000]*[^\\u0000{SPACE_CHARS}][^\\u0000]*$"
 
 
 def field_schema(field: Field) -> Schema:
@@ -65,6 +77,9 @@ def field_schema(field: Field) -> Schema:
     schema: Schema
     if field.kind == "str":
         schema = {"type": "string", "minLength": field.min_len, "maxLength": field.max_len}
+        # validation refuses NUL (PostgreSQL text cannot hold it) and, for stripped fields, text
+        # that is only white space.
+        schema["pattern"] = NOT_BLANK if field.strip and field.min_len > 0 else NO_NUL
         if field.max_bytes is not None:
             schema["description"] = f"At most {field.max_bytes} bytes of UTF-8."
     elif field.kind == "int":
@@ -95,6 +110,22 @@ def request_schema(fields: Mapping[str, Field], descriptions: Mapping[str, str] 
             prop["description"] = descriptions[name]
         properties[name] = prop
     return obj(properties, required=[n for n, f in fields.items() if f.required])
+
+
+def with_properties(schema: Schema, **changes: Schema) -> Schema:
+    """`schema` with more keywords on some of its properties (what a service checks beyond the
+    handler's validation.Field, such as an email's form)."""
+    for name, keywords in changes.items():
+        schema["properties"][name].update(keywords)
+    return schema
+
+
+# services/auth.py EMAIL_RE, on the text as sent (it is stripped first), and without NUL.
+_EMAIL_PART = f"[^@{SPACE_CHARS}\\u0000]"
+EMAIL_PATTERN: Schema = {
+    "pattern": f"^[{SPACE_CHARS}]*{_EMAIL_PART}+@{_EMAIL_PART}+\\.{_EMAIL_PART}+[{SPACE_CHARS}]*$",
+    "description": "An email address: something@domain.tld.",
+}
 
 
 # ---- components ---------------------------------------------------------------------------
@@ -233,8 +264,10 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "Health": obj({"status": {"type": "string", "enum": ["ok"]}}),
     "Ready": obj({"status": {"type": "string", "enum": ["ready"]}, "database": {"type": "string"}}),
-    "SignupRequest": request_schema(
-        auth_handlers.SIGNUP_SCHEMA, {"password": "At least 8 characters and at most 72 bytes."}
+    "SignupRequest": with_properties(
+        request_schema(auth_handlers.SIGNUP_SCHEMA, {"password": "At least 8 characters and at most 72 bytes."}),
+        email=EMAIL_PATTERN,
+        password={"minLength": PASSWORD_MIN_CHARS},
     ),
     "LoginRequest": request_schema(auth_handlers.LOGIN_SCHEMA),
     "CreateTicketRequest": request_schema(
@@ -265,13 +298,16 @@ SCHEMAS: dict[str, Schema] = {
     "VisitorRequest": request_schema(
         widget_handlers.VISITOR_SCHEMA, {"name": "Optional display name; agents see 'Visitor' otherwise."}
     ),
-    "IdentifyRequest": request_schema(
-        widget_handlers.IDENTIFY_SCHEMA,
-        {
-            "external_id": "The host site's own user id.",
-            "signature": "Hex HMAC-SHA256 of external_id with WIDGET_IDENTITY_SECRET, made on the host's server.",
-            "email": "Shown to agents. Not covered by the signature, so it never selects an account.",
-        },
+    "IdentifyRequest": with_properties(
+        request_schema(
+            widget_handlers.IDENTIFY_SCHEMA,
+            {
+                "external_id": "The host site's own user id.",
+                "signature": "Hex HMAC-SHA256 of external_id with WIDGET_IDENTITY_SECRET, made on the host's server.",
+                "email": "Shown to agents. Not covered by the signature, so it never selects an account.",
+            },
+        ),
+        email={"pattern": f"^$|{EMAIL_PATTERN['pattern']}"},
     ),
     "Customer": obj(
         {
@@ -334,6 +370,16 @@ RESPONSES: dict[str, Schema] = {
         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
     },
     "NotReady": error_response("A dependency (the database) is not reachable."),
+    "NotAnUpgrade": error_response("Not a WebSocket upgrade request."),
+    "FormBadRequest": error_response("The form could not be read: not UTF-8, or too many fields."),
+    "FormUnsupportedMediaType": error_response("The body is not application/x-www-form-urlencoded."),
+}
+
+# What a form post (validation.read_form) answers when it cannot read the body.
+FORM_ERRORS: Schema = {
+    "400": {"$ref": "#/components/responses/FormBadRequest"},
+    "413": {"$ref": "#/components/responses/PayloadTooLarge"},
+    "415": {"$ref": "#/components/responses/FormUnsupportedMediaType"},
 }
 
 # Responses every JSON-body endpoint can give, and every authenticated one.
@@ -352,6 +398,7 @@ STATUS_OF = {
     "ValidationError": "422",
     "RateLimited": "429",
     "NotReady": "503",
+    "NotAnUpgrade": "400",
 }
 
 
@@ -395,7 +442,15 @@ def operation(
 
 
 def query_param(name: str, schema: Schema, description: str) -> Schema:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+    # allowEmptyValue: the handlers read `?name=` as if the parameter were absent.
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "allowEmptyValue": True,
+        "schema": schema,
+        "description": description,
+    }
 
 
 TICKET_ID_PARAM: Schema = {"name": "ticket_id", "in": "path", "required": True, "schema": UUID}
@@ -408,11 +463,15 @@ LIST_TICKET_PARAMS = [
     ),
     query_param(
         "assignee",
-        {"type": "string"},
+        {"type": "string", "pattern": f"^(me|none|{UUID_PATTERN})$"},
         "`me` (assigned to the caller), `none` (unassigned) or an agent's user id. Staff filter.",
     ),
     query_param("waiting", {"type": "boolean"}, "Only tickets that are (or are not) waiting for an agent."),
-    query_param("cursor", {"type": "string"}, "next_cursor from the previous page."),
+    query_param(
+        "cursor",
+        {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
+        "next_cursor from the previous page (opaque; anything else is a 422).",
+    ),
     query_param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size."),
 ]
 
@@ -429,6 +488,90 @@ MESSAGE_PARAMS = [
     ),
     query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."),
 ]
+
+
+# ---- the AI reply's Server-Sent Events --------------------------------------------------
+
+JSON_TEXT = "One line of JSON."
+
+
+def sse_event(name: str, data: Schema, description: str) -> Schema:
+    """One Server-Sent Event as SSE parsers (and schemathesis) read it: its `event` name and its
+    `data` text, which is JSON of the `contentSchema` shape."""
+    return obj(
+        {
+            "event": {"type": "string", "enum": [name]},
+            "data": {
+                "type": "string",
+                "contentMediaType": JSON,
+                "contentSchema": data,
+                "description": JSON_TEXT,
+            },
+        },
+        description=description,
+    )
+
+
+REPLY_ID: Schema = nullable({"type": "string", "description": "The reply_id of the reply's ai.* room events."})
+REPLY_KIND: Schema = {"type": "string", "enum": ["reply"]}
+
+AI_STREAM_EVENT: Schema = {
+    "oneOf": [
+        sse_event(
+            "started",
+            obj({"reply_id": {"type": "string"}, "kind": REPLY_KIND, "in_reply_to": {"type": "integer"}}),
+            "The reply began; in_reply_to is the seq of the customer message it answers.",
+        ),
+        sse_event(
+            "delta",
+            obj(
+                {
+                    "reply_id": {"type": "string"},
+                    "offset": {"type": "integer", "minimum": 0},
+                    "text": {"type": "string"},
+                }
+            ),
+            "More text: `offset` is where `text` starts in the whole reply, in code points.",
+        ),
+        sse_event(
+            "completed",
+            obj(
+                {
+                    "reply_id": REPLY_ID,
+                    "kind": REPLY_KIND,
+                    "message": nullable(ref("Message")),
+                    "text": {"type": "string"},
+                }
+            ),
+            "The stored reply; the stream ends.",
+        ),
+        sse_event(
+            "failed",
+            {
+                **obj(
+                    {
+                        "reply_id": REPLY_ID,
+                        "kind": REPLY_KIND,
+                        "code": {"type": "string"},
+                        "message": {"type": "string", "description": "For people."},
+                        "retryable": {"type": "boolean"},
+                        "retry_after": nullable({"type": "number", "description": "Seconds, when known."}),
+                        "partial": nullable(ref("Message")),
+                    },
+                    required=["reply_id", "kind", "code", "message", "retryable"],
+                ),
+                # The ai.failed room event's fields (docs/ai.md): it may gain more.
+                "additionalProperties": True,
+            },
+            "The reply failed; `partial` is the stored incomplete message, if any text arrived. The stream ends.",
+        ),
+        sse_event(
+            "cancelled",
+            obj({"reply_id": REPLY_ID, "kind": REPLY_KIND, "reason": {"type": "string"}}),
+            "No reply will come (the AI was turned off, or an agent took over). The stream ends.",
+        ),
+    ]
+}
 
 
 # ---- paths: one dict per path, one operation per method ----------------------------------
@@ -610,9 +753,11 @@ PATHS: dict[str, dict[str, Schema]] = {
             ok={
                 "200": {
                     "description": "text/event-stream: `started`, `delta`... then one final `completed`, "
-                    "`failed` or `cancelled` event (docs/ai.md). A reply already streaming is joined (the "
-                    "text so far first); a stored reply is sent at once as `completed`.",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    "`failed` or `cancelled` event (docs/ai.md), each an `event:` line naming it and one "
+                    "`data:` line holding a JSON object; `: keep-alive` comments come between them. A reply "
+                    "already streaming is joined (the text so far first); a stored reply is sent at once as "
+                    "`completed`. The schema describes one event, as OpenAPI 3.1 tools read it.",
+                    "content": {"text/event-stream": {"schema": AI_STREAM_EVENT}},
                 }
             },
             errors=("NotFound", "Conflict"),
@@ -654,11 +799,15 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="ticketSocket",
             params=[
                 TICKET_ID_PARAM,
-                query_param("after_seq", {"type": "integer", "minimum": 0}, "Resume: the last seq the client has."),
+                query_param(
+                    "after_seq",
+                    {"type": "integer", "minimum": 0, "maximum": ticket_handlers.MAX_SEQ},
+                    "Resume: the last seq the client has.",
+                ),
                 query_param("ticket", {"type": "string"}, "A single-use ticket from POST /ws/tickets (browsers)."),
             ],
             ok={"101": {"description": "Switching to WebSocket; the frames are described in docs/protocol.md."}},
-            errors=("Forbidden", "NotFound", "ValidationError", "RateLimited"),
+            errors=("NotAnUpgrade", "Forbidden", "NotFound", "ValidationError", "RateLimited"),
             description="Authenticate with the Authorization header, a ?ticket= or the console session. 429 "
             "when the user or the client address already holds SOCKETS_PER_USER / SOCKETS_PER_ADDRESS sockets.",
         )
@@ -685,7 +834,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="inboxSocket",
             params=[query_param("ticket", {"type": "string"}, "A single-use ticket from POST /ws/tickets.")],
             ok={"101": {"description": "Switching to WebSocket; the frames are described in docs/protocol.md."}},
-            errors=("Forbidden", "RateLimited"),
+            errors=("NotAnUpgrade", "Forbidden", "RateLimited"),
         )
     },
     "/healthz": {
@@ -791,6 +940,15 @@ PATHS: dict[str, dict[str, Schema]] = {
             "session_expired); the new token expires no later than that.",
         )
     },
+    "/": {
+        "get": operation(
+            "The home page: links to the demo, the console, these docs and the health probes",
+            tag="web",
+            operation_id="homePage",
+            auth=False,
+            ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+        )
+    },
     "/demo": {
         "get": operation(
             "A sample site with the widget embedded",
@@ -837,6 +995,8 @@ PATHS: dict[str, dict[str, Schema]] = {
                 "303": {"description": "Not logged in: to /console/login."},
                 "403": {"description": "A customer's session.", "content": {"text/html": {}}},
             },
+            errors=("NotFound",),
+            description="404 for a ticket id that is not a UUID.",
         )
     },
     "/console/login": {
@@ -871,8 +1031,10 @@ PATHS: dict[str, dict[str, Schema]] = {
             },
             "responses": {
                 "303": {"description": "Logged in: to /console, with the session cookie."},
+                **FORM_ERRORS,
                 "401": {"description": "Wrong email or password (the form again).", "content": {"text/html": {}}},
                 "403": {"description": "Bad CSRF token, or a customer account.", "content": {"text/html": {}}},
+                "422": {"description": "Email or password missing (the form again).", "content": {"text/html": {}}},
                 "429": {"description": "Too many failed attempts.", "content": {"text/html": {}}},
             },
         },
@@ -889,6 +1051,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             },
             "responses": {
                 "303": {"description": "Logged out: to /console/login."},
+                **FORM_ERRORS,
                 "403": {"$ref": "#/components/responses/Forbidden"},
             },
         }
@@ -1112,15 +1275,17 @@ def build_spec() -> dict[str, Any]:
 
 def downgrade_for_swagger_ui(spec: dict[str, Any]) -> dict[str, Any]:
     """The same document labelled OpenAPI 3.0.3, for the bundled Swagger UI 4, which refuses to
-    render 3.1. The only 3.1-only construct used above is "or null" (type lists and oneOf with
-    {"type": "null"}); it becomes 3.0's `nullable: true`."""
+    render 3.1. The 3.1-only constructs used above are "or null" (type lists and oneOf with
+    {"type": "null"}), which becomes 3.0's `nullable: true`, and the SSE events' contentSchema,
+    which is dropped (its description stays)."""
 
     def convert(node: Any) -> Any:
         if isinstance(node, list):
             return [convert(item) for item in node]
         if not isinstance(node, dict):
             return node
-        out = {key: convert(value) for key, value in node.items()}
+        # contentMediaType / contentSchema (the SSE events' JSON data) are JSON Schema 2020-12 only.
+        out = {key: convert(value) for key, value in node.items() if key not in ("contentMediaType", "contentSchema")}
         kind = out.get("type")
         if isinstance(kind, list) and "null" in kind:
             others = [k for k in kind if k != "null"]

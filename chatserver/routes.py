@@ -52,6 +52,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/widget/visitors", widget.create_visitor, name="widget-visitors")
     r.add_post("/widget/identify", widget.identify_visitor, name="widget-identify")
     r.add_post("/widget/token", widget.refresh_token, name="widget-token")
+    r.add_get("/", pages.home_page, name="home")
     r.add_get("/demo", pages.demo_page, name="demo")
     r.add_get("/console", pages.console_page, name="console")
     r.add_get("/console/tickets/{ticket_id}", pages.console_page, name="console-ticket")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -13,6 +14,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 ROLES = ("customer", "agent", "admin")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Attachment types accepted by default: images, PDF, plain text, common office formats. Never
 # HTML or SVG (a browser would run their scripts): filetypes.KNOWN_TYPES has no entry for them,
@@ -51,6 +54,11 @@ class Settings:
     database_url: str | None = None
     db_pool_min: int = 2
     db_pool_max: int = 10
+    # Longest wait for a pooled connection before answering database_unavailable (503).
+    db_acquire_timeout: float = 5.0
+    # /healthz fails once the pool has handed out no connection for this long while PostgreSQL
+    # accepts a direct connection: the process cannot recover by itself.
+    db_stuck_seconds: float = 30.0
     redis_url: str | None = None
     # Namespaces this deployment's Redis keys and channels (tests use one per run).
     redis_prefix: str = "chatserver"
@@ -117,6 +125,9 @@ class Settings:
     http_header_timeout: float = 20.0
     http_body_timeout: float = 30.0
     allowed_origins: tuple[str, ...] = ()
+    # Reverse proxies whose X-Forwarded-For (and X-Forwarded-Proto) we believe; empty: none, the
+    # TCP peer is the client (middleware.py, client_address).
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     # WebSocket: ping interval (a peer that misses the pong is dropped), largest client frame,
     # per-user message-post rate (messages/s and burst; REST and sockets share it, per instance),
     # outgoing frames queued before a slow consumer is disconnected.
@@ -216,6 +227,22 @@ def _redis_prefix(env: Mapping[str, str]) -> str:
     return prefix
 
 
+def _trusted_proxies(env: Mapping[str, str]) -> tuple[IPNetwork, ...]:
+    networks = []
+    for item in env.get("TRUSTED_PROXIES", "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            # strict=False: 10.0.0.7/8 means 10.0.0.0/8, as operators tend to write it.
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"TRUSTED_PROXIES must be comma-separated addresses or CIDR blocks like 10.0.0.0/8, got {item!r}"
+            ) from None
+    return tuple(networks)
+
+
 def _ai_lease(env: Mapping[str, str]) -> float:
     lease = _float(env, "AI_CLAIM_LEASE_SECONDS", 30.0, 2.0, 3600.0)
     if _float(env, "AI_CLAIM_HEARTBEAT_SECONDS", 1.0, 0.05, 60.0) * 2 > lease:
@@ -230,6 +257,9 @@ def _staff_token_ttl(env: Mapping[str, str], access_ttl: int) -> int:
     if ttl > access_ttl:
         raise ConfigError("STAFF_TOKEN_TTL_SECONDS must not exceed ACCESS_TOKEN_TTL_SECONDS")
     return ttl
+
+
+_MAKE_A_KEY = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 def _attachment_types(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -266,10 +296,10 @@ def _secret_key(env: Mapping[str, str], data_dir: Path, production: bool) -> str
     key = env.get("SECRET_KEY", "").strip()
     if key:
         if len(key) < 32:
-            raise ConfigError("SECRET_KEY must be at least 32 characters long")
+            raise ConfigError(f"SECRET_KEY must be at least 32 characters long (it has {len(key)}); {_MAKE_A_KEY}")
         return key
     if production:
-        raise ConfigError("SECRET_KEY is required when CHATSERVER_ENV=production")
+        raise ConfigError(f"SECRET_KEY is required when CHATSERVER_ENV=production; {_MAKE_A_KEY}")
     # Development: generate one key and keep it, so tokens survive restarts.
     path = data_dir / "secret_key"
     if not path.exists():
@@ -342,6 +372,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         database_url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
         db_pool_min=pool_min,
         db_pool_max=pool_max,
+        db_acquire_timeout=_float(env, "DB_ACQUIRE_TIMEOUT", 5.0, 0.1, 300.0),
+        db_stuck_seconds=_float(env, "DB_STUCK_SECONDS", 30.0, 1.0, 3600.0),
         redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
         redis_prefix=_redis_prefix(env),
         ws_heartbeat=_float(env, "WS_HEARTBEAT_SECONDS", 30.0, 1.0, 600.0),
@@ -393,6 +425,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         http_header_timeout=_float(env, "HTTP_HEADER_TIMEOUT_SECONDS", 20.0, 0.1, 3600.0),
         http_body_timeout=_float(env, "HTTP_BODY_TIMEOUT_SECONDS", 30.0, 0.1, 3600.0),
         allowed_origins=origins,
+        trusted_proxies=_trusted_proxies(env),
         widget_identity_secret=env.get("WIDGET_IDENTITY_SECRET", "").strip() or None,
         widget_visitors_per_window=_int(env, "WIDGET_VISITORS_PER_WINDOW", 20, 1, 1_000_000),
         widget_visitor_window_seconds=_int(env, "WIDGET_VISITOR_WINDOW_SECONDS", 600, 1, 86_400),

@@ -1,6 +1,6 @@
 -- Attachments (docs/web.md, "Attachments"): files uploaded into a ticket, stored outside the
--- database (services/attachment_storage.py), linked to at most one message.
--- depends: 0005.ai-orphaned-replies
+-- database (chatserver/storage/), linked to at most one message.
+-- depends: 0006.kb-article-url
 
 CREATE TABLE attachments (
     id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),

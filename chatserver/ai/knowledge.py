@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -14,6 +14,10 @@ from ..db import kb as kb_db
 
 # Articles longer than this are cut: the prompt carries excerpts, never whole manuals.
 MAX_ARTICLE_CHARS = 50_000
+# The column's own limit (migrations/0006): longer is a mistake in the file, not a real address.
+MAX_URL_CHARS = 2000
+# Front matter: a first line "---", `key: value` lines, a closing "---".
+_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---(?:\n|\Z)", re.S)
 _WORD = re.compile(r"[a-z0-9]{3,}")
 # Words too common to tell paragraphs apart.
 _STOP = frozenset(
@@ -67,15 +71,53 @@ class Article:
     title: str
     body: str
     rank: float
+    url: str | None = None
 
     def citation(self) -> dict[str, Any]:
-        return {"id": self.id, "slug": self.slug, "title": self.title}
+        cited: dict[str, Any] = {"id": self.id, "slug": self.slug, "title": self.title}
+        if self.url:
+            cited["url"] = self.url
+        return cited
 
 
-def parse_markdown(path: Path) -> tuple[str, str, str]:
-    """(slug, title, body) of one article: the title is the first `# ` heading (or the file name),
-    the body everything else."""
+class ParsedArticle(NamedTuple):
+    slug: str
+    title: str
+    body: str
+    url: str | None = None
+
+
+def _front_matter(text: str, path: Path) -> tuple[dict[str, str], str]:
+    """The `key: value` pairs of a leading front-matter block, and the text after it."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    values = {}
+    for line in match.group(1).split("\n"):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            raise ValueError(f"{path}: front matter line {line!r} is not 'key: value'")
+        values[key.strip().lower()] = value.strip().strip("\"'")
+    return values, text[match.end() :]
+
+
+def _article_url(value: str | None, path: Path) -> str | None:
+    """Only http(s) addresses: the widget links to it, and a javascript: URL must never get there."""
+    if not value:
+        return None
+    if not re.match(r"^https?://[^\s]+$", value, re.I) or len(value) > MAX_URL_CHARS:
+        raise ValueError(f"{path}: url must be an http:// or https:// address, got {value[:80]!r}")
+    return value
+
+
+def parse_markdown(path: Path) -> ParsedArticle:
+    """One article: an optional front-matter block (`url:` — the article's public page), the
+    title from the first `# ` heading (or the file name), the body everything else."""
     text = path.read_text(encoding="utf-8").replace("\r\n", "\n").strip()
+    meta, text = _front_matter(text, path)
+    text = text.strip()
     slug = path.stem.strip().lower()
     title = slug.replace("-", " ").replace("_", " ").capitalize()
     lines = text.split("\n")
@@ -86,25 +128,23 @@ def parse_markdown(path: Path) -> tuple[str, str, str]:
             title = line[2:].strip()
             text = "\n".join(lines[i + 1 :]).strip()
         break
-    return slug, title, text[:MAX_ARTICLE_CHARS]
+    return ParsedArticle(slug, title, text[:MAX_ARTICLE_CHARS], _article_url(meta.get("url"), path))
 
 
-def read_kb_dir(folder: Path) -> list[tuple[str, str, str]]:
-    """(slug, title, body) of every non-empty *.md under `folder`, sorted by path. Blocking."""
+def read_kb_dir(folder: Path) -> list[ParsedArticle]:
+    """Every non-empty *.md under `folder`, sorted by path. Blocking."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
     articles = [parse_markdown(path) for path in sorted(folder.rglob("*.md"))]
     return [a for a in articles if a[2]]
 
 
-async def store_articles(
-    pool: asyncpg.Pool, articles: list[tuple[str, str, str]], *, prune: bool = False
-) -> dict[str, int]:
+async def store_articles(pool: asyncpg.Pool, articles: list[ParsedArticle], *, prune: bool = False) -> dict[str, int]:
     """Upsert articles by slug in one transaction; with `prune`, delete every other article."""
     counts = {"inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0}
     async with pool.acquire() as conn, conn.transaction():
-        for slug, title, body in articles:
-            counts[await kb_db.upsert_article(conn, slug, title, body)] += 1
+        for article in articles:
+            counts[await kb_db.upsert_article(conn, article.slug, article.title, article.body, article.url)] += 1
         if prune:
             counts["deleted"] = await kb_db.delete_articles_except(conn, [a[0] for a in articles])
     return counts
@@ -114,7 +154,7 @@ async def search(pool: asyncpg.Pool, question: str, limit: int) -> list[Article]
     if not question.strip() or limit <= 0:
         return []
     rows = await kb_db.search_articles(pool, question[:2000], limit)
-    return [Article(str(r["id"]), r["slug"], r["title"], r["body"], float(r["rank"])) for r in rows]
+    return [Article(str(r["id"]), r["slug"], r["title"], r["body"], float(r["rank"]), r["url"]) for r in rows]
 
 
 def keywords(text: str) -> set[str]:

@@ -7,10 +7,11 @@ import asyncpg
 from . import Executor
 
 UPSERT_ARTICLE = """
-INSERT INTO kb_articles (slug, title, body)
-VALUES ($1, $2, $3)
-ON CONFLICT (slug) DO UPDATE SET title = EXCLUDED.title, body = EXCLUDED.body, updated_at = now()
-WHERE (kb_articles.title, kb_articles.body) IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.body)
+INSERT INTO kb_articles (slug, title, body, url)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (slug) DO UPDATE SET title = EXCLUDED.title, body = EXCLUDED.body, url = EXCLUDED.url, updated_at = now()
+WHERE (kb_articles.title, kb_articles.body, kb_articles.url)
+      IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.body, EXCLUDED.url)
 RETURNING id, (xmax = 0) AS inserted
 """
 
@@ -23,7 +24,7 @@ SEARCH_ARTICLES = """
 WITH q AS (
     SELECT to_tsquery('english', replace(plainto_tsquery('english', $1)::text, ' & ', ' | ')) AS query
 )
-SELECT a.id, a.slug, a.title, a.body, ts_rank_cd(a.search, q.query) AS rank
+SELECT a.id, a.slug, a.title, a.body, a.url, ts_rank_cd(a.search, q.query) AS rank
 FROM kb_articles a, q
 WHERE a.search @@ q.query
 ORDER BY rank DESC, a.title
@@ -33,9 +34,9 @@ LIMIT $2
 COUNT_ARTICLES = "SELECT count(*) FROM kb_articles"
 
 
-async def upsert_article(conn: Executor, slug: str, title: str, body: str) -> str:
+async def upsert_article(conn: Executor, slug: str, title: str, body: str, url: str | None = None) -> str:
     """Insert or update one article by slug; returns "inserted", "updated" or "unchanged"."""
-    row = await conn.fetchrow(UPSERT_ARTICLE, slug, title, body)
+    row = await conn.fetchrow(UPSERT_ARTICLE, slug, title, body, url)
     if row is None:
         return "unchanged"
     return "inserted" if row["inserted"] else "updated"
