@@ -578,13 +578,15 @@ AI_STREAM_EVENT: Schema = {
 
 # attachment_ids is read before the schema (handlers/tickets.py): a message with files may have
 # an empty body.
-SCHEMAS["PostMessageRequest"]["properties"]["attachment_ids"] = {
-    "type": "array",
-    "items": UUID,
-    "description": "Uploads (POST /tickets/{id}/attachments) by the caller into this ticket, not yet sent; at "
-    "most ATTACHMENTS_PER_MESSAGE (422 too_many_attachments). Unknown, foreign or already sent ids: 422 "
-    "attachment_unavailable. With attachments, body may be empty.",
-}
+SCHEMAS["PostMessageRequest"]["properties"]["attachment_ids"] = nullable(
+    {
+        "type": "array",
+        "items": UUID,
+        "description": "Uploads (POST /tickets/{id}/attachments) by the caller into this ticket, not yet sent; "
+        "at most ATTACHMENTS_PER_MESSAGE (422 too_many_attachments). Unknown, foreign or already sent ids: 422 "
+        "attachment_unavailable. With attachments, body may be empty; null is the same as none.",
+    }
+)
 SCHEMAS["PostMessageRequest"]["properties"]["body"].pop("minLength", None)
 
 UPLOAD_OPERATION = operation(
@@ -736,7 +738,7 @@ PATHS: dict[str, dict[str, Schema]] = {
                 "200": {
                     "description": "The file's bytes, with Content-Disposition (inline for checked images, "
                     "attachment otherwise), X-Content-Type-Options: nosniff and a sandboxing CSP.",
-                    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
                 }
             },
             errors=("NotFound",),
