@@ -176,11 +176,12 @@ async def update_endpoint(conn: Executor, endpoint_id: uuid.UUID, changes: dict[
     # Column names come from the allow-list above; values are $n. Re-activating clears the
     # reason an endpoint was disabled for.
     assignments = "".join(f"{name} = ${i + 2}, " for i, name in enumerate(columns))
-    sql = (
-        f"UPDATE webhook_endpoints SET {assignments}"
-        "disabled_reason = CASE WHEN active THEN NULL ELSE disabled_reason END, updated_at = now() "
-        f"WHERE id = $1 RETURNING {ENDPOINT_COLUMNS}"
-    )
+    if "active" in columns:
+        # SET sees the old row: test the new value, the parameter.
+        assignments += (
+            f"disabled_reason = CASE WHEN ${columns.index('active') + 2} THEN NULL ELSE disabled_reason END, "
+        )
+    sql = f"UPDATE webhook_endpoints SET {assignments}updated_at = now() WHERE id = $1 RETURNING {ENDPOINT_COLUMNS}"
     return await conn.fetchrow(sql, endpoint_id, *(changes[name] for name in columns))
 
 

@@ -95,6 +95,10 @@ class TargetGuard:
         self.check_address(parts.hostname)
 
 
+class AddressRefused(OSError):
+    """Raised by GuardedResolver when every address of a name is refused."""
+
+
 class GuardedResolver(AbstractResolver):
     """Resolves names and drops the addresses the guard refuses; with none left, the connection
     fails. The connector connects to what this returns, so a name cannot be re-resolved to a
@@ -118,7 +122,9 @@ class GuardedResolver(AbstractResolver):
                 continue
             kept.append(result)
         if not kept:
-            raise OSError(f"refused: {refusal}" if refusal else f"{host} has no address")
+            if refusal is not None:
+                raise AddressRefused(f"refused: {host}: {refusal}")
+            raise OSError(f"{host} has no address")
         return kept
 
     async def close(self) -> None:
@@ -410,6 +416,8 @@ class WebhookDispatcher:
         except TimeoutError:
             return Outcome(False, None, "timed out", None)
         except aiohttp.ClientError as exc:
+            if isinstance(exc.__cause__, AddressRefused):  # aiohttp wraps the resolver's error
+                return Outcome(False, None, str(exc.__cause__), None)
             return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:EXCERPT_CHARS], None)
         except OSError as exc:
             return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:EXCERPT_CHARS], None)
