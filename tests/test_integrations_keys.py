@@ -252,3 +252,31 @@ async def test_a_key_revoked_on_one_instance_is_refused_on_the_other_at_once(
         assert await close_code(ws) == 4003
         async with http.get(f"{b.base_url}/tickets", headers=headers) as resp:
             assert resp.status == 401
+
+
+async def test_integration_answers_match_the_openapi_spec(client: TestClient, make_user: MakeUser) -> None:
+    from .test_openapi import assert_matches_spec
+
+    admin = await make_user("admin")
+    resp = await client.post(
+        "/admin/api-keys", json={"name": "spec", "scopes": ["events:read", "tickets:read"]}, headers=admin.headers
+    )
+    key = (await assert_matches_spec(resp, "post", "/admin/api-keys"))["api_key"]
+    await assert_matches_spec(await client.get("/admin/api-keys", headers=admin.headers), "get", "/admin/api-keys")
+    resp = await client.post(
+        "/admin/webhooks",
+        json={"url": "https://example.com/hook", "event_types": ["ticket.created"]},
+        headers=admin.headers,
+    )
+    hook = (await assert_matches_spec(resp, "post", "/admin/webhooks"))["webhook"]
+    resp = await client.post(f"/admin/webhooks/{hook['id']}/test", headers=admin.headers)
+    await assert_matches_spec(resp, "post", "/admin/webhooks/{endpoint_id}/test")
+    resp = await client.get(f"/admin/webhooks/{hook['id']}/deliveries", headers=admin.headers)
+    await assert_matches_spec(resp, "get", "/admin/webhooks/{endpoint_id}/deliveries")
+    await create_ticket(client, await make_user("customer"), "Spec", message="hi")
+    resp = await client.get("/events", params={"wait": "5"}, headers=bearer(key))
+    await assert_matches_spec(resp, "get", "/events")
+    me = await client.get("/auth/me", headers=bearer(key))
+    await assert_matches_spec(me, "get", "/auth/me")
+    resp = await client.get("/events", params={"after": "nope"}, headers=bearer(key))
+    await assert_matches_spec(resp, "get", "/events")
