@@ -116,7 +116,7 @@ class Settings:
     # CIDRs webhook targets may resolve into despite the private-address refusal (tests, local dev).
     webhook_allow_private_networks: tuple[str, ...] = ()
     webhook_timeout_seconds: float = 10.0
-    webhook_workers: int = 4
+    webhook_workers: int = 16
     api_key_rate: float = 20.0
     api_key_burst: int = 100
 
@@ -351,7 +351,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         webhook_retry_for_seconds=_float(env, "WEBHOOK_RETRY_FOR_SECONDS", 86400.0, 1.0, 30 * 86400.0),
         webhook_allow_private_networks=_cidrs(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS"),
         webhook_timeout_seconds=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0, 0.1, 120.0),
-        webhook_workers=_int(env, "WEBHOOK_WORKERS", 4, 1, 256),
+        webhook_workers=_int(env, "WEBHOOK_WORKERS", 16, 1, 256),
         api_key_rate=_float(env, "API_KEY_RATE", 20.0, 0.1, 100_000.0),
         api_key_burst=_int(env, "API_KEY_BURST", 100, 1, 1_000_000),
     )

@@ -138,6 +138,17 @@ async def deliveries(client: TestClient, admin: User, hook: dict[str, Any]) -> l
     return rows
 
 
+async def settled(client: TestClient, admin: User, hook: dict[str, Any], count: int = 1) -> list[dict[str, Any]]:
+    """The delivery log once `count` deliveries are no longer pending (outcomes are recorded just
+    after the receiver answers)."""
+    for _ in range(400):
+        log = await deliveries(client, admin, hook)
+        if len([d for d in log if d["status"] != "pending"]) >= count:
+            return log
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"deliveries still pending: {log}")
+
+
 async def test_every_event_type_arrives_signed_with_its_event_id(
     client: TestClient, make_user: MakeUser, admin: User, receiver: Receiver
 ) -> None:
@@ -157,7 +168,7 @@ async def test_every_event_type_arrives_signed_with_its_event_id(
     assert calls[1].event["data"]["message"]["body"] == "hello"
     assert calls[2].event["data"]["changes"] == ["status"]
     # The log keeps only an excerpt of what the receiver answered.
-    log = await deliveries(client, admin, hook)
+    log = await settled(client, admin, hook, 3)
     assert {d["status"] for d in log} == {"delivered"} and all(len(d["response_excerpt"]) <= 500 for d in log)
 
 
@@ -193,7 +204,7 @@ async def test_a_500_is_retried_with_backoff_under_the_same_event_id(
     await until(lambda: receiver.delivered())
     assert [c.status for c in receiver.calls] == [500, 503, 200]
     assert len({c.headers["webhook-id"] for c in receiver.calls}) == 1
-    log = await deliveries(client, admin, hook)
+    log = await settled(client, admin, hook)
     assert log[0]["status"] == "delivered" and log[0]["attempts"] == 3 and log[0]["response_status"] == 200
 
 
@@ -207,7 +218,7 @@ async def test_a_timeout_is_retried(client: TestClient, make_user: MakeUser, adm
     hook = await endpoint(client, admin, receiver.url, event_types=["ticket.created"])
     await create_ticket(client, await make_user("customer"), "Slow")
     await until(lambda: len(receiver.calls) >= 2 and receiver.calls[1].status == 200)
-    row = (await deliveries(client, admin, hook))[0]
+    row = (await settled(client, admin, hook))[0]
     assert row["attempts"] == 2 and row["status"] == "delivered"
 
 
@@ -349,7 +360,7 @@ async def test_send_again_and_a_test_event(
     hook = await endpoint(client, admin, receiver.url, event_types=["ticket.created"])
     await create_ticket(client, await make_user("customer"), "Again")
     await until(lambda: receiver.delivered())
-    first = (await deliveries(client, admin, hook))[0]
+    first = (await settled(client, admin, hook))[0]
     resp = await client.post(f"/admin/webhooks/{hook['id']}/deliveries/{first['id']}/resend", headers=admin.headers)
     assert resp.status == 202
     await until(lambda: len(receiver.delivered()) >= 2)
@@ -403,6 +414,8 @@ def two_servers(database_url: str, redis_url: str, redis_prefix: str, tmp_path: 
         "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8",
         "WEBHOOK_RETRY_BASE_SECONDS": "0.05",
         "WEBHOOK_TIMEOUT_SECONDS": "2",
+        # Two deliveries in flight per instance: with four at the receiver, both are sending.
+        "WEBHOOK_WORKERS": "2",
     }
     servers = [ServerProcess(env, tmp_path / f"server-{i}.log") for i in range(2)]
     try:
@@ -454,7 +467,7 @@ async def test_no_event_is_lost_when_an_instance_is_killed_mid_delivery(
                     f"{b.base_url}/tickets/{ticket_id}/messages", json={"body": f"m{i}"}, headers=customer
                 ) as resp:
                     posted.append((await resp.json())["message"]["id"])
-        await until(lambda: in_flight[0] >= 3)
+        await until(lambda: in_flight[0] >= 4)
         assert a.proc is not None
         os.kill(a.proc.pid, signal.SIGKILL)
         a.proc.wait(10)

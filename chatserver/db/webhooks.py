@@ -93,11 +93,14 @@ FROM claimed c JOIN webhook_endpoints w ON w.id = c.endpoint_id LEFT JOIN events
 ORDER BY c.id
 """
 
-MARK_DELIVERED = """
-UPDATE webhook_deliveries
-SET status = 'delivered', delivered_at = now(), locked_until = NULL, last_status_code = $2, last_error = NULL,
-    response_excerpt = $3
-WHERE id = $1 AND status = 'pending' AND attempts = $4
+# Each outcome applies only to the attempt it answers (`attempts`): a claim that lapsed while its
+# request was slow must not overwrite what the instance that took it over recorded.
+MARK_DELIVERED_MANY = """
+UPDATE webhook_deliveries d
+SET status = 'delivered', delivered_at = now(), locked_until = NULL, last_status_code = u.code, last_error = NULL,
+    response_excerpt = u.excerpt
+FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::text[]) AS u (id, attempt, code, excerpt)
+WHERE d.id = u.id AND d.status = 'pending' AND d.attempts = u.attempt
 """
 
 MARK_RETRY = """
@@ -197,10 +200,10 @@ async def claim_due(conn: Executor, limit: int, lease_seconds: float) -> list[as
     return await conn.fetch(CLAIM_DUE, limit, lease_seconds)
 
 
-# Each outcome applies only to the attempt it answers (`attempt`): a claim that lapsed while its
-# request was slow must not overwrite what the instance that took it over recorded.
-async def mark_delivered(conn: Executor, delivery_id: int, attempt: int, status_code: int, excerpt: str) -> None:
-    await conn.execute(MARK_DELIVERED, delivery_id, status_code, excerpt, attempt)
+async def mark_delivered_many(conn: Executor, done: list[tuple[int, int, int, str]]) -> None:
+    """mark_delivered for many: (delivery id, attempt, status code, excerpt) each."""
+    ids, attempts, codes, excerpts = (list(column) for column in zip(*done, strict=True))
+    await conn.execute(MARK_DELIVERED_MANY, ids, attempts, codes, excerpts)
 
 
 async def mark_retry(

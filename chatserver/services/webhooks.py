@@ -319,6 +319,9 @@ class WebhookDispatcher:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
+        # (delivery id, attempt, status code, excerpt) of successes waiting to be recorded.
+        self._delivered: list[tuple[int, int, int, str]] = []
+        self._flushing: asyncio.Task[None] | None = None
         self.sent = 0  # attempts made by this instance (tests, metrics)
 
     def start(self) -> None:
@@ -337,6 +340,8 @@ class WebhookDispatcher:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._flushing is not None:
+            await asyncio.gather(self._flushing, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
 
@@ -364,16 +369,27 @@ class WebhookDispatcher:
             await asyncio.sleep(IDLE_POLL_SECONDS)
 
     async def _deliver_loop(self) -> None:
+        """Keeps up to `workers` deliveries in flight: claims more as soon as some finish."""
+        in_flight: set[asyncio.Task[None]] = set()
         while True:
-            try:
-                claimed = await webhooks_db.claim_due(self.pool, self.workers, self.lease)
-            except (asyncpg.PostgresError, OSError) as exc:
-                log.warning("could not claim webhook deliveries (%s); trying again", type(exc).__name__)
-                claimed = []
-            if not claimed:
+            room = self.workers - len(in_flight)
+            claimed: list[asyncpg.Record] = []
+            if room > 0:
+                try:
+                    claimed = await webhooks_db.claim_due(self.pool, room, self.lease)
+                except (asyncpg.PostgresError, OSError) as exc:
+                    log.warning("could not claim webhook deliveries (%s); trying again", type(exc).__name__)
+            for row in claimed:
+                task = asyncio.get_running_loop().create_task(self._deliver(row))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            if claimed and len(in_flight) < self.workers:
+                continue  # there may be more due right now
+            if in_flight:
+                # Wait for a free slot, or for new work if every slot is busy only briefly.
+                await asyncio.wait(set(in_flight), timeout=IDLE_POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            else:
                 await self._sleep(IDLE_POLL_SECONDS)
-                continue
-            await asyncio.gather(*(self._deliver(row) for row in claimed))
 
     async def _deliver(self, row: asyncpg.Record) -> None:
         if row["event_id"] is not None:
@@ -387,11 +403,29 @@ class WebhookDispatcher:
         body = orjson.dumps(envelope)
         outcome = await self.post(row["url"], row["secret"], message_id, body)
         self.sent += 1
+        if outcome.ok:
+            # Successes are recorded in batches, one statement for all that finish meanwhile.
+            self._delivered.append((row["id"], row["attempts"], outcome.status or 0, outcome.excerpt or ""))
+            if self._flushing is None:
+                self._flushing = asyncio.get_running_loop().create_task(self._flush_delivered())
+            return
         try:
-            await self._record(row, outcome)
+            await self._record_failure(row, outcome)
         except (asyncpg.PostgresError, OSError) as exc:
             # The claim lapses and the delivery is sent again: at least once, same event id.
             log.warning("could not record webhook delivery %s (%s)", row["id"], type(exc).__name__)
+
+    async def _flush_delivered(self) -> None:
+        try:
+            while self._delivered:
+                batch, self._delivered = self._delivered, []
+                try:
+                    await webhooks_db.mark_delivered_many(self.pool, batch)
+                except (asyncpg.PostgresError, OSError) as exc:
+                    # Their claims lapse and they are sent again: at least once, same event ids.
+                    log.warning("could not record %d webhook deliveries (%s)", len(batch), type(exc).__name__)
+        finally:
+            self._flushing = None
 
     async def post(self, url: str, secret: str, message_id: str, body: bytes) -> Outcome:
         """One signed POST; never follows redirects; keeps only an excerpt of the answer."""
@@ -422,11 +456,8 @@ class WebhookDispatcher:
         except OSError as exc:
             return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:EXCERPT_CHARS], None)
 
-    async def _record(self, row: asyncpg.Record, outcome: Outcome) -> None:
+    async def _record_failure(self, row: asyncpg.Record, outcome: Outcome) -> None:
         attempt = row["attempts"]
-        if outcome.ok:
-            await webhooks_db.mark_delivered(self.pool, row["id"], attempt, outcome.status or 0, outcome.excerpt or "")
-            return
         error = outcome.error or "failed"
         delay = backoff(attempt, self.retry_base)
         if row["age_seconds"] + delay <= self.retry_for:
