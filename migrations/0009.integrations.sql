@@ -68,14 +68,20 @@ CREATE TABLE webhook_endpoints (
     updated_at           timestamptz NOT NULL DEFAULT now()
 );
 
+-- One row per (event, endpoint) to send. No foreign keys: at thousands of rows a second their
+-- per-row checks cost the database more than they guard; endpoint deletion removes its rows, and
+-- retention removes old ones (services/outbox.py).
 CREATE TABLE webhook_deliveries (
     id               bigserial PRIMARY KEY,
-    endpoint_id      uuid NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    endpoint_id      uuid NOT NULL,
     -- NULL for a test delivery, whose body is in payload.
-    event_id         bigint REFERENCES events (id) ON DELETE CASCADE,
+    event_id         bigint,
     ticket_id        uuid,
     payload          jsonb,
     status           text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+    -- Waits behind an earlier pending delivery of the same endpoint and ticket (order per ticket);
+    -- the earlier one's outcome clears it.
+    blocked          boolean NOT NULL DEFAULT false,
     attempts         integer NOT NULL DEFAULT 0,
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
     -- A worker's claim: until then no other instance sends it; a dead worker's claim lapses.
@@ -87,7 +93,6 @@ CREATE TABLE webhook_deliveries (
     delivered_at     timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+-- What workers claim: only the first pending delivery of each endpoint and ticket is unblocked.
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending' AND NOT blocked;
 CREATE INDEX webhook_deliveries_order_idx ON webhook_deliveries (endpoint_id, ticket_id, id) WHERE status = 'pending';
-CREATE INDEX webhook_deliveries_log_idx ON webhook_deliveries (endpoint_id, id DESC);
-CREATE INDEX webhook_deliveries_event_idx ON webhook_deliveries (event_id);

@@ -25,14 +25,19 @@ RETURNING {ENDPOINT_COLUMNS}
 """
 LIST_ENDPOINTS = f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at DESC, id DESC LIMIT $1"
 GET_ENDPOINT = f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1"
-DELETE_ENDPOINT = "DELETE FROM webhook_endpoints WHERE id = $1 RETURNING id"
+DELETE_ENDPOINT = """
+WITH gone AS (DELETE FROM webhook_endpoints WHERE id = $1 RETURNING id),
+deliveries AS (DELETE FROM webhook_deliveries WHERE endpoint_id IN (SELECT id FROM gone))
+SELECT id FROM gone
+"""
 ENDPOINT_UPDATABLE = ("url", "event_types", "include_internal", "active", "description")
 
 # One instance at a time (the position row's lock; the others skip it) turns the events past the
 # fan-out position into deliveries, one per matching active endpoint, and moves the position: in
 # one statement, so a crash loses nothing and repeats nothing. Only events below the horizon are
 # taken (db/events.py), so none is skipped by committing later. Deliveries are numbered in event
-# order, which is the order each endpoint gets one ticket's events in.
+# order, which is the order each endpoint gets one ticket's events in; all but the first pending
+# delivery of an endpoint and ticket are `blocked` until the one before them is settled.
 FAN_OUT = """
 WITH state AS (
     SELECT dispatched_xid, dispatched_id FROM event_positions FOR UPDATE SKIP LOCKED
@@ -44,12 +49,21 @@ batch AS (
     ORDER BY e.xid, e.id
     LIMIT $1
 ),
-inserted AS (
-    INSERT INTO webhook_deliveries (endpoint_id, event_id, ticket_id)
-    SELECT w.id, b.id, b.ticket_id
+matched AS (
+    SELECT w.id AS endpoint_id, b.id AS event_id, b.xid, b.ticket_id,
+        row_number() OVER (PARTITION BY w.id, b.ticket_id ORDER BY b.xid, b.id) AS nth
     FROM batch b JOIN webhook_endpoints w
         ON w.active AND b.type = ANY (w.event_types) AND (NOT b.internal OR w.include_internal)
-    ORDER BY b.xid, b.id, w.id
+),
+inserted AS (
+    INSERT INTO webhook_deliveries (endpoint_id, event_id, ticket_id, blocked)
+    SELECT m.endpoint_id, m.event_id, m.ticket_id,
+        m.ticket_id IS NOT NULL AND (m.nth > 1 OR EXISTS (
+            SELECT 1 FROM webhook_deliveries p
+            WHERE p.endpoint_id = m.endpoint_id AND p.ticket_id = m.ticket_id AND p.status = 'pending'
+        ))
+    FROM matched m
+    ORDER BY m.xid, m.event_id, m.endpoint_id
     RETURNING 1
 ),
 last AS (
@@ -63,19 +77,15 @@ SELECT (SELECT count(*) FROM batch) AS events, (SELECT count(*) FROM inserted) A
 """
 
 # Due deliveries of active endpoints, claimed for `$2` seconds: no other instance sends them
-# meanwhile, and a claim whose instance died lapses and is sent again (same event id). A
-# delivery waits while an earlier one of its endpoint and ticket is still pending (retrying, or
-# claimed elsewhere): one ticket's events reach an endpoint in order.
+# meanwhile, and a claim whose instance died lapses and is sent again (same event id). Only
+# unblocked deliveries are candidates (the first pending one of each endpoint and ticket), so
+# one ticket's events reach an endpoint in order and the scan never wades through a backlog.
 CLAIM_DUE = """
 WITH due AS (
     SELECT d.id FROM webhook_deliveries d
-    WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+    WHERE d.status = 'pending' AND NOT d.blocked AND d.next_attempt_at <= now()
       AND (d.locked_until IS NULL OR d.locked_until < now())
       AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = d.endpoint_id AND w.active)
-      AND NOT EXISTS (
-          SELECT 1 FROM webhook_deliveries p
-          WHERE p.endpoint_id = d.endpoint_id AND p.ticket_id = d.ticket_id AND p.status = 'pending' AND p.id < d.id
-      )
     ORDER BY d.next_attempt_at, d.id
     LIMIT $1
     FOR UPDATE SKIP LOCKED
@@ -95,12 +105,42 @@ ORDER BY c.id
 
 # Each outcome applies only to the attempt it answers (`attempts`): a claim that lapsed while its
 # request was slow must not overwrite what the instance that took it over recorded.
-MARK_DELIVERED_MANY = """
-UPDATE webhook_deliveries d
-SET status = 'delivered', delivered_at = now(), locked_until = NULL, last_status_code = u.code, last_error = NULL,
-    response_excerpt = u.excerpt
-FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::text[]) AS u (id, attempt, code, excerpt)
-WHERE d.id = u.id AND d.status = 'pending' AND d.attempts = u.attempt
+# Settling a delivery unblocks the next pending one of its endpoint and ticket. (This statement's
+# snapshot still shows the settled rows as pending, hence `p.id > settled.id`.)
+_UNBLOCK_NEXT = """
+nexts AS (
+    SELECT DISTINCT ON (p.endpoint_id, p.ticket_id) p.id
+    FROM webhook_deliveries p JOIN settled ON p.endpoint_id = settled.endpoint_id AND p.ticket_id = settled.ticket_id
+    WHERE p.status = 'pending' AND p.id > settled.id
+    ORDER BY p.endpoint_id, p.ticket_id, p.id
+),
+unblocked AS (
+    UPDATE webhook_deliveries SET blocked = false FROM nexts WHERE webhook_deliveries.id = nexts.id
+)"""
+
+MARK_DELIVERED_MANY = f"""
+WITH settled AS (
+    UPDATE webhook_deliveries d
+    SET status = 'delivered', delivered_at = now(), locked_until = NULL, last_status_code = u.code,
+        last_error = NULL, response_excerpt = u.excerpt
+    FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::text[]) AS u (id, attempt, code, excerpt)
+    WHERE d.id = u.id AND d.status = 'pending' AND d.attempts = u.attempt
+    RETURNING d.id, d.endpoint_id, d.ticket_id
+),
+{_UNBLOCK_NEXT}
+SELECT count(*) FROM settled
+"""
+
+# The safety net: a delivery inserted while the one before it was being settled (the two
+# statements could not see each other) is unblocked here, a few seconds late at worst.
+UNBLOCK_HEADS = """
+UPDATE webhook_deliveries d SET blocked = false
+FROM (
+    SELECT DISTINCT ON (endpoint_id, ticket_id) id, blocked FROM webhook_deliveries
+    WHERE status = 'pending' AND ticket_id IS NOT NULL
+    ORDER BY endpoint_id, ticket_id, id
+) heads
+WHERE d.id = heads.id AND heads.blocked
 """
 
 MARK_RETRY = """
@@ -113,16 +153,17 @@ WHERE id = $1 AND status = 'pending' AND attempts = $6
 # A delivery out of retries fails; its endpoint is disabled when nothing reached it since that
 # delivery was created (it failed for the whole retry period). Returns the endpoint when it was
 # disabled by this statement.
-MARK_FAILED = """
-WITH failed AS (
+MARK_FAILED = f"""
+WITH settled AS (
     UPDATE webhook_deliveries
     SET status = 'failed', locked_until = NULL, last_status_code = $2, last_error = $3, response_excerpt = $4
     WHERE id = $1 AND status = 'pending' AND attempts = $6
-    RETURNING endpoint_id, created_at
-)
+    RETURNING id, endpoint_id, ticket_id, created_at
+),
+{_UNBLOCK_NEXT}
 UPDATE webhook_endpoints w
 SET active = false, disabled_reason = $5, updated_at = now()
-FROM failed
+FROM settled AS failed
 WHERE w.id = failed.endpoint_id AND w.active
   AND NOT EXISTS (
       SELECT 1 FROM webhook_deliveries ok
@@ -140,10 +181,24 @@ ORDER BY id DESC LIMIT $4
 GET_DELIVERY = f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2"
 
 # "Send again": a new delivery of the same event (or test payload), due now.
+# (Not for an event past retention: there is nothing to send.)
 RESEND = f"""
-INSERT INTO webhook_deliveries (endpoint_id, event_id, ticket_id, payload)
-SELECT endpoint_id, event_id, ticket_id, payload FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2
+INSERT INTO webhook_deliveries (endpoint_id, event_id, ticket_id, payload, blocked)
+SELECT d.endpoint_id, d.event_id, d.ticket_id, d.payload,
+    d.ticket_id IS NOT NULL AND EXISTS (
+        SELECT 1 FROM webhook_deliveries p
+        WHERE p.endpoint_id = d.endpoint_id AND p.ticket_id = d.ticket_id AND p.status = 'pending'
+    )
+FROM webhook_deliveries d
+WHERE d.id = $1 AND d.endpoint_id = $2 AND (d.event_id IS NULL OR EXISTS (SELECT 1 FROM events WHERE id = d.event_id))
 RETURNING {DELIVERY_COLUMNS}
+"""
+
+# Retention: settled deliveries older than the cutoff, and anything left of deleted endpoints.
+PURGE_DELIVERIES = """
+DELETE FROM webhook_deliveries d
+WHERE (d.created_at < $1 AND d.status <> 'pending')
+   OR NOT EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = d.endpoint_id)
 """
 
 INSERT_TEST = f"""
@@ -228,6 +283,16 @@ async def mark_failed(
     reason: str,
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(MARK_FAILED, delivery_id, status_code, error, excerpt, reason, attempt)
+
+
+async def unblock_heads(conn: Executor) -> int:
+    result = await conn.execute(UNBLOCK_HEADS)
+    return int(result.split()[-1])
+
+
+async def purge_deliveries(conn: Executor, older_than: Any) -> int:
+    result = await conn.execute(PURGE_DELIVERIES, older_than)
+    return int(result.split()[-1])
 
 
 async def list_deliveries(

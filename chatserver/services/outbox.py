@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from ..db import events as events_db
+from ..db import webhooks as webhooks_db
 from ..errors import ApiError, validation_error
 from ..realtime.events import Event
 
@@ -124,8 +125,10 @@ async def read_feed(
 
 
 async def purge_expired(pool: asyncpg.Pool, retention_days: float) -> int:
-    """Delete the events past retention; returns how many."""
+    """Delete the events past retention (and settled webhook deliveries as old); returns how many
+    events."""
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=retention_days)
+    await webhooks_db.purge_deliveries(pool, cutoff)
     total = 0
     while True:
         deleted = await events_db.purge_events(pool, cutoff, PURGE_BATCH)

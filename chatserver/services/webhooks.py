@@ -53,6 +53,9 @@ LEASE_MARGIN_SECONDS = 5.0
 FAN_OUT_BATCH = 1000
 # Idle workers look for work this often (new deliveries also wake them on this instance).
 IDLE_POLL_SECONDS = 0.5
+# How often blocked deliveries whose predecessor is settled are released, should the statement
+# settling it have missed them (db/webhooks.py UNBLOCK_HEADS).
+UNBLOCK_SWEEP_SECONDS = 5.0
 MAX_URL_CHARS = 2000
 MAX_ENDPOINTS_LISTED = 500
 USER_AGENT = "chatserver-webhooks/1"
@@ -357,8 +360,13 @@ class WebhookDispatcher:
         self._wake.clear()
 
     async def _fan_out_loop(self) -> None:
+        next_sweep = 0.0
         while True:
             try:
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + UNBLOCK_SWEEP_SECONDS
+                    if await webhooks_db.unblock_heads(self.pool):
+                        self._wake.set()
                 row = await webhooks_db.fan_out(self.pool, FAN_OUT_BATCH)
                 if row["deliveries"]:
                     self._wake.set()
@@ -392,6 +400,10 @@ class WebhookDispatcher:
                 await self._sleep(IDLE_POLL_SECONDS)
 
     async def _deliver(self, row: asyncpg.Record) -> None:
+        if row["event_id"] is not None and row["type"] is None:
+            # The event is past retention (a delivery far older than its retries): nothing to send.
+            await self._record_failure(row, Outcome(False, None, "event past retention", None), give_up=True)
+            return
         if row["event_id"] is not None:
             envelope = event_view(
                 {"id": row["event_id"], "type": row["type"], "created_at": row["created_at"], "data": row["data"]}
@@ -456,11 +468,11 @@ class WebhookDispatcher:
         except OSError as exc:
             return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:EXCERPT_CHARS], None)
 
-    async def _record_failure(self, row: asyncpg.Record, outcome: Outcome) -> None:
+    async def _record_failure(self, row: asyncpg.Record, outcome: Outcome, *, give_up: bool = False) -> None:
         attempt = row["attempts"]
         error = outcome.error or "failed"
         delay = backoff(attempt, self.retry_base)
-        if row["age_seconds"] + delay <= self.retry_for:
+        if not give_up and row["age_seconds"] + delay <= self.retry_for:
             await webhooks_db.mark_retry(self.pool, row["id"], attempt, outcome.status, error, delay, outcome.excerpt)
             return
         reason = f"deliveries kept failing for {self.retry_for:.0f} s (last: {error})"
