@@ -141,9 +141,9 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     return value
 
 
-def _cidrs(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+def _cidrs(name: str, raw: str) -> tuple[str, ...]:
     out = []
-    for part in env.get(name, "").split(","):
+    for part in raw.split(","):
         part = part.strip()
         if not part:
             continue
@@ -349,7 +349,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         event_retention_days=_float(env, "EVENT_RETENTION_DAYS", 7.0, 1.0, 3650.0),
         webhook_retry_base_seconds=_float(env, "WEBHOOK_RETRY_BASE_SECONDS", 10.0, 0.01, 3600.0),
         webhook_retry_for_seconds=_float(env, "WEBHOOK_RETRY_FOR_SECONDS", 86400.0, 1.0, 30 * 86400.0),
-        webhook_allow_private_networks=_cidrs(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS"),
+        webhook_allow_private_networks=_cidrs(
+            "WEBHOOK_ALLOW_PRIVATE_NETWORKS", env.get("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "")
+        ),
         webhook_timeout_seconds=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0, 0.1, 120.0),
         webhook_workers=_int(env, "WEBHOOK_WORKERS", 16, 1, 256),
         api_key_rate=_float(env, "API_KEY_RATE", 20.0, 0.1, 100_000.0),

@@ -493,3 +493,15 @@ async def test_no_event_is_lost_when_an_instance_is_killed_mid_delivery(
             if message["ticket_id"] == ticket_id and message["seq"] not in firsts:
                 firsts.append(message["seq"])
         assert firsts == [1, 2, 3, 4, 5]
+
+
+def test_allowed_private_networks_are_cidrs_checked_at_startup(tmp_path: Path) -> None:
+    from chatserver.settings import ConfigError, load_settings
+
+    base = {"CHATSERVER_DATA_DIR": str(tmp_path), "SECRET_KEY": TEST_SECRET}
+    settings = load_settings({**base, "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/8, 10.1.0.0/16"})
+    assert settings.webhook_allow_private_networks == ("127.0.0.0/8", "10.1.0.0/16")
+    assert load_settings(base).webhook_allow_private_networks == ()
+    with pytest.raises(ConfigError) as info:
+        load_settings({**base, "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "localhost"})
+    assert "WEBHOOK_ALLOW_PRIVATE_NETWORKS" in str(info.value)
