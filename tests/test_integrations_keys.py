@@ -280,3 +280,35 @@ async def test_integration_answers_match_the_openapi_spec(client: TestClient, ma
     await assert_matches_spec(me, "get", "/auth/me")
     resp = await client.get("/events", params={"after": "nope"}, headers=bearer(key))
     await assert_matches_spec(resp, "get", "/events")
+
+
+def test_rolling_back_0009_keeps_integration_messages_as_authorless_agent_messages(server_url: str) -> None:
+    import psycopg
+
+    from chatserver.db.migrate import apply_migrations, rollback_migrations
+
+    from .dbutil import throwaway_database
+
+    with throwaway_database(server_url) as url:
+        apply_migrations(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            ids = conn.execute(
+                "INSERT INTO users (email, password_hash, role) VALUES ('c@x.io', 'x', 'customer'),"
+                " ('k@integrations.invalid', 'x', 'integration') RETURNING id"
+            ).fetchall()
+            customer, integration = ids[0][0], ids[1][0]
+            ticket = conn.execute(
+                "INSERT INTO tickets (customer_id, subject) VALUES (%s, 's') RETURNING id", (customer,)
+            ).fetchone()
+            assert ticket is not None
+            conn.execute(
+                "INSERT INTO messages (ticket_id, seq, author_id, author_kind, body)"
+                " VALUES (%s, 1, %s, 'integration', 'shipped')",
+                (ticket[0], integration),
+            )
+        assert rollback_migrations(url, 1) == 1
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT author_id, author_kind, body FROM messages").fetchone()
+            roles = conn.execute("SELECT role FROM users").fetchall()
+        assert row == (None, "agent", "shipped") and roles == [("customer",)]
+        assert apply_migrations(url) == 1
