@@ -19,10 +19,12 @@ from .handlers.pages import setup_templates
 from .keys import (
     ACCESS_CACHE,
     ACCESS_WATCHER,
+    API_KEYS,
     BCRYPT_ROUNDS,
     DB_HEALTH,
     DB_POOL,
     DB_URL,
+    EVENT_SIGNAL,
     HUB,
     LOGIN_THROTTLE,
     MESSAGE_HOOK,
@@ -34,19 +36,24 @@ from .keys import (
     SETTINGS,
     SIGNUP_THROTTLE,
     SOCKET_LIMITS,
+    WEBHOOKS,
     WIDGET_THROTTLE,
 )
 from .metrics import HttpMetrics, create_registry
 from .middleware import echo_request_id, request_middleware
+from .realtime.events import Event
 from .realtime.publisher import NullPublisher
 from .realtime.setup import close_sockets_on_shutdown, realtime_ctx
 from .routes import setup_routes
 from .security import DEFAULT_BCRYPT_ROUNDS
 from .services.access import AccessCache, AccessWatcher
+from .services.api_keys import ApiKeys
 from .services.hooks import no_hook
+from .services.outbox import EventSignal, retention_loop
 from .services.passwords import PasswordLanes, lane_sizes
 from .services.socket_limits import SocketLimits
 from .services.throttle import LoginThrottle, SendBudget, Throttle
+from .services.webhooks import TargetGuard, WebhookDispatcher
 from .settings import Settings
 from .storage.setup import attachments_ctx
 from .web_session import console_session_middleware
@@ -97,6 +104,49 @@ async def access_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await watcher.close()
+
+
+async def integrations_ctx(app: web.Application) -> AsyncIterator[None]:
+    """API keys, the event feed's wake-ups, event retention and webhook delivery
+    (docs/integrations.md); after realtime and access: it observes the hub and uses the cache."""
+    settings = app[SETTINGS]
+    pool = app[DB_POOL]
+    keys = ApiKeys(
+        pool,
+        app[ACCESS_CACHE],
+        ttl=settings.account_cache_seconds,
+        rate=settings.api_key_rate,
+        burst=settings.api_key_burst,
+    )
+    app[API_KEYS] = keys
+    signal = EventSignal()
+    app[EVENT_SIGNAL] = signal
+    webhooks = WebhookDispatcher(
+        pool,
+        TargetGuard.from_cidrs(settings.webhook_allow_private_networks),
+        retry_base=settings.webhook_retry_base_seconds,
+        timeout=settings.webhook_timeout_seconds,
+        workers=settings.webhook_workers,
+        retry_for=settings.webhook_retry_for_seconds,
+    )
+    app[WEBHOOKS] = webhooks
+
+    def wake(event: Event) -> None:
+        signal.observe(event)
+        webhooks.nudge()
+
+    app[HUB].add_observer(wake)
+    webhooks.start()
+    retention = asyncio.get_running_loop().create_task(
+        retention_loop(pool, settings.event_retention_days), name="event-retention"
+    )
+    try:
+        yield
+    finally:
+        retention.cancel()
+        await asyncio.gather(retention, return_exceptions=True)
+        await webhooks.close()
+        await keys.close()
 
 
 async def password_lanes_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -160,6 +210,7 @@ def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS
     app.cleanup_ctx.append(attachments_ctx)
     app.cleanup_ctx.append(realtime_ctx)
     app.cleanup_ctx.append(access_ctx)
+    app.cleanup_ctx.append(integrations_ctx)
     # After realtime: it installs the message hook and observes the hub.
     app.cleanup_ctx.append(ai_ctx)
     # First on shutdown, so the log says it before the sockets close and the database stops.

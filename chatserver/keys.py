@@ -17,11 +17,14 @@ from .realtime.publisher import Publisher
 from .realtime.tickets import TicketStore
 from .security import Identity
 from .services.access import AccessCache, AccessWatcher
+from .services.api_keys import ApiKeys
 from .services.attachments import UploadBandwidth
 from .services.hooks import AiControl, MessageHook
+from .services.outbox import EventSignal
 from .services.passwords import PasswordLanes
 from .services.socket_limits import SocketLimits
 from .services.throttle import LoginThrottle, SendBudget, Throttle
+from .services.webhooks import WebhookDispatcher
 from .settings import Settings
 from .storage import AttachmentStorage
 
@@ -48,6 +51,11 @@ WIDGET_THROTTLE = web.AppKey("widget_throttle", Throttle)
 # applies account changes to it and to the open sockets (services/access.py).
 ACCESS_CACHE = web.AppKey("access_cache", AccessCache)
 ACCESS_WATCHER = web.AppKey("access_watcher", AccessWatcher)
+# Integrations (docs/integrations.md): API-key resolution, the event feed's wake-up signal, and
+# the webhook fan-out and delivery workers.
+API_KEYS = web.AppKey("api_keys", ApiKeys)
+EVENT_SIGNAL = web.AppKey("event_signal", EventSignal)
+WEBHOOKS = web.AppKey("webhooks", WebhookDispatcher)
 # bcrypt cost: 12 in production; tests lower it so the suite stays fast.
 BCRYPT_ROUNDS = web.AppKey("bcrypt_rounds", int)
 PUBLISHER = web.AppKey("publisher", Publisher)

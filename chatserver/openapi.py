@@ -17,11 +17,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import __version__
+from .db.events import EVENT_TYPES
 from .handlers import admin as admin_handlers
+from .handlers import admin_api_keys as api_key_handlers
+from .handlers import admin_webhooks as webhook_handlers
 from .handlers import auth as auth_handlers
 from .handlers import tickets as ticket_handlers
 from .handlers import widget as widget_handlers
 from .security import PASSWORD_MIN_CHARS
+from .services import api_keys as api_key_service
 from .services import messages as message_service
 from .services import tickets as ticket_service
 from .settings import ROLES
@@ -154,7 +158,11 @@ SCHEMAS: dict[str, Schema] = {
         {
             "id": UUID,
             "email": {"type": "string"},
-            "role": {"type": "string", "enum": list(ROLES)},
+            "role": {
+                "type": "string",
+                "enum": [*ROLES, "integration"],
+                "description": "integration: the account an API key acts as (docs/integrations.md).",
+            },
             "name": {"type": "string"},
             "created_at": TIMESTAMP,
         }
@@ -201,7 +209,7 @@ SCHEMAS: dict[str, Schema] = {
             "ticket_id": UUID,
             "seq": {"type": "integer", "description": "Increases by one per message within a ticket."},
             "author_id": nullable(UUID),
-            "author_kind": {"type": "string", "enum": ["customer", "agent", "ai", "system"]},
+            "author_kind": {"type": "string", "enum": ["customer", "agent", "ai", "system", "integration"]},
             "body": {"type": "string"},
             "client_id": nullable({"type": "string"}),
             "visibility": {
@@ -373,6 +381,7 @@ RESPONSES: dict[str, Schema] = {
     "NotAnUpgrade": error_response("Not a WebSocket upgrade request."),
     "FormBadRequest": error_response("The form could not be read: not UTF-8, or too many fields."),
     "FormUnsupportedMediaType": error_response("The body is not application/x-www-form-urlencoded."),
+    "Gone": error_response("cursor_expired: the events after this cursor are past retention; resync."),
 }
 
 # What a form post (validation.read_form) answers when it cannot read the body.
@@ -396,6 +405,7 @@ STATUS_OF = {
     "PayloadTooLarge": "413",
     "UnsupportedMediaType": "415",
     "ValidationError": "422",
+    "Gone": "410",
     "RateLimited": "429",
     "NotReady": "503",
     "NotAnUpgrade": "400",
@@ -1240,6 +1250,299 @@ PATHS.update(
 )
 
 
+# ---- integrations: API keys, webhooks, the event feed (docs/integrations.md) -------------------
+
+KEY_NOTE = f"{ADMIN_NOTE} An API key with the admin scope may call it too."
+SCOPES_SCHEMA: Schema = {
+    "type": "array",
+    "items": {"type": "string", "enum": list(api_key_service.SCOPES)},
+    "minItems": 1,
+}
+EVENT_TYPE_SCHEMA: Schema = {"type": "string", "enum": list(EVENT_TYPES)}
+SCHEMAS.update(
+    {
+        "ApiKey": obj(
+            {
+                "id": UUID,
+                "name": {"type": "string"},
+                "prefix": {"type": "string", "description": "The key's first characters, to tell keys apart."},
+                "scopes": SCOPES_SCHEMA,
+                "integration_user_id": {**UUID, "description": "The account the key acts as (author of its posts)."},
+                "expires_at": nullable(TIMESTAMP),
+                "revoked_at": nullable(TIMESTAMP),
+                "last_used_at": nullable(
+                    {**TIMESTAMP, "description": "Recorded at most once a minute per key and instance."}
+                ),
+                "created_by": nullable(UUID),
+                "created_at": TIMESTAMP,
+            }
+        ),
+        "ApiKeyResponse": obj({"api_key": ref("ApiKey")}),
+        "ApiKeyList": obj({"api_keys": {"type": "array", "items": ref("ApiKey")}}),
+        "CreateApiKeyRequest": {
+            **request_schema(api_key_handlers.CREATE_SCHEMA),
+            "properties": {
+                **request_schema(api_key_handlers.CREATE_SCHEMA)["properties"],
+                "scopes": SCOPES_SCHEMA,
+                "expires_at": nullable({**TIMESTAMP, "description": "ISO 8601 with an offset; null: never."}),
+            },
+            "required": ["name", "scopes"],
+        },
+        "Webhook": obj(
+            {
+                "id": UUID,
+                "url": {"type": "string", "format": "uri"},
+                "event_types": {"type": "array", "items": EVENT_TYPE_SCHEMA},
+                "include_internal": {"type": "boolean", "description": "Deliver message.created for internal notes."},
+                "active": {"type": "boolean"},
+                "description": {"type": "string"},
+                "disabled_reason": nullable({"type": "string", "description": "Why it was disabled automatically."}),
+                "created_at": TIMESTAMP,
+                "updated_at": TIMESTAMP,
+            }
+        ),
+        "WebhookResponse": obj({"webhook": ref("Webhook")}),
+        "WebhookList": obj({"webhooks": {"type": "array", "items": ref("Webhook")}}),
+        "CreateWebhookRequest": {
+            **request_schema(webhook_handlers.CREATE_SCHEMA),
+            "properties": {
+                **request_schema(webhook_handlers.CREATE_SCHEMA)["properties"],
+                "event_types": {"type": "array", "items": EVENT_TYPE_SCHEMA, "minItems": 1},
+            },
+            "required": ["url", "event_types"],
+        },
+        "UpdateWebhookRequest": {
+            **request_schema(webhook_handlers.UPDATE_SCHEMA),
+            "properties": {
+                **request_schema(webhook_handlers.UPDATE_SCHEMA)["properties"],
+                "event_types": {"type": "array", "items": EVENT_TYPE_SCHEMA, "minItems": 1},
+            },
+        },
+        "Delivery": obj(
+            {
+                "id": {"type": "integer"},
+                "endpoint_id": UUID,
+                "event_id": nullable({"type": "string", "description": "evt_...; null for a test delivery."}),
+                "test": {"type": "boolean"},
+                "ticket_id": nullable(UUID),
+                "status": {"type": "string", "enum": list(webhook_handlers.DELIVERY_STATUSES)},
+                "attempts": {"type": "integer"},
+                "next_attempt_at": nullable(TIMESTAMP),
+                "response_status": nullable({"type": "integer"}),
+                "error": nullable({"type": "string"}),
+                "response_excerpt": nullable({"type": "string", "description": "At most 500 characters."}),
+                "last_attempt_at": nullable(TIMESTAMP),
+                "delivered_at": nullable(TIMESTAMP),
+                "created_at": TIMESTAMP,
+            }
+        ),
+        "DeliveryResponse": obj({"delivery": ref("Delivery")}),
+        "DeliveryPage": obj(
+            {
+                "deliveries": {"type": "array", "items": ref("Delivery"), "description": "Newest first."},
+                "next_before": nullable({"type": "integer", "description": "Pass as ?before= for older ones."}),
+            }
+        ),
+        "Event": obj(
+            {
+                "id": {"type": "string", "description": "evt_<n>: also the webhook-id, the idempotency key."},
+                "type": EVENT_TYPE_SCHEMA,
+                "created_at": TIMESTAMP,
+                "data": {"type": "object", "description": "The objects as REST shows them (docs/integrations.md)."},
+            }
+        ),
+        "EventPage": obj(
+            {
+                "events": {"type": "array", "items": ref("Event"), "description": "In order."},
+                "next_cursor": {"type": "string", "description": "Pass as ?after= to continue."},
+            }
+        ),
+    }
+)
+# The answers that show a secret once: the object plus that secret.
+SCHEMAS["CreatedApiKey"] = obj(
+    {
+        "api_key": obj(
+            {
+                **SCHEMAS["ApiKey"]["properties"],
+                "key": {"type": "string", "description": "The key itself (csk_...): shown only here."},
+            }
+        )
+    }
+)
+SCHEMAS["CreatedWebhook"] = obj(
+    {
+        "webhook": obj(
+            {
+                **SCHEMAS["Webhook"]["properties"],
+                "secret": {"type": "string", "description": "The signing secret (whsec_...): shown only here."},
+            }
+        )
+    }
+)
+KEY_ID_PARAM: Schema = {"name": "key_id", "in": "path", "required": True, "schema": UUID}
+ENDPOINT_ID_PARAM: Schema = {"name": "endpoint_id", "in": "path", "required": True, "schema": UUID}
+DELIVERY_ID_PARAM: Schema = {"name": "delivery_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
+PATHS.update(
+    {
+        "/admin/api-keys": {
+            "get": operation(
+                "List API keys (never the keys themselves)",
+                tag="integrations",
+                operation_id="listApiKeys",
+                ok={"200": json_content(ref("ApiKeyList"), "Every key, newest first.")},
+                errors=("Forbidden",),
+                description=KEY_NOTE,
+            ),
+            "post": operation(
+                "Create an API key",
+                tag="integrations",
+                operation_id="createApiKey",
+                body="CreateApiKeyRequest",
+                ok={"201": json_content(ref("CreatedApiKey"), "The key, with `key` shown this once.")},
+                errors=("Forbidden",),
+                description=f"{KEY_NOTE} The key acts as an integration account named after it.",
+            ),
+        },
+        "/admin/api-keys/{key_id}": {
+            "get": operation(
+                "One API key",
+                tag="integrations",
+                operation_id="getApiKey",
+                params=[KEY_ID_PARAM],
+                ok={"200": json_content(ref("ApiKeyResponse"), "The key.")},
+                errors=("Forbidden", "NotFound"),
+                description=KEY_NOTE,
+            )
+        },
+        "/admin/api-keys/{key_id}/revoke": {
+            "post": operation(
+                "Revoke an API key",
+                tag="integrations",
+                operation_id="revokeApiKey",
+                params=[KEY_ID_PARAM],
+                ok={"200": json_content(ref("ApiKeyResponse"), "The revoked key.")},
+                errors=("Forbidden", "NotFound"),
+                description=f"{KEY_NOTE} Refused on every instance at once; its sockets are closed with 4003.",
+            )
+        },
+        "/admin/webhooks": {
+            "get": operation(
+                "List webhook endpoints",
+                tag="integrations",
+                operation_id="listWebhooks",
+                ok={"200": json_content(ref("WebhookList"), "Every endpoint, newest first.")},
+                errors=("Forbidden",),
+                description=KEY_NOTE,
+            ),
+            "post": operation(
+                "Register a webhook endpoint",
+                tag="integrations",
+                operation_id="createWebhook",
+                body="CreateWebhookRequest",
+                ok={"201": json_content(ref("CreatedWebhook"), "The endpoint, with its signing `secret` shown once.")},
+                errors=("Forbidden",),
+                description=f"{KEY_NOTE} Only http(s); private, loopback and link-local targets are refused "
+                "unless WEBHOOK_ALLOW_PRIVATE_NETWORKS allows them.",
+            ),
+        },
+        "/admin/webhooks/{endpoint_id}": {
+            "get": operation(
+                "One webhook endpoint",
+                tag="integrations",
+                operation_id="getWebhook",
+                params=[ENDPOINT_ID_PARAM],
+                ok={"200": json_content(ref("WebhookResponse"), "The endpoint.")},
+                errors=("Forbidden", "NotFound"),
+                description=KEY_NOTE,
+            ),
+            "patch": operation(
+                "Change a webhook endpoint",
+                tag="integrations",
+                operation_id="updateWebhook",
+                params=[ENDPOINT_ID_PARAM],
+                body="UpdateWebhookRequest",
+                ok={"200": json_content(ref("WebhookResponse"), "The endpoint.")},
+                errors=("Forbidden", "NotFound"),
+                description=f"{KEY_NOTE} active: true re-enables an endpoint disabled for failing.",
+            ),
+            "delete": operation(
+                "Delete a webhook endpoint and its delivery log",
+                tag="integrations",
+                operation_id="deleteWebhook",
+                params=[ENDPOINT_ID_PARAM],
+                ok={"204": {"description": "Deleted."}},
+                errors=("Forbidden", "NotFound"),
+                description=KEY_NOTE,
+            ),
+        },
+        "/admin/webhooks/{endpoint_id}/deliveries": {
+            "get": operation(
+                "An endpoint's delivery log",
+                tag="integrations",
+                operation_id="listWebhookDeliveries",
+                params=[
+                    ENDPOINT_ID_PARAM,
+                    query_param("status", {"type": "string", "enum": list(webhook_handlers.DELIVERY_STATUSES)}, ""),
+                    query_param("before", {"type": "integer"}, "next_before from the previous page."),
+                    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, ""),
+                ],
+                ok={"200": json_content(ref("DeliveryPage"), "Deliveries, newest first.")},
+                errors=("Forbidden", "NotFound", "ValidationError"),
+                description=KEY_NOTE,
+            )
+        },
+        "/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/resend": {
+            "post": operation(
+                "Send a delivery's event again",
+                tag="integrations",
+                operation_id="resendWebhookDelivery",
+                params=[ENDPOINT_ID_PARAM, DELIVERY_ID_PARAM],
+                ok={"202": json_content(ref("DeliveryResponse"), "The new delivery (same event id), queued.")},
+                errors=("Forbidden", "NotFound", "ValidationError"),
+                description=KEY_NOTE,
+            )
+        },
+        "/admin/webhooks/{endpoint_id}/test": {
+            "post": operation(
+                "Send a test event",
+                tag="integrations",
+                operation_id="testWebhook",
+                params=[ENDPOINT_ID_PARAM],
+                ok={"202": json_content(ref("DeliveryResponse"), "A signed webhook.test delivery, queued.")},
+                errors=("Forbidden", "NotFound"),
+                description=KEY_NOTE,
+            )
+        },
+        "/events": {
+            "get": operation(
+                "The event feed",
+                tag="integrations",
+                operation_id="listEvents",
+                params=[
+                    query_param(
+                        "after",
+                        {"type": "string"},
+                        "next_cursor of a previous page; `latest` to start from now; absent: the oldest kept.",
+                    ),
+                    query_param("types", {"type": "string"}, "Comma-separated event types to return."),
+                    query_param("include_internal", {"type": "boolean"}, "Include internal notes' message.created."),
+                    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, ""),
+                    query_param(
+                        "wait", {"type": "integer", "minimum": 0, "maximum": 30, "default": 30}, "Long-poll seconds."
+                    ),
+                ],
+                ok={"200": json_content(ref("EventPage"), "Events after the cursor, in order.")},
+                errors=("Forbidden", "ValidationError", "Gone", "RateLimited"),
+                description="Agents, admins, and API keys with events:read. Waits up to `wait` seconds when "
+                "nothing is new. 410 cursor_expired: resync.",
+            )
+        },
+    }
+)
+
+
 def build_spec() -> dict[str, Any]:
     """The whole document; a fresh copy each call, so callers may change it."""
     return copy.deepcopy(
@@ -1250,7 +1553,7 @@ def build_spec() -> dict[str, Any]:
                 "version": __version__,
                 "description": "Realtime customer-support chat server: REST API. Errors always have the shape "
                 '`{"error": {"code", "message", "details"?}}`. Authenticate with `Authorization: Bearer <token>` '
-                "from /auth/login or /auth/signup.",
+                "from /auth/login or /auth/signup, or with an API key (`csk_...`, docs/integrations.md).",
             },
             "tags": [
                 {"name": "auth", "description": "Accounts and tokens"},
@@ -1264,6 +1567,10 @@ def build_spec() -> dict[str, Any]:
                 {"name": "console", "description": "The agent console's JSON endpoints"},
                 {"name": "web", "description": "HTML pages: the agent console and the widget demo"},
                 {"name": "admin", "description": "Account management, for admins (docs/security.md)"},
+                {
+                    "name": "integrations",
+                    "description": "API keys, webhooks and the event feed (docs/integrations.md)",
+                },
             ],
             "paths": PATHS,
             "components": {

@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .handlers import admin, ai, attachments, auth, console, docs, health, metrics, pages, tickets, widget, ws
+from .handlers import (
+    admin,
+    admin_api_keys,
+    admin_webhooks,
+    ai,
+    attachments,
+    auth,
+    console,
+    docs,
+    events,
+    health,
+    metrics,
+    pages,
+    tickets,
+    widget,
+    ws,
+)
 
 
 def setup_routes(app: web.Application) -> None:
@@ -36,6 +52,27 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/admin/users/{user_id}/disable", admin.disable_user, name="admin-user-disable")
     r.add_post("/admin/users/{user_id}/enable", admin.enable_user, name="admin-user-enable")
     r.add_post("/admin/users/{user_id}/password", admin.reset_password, name="admin-user-password")
+
+    # Integrations (docs/integrations.md): API keys, webhooks (admins), the event feed.
+    r.add_get("/admin/api-keys", admin_api_keys.list_keys, name="admin-api-keys-list")
+    r.add_post("/admin/api-keys", admin_api_keys.create_key, name="admin-api-keys-create")
+    r.add_get("/admin/api-keys/{key_id}", admin_api_keys.get_key, name="admin-api-key-get")
+    r.add_post("/admin/api-keys/{key_id}/revoke", admin_api_keys.revoke_key, name="admin-api-key-revoke")
+    r.add_get("/admin/webhooks", admin_webhooks.list_endpoints, name="admin-webhooks-list")
+    r.add_post("/admin/webhooks", admin_webhooks.create_endpoint, name="admin-webhooks-create")
+    r.add_get("/admin/webhooks/{endpoint_id}", admin_webhooks.get_endpoint, name="admin-webhook-get")
+    r.add_patch("/admin/webhooks/{endpoint_id}", admin_webhooks.update_endpoint, name="admin-webhook-update")
+    r.add_delete("/admin/webhooks/{endpoint_id}", admin_webhooks.delete_endpoint, name="admin-webhook-delete")
+    r.add_get(
+        "/admin/webhooks/{endpoint_id}/deliveries", admin_webhooks.list_deliveries, name="admin-webhook-deliveries"
+    )
+    r.add_post(
+        "/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/resend",
+        admin_webhooks.resend,
+        name="admin-webhook-resend",
+    )
+    r.add_post("/admin/webhooks/{endpoint_id}/test", admin_webhooks.send_test, name="admin-webhook-test")
+    r.add_get("/events", events.list_events, name="events-list")
 
     r.add_get("/healthz", health.healthz, name="healthz")
     r.add_get("/readyz", health.readyz, name="readyz")

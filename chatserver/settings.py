@@ -140,6 +140,17 @@ class Settings:
     # Anonymous widget visitors (each one a new customer account) per client address per window.
     widget_visitors_per_window: int = 20
     widget_visitor_window_seconds: int = 600
+    # Integrations (docs/integrations.md): event retention, webhook delivery, API-key limits.
+    event_retention_days: float = 7.0
+    webhook_retry_base_seconds: float = 10.0
+    # A delivery is retried for this long after its event, then failed.
+    webhook_retry_for_seconds: float = 86400.0
+    # CIDRs webhook targets may resolve into despite the private-address refusal (tests, local dev).
+    webhook_allow_private_networks: tuple[str, ...] = ()
+    webhook_timeout_seconds: float = 10.0
+    webhook_workers: int = 16
+    api_key_rate: float = 20.0
+    api_key_burst: int = 100
     # Attachments (docs/operations.md, "Attachments"): largest file, files per message, the
     # content types accepted (decided from the bytes: chatserver/services/filetypes.py), uploads
     # per user per window, how long one upload's body may take, and when an upload never attached
@@ -183,6 +194,19 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     if not lo <= value <= hi:
         raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
     return value
+
+
+def _cidrs(name: str, raw: str) -> tuple[str, ...]:
+    out = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name} must be comma-separated CIDRs like 127.0.0.0/8, got {part!r}") from None
+    return tuple(out)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
@@ -429,6 +453,16 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         widget_identity_secret=env.get("WIDGET_IDENTITY_SECRET", "").strip() or None,
         widget_visitors_per_window=_int(env, "WIDGET_VISITORS_PER_WINDOW", 20, 1, 1_000_000),
         widget_visitor_window_seconds=_int(env, "WIDGET_VISITOR_WINDOW_SECONDS", 600, 1, 86_400),
+        event_retention_days=_float(env, "EVENT_RETENTION_DAYS", 7.0, 1.0, 3650.0),
+        webhook_retry_base_seconds=_float(env, "WEBHOOK_RETRY_BASE_SECONDS", 10.0, 0.01, 3600.0),
+        webhook_retry_for_seconds=_float(env, "WEBHOOK_RETRY_FOR_SECONDS", 86400.0, 1.0, 30 * 86400.0),
+        webhook_allow_private_networks=_cidrs(
+            "WEBHOOK_ALLOW_PRIVATE_NETWORKS", env.get("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "")
+        ),
+        webhook_timeout_seconds=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0, 0.1, 120.0),
+        webhook_workers=_int(env, "WEBHOOK_WORKERS", 16, 1, 256),
+        api_key_rate=_float(env, "API_KEY_RATE", 20.0, 0.1, 100_000.0),
+        api_key_burst=_int(env, "API_KEY_BURST", 100, 1, 1_000_000),
         attachment_max_bytes=_int(env, "ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, 1, 5 * 1024**3),
         attachments_per_message=_int(env, "ATTACHMENTS_PER_MESSAGE", 10, 1, 100),
         attachment_allowed_types=_attachment_types(env),

@@ -71,8 +71,8 @@ def test_the_serve_log_tells_start_and_stop_in_order_without_warnings(tmp_path: 
 
     # Start: the database is up and migrated, then the server says where it listens.
     assert first(messages, "starting chatserver") < first(messages, "starting embedded PostgreSQL")
-    assert first(messages, "starting embedded PostgreSQL") < first(messages, "applying 3 migration(s)")
-    assert first(messages, "applying 3 migration(s)") < first(messages, "listening on http://127.0.0.1:")
+    assert first(messages, "starting embedded PostgreSQL") < first(messages, "applying ")
+    assert first(messages, "applying ") < first(messages, "listening on http://127.0.0.1:")
     assert first(messages, "realtime:") < first(messages, "listening on")
     # Stop: said first, then the database stops, then the process is done.
     assert first(messages, "listening on") < first(messages, "stopping chatserver")

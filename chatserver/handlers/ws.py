@@ -43,6 +43,7 @@ from ..realtime.tickets import TICKET_TTL, issue_ws_ticket, redeem_ws_ticket
 from ..security import Identity
 from ..services import messages as message_service
 from ..services import tickets as ticket_service
+from ..services.api_keys import check_frame
 from ..services.attachments import parse_attachment_ids
 from ..services.hooks import AiControl
 from ..settings import Settings
@@ -350,6 +351,10 @@ class RoomSession:
         handler = self.HANDLERS.get(kind)
         if handler is None:
             self.reject("unknown_type", f"Unknown frame type {kind[:50]!r}", ref=ref)
+            return
+        refused = check_frame(self.who, kind)  # an API key sends only what its scopes allow
+        if refused is not None:
+            self.reject(refused.code, refused.message, ref=ref)
             return
         try:
             await handler(self, frame)
