@@ -42,6 +42,7 @@ def _chaos(*args: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.timeout(RUN_TIMEOUT + 120)
 def test_short_chaos_run_keeps_every_delivery_invariant() -> None:
     proc = _chaos("--short", "--seed", "11")
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -88,6 +89,21 @@ async def test_event_objects_are_shaped_as_rest_shows_them(
     assert set(event_ticket) == set(rest_ticket["ticket"]) == set(ticket_view(_Keys()))
     assert events[1]["data"]["message"] == rest_messages["messages"][0]
     assert set(events[1]["data"]["message"]) == set(message_view(_Keys()))
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["2026-12-03 12:00:00.154820+00", "2026-12-03 12:00:00+00", "2026-12-03 13:00:00.000001+01", None],
+)
+async def test_event_timestamps_are_spelled_as_rest_spells_them(client: TestClient, stamp: str | None) -> None:
+    # PostgreSQL's own JSON trims trailing zeros (.15482); REST (orjson) writes .154820.
+    pool = client.app[DB_POOL]
+    expression = events_db.json_object("t", ["created_at"])
+    row = await pool.fetchrow(
+        f"SELECT {expression} AS data, t.created_at FROM (SELECT $1::text::timestamptz AS created_at) t", stamp
+    )
+    assert row is not None
+    assert row["data"]["created_at"] == orjson.loads(orjson.dumps(row["created_at"]))
 
 
 class _Keys(dict[str, Any]):

@@ -40,7 +40,22 @@ def json_object(source: str, fields: list[str], prefix: str = "") -> str:
     """jsonb_build_object over `source`'s columns: the same keys views.py gives the row (the views
     of tickets and messages are their columns, by name; tests/test_integrations_events.py checks
     they stay so)."""
-    return "jsonb_build_object(" + ", ".join(f"'{f}', {source}.{prefix}{f}" for f in fields) + ")"
+    return "jsonb_build_object(" + ", ".join(f"'{f}', {_json_value(f'{source}.{prefix}{f}', f)}" for f in fields) + ")"
+
+
+def _json_value(column: str, field: str) -> str:
+    """A column as the REST answer writes it. Timestamps (the `*_at` columns) are spelled as orjson
+    spells a UTC datetime, `2026-12-03T12:00:00.154820+00:00` (the fraction left out when it is
+    zero), not as PostgreSQL's JSON does (`.15482`, trailing zeros trimmed): the same instant must
+    read the same in a webhook, the event feed and REST."""
+    if not field.endswith("_at"):
+        return column
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"CASE WHEN {column} IS NULL THEN NULL ELSE to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+        f"CASE WHEN date_part('microseconds', {column})::bigint % 1000000 = 0 THEN '' "
+        f"ELSE to_char({utc}, '.US') END || '+00:00' END"
+    )
 
 
 # The horizon: transactions below it have all ended, so the events below it are final.

@@ -85,8 +85,10 @@ class EventSignal:
         self._event = asyncio.Event()
 
     async def wait(self, timeout: float) -> None:
+        # asyncio.timeout: Python 3.11's wait_for can lose a cancellation (services/webhooks.py).
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
         except TimeoutError:
             pass  # time to read again anyway
 

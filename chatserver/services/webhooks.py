@@ -353,8 +353,12 @@ class WebhookDispatcher:
         self._wake.set()
 
     async def _sleep(self, seconds: float) -> None:
+        # asyncio.timeout, not asyncio.wait_for: on Python 3.11, wait_for loses a cancellation that
+        # arrives as the event is set (the wait returns normally), and this loop then ran on
+        # forever, holding the app's shutdown (tests hung in teardown about one run in five).
         try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         except TimeoutError:
             pass
         self._wake.clear()
