@@ -37,9 +37,11 @@ from ..security import Identity
 from ..services import tickets as ticket_service
 from ..settings import Settings
 from ..views import message_view, ticket_view
-from . import handoff, knowledge, limits, offline
+from . import handoff, limits, offline
+from .embedding import Embedder
 from .groq_client import GenerationError
-from .knowledge import Article
+from .handoff import HandoffDetector
+from .knowledge import Article, KnowledgeBase
 from .prompts import Prompt, PromptBuilder
 from .stream import DeltaBatcher, StreamOutcome, stream_chat
 from .tracker import ReplyTracker, TrackedReply, Watch
@@ -140,8 +142,12 @@ class AiService:
         publisher: Callable[[], Publisher],
         groq: AsyncGroq | None,
         instance_id: str | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.pool = pool
+        self.embedder = embedder or Embedder()
+        self.knowledge = KnowledgeBase(pool, self.embedder)
+        self.handoff = HandoffDetector(self.embedder)
         self.settings = settings
         self._publisher = publisher
         self.groq = groq
@@ -184,7 +190,7 @@ class AiService:
             return
         if message["author_kind"] != "customer" or not ticket["ai_enabled"]:
             return
-        if handoff.wants_human(message["body"]):
+        if await self.handoff.wants_human(message["body"]):
             await self.hand_off(ticket["id"], "customer_asked", handoff.CUSTOMER_ASKED)
             return
         self._spawn(ticket, REPLY, message, supersede=True, client_address=client_address)
@@ -475,7 +481,7 @@ class AiService:
                 )
             )
             rows = group.create_task(history)
-            articles = group.create_task(knowledge.search(self.pool, gen.kb_query, settings.ai_kb_articles))
+            articles = group.create_task(self.knowledge.search(gen.kb_query, settings.ai_kb_articles))
         return started.result(), [message_view(r) for r in rows.result()], articles.result()
 
     async def _heartbeat(self, gen: Generation) -> None:
