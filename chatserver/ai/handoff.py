@@ -100,7 +100,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             rf"{_DET}{_HUMAN}\b",
         ),
         # German: "mit einem Mitarbeiter sprechen", "verbinden Sie mich mit dem Kundenservice"
-        ("de_sprechen", rf"\bmit\s+{_DET}{_HUMAN}\s+(?:\w+\s+)?(?:sprechen|reden|chatten|verbunden)\b"),
+        ("de_sprechen", rf"\bmit\s+{_DET}{_HUMAN}\s+(?:\w+\s+)?(?:sprechen|reden|chatten|verbunden|verbinden|schreiben)\b"),
         (
             "de_verbinden",
             rf"\b(?:verbinden|verbinde|weiterleiten|leiten)\s+(?:sie\s+)?(?:mich\s+)?(?:bitte\s+)?(?:mit|an|zu)\s+{_DET}{_HUMAN}\b",
@@ -110,8 +110,9 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("es_hablar", rf"\b(?:hablar|chatear|conversar|comunicarme)\s+con\s+{_DET}{_HUMAN}\b"),
         (
             "es_pasame",
-            rf"\b(?:pasame|paseme|pasenme|comunicame|comuniqueme|transfiereme|transfierame|conectame|conecteme|"
-            rf"ponme|pongame)\s+(?:con\s+)?{_DET}{_HUMAN}\b",
+            rf"\b(?:(?:pasame|paseme|pasenme|comunicame|comuniqueme|transfiereme|transfierame|conectame|conecteme|"
+            rf"ponme|pongame)|me (?:pasas|pasa|pasan|comunicas|comunica|transfieres|transfiere|conectas|conecta|pones|"
+            rf"pone))\s+(?:con\s+)?{_DET}{_HUMAN}\b",
         ),
         ("es_quiero", rf"\b(?:quiero|necesito|quisiera|me gustaria)\s+{_DET}{_HUMAN}\b"),
     )
