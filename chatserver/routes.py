@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .handlers import admin, ai, auth, console, docs, health, metrics, pages, tickets, widget, ws
+from .handlers import admin, admin_kb, ai, auth, console, docs, health, metrics, pages, tickets, widget, ws
 
 
 def setup_routes(app: web.Application) -> None:
@@ -34,6 +34,12 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/admin/users/{user_id}/disable", admin.disable_user, name="admin-user-disable")
     r.add_post("/admin/users/{user_id}/enable", admin.enable_user, name="admin-user-enable")
     r.add_post("/admin/users/{user_id}/password", admin.reset_password, name="admin-user-password")
+    # Knowledge-base management (admins only).
+    r.add_get("/admin/kb/articles", admin_kb.list_articles, name="admin-kb-list")
+    r.add_post("/admin/kb/articles", admin_kb.create_article, name="admin-kb-create")
+    r.add_get("/admin/kb/articles/{article_id}", admin_kb.get_article, name="admin-kb-get")
+    r.add_patch("/admin/kb/articles/{article_id}", admin_kb.update_article, name="admin-kb-update")
+    r.add_delete("/admin/kb/articles/{article_id}", admin_kb.delete_article, name="admin-kb-delete")
 
     r.add_get("/healthz", health.healthz, name="healthz")
     r.add_get("/readyz", health.readyz, name="readyz")

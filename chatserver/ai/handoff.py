@@ -100,7 +100,10 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             rf"{_DET}{_HUMAN}\b",
         ),
         # German: "mit einem Mitarbeiter sprechen", "verbinden Sie mich mit dem Kundenservice"
-        ("de_sprechen", rf"\bmit\s+{_DET}{_HUMAN}\s+(?:\w+\s+)?(?:sprechen|reden|chatten|verbunden|verbinden|schreiben)\b"),
+        (
+            "de_sprechen",
+            rf"\bmit\s+{_DET}{_HUMAN}\s+(?:\w+\s+)?(?:sprechen|reden|chatten|verbunden|verbinden|schreiben)\b",
+        ),
         (
             "de_verbinden",
             rf"\b(?:verbinden|verbinde|weiterleiten|leiten)\s+(?:sie\s+)?(?:mich\s+)?(?:bitte\s+)?(?:mit|an|zu)\s+{_DET}{_HUMAN}\b",
