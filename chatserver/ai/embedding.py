@@ -79,12 +79,19 @@ class Embedder:
     async def embed_many(self, texts: list[str]) -> Vectors:
         return await asyncio.get_running_loop().run_in_executor(None, self.embed, texts)
 
+    def cached(self, text: str) -> Vectors | None:
+        """The question's vector if it was embedded recently (no executor hop then)."""
+        key = text[:MAX_EMBED_CHARS]
+        vector = self._cache.get(key)
+        if vector is not None:
+            self._cache.move_to_end(key)
+        return vector
+
     async def embed_query(self, text: str) -> Vectors:
         """The vector of one question (1-D), cached by its text."""
         key = text[:MAX_EMBED_CHARS]
-        cached = self._cache.get(key)
+        cached = self.cached(key)
         if cached is not None:
-            self._cache.move_to_end(key)
             return cached
         vector: Vectors = (await self.embed_many([key]))[0]
         self._cache[key] = vector

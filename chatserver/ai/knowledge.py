@@ -250,12 +250,17 @@ class KnowledgeBase:
         if not question.strip() or limit <= 0:
             return []
         text = question[:2000]
-        async with asyncio.TaskGroup() as group:
-            fts = group.create_task(kb_db.search_chunks(self.pool, text, CANDIDATES))
-            vector = group.create_task(self.embedder.embed_query(text))
-        version, fts_ids = fts.result()
+        vector = self.embedder.cached(text)
+        if vector is not None:
+            version, fts_ids = await kb_db.search_chunks(self.pool, text, CANDIDATES)
+        else:
+            # The question is embedded (in the executor) while PostgreSQL runs the full-text query.
+            async with asyncio.TaskGroup() as group:
+                fts = group.create_task(kb_db.search_chunks(self.pool, text, CANDIDATES))
+                embedded = group.create_task(self.embedder.embed_query(text))
+            (version, fts_ids), vector = fts.result(), embedded.result()
         await self.refresh(version)
-        return self.rank(fts_ids, vector.result(), limit)
+        return self.rank(fts_ids, vector, limit)
 
     async def refresh(self, version: int | None = None) -> None:
         """Reload the vectors unless they are already at `version` (None: read it first)."""
