@@ -22,6 +22,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -220,6 +221,46 @@ def wants_human(text: str) -> bool:
     return decided is not None and decided.handoff
 
 
+# With a Groq key the model may decide too: it is offered this tool (Groq tool calling) on every
+# customer-facing reply, and a call hands the ticket over (docs/ai.md).
+HANDOFF_TOOL_NAME = "handoff_to_human"
+HANDOFF_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": HANDOFF_TOOL_NAME,
+        "description": (
+            "Hand this conversation to a human support agent. Call it when the customer asks for a "
+            "person in any words, or needs something only a person can do (a refund outside policy, "
+            "a change to an order or account that the articles do not let them make), or is upset "
+            "and not helped by your answers. Do not call it for questions about whether you are a "
+            "bot: answer those."
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "reason": {"type": "string", "description": "One short sentence for the agent: why a person is needed."}
+            },
+            "required": ["reason"],
+        },
+    },
+}
+
+
+def handoff_call(tool_calls: list[dict[str, str]]) -> str | None:
+    """The reason given by the model's handoff_to_human call, if it made one ("" without a
+    readable reason: a malformed argument does not stop the handoff the model asked for)."""
+    for call in tool_calls:
+        if call.get("name") != HANDOFF_TOOL_NAME:
+            continue
+        try:
+            arguments = json.loads(call.get("arguments") or "{}")
+        except ValueError:
+            return ""
+        reason = arguments.get("reason") if isinstance(arguments, dict) else None
+        return reason[:500] if isinstance(reason, str) else ""
+    return None
+
+
 CUSTOMER_ASKED = (
     "I'm passing you to a human agent now. They'll see everything we've discussed and reply here as soon as they can."
 )
@@ -238,4 +279,8 @@ AI_BUSY = (
 AI_UNAVAILABLE = (
     "I can't answer automatically right now, so I'm handing this conversation to a human agent, who "
     "will reply here as soon as they can."
+)
+AI_DECIDED = (
+    "I'm passing you to a human agent, who can help with this better than I can. They'll see everything "
+    "we've discussed and reply here as soon as they can."
 )

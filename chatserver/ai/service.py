@@ -539,10 +539,12 @@ class AiService:
                     max_tokens=settings.ai_max_reply_tokens,
                     temperature=settings.ai_temperature,
                     on_text=gen.add,
+                    tools=[handoff.HANDOFF_TOOL] if gen.kind == REPLY else None,
                 )
             else:
                 outcome = await offline.stream_text(self._offline_text(gen, prompt), gen.add)
-            if not gen.text.strip():
+            model_handoff = handoff.handoff_call(outcome.tool_calls) if gen.kind == REPLY else None
+            if model_handoff is None and not gen.text.strip():
                 raise GenerationError(
                     "ai_empty_reply", "The AI service sent an empty reply; try again.", retryable=True
                 )
@@ -551,7 +553,33 @@ class AiService:
             await self._fail(gen, err, prompt)
             return
         await gen.batcher.finish()
+        if model_handoff is not None:
+            await self._model_handoff(gen, outcome, prompt, model_handoff, time.monotonic() - began)
+            return
         await self._complete(gen, outcome, prompt, time.monotonic() - began)
+
+    async def _model_handoff(
+        self, gen: Generation, outcome: StreamOutcome, prompt: Prompt, reason: str, seconds: float
+    ) -> None:
+        """The model called handoff_to_human: what it said first (if anything) is stored as its
+        reply, an empty reply is cancelled, and the ticket goes to a person."""
+        if gen.text.strip():
+            await self._complete(gen, outcome, prompt, seconds)
+        else:
+            usage = outcome.usage or {}
+            if usage:
+                await ai_db.add_usage(
+                    self.pool,
+                    gen.ticket_id,
+                    replies=0,
+                    prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                    completion_tokens=int(usage.get("completion_tokens") or 0),
+                    total_tokens=int(usage.get("total_tokens") or 0),
+                )
+            await self._settle(gen)
+            await self._publish(events.ai_cancelled(gen.ticket_id, str(gen.reply_id), REPLY, "handoff"))
+        log.info("AI reply %s for ticket %s: the model handed off (%s)", gen.reply_id, gen.ticket_id, reason)
+        await self.hand_off(gen.ticket_id, "ai_decided", handoff.AI_DECIDED, current=gen)
 
     async def _send_delta(self, gen: Generation, offset: int, text: str) -> None:
         if gen.cancel_reason is not None:
