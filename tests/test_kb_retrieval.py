@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from chatserver.__main__ import main
 from chatserver.ai.embedding import DIMENSIONS, Embedder
-from chatserver.ai.fake_groq import FakeGroq, Script
+from chatserver.ai.fake_groq import FakeGroq, Script, ToolCall
 from chatserver.ai.knowledge import KnowledgeBase, load_sample_once, read_kb_dir, split_sections, store_articles
 from chatserver.keys import AI_SERVICE, DB_POOL
 from chatserver.settings import SAMPLE_KB_DIR, Settings
@@ -163,3 +163,56 @@ async def test_embedding_a_question_twice_uses_the_cache() -> None:
     first = await embedder.embed_query("where is my order")
     assert await embedder.embed_query("where is my order") is first
     await asyncio.sleep(0)
+
+
+def _eval_env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path, fake: FakeGroq) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("CHATSERVER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("GROQ_API_KEY", "gsk_test_fake_key")
+    monkeypatch.setenv("GROQ_BASE_URL", fake.base_url)
+    monkeypatch.setenv("GROQ_MAX_RETRIES", "0")
+
+
+async def test_with_a_groq_key_eval_ai_checks_the_models_answers(
+    fake_groq: FakeGroq,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from chatserver.ai.evaluate import load_set
+
+    _eval_env(monkeypatch, database_url, tmp_path, fake_groq)
+    answers = load_set("answers")
+    # A model that answers from the articles, and hands off what they do not cover.
+    fake_groq.push(*(Script(text=f"Good news: {case['facts'][0]}.") for case in answers["answerable"]))
+    fake_groq.push(
+        *(
+            Script(text="", tool_calls=[ToolCall("handoff_to_human", '{"reason": "not covered"}')])
+            for _ in answers["unanswerable"]
+        )
+    )
+    code = await asyncio.get_running_loop().run_in_executor(None, main, ["eval-ai"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "grounded" in out and "cites_right" in out and "offers_human" in out
+    # Every request carried the prompt a real reply has: the articles, and the handoff tool.
+    assert len(fake_groq.requests) == len(answers["answerable"]) + len(answers["unanswerable"])
+    assert "60 days" in fake_groq.requests[0].body["messages"][0]["content"]
+    assert fake_groq.requests[0].body["tools"][0]["function"]["name"] == "handoff_to_human"
+
+
+async def test_eval_ai_fails_when_the_model_invents_answers(
+    fake_groq: FakeGroq,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _eval_env(monkeypatch, database_url, tmp_path, fake_groq)
+    fake_groq.default = Script(text="Sure, that is possible.")  # never grounded, never offers a person
+    code = await asyncio.get_running_loop().run_in_executor(None, main, ["eval-ai"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "offers_human" in out
+    assert "below threshold: answers: grounded" in err and "below threshold: answers: offers_human" in err

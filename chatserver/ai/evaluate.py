@@ -1,7 +1,9 @@
 """`python -m chatserver eval-ai`: the shipped evaluation sets (chatserver/ai/evalsets/), scored:
 retrieval (hit@1, hit@3, MRR) on the sample knowledge base, and the local handoff detector
 (recall on requests for a human, false-positive rate on look-alikes), each on a set written
-alongside the system and on a held-out paraphrase set. Thresholds live in evalsets/thresholds.json."""
+alongside the system and on held-out paraphrase sets; with a Groq key, the model's answers
+(grounded, cited, offering a person when the articles do not answer). Thresholds live in
+evalsets/thresholds.json."""
 
 from __future__ import annotations
 
@@ -12,10 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from groq import AsyncGroq
+
 from ..settings import Settings
+from . import handoff
 from .embedding import Embedder
+from .groq_client import create_groq_client
 from .handoff import HandoffDetector
 from .knowledge import KnowledgeBase, read_kb_dir, store_articles
+from .prompts import PromptBuilder
+from .stream import stream_chat
 
 EVALSETS = Path(__file__).resolve().parent / "evalsets"
 
@@ -105,6 +113,60 @@ async def evaluate_handoff(detector: HandoffDetector, name: str) -> Result:
     )
 
 
+async def evaluate_answers(kb: KnowledgeBase, client: AsyncGroq, settings: Settings, name: str = "answers") -> Result:
+    """Ask the model each question with the prompt a real reply would have (no history but the
+    question) and check its answer: grounded, cites the right article, offers a person when the
+    articles do not answer."""
+    data = load_set(name)
+    builder = PromptBuilder(
+        product_name=settings.ai_product_name, history_token_budget=settings.ai_history_token_budget
+    )
+    offers = [w.lower() for w in data["offers_human"]]
+    misses: list[str] = []
+
+    async def reply(question: str) -> tuple[str, list[dict[str, Any]], bool]:
+        articles = await kb.search(question, settings.ai_kb_articles)
+        ticket = {"subject": question[:80], "description": "", "status": "open", "priority": "normal"}
+        message = {"author_kind": "customer", "visibility": "public", "body": question, "metadata": {}}
+        prompt = builder.reply(ticket, {"name": "Customer"}, [message], articles)
+        pieces: list[str] = []
+        outcome = await stream_chat(
+            client,
+            model=settings.groq_model,
+            messages=prompt.messages,
+            max_tokens=settings.ai_max_reply_tokens,
+            temperature=0.0,
+            on_text=pieces.append,
+            tools=[handoff.HANDOFF_TOOL],
+        )
+        return "".join(pieces), prompt.citations, handoff.handoff_call(outcome.tool_calls) is not None
+
+    grounded = cited = offered = 0
+    for case in data["answerable"]:
+        text, citations, _ = await reply(case["question"])
+        if any(f.lower() in text.lower() for f in case["facts"]):
+            grounded += 1
+        else:
+            misses.append(f"not grounded: {case['question']!r}: {text[:120]!r}")
+        if case["slug"] in [c["slug"] for c in citations]:
+            cited += 1
+        else:
+            misses.append(f"wrong citations: {case['question']!r}: {[c['slug'] for c in citations]}")
+    for question in data["unanswerable"]:
+        text, _, called = await reply(question)
+        if called or any(w in text.lower() for w in offers):
+            offered += 1
+        else:
+            misses.append(f"no human offered: {question!r}: {text[:120]!r}")
+    answerable, unanswerable = len(data["answerable"]), len(data["unanswerable"])
+    metrics = {
+        "grounded": grounded / answerable,
+        "cites_right": cited / answerable,
+        "offers_human": offered / unanswerable,
+    }
+    return Result(name, answerable + unanswerable, metrics, misses)
+
+
 def format_table(results: list[Result]) -> str:
     rows = [("set", "cases", "metric", "value")]
     for r in results:
@@ -154,7 +216,15 @@ def run_evals(server_url: str, settings: Settings, out: Callable[[str], None], *
         try:
             embedder = Embedder()
             await store_articles(pool, read_kb_dir(SAMPLE_KB_DIR), embedder=embedder)
-            return await run_offline_evals(KnowledgeBase(pool, embedder), HandoffDetector(embedder))
+            kb = KnowledgeBase(pool, embedder)
+            results = await run_offline_evals(kb, HandoffDetector(embedder))
+            client = create_groq_client(settings)
+            if client is not None:
+                try:
+                    results.append(await evaluate_answers(kb, client, settings))
+                finally:
+                    await client.close()
+            return results
         finally:
             await pool.close()
 
@@ -162,8 +232,6 @@ def run_evals(server_url: str, settings: Settings, out: Callable[[str], None], *
         apply_migrations(url)
         results = asyncio.run(measure(url))
     failures = report(results, out, verbose=verbose)
-    if settings.groq_api_key:
-        out("answer checks with Groq: not implemented yet (docs/ai.md, What is left)")
-    else:
+    if not settings.groq_api_key:
         out("answer checks: skipped (no GROQ_API_KEY)")
     return failures
