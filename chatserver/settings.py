@@ -233,10 +233,10 @@ SAMPLE_KB_DIR = Path(__file__).resolve().parent.parent / "kb"
 
 def _kb_sample_dir(env: Mapping[str, str], environment: str) -> Path | None:
     """KB_SAMPLE_DIR: a folder, or empty for none; unset: kb/ in development, none otherwise."""
-    if "KB_SAMPLE_DIR" not in env:
+    value = env.get("KB_SAMPLE_DIR")
+    if value is None:
         return SAMPLE_KB_DIR if environment == "development" else None
-    value = env["KB_SAMPLE_DIR"].strip()
-    return Path(value).expanduser() if value else None
+    return Path(value.strip()).expanduser() if value.strip() else None
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 
 from chatserver.ai.offline import LABEL
 from chatserver.keys import DB_POOL
-from chatserver.settings import SAMPLE_KB_DIR, Settings
+from chatserver.settings import SAMPLE_KB_DIR, Settings, load_settings
 
 from .conftest import MakeUser, create_ticket
 from .fake_groq import EventLog, _events_log, ai_settings  # noqa: F401  (_events_log: a fixture)
@@ -48,3 +50,12 @@ async def test_the_offline_responder_answers_the_demo_shops_questions(
     assert resp.status == 201
     body = (await events_log.wait_type("ai.completed"))[0]["message"]["body"]
     assert body.startswith(LABEL) and f"**{title}**" in body, body
+
+
+def test_the_sample_folder_defaults_to_kb_in_development_only(tmp_path: Path) -> None:
+    base = {"CHATSERVER_DATA_DIR": str(tmp_path), "SECRET_KEY": "k" * 40}
+    assert load_settings(base, read_dotenv=False).kb_sample_dir == SAMPLE_KB_DIR
+    assert load_settings({**base, "KB_SAMPLE_DIR": ""}, read_dotenv=False).kb_sample_dir is None
+    assert load_settings({**base, "KB_SAMPLE_DIR": str(tmp_path)}, read_dotenv=False).kb_sample_dir == tmp_path
+    production = {**base, "CHATSERVER_ENV": "production"}
+    assert load_settings(production, read_dotenv=False).kb_sample_dir is None

@@ -263,13 +263,15 @@ class KnowledgeBase:
         return self.rank(fts_ids, vector, limit)
 
     async def refresh(self, version: int | None = None) -> None:
-        """Reload the vectors unless they are already at `version` (None: read it first)."""
+        """Reload the vectors unless they are already at `version` (None: read it first). Any
+        difference reloads, not only a newer version: a restored or re-created database starts
+        its count again."""
         if version is None:
             version = await kb_db.kb_version(self.pool)
-        if self._index.version >= version:
+        if self._index.version == version:
             return
         async with self._lock:
-            if self._index.version >= version:
+            if self._index.version == version:
                 return
             await self._index_missing()
             loaded, rows = await kb_db.load_chunks(self.pool)
