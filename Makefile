@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench chaos fuzz install clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m chatserver serve
 
+# Ctrl-C or a SIGTERM (make passes it on) stops pytest, which first tears down what the tests
+# started: the embedded PostgreSQL, redis-server, server processes (tests/conftest.py).
 test: $(STAMP)
-	$(PY) -m ruff check chatserver tests bench
-	$(PY) -m ruff format --check chatserver tests bench
+	$(PY) -m ruff check chatserver tests bench chaos
+	$(PY) -m ruff format --check chatserver tests bench chaos
 	$(PY) -m mypy
 	$(PY) -m pytest
 
@@ -31,9 +33,22 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) -m bench.run_all $(BENCH_ARGS)
 
+# Fault injection against two instances, a private PostgreSQL and a private Redis (it restarts them;
+# never the machine's), checking the delivery invariants after each fault (docs/architecture.md,
+# "Chaos suite"). The full matrix takes about 3.5 minutes; `CHAOS_ARGS=--short` is the CI subset.
+chaos: $(STAMP)
+	$(PY) -m chaos $(CHAOS_ARGS)
+
+# schemathesis with its default checks against a real server on a fresh database (DATABASE_URL's
+# server, else an embedded PostgreSQL), signed in as a customer and as an agent, FUZZ_SECONDS each;
+# fails on any finding, and on any traceback, ERROR line or 5xx in the server's log (docs/operations.md).
+FUZZ_SECONDS ?= 300
+fuzz: $(STAMP)
+	$(PY) -m tests.fuzzing --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
+
 lint: $(STAMP)
-	$(PY) -m ruff check chatserver tests bench
-	$(PY) -m ruff format --check chatserver tests bench
+	$(PY) -m ruff check chatserver tests bench chaos
+	$(PY) -m ruff format --check chatserver tests bench chaos
 	$(PY) -m mypy
 
 clean:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from chatserver.ai.embedding import Embedder
-from chatserver.ai.knowledge import CANDIDATES, KnowledgeBase, read_kb_dir, store_articles
+from chatserver.ai.knowledge import CANDIDATES, KnowledgeBase, ParsedArticle, read_kb_dir, store_articles
 from chatserver.db import kb as kb_db
 from chatserver.db.pool import create_pool
 
@@ -63,7 +63,9 @@ async def measure(url: str, copies: int, n: int) -> list[dict[str, Any]]:
         for size, articles in (("sample", sample), (f"sample x{copies}", None)):
             if articles is None:
                 articles = [
-                    (f"{slug}-{i}", f"{title} ({i})", body) for i in range(copies) for slug, title, body in sample
+                    ParsedArticle(f"{a.slug}-{i}", f"{a.title} ({i})", a.body, a.url)
+                    for i in range(copies)
+                    for a in sample
                 ]
             await pool.execute("DELETE FROM kb_articles")
             await store_articles(pool, articles, embedder=embedder)

@@ -4,7 +4,10 @@ customer and an agent). Steps up the rate and reports the highest one held with 
 then a closed-loop run (each customer sends its next message when the previous one is acked).
 
     python -m bench.throughput [--rooms 256] [--rates 1000 2000 2500 3000 4000 5000 6000] [--duration 10]
-                               [--pool 10] [--workers 2] [--closed-duration 10]
+                               [--pool 10] [--workers 2] [--closed-duration 10] [--webhooks 3]
+
+--webhooks N registers N webhook endpoints for message.created (a sink process answering 204) so
+webhook delivery runs during the measurement (issue 16: delivery must not slow the message path).
 
 Latency: the sender stamps the send time into client_id; "ack" is send -> ack at the sender,
 "delivery" is send -> message.created at the agent.
@@ -14,13 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 import orjson
 
 from .common import (
+    HOST,
     Agent,
     CpuMeter,
     Customer,
@@ -29,12 +36,14 @@ from .common import (
     base_parser,
     bench_database,
     emit,
+    free_port,
     header,
     install_signal_handlers,
     latency_summary,
     print_rows,
     processes,
     seed,
+    wait_for_port,
 )
 from .workers import (
     Participant,
@@ -274,7 +283,12 @@ def run(args: Any) -> dict[str, Any]:
             # a message (every message bumps last_activity_at, which several indexes carry)?
             drop_indexes(url, args.drop_index)
         env = {**SERVER_ENV, "DB_POOL_MIN": args.pool, "DB_POOL_MAX": args.pool}
-        with ServerProcess(url, **env) as server:
+        sink_stack = contextlib.ExitStack()
+        if args.webhooks:
+            sink_url = sink_stack.enter_context(webhook_sink())
+            register_webhooks(url, sink_url, args.webhooks)
+            env["WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = "127.0.0.0/8"
+        with sink_stack, ServerProcess(url, **env) as server:
             plan = room_plan(customers, agents, (server.ws_base, server.ws_base), args.agents_per_room)
             configs = [{"rooms": part} for part in split(plan, args.workers)]
             with WorkerPool(MessagingWorker, configs) as pool:
@@ -298,12 +312,53 @@ def run(args: Any) -> dict[str, Any]:
                     rows.append(row)
                     print_rows([row])
             warnings = server.warnings()
+            if args.webhooks:
+                print(f"webhook deliveries: {delivery_counts(url)}", flush=True)
     print(f"highest rate held (ack p99 <= {ACK_P99_TARGET_MS:.0f} ms): {best:,.0f} msg/s   target: >= 2,500 msg/s")
     if warnings:
         print(f"server logged {len(warnings)} warning(s), e.g.: {warnings[0][:200]}")
     result = {"pool": args.pool, "rooms": args.rooms, "best_held_per_s": best, "steps": rows}
     emit("throughput", result, args.json)
     return result
+
+
+@contextlib.contextmanager
+def webhook_sink() -> Iterator[str]:
+    """bench/webhook_sink.py in a process of its own; yields its URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.webhook_sink", "--port", str(port)])
+    try:
+        wait_for_port(port, proc=proc)
+        yield f"http://{HOST}:{port}/hook"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def register_webhooks(url: str, sink_url: str, count: int) -> None:
+    """`count` active endpoints for message.created, straight into the benchmark database."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for i in range(count):
+            conn.execute(
+                "INSERT INTO webhook_endpoints (url, event_types, secret) VALUES (%s, %s, %s)",
+                (f"{sink_url}?n={i}", ["message.created"], "whsec_" + "A" * 44),
+            )
+    print(f"{count} webhook endpoint(s) for message.created -> {sink_url}")
+
+
+def delivery_counts(url: str) -> dict[str, int]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT status, count(*) FROM webhook_deliveries GROUP BY status").fetchall()
+        undispatched = conn.execute(
+            "SELECT count(*) FROM events e, event_positions p WHERE (e.xid, e.id) > (p.dispatched_xid, p.dispatched_id)"
+        ).fetchone()
+    counts = {str(status): int(n) for status, n in rows}
+    counts["events_not_fanned_out"] = int(undispatched[0]) if undispatched else 0
+    return counts
 
 
 def drop_indexes(url: str, names: list[str]) -> None:
@@ -329,6 +384,7 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--pool", type=int, default=10, help="the server's DB_POOL_MAX")
     parser.add_argument("--workers", type=int, default=2, help="client processes")
     parser.add_argument("--stop-early", action="store_true", help="stop stepping at the first rate not held")
+    parser.add_argument("--webhooks", type=int, default=0, help="webhook endpoints delivering message.created")
     parser.add_argument(
         "--drop-index",
         nargs="*",

@@ -1,4 +1,5 @@
-"""Command line: serve (default), migrate, create-user, set-role, disable-user, enable-user, load-kb, eval-ai."""
+"""Command line: serve (default), migrate, create-user, set-role, disable-user, enable-user, load-kb,
+eval-ai, check-config."""
 
 from __future__ import annotations
 
@@ -35,17 +36,25 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # Windows, or uvloop not installed: the default loop works too
         pass
+    from . import __version__
+
+    log.info("starting chatserver %s (%s)", __version__, "production" if settings.production else "development")
     before, after = raise_fd_limit()
     if after != before:
         log.info("open-file limit raised from %d to %d", before, after)
     app = create_app(settings)
-    log.info("listening on http://%s:%d", settings.host, settings.port)
+
+    def listening(_banner: str) -> None:
+        # run_app calls this once every site is bound, after start-up (database, migrations,
+        # Redis) is done: only now can clients connect.
+        log.info("listening on http://%s:%d", settings.host, settings.port)
+
     # AccessLogger: aiohttp's default access log writes query strings, and so any token in them.
     web.run_app(
         app,
         host=settings.host,
         port=settings.port,
-        print=None,
+        print=listening,
         shutdown_timeout=10,
         access_log_class=AccessLogger,
         # aiohttp has no header-read timeout of its own, but its keep-alive timer also runs from
@@ -53,6 +62,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # so this bounds how long headers may dribble in (slowloris) as well as idle keep-alive.
         keepalive_timeout=settings.http_header_timeout,
     )
+    log.info("chatserver stopped")
+    return 0
+
+
+def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
+    """Settings were loaded and validated before we got here; say so. docker-compose.yml runs this
+    once before the app, so a configuration error stops there instead of in a restart loop."""
+    log.info("configuration ok")
     return 0
 
 
@@ -158,7 +175,11 @@ def cmd_load_kb(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: {folder} is not a folder", file=sys.stderr)
         return 2
 
-    articles = read_kb_dir(folder)
+    try:
+        articles = read_kb_dir(folder)
+    except ValueError as err:  # a malformed front matter: name the file, load nothing
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     async def run(url: str) -> dict[str, int]:
         pool = await create_pool(url, 1, 2)
@@ -210,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     load_kb.add_argument("--prune", action="store_true", help="also delete articles whose file is gone")
     eval_ai = sub.add_parser("eval-ai", help="score retrieval and handoff detection on the shipped evaluation sets")
     eval_ai.add_argument("--verbose", action="store_true", help="also list every case it got wrong")
+    sub.add_parser("check-config", help="validate the settings (environment and .env), start nothing")
     args = parser.parse_args(argv)
 
     from .logs import log_format_from_environment, setup_logging
@@ -219,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigError as err:
+        # Exit code 2: a restart cannot fix this, only a changed setting can (docs/operations.md).
         log.error("configuration error: %s", err)
         return 2
     setup_logging(settings.log_format, settings.log_level)
@@ -231,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         "enable-user": cmd_account_change,
         "load-kb": cmd_load_kb,
         "eval-ai": cmd_eval_ai,
+        "check-config": cmd_check_config,
     }
     return handlers[args.command or "serve"](settings, args)
 

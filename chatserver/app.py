@@ -13,15 +13,18 @@ from .ai.setup import ai_ctx
 from .db.embedded import embedded_postgres
 from .db.message_writer import MessageWriter
 from .db.migrate import apply_migrations
-from .db.pool import create_pool
+from .db.pool import DatabaseHealth, create_pool
 from .handlers.identity import bearer_identity_middleware
 from .handlers.pages import setup_templates
 from .keys import (
     ACCESS_CACHE,
     ACCESS_WATCHER,
+    API_KEYS,
     BCRYPT_ROUNDS,
+    DB_HEALTH,
     DB_POOL,
     DB_URL,
+    EVENT_SIGNAL,
     HUB,
     LOGIN_THROTTLE,
     MESSAGE_HOOK,
@@ -33,19 +36,24 @@ from .keys import (
     SETTINGS,
     SIGNUP_THROTTLE,
     SOCKET_LIMITS,
+    WEBHOOKS,
     WIDGET_THROTTLE,
 )
 from .metrics import HttpMetrics, create_registry
 from .middleware import echo_request_id, request_middleware
+from .realtime.events import Event
 from .realtime.publisher import NullPublisher
 from .realtime.setup import close_sockets_on_shutdown, realtime_ctx
 from .routes import setup_routes
 from .security import DEFAULT_BCRYPT_ROUNDS
 from .services.access import AccessCache, AccessWatcher
+from .services.api_keys import ApiKeys
 from .services.hooks import no_hook
+from .services.outbox import EventSignal, retention_loop
 from .services.passwords import PasswordLanes, lane_sizes
 from .services.socket_limits import SocketLimits
 from .services.throttle import LoginThrottle, SendBudget, Throttle
+from .services.webhooks import TargetGuard, WebhookDispatcher
 from .settings import Settings
 from .web_session import console_session_middleware
 
@@ -56,21 +64,30 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     """Embedded PostgreSQL when DATABASE_URL is unset, then migrations, then the pool."""
     settings = app[SETTINGS]
     loop = asyncio.get_running_loop()
-    with ExitStack() as stack:
+    stack = ExitStack()
+    try:
         url = settings.database_url
         if url is None:
             # pgserver blocks while initdb/pg_ctl run: keep it off the event loop.
             cm = embedded_postgres(settings.data_dir)
             url = await loop.run_in_executor(None, stack.enter_context, cm)
-            stack.callback(log.info, "embedded PostgreSQL stopped")
         await loop.run_in_executor(None, apply_migrations, url)
         app[DB_URL] = url
-        pool = await create_pool(url, settings.db_pool_min, settings.db_pool_max)
+        pool = await create_pool(
+            url,
+            settings.db_pool_min,
+            settings.db_pool_max,
+            acquire_timeout=settings.db_acquire_timeout,
+            health=app[DB_HEALTH],
+        )
         app[DB_POOL] = pool
         try:
             yield
         finally:
             await pool.close()
+    finally:
+        # Stopping it (pg_ctl stop) blocks too; embedded.py logs before and after.
+        await loop.run_in_executor(None, stack.close)
 
 
 async def access_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -86,6 +103,49 @@ async def access_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await watcher.close()
+
+
+async def integrations_ctx(app: web.Application) -> AsyncIterator[None]:
+    """API keys, the event feed's wake-ups, event retention and webhook delivery
+    (docs/integrations.md); after realtime and access: it observes the hub and uses the cache."""
+    settings = app[SETTINGS]
+    pool = app[DB_POOL]
+    keys = ApiKeys(
+        pool,
+        app[ACCESS_CACHE],
+        ttl=settings.account_cache_seconds,
+        rate=settings.api_key_rate,
+        burst=settings.api_key_burst,
+    )
+    app[API_KEYS] = keys
+    signal = EventSignal()
+    app[EVENT_SIGNAL] = signal
+    webhooks = WebhookDispatcher(
+        pool,
+        TargetGuard.from_cidrs(settings.webhook_allow_private_networks),
+        retry_base=settings.webhook_retry_base_seconds,
+        timeout=settings.webhook_timeout_seconds,
+        workers=settings.webhook_workers,
+        retry_for=settings.webhook_retry_for_seconds,
+    )
+    app[WEBHOOKS] = webhooks
+
+    def wake(event: Event) -> None:
+        signal.observe(event)
+        webhooks.nudge()
+
+    app[HUB].add_observer(wake)
+    webhooks.start()
+    retention = asyncio.get_running_loop().create_task(
+        retention_loop(pool, settings.event_retention_days), name="event-retention"
+    )
+    try:
+        yield
+    finally:
+        retention.cancel()
+        await asyncio.gather(retention, return_exceptions=True)
+        await webhooks.close()
+        await keys.close()
 
 
 async def password_lanes_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -108,6 +168,10 @@ async def message_writer_ctx(app: web.Application) -> AsyncIterator[None]:
         await writer.close()
 
 
+async def log_stopping(app: web.Application) -> None:
+    log.info("stopping chatserver: closing connections")
+
+
 def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS) -> web.Application:
     registry = create_registry()
     # Outermost first. request_middleware (request id, errors, metrics) wraps everything, so an
@@ -115,12 +179,13 @@ def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS
     # console's requests (web_session.py); bearer tokens are checked against their account before
     # the handler runs (handlers/identity.py).
     middlewares = [
-        request_middleware(HttpMetrics(registry)),
+        request_middleware(HttpMetrics(registry), settings.trusted_proxies),
         console_session_middleware(settings),
         bearer_identity_middleware(),
     ]
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[DB_HEALTH] = DatabaseHealth()
     app[METRICS_REGISTRY] = registry
     app.on_response_prepare.append(echo_request_id)
     app[BCRYPT_ROUNDS] = bcrypt_rounds
@@ -143,8 +208,11 @@ def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS
     app.cleanup_ctx.append(message_writer_ctx)
     app.cleanup_ctx.append(realtime_ctx)
     app.cleanup_ctx.append(access_ctx)
+    app.cleanup_ctx.append(integrations_ctx)
     # After realtime: it installs the message hook and observes the hub.
     app.cleanup_ctx.append(ai_ctx)
+    # First on shutdown, so the log says it before the sockets close and the database stops.
+    app.on_shutdown.append(log_stopping)
     app.on_shutdown.append(close_sockets_on_shutdown)
     setup_templates(app)
     setup_routes(app)

@@ -83,6 +83,22 @@ def too_many_requests(message: str, retry_after: float) -> ApiError:
     )
 
 
+# What clients are told to wait before retrying during a database outage: a PostgreSQL restart
+# takes a few seconds, and the pool reconnects on the first request after it.
+DATABASE_RETRY_AFTER = 2
+
+
+def database_unavailable() -> ApiError:
+    """The database cannot be reached right now (db/pool.py's is_unavailable says which errors)."""
+    return ApiError(
+        503,
+        "database_unavailable",
+        "The database is unavailable; retry after retry_after seconds",
+        details={"retry_after": DATABASE_RETRY_AFTER},
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
 # aiohttp raises its own HTTP exceptions for routing and body limits; give them our codes.
 _HTTP_CODES = {
     400: "bad_request",

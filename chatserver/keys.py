@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from .ai.service import AiService
 from .db.message_writer import MessageWriter
+from .db.pool import DatabaseHealth
 from .errors import ApiError
 from .realtime.broker import LocalBroker, RedisBroker
 from .realtime.hub import Hub
@@ -16,16 +17,21 @@ from .realtime.publisher import Publisher
 from .realtime.tickets import TicketStore
 from .security import Identity
 from .services.access import AccessCache, AccessWatcher
+from .services.api_keys import ApiKeys
 from .services.hooks import AiControl, MessageHook
+from .services.outbox import EventSignal
 from .services.passwords import PasswordLanes
 from .services.socket_limits import SocketLimits
 from .services.throttle import LoginThrottle, SendBudget, Throttle
+from .services.webhooks import WebhookDispatcher
 from .settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 # The URL the pool actually uses (the embedded server's socket URL when DATABASE_URL is unset).
 DB_URL = web.AppKey("db_url", str)
+# The database's state as this process sees it (outage start and end, a stuck pool).
+DB_HEALTH = web.AppKey("db_health", DatabaseHealth)
 # Posted messages are stored through it (group commit); other inserts use the pool directly.
 MESSAGE_WRITER = web.AppKey("message_writer", MessageWriter)
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
@@ -43,6 +49,11 @@ WIDGET_THROTTLE = web.AppKey("widget_throttle", Throttle)
 # applies account changes to it and to the open sockets (services/access.py).
 ACCESS_CACHE = web.AppKey("access_cache", AccessCache)
 ACCESS_WATCHER = web.AppKey("access_watcher", AccessWatcher)
+# Integrations (docs/integrations.md): API-key resolution, the event feed's wake-up signal, and
+# the webhook fan-out and delivery workers.
+API_KEYS = web.AppKey("api_keys", ApiKeys)
+EVENT_SIGNAL = web.AppKey("event_signal", EventSignal)
+WEBHOOKS = web.AppKey("webhooks", WebhookDispatcher)
 # bcrypt cost: 12 in production; tests lower it so the suite stays fast.
 BCRYPT_ROUNDS = web.AppKey("bcrypt_rounds", int)
 PUBLISHER = web.AppKey("publisher", Publisher)
@@ -60,6 +71,9 @@ REQUEST_ID_KEY = web.RequestKey("request_id", str)
 # Per-request: the bearer token's checked identity, or the error to answer a handler that asks
 # for it with (handlers/identity.py).
 IDENTITY_KEY = web.RequestKey[Identity | ApiError]("identity")
+# Per-request: the client's address when a trusted proxy forwarded it (middleware.py). Handlers see
+# it as request.remote already; the access log, which gets the request as it arrived, reads it here.
+CLIENT_ADDRESS_KEY = web.RequestKey("client_address", str)
 # The AI layer's controls; absent when the AI layer is not running.
 AI = web.AppKey[AiControl]("ai")
 # The AI reply service itself (app[AI] is the same object seen through AiControl): the AI

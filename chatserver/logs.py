@@ -16,6 +16,8 @@ import time
 from typing import Any
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -75,6 +77,28 @@ class TextFormatter(logging.Formatter):
         return f"{text},{int(record.msecs):03d}"
 
 
+class ClientFaultFilter(logging.Filter):
+    """For aiohttp.server: a request the client broke is the client's fault, not ours.
+
+    aiohttp logs a malformed request line or header, a broken chunked or gzip body, and a client
+    that hangs up mid-body at ERROR with a stack trace (and answers the first two 400 itself).
+    Anyone on the internet can send those, so they would bury real tracebacks: each becomes one
+    INFO line naming the problem. Any other exception keeps its level and trace."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError | RequestPayloadError | ConnectionError):
+            # On one line and bounded: it may quote the client's bytes (escaped, as b'...').
+            detail = " ".join(str(exc).split())[:200]
+            record.msg = f"{record.getMessage()}: {type(exc).__name__} {detail}".rstrip()
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno = logging.INFO
+            record.levelname = "INFO"
+        return True
+
+
 def log_format_from_environment() -> str:
     """LOG_FORMAT as set, before Settings validate it: for the lines logged while they load."""
     return "json" if os.environ.get("LOG_FORMAT", "").strip().lower() == "json" else "text"
@@ -95,5 +119,8 @@ def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    server_log = logging.getLogger("aiohttp.server")
+    server_log.filters[:] = [f for f in server_log.filters if not isinstance(f, ClientFaultFilter)]
+    server_log.addFilter(ClientFaultFilter())
     # pgserver narrates every initdb/pg_ctl call at INFO; its warnings and errors still show.
     logging.getLogger("pgserver").setLevel(logging.WARNING)

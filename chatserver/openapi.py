@@ -17,11 +17,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import __version__
+from .db.events import EVENT_TYPES
 from .handlers import admin as admin_handlers
+from .handlers import admin_api_keys as api_key_handlers
 from .handlers import admin_kb as admin_kb_handlers
+from .handlers import admin_webhooks as webhook_handlers
 from .handlers import auth as auth_handlers
 from .handlers import tickets as ticket_handlers
 from .handlers import widget as widget_handlers
+from .security import PASSWORD_MIN_CHARS
+from .services import api_keys as api_key_service
 from .services import messages as message_service
 from .services import tickets as ticket_service
 from .settings import ROLES
@@ -58,7 +63,18 @@ def obj(properties: Mapping[str, Schema], *, required: list[str] | None = None, 
 
 
 UUID: Schema = {"type": "string", "format": "uuid"}
+UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 TIMESTAMP: Schema = {"type": "string", "format": "date-time"}
+
+
+# What str.strip() removes (str.isspace()), spelled out: regex engines differ on what \s means.
+SPACE_CHARS = (
+    "\\t\\n\\u000b\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+NO_NUL = "^[^\\u0000]*$"
+# Some character that is neither NUL nor white space: what a field that is stripped and must not
+# be empty needs.
+NOT_BLANK = f"^[^\\u0000]*[^\\u0000{SPACE_CHARS}][^\\u0000]*$"
 
 
 def field_schema(field: Field) -> Schema:
@@ -66,6 +82,9 @@ def field_schema(field: Field) -> Schema:
     schema: Schema
     if field.kind == "str":
         schema = {"type": "string", "minLength": field.min_len, "maxLength": field.max_len}
+        # validation refuses NUL (PostgreSQL text cannot hold it) and, for stripped fields, text
+        # that is only white space.
+        schema["pattern"] = NOT_BLANK if field.strip and field.min_len > 0 else NO_NUL
         if field.max_bytes is not None:
             schema["description"] = f"At most {field.max_bytes} bytes of UTF-8."
     elif field.kind == "int":
@@ -98,6 +117,22 @@ def request_schema(fields: Mapping[str, Field], descriptions: Mapping[str, str] 
     return obj(properties, required=[n for n, f in fields.items() if f.required])
 
 
+def with_properties(schema: Schema, **changes: Schema) -> Schema:
+    """`schema` with more keywords on some of its properties (what a service checks beyond the
+    handler's validation.Field, such as an email's form)."""
+    for name, keywords in changes.items():
+        schema["properties"][name].update(keywords)
+    return schema
+
+
+# services/auth.py EMAIL_RE, on the text as sent (it is stripped first), and without NUL.
+_EMAIL_PART = f"[^@{SPACE_CHARS}\\u0000]"
+EMAIL_PATTERN: Schema = {
+    "pattern": f"^[{SPACE_CHARS}]*{_EMAIL_PART}+@{_EMAIL_PART}+\\.{_EMAIL_PART}+[{SPACE_CHARS}]*$",
+    "description": "An email address: something@domain.tld.",
+}
+
+
 # ---- components ---------------------------------------------------------------------------
 
 SCHEMAS: dict[str, Schema] = {
@@ -124,7 +159,11 @@ SCHEMAS: dict[str, Schema] = {
         {
             "id": UUID,
             "email": {"type": "string"},
-            "role": {"type": "string", "enum": list(ROLES)},
+            "role": {
+                "type": "string",
+                "enum": [*ROLES, "integration"],
+                "description": "integration: the account an API key acts as (docs/integrations.md).",
+            },
             "name": {"type": "string"},
             "created_at": TIMESTAMP,
         }
@@ -171,7 +210,7 @@ SCHEMAS: dict[str, Schema] = {
             "ticket_id": UUID,
             "seq": {"type": "integer", "description": "Increases by one per message within a ticket."},
             "author_id": nullable(UUID),
-            "author_kind": {"type": "string", "enum": ["customer", "agent", "ai", "system"]},
+            "author_kind": {"type": "string", "enum": ["customer", "agent", "ai", "system", "integration"]},
             "body": {"type": "string"},
             "client_id": nullable({"type": "string"}),
             "visibility": {
@@ -204,8 +243,10 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "Health": obj({"status": {"type": "string", "enum": ["ok"]}}),
     "Ready": obj({"status": {"type": "string", "enum": ["ready"]}, "database": {"type": "string"}}),
-    "SignupRequest": request_schema(
-        auth_handlers.SIGNUP_SCHEMA, {"password": "At least 8 characters and at most 72 bytes."}
+    "SignupRequest": with_properties(
+        request_schema(auth_handlers.SIGNUP_SCHEMA, {"password": "At least 8 characters and at most 72 bytes."}),
+        email=EMAIL_PATTERN,
+        password={"minLength": PASSWORD_MIN_CHARS},
     ),
     "LoginRequest": request_schema(auth_handlers.LOGIN_SCHEMA),
     "CreateTicketRequest": request_schema(
@@ -236,13 +277,16 @@ SCHEMAS: dict[str, Schema] = {
     "VisitorRequest": request_schema(
         widget_handlers.VISITOR_SCHEMA, {"name": "Optional display name; agents see 'Visitor' otherwise."}
     ),
-    "IdentifyRequest": request_schema(
-        widget_handlers.IDENTIFY_SCHEMA,
-        {
-            "external_id": "The host site's own user id.",
-            "signature": "Hex HMAC-SHA256 of external_id with WIDGET_IDENTITY_SECRET, made on the host's server.",
-            "email": "Shown to agents. Not covered by the signature, so it never selects an account.",
-        },
+    "IdentifyRequest": with_properties(
+        request_schema(
+            widget_handlers.IDENTIFY_SCHEMA,
+            {
+                "external_id": "The host site's own user id.",
+                "signature": "Hex HMAC-SHA256 of external_id with WIDGET_IDENTITY_SECRET, made on the host's server.",
+                "email": "Shown to agents. Not covered by the signature, so it never selects an account.",
+            },
+        ),
+        email={"pattern": f"^$|{EMAIL_PATTERN['pattern']}"},
     ),
     "Customer": obj(
         {
@@ -305,6 +349,17 @@ RESPONSES: dict[str, Schema] = {
         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
     },
     "NotReady": error_response("A dependency (the database) is not reachable."),
+    "NotAnUpgrade": error_response("Not a WebSocket upgrade request."),
+    "FormBadRequest": error_response("The form could not be read: not UTF-8, or too many fields."),
+    "FormUnsupportedMediaType": error_response("The body is not application/x-www-form-urlencoded."),
+    "Gone": error_response("cursor_expired: the events after this cursor are past retention; resync."),
+}
+
+# What a form post (validation.read_form) answers when it cannot read the body.
+FORM_ERRORS: Schema = {
+    "400": {"$ref": "#/components/responses/FormBadRequest"},
+    "413": {"$ref": "#/components/responses/PayloadTooLarge"},
+    "415": {"$ref": "#/components/responses/FormUnsupportedMediaType"},
 }
 
 # Responses every JSON-body endpoint can give, and every authenticated one.
@@ -321,8 +376,10 @@ STATUS_OF = {
     "PayloadTooLarge": "413",
     "UnsupportedMediaType": "415",
     "ValidationError": "422",
+    "Gone": "410",
     "RateLimited": "429",
     "NotReady": "503",
+    "NotAnUpgrade": "400",
 }
 
 
@@ -366,7 +423,15 @@ def operation(
 
 
 def query_param(name: str, schema: Schema, description: str) -> Schema:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+    # allowEmptyValue: the handlers read `?name=` as if the parameter were absent.
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "allowEmptyValue": True,
+        "schema": schema,
+        "description": description,
+    }
 
 
 TICKET_ID_PARAM: Schema = {"name": "ticket_id", "in": "path", "required": True, "schema": UUID}
@@ -379,11 +444,15 @@ LIST_TICKET_PARAMS = [
     ),
     query_param(
         "assignee",
-        {"type": "string"},
+        {"type": "string", "pattern": f"^(me|none|{UUID_PATTERN})$"},
         "`me` (assigned to the caller), `none` (unassigned) or an agent's user id. Staff filter.",
     ),
     query_param("waiting", {"type": "boolean"}, "Only tickets that are (or are not) waiting for an agent."),
-    query_param("cursor", {"type": "string"}, "next_cursor from the previous page."),
+    query_param(
+        "cursor",
+        {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
+        "next_cursor from the previous page (opaque; anything else is a 422).",
+    ),
     query_param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size."),
 ]
 
@@ -400,6 +469,90 @@ MESSAGE_PARAMS = [
     ),
     query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."),
 ]
+
+
+# ---- the AI reply's Server-Sent Events --------------------------------------------------
+
+JSON_TEXT = "One line of JSON."
+
+
+def sse_event(name: str, data: Schema, description: str) -> Schema:
+    """One Server-Sent Event as SSE parsers (and schemathesis) read it: its `event` name and its
+    `data` text, which is JSON of the `contentSchema` shape."""
+    return obj(
+        {
+            "event": {"type": "string", "enum": [name]},
+            "data": {
+                "type": "string",
+                "contentMediaType": JSON,
+                "contentSchema": data,
+                "description": JSON_TEXT,
+            },
+        },
+        description=description,
+    )
+
+
+REPLY_ID: Schema = nullable({"type": "string", "description": "The reply_id of the reply's ai.* room events."})
+REPLY_KIND: Schema = {"type": "string", "enum": ["reply"]}
+
+AI_STREAM_EVENT: Schema = {
+    "oneOf": [
+        sse_event(
+            "started",
+            obj({"reply_id": {"type": "string"}, "kind": REPLY_KIND, "in_reply_to": {"type": "integer"}}),
+            "The reply began; in_reply_to is the seq of the customer message it answers.",
+        ),
+        sse_event(
+            "delta",
+            obj(
+                {
+                    "reply_id": {"type": "string"},
+                    "offset": {"type": "integer", "minimum": 0},
+                    "text": {"type": "string"},
+                }
+            ),
+            "More text: `offset` is where `text` starts in the whole reply, in code points.",
+        ),
+        sse_event(
+            "completed",
+            obj(
+                {
+                    "reply_id": REPLY_ID,
+                    "kind": REPLY_KIND,
+                    "message": nullable(ref("Message")),
+                    "text": {"type": "string"},
+                }
+            ),
+            "The stored reply; the stream ends.",
+        ),
+        sse_event(
+            "failed",
+            {
+                **obj(
+                    {
+                        "reply_id": REPLY_ID,
+                        "kind": REPLY_KIND,
+                        "code": {"type": "string"},
+                        "message": {"type": "string", "description": "For people."},
+                        "retryable": {"type": "boolean"},
+                        "retry_after": nullable({"type": "number", "description": "Seconds, when known."}),
+                        "partial": nullable(ref("Message")),
+                    },
+                    required=["reply_id", "kind", "code", "message", "retryable"],
+                ),
+                # The ai.failed room event's fields (docs/ai.md): it may gain more.
+                "additionalProperties": True,
+            },
+            "The reply failed; `partial` is the stored incomplete message, if any text arrived. The stream ends.",
+        ),
+        sse_event(
+            "cancelled",
+            obj({"reply_id": REPLY_ID, "kind": REPLY_KIND, "reason": {"type": "string"}}),
+            "No reply will come (the AI was turned off, or an agent took over). The stream ends.",
+        ),
+    ]
+}
 
 
 # ---- paths: one dict per path, one operation per method ----------------------------------
@@ -516,9 +669,11 @@ PATHS: dict[str, dict[str, Schema]] = {
             ok={
                 "200": {
                     "description": "text/event-stream: `started`, `delta`... then one final `completed`, "
-                    "`failed` or `cancelled` event (docs/ai.md). A reply already streaming is joined (the "
-                    "text so far first); a stored reply is sent at once as `completed`.",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    "`failed` or `cancelled` event (docs/ai.md), each an `event:` line naming it and one "
+                    "`data:` line holding a JSON object; `: keep-alive` comments come between them. A reply "
+                    "already streaming is joined (the text so far first); a stored reply is sent at once as "
+                    "`completed`. The schema describes one event, as OpenAPI 3.1 tools read it.",
+                    "content": {"text/event-stream": {"schema": AI_STREAM_EVENT}},
                 }
             },
             errors=("NotFound", "Conflict"),
@@ -560,11 +715,15 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="ticketSocket",
             params=[
                 TICKET_ID_PARAM,
-                query_param("after_seq", {"type": "integer", "minimum": 0}, "Resume: the last seq the client has."),
+                query_param(
+                    "after_seq",
+                    {"type": "integer", "minimum": 0, "maximum": ticket_handlers.MAX_SEQ},
+                    "Resume: the last seq the client has.",
+                ),
                 query_param("ticket", {"type": "string"}, "A single-use ticket from POST /ws/tickets (browsers)."),
             ],
             ok={"101": {"description": "Switching to WebSocket; the frames are described in docs/protocol.md."}},
-            errors=("Forbidden", "NotFound", "ValidationError", "RateLimited"),
+            errors=("NotAnUpgrade", "Forbidden", "NotFound", "ValidationError", "RateLimited"),
             description="Authenticate with the Authorization header, a ?ticket= or the console session. 429 "
             "when the user or the client address already holds SOCKETS_PER_USER / SOCKETS_PER_ADDRESS sockets.",
         )
@@ -591,7 +750,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="inboxSocket",
             params=[query_param("ticket", {"type": "string"}, "A single-use ticket from POST /ws/tickets.")],
             ok={"101": {"description": "Switching to WebSocket; the frames are described in docs/protocol.md."}},
-            errors=("Forbidden", "RateLimited"),
+            errors=("NotAnUpgrade", "Forbidden", "RateLimited"),
         )
     },
     "/healthz": {
@@ -697,6 +856,15 @@ PATHS: dict[str, dict[str, Schema]] = {
             "session_expired); the new token expires no later than that.",
         )
     },
+    "/": {
+        "get": operation(
+            "The home page: links to the demo, the console, these docs and the health probes",
+            tag="web",
+            operation_id="homePage",
+            auth=False,
+            ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+        )
+    },
     "/demo": {
         "get": operation(
             "A sample site with the widget embedded",
@@ -743,6 +911,8 @@ PATHS: dict[str, dict[str, Schema]] = {
                 "303": {"description": "Not logged in: to /console/login."},
                 "403": {"description": "A customer's session.", "content": {"text/html": {}}},
             },
+            errors=("NotFound",),
+            description="404 for a ticket id that is not a UUID.",
         )
     },
     "/console/login": {
@@ -777,8 +947,10 @@ PATHS: dict[str, dict[str, Schema]] = {
             },
             "responses": {
                 "303": {"description": "Logged in: to /console, with the session cookie."},
+                **FORM_ERRORS,
                 "401": {"description": "Wrong email or password (the form again).", "content": {"text/html": {}}},
                 "403": {"description": "Bad CSRF token, or a customer account.", "content": {"text/html": {}}},
+                "422": {"description": "Email or password missing (the form again).", "content": {"text/html": {}}},
                 "429": {"description": "Too many failed attempts.", "content": {"text/html": {}}},
             },
         },
@@ -795,6 +967,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             },
             "responses": {
                 "303": {"description": "Logged out: to /console/login."},
+                **FORM_ERRORS,
                 "403": {"$ref": "#/components/responses/Forbidden"},
             },
         }
@@ -981,7 +1154,307 @@ PATHS.update(
 )
 
 
+# ---- integrations: API keys, webhooks, the event feed (docs/integrations.md) -------------------
+
+KEY_NOTE = f"{ADMIN_NOTE} An API key with the admin scope may call it too."
+SCOPES_SCHEMA: Schema = {
+    "type": "array",
+    "items": {"type": "string", "enum": list(api_key_service.SCOPES)},
+    "minItems": 1,
+}
+EVENT_TYPE_SCHEMA: Schema = {"type": "string", "enum": list(EVENT_TYPES)}
+SCHEMAS.update(
+    {
+        "ApiKey": obj(
+            {
+                "id": UUID,
+                "name": {"type": "string"},
+                "prefix": {"type": "string", "description": "The key's first characters, to tell keys apart."},
+                "scopes": SCOPES_SCHEMA,
+                "integration_user_id": {**UUID, "description": "The account the key acts as (author of its posts)."},
+                "expires_at": nullable(TIMESTAMP),
+                "revoked_at": nullable(TIMESTAMP),
+                "last_used_at": nullable(
+                    {**TIMESTAMP, "description": "Recorded at most once a minute per key and instance."}
+                ),
+                "created_by": nullable(UUID),
+                "created_at": TIMESTAMP,
+            }
+        ),
+        "ApiKeyResponse": obj({"api_key": ref("ApiKey")}),
+        "ApiKeyList": obj({"api_keys": {"type": "array", "items": ref("ApiKey")}}),
+        "CreateApiKeyRequest": {
+            **request_schema(api_key_handlers.CREATE_SCHEMA),
+            "properties": {
+                **request_schema(api_key_handlers.CREATE_SCHEMA)["properties"],
+                "scopes": SCOPES_SCHEMA,
+                "expires_at": nullable({**TIMESTAMP, "description": "ISO 8601 with an offset; null: never."}),
+            },
+            "required": ["name", "scopes"],
+        },
+        "Webhook": obj(
+            {
+                "id": UUID,
+                "url": {"type": "string", "format": "uri"},
+                "event_types": {"type": "array", "items": EVENT_TYPE_SCHEMA},
+                "include_internal": {"type": "boolean", "description": "Deliver message.created for internal notes."},
+                "active": {"type": "boolean"},
+                "description": {"type": "string"},
+                "disabled_reason": nullable({"type": "string", "description": "Why it was disabled automatically."}),
+                "created_at": TIMESTAMP,
+                "updated_at": TIMESTAMP,
+            }
+        ),
+        "WebhookResponse": obj({"webhook": ref("Webhook")}),
+        "WebhookList": obj({"webhooks": {"type": "array", "items": ref("Webhook")}}),
+        "CreateWebhookRequest": {
+            **request_schema(webhook_handlers.CREATE_SCHEMA),
+            "properties": {
+                **request_schema(webhook_handlers.CREATE_SCHEMA)["properties"],
+                "event_types": {"type": "array", "items": EVENT_TYPE_SCHEMA, "minItems": 1},
+            },
+            "required": ["url", "event_types"],
+        },
+        "UpdateWebhookRequest": {
+            **request_schema(webhook_handlers.UPDATE_SCHEMA),
+            "properties": {
+                **request_schema(webhook_handlers.UPDATE_SCHEMA)["properties"],
+                "event_types": {"type": "array", "items": EVENT_TYPE_SCHEMA, "minItems": 1},
+            },
+        },
+        "Delivery": obj(
+            {
+                "id": {"type": "integer"},
+                "endpoint_id": UUID,
+                "event_id": nullable({"type": "string", "description": "evt_...; null for a test delivery."}),
+                "test": {"type": "boolean"},
+                "ticket_id": nullable(UUID),
+                "status": {"type": "string", "enum": list(webhook_handlers.DELIVERY_STATUSES)},
+                "attempts": {"type": "integer"},
+                "next_attempt_at": nullable(TIMESTAMP),
+                "response_status": nullable({"type": "integer"}),
+                "error": nullable({"type": "string"}),
+                "response_excerpt": nullable({"type": "string", "description": "At most 500 characters."}),
+                "last_attempt_at": nullable(TIMESTAMP),
+                "delivered_at": nullable(TIMESTAMP),
+                "created_at": TIMESTAMP,
+            }
+        ),
+        "DeliveryResponse": obj({"delivery": ref("Delivery")}),
+        "DeliveryPage": obj(
+            {
+                "deliveries": {"type": "array", "items": ref("Delivery"), "description": "Newest first."},
+                "next_before": nullable({"type": "integer", "description": "Pass as ?before= for older ones."}),
+            }
+        ),
+        "Event": obj(
+            {
+                "id": {"type": "string", "description": "evt_<n>: also the webhook-id, the idempotency key."},
+                "type": EVENT_TYPE_SCHEMA,
+                "created_at": TIMESTAMP,
+                "data": {"type": "object", "description": "The objects as REST shows them (docs/integrations.md)."},
+            }
+        ),
+        "EventPage": obj(
+            {
+                "events": {"type": "array", "items": ref("Event"), "description": "In order."},
+                "next_cursor": {"type": "string", "description": "Pass as ?after= to continue."},
+            }
+        ),
+    }
+)
+# The answers that show a secret once: the object plus that secret.
+SCHEMAS["CreatedApiKey"] = obj(
+    {
+        "api_key": obj(
+            {
+                **SCHEMAS["ApiKey"]["properties"],
+                "key": {"type": "string", "description": "The key itself (csk_...): shown only here."},
+            }
+        )
+    }
+)
+SCHEMAS["CreatedWebhook"] = obj(
+    {
+        "webhook": obj(
+            {
+                **SCHEMAS["Webhook"]["properties"],
+                "secret": {"type": "string", "description": "The signing secret (whsec_...): shown only here."},
+            }
+        )
+    }
+)
+KEY_ID_PARAM: Schema = {"name": "key_id", "in": "path", "required": True, "schema": UUID}
+ENDPOINT_ID_PARAM: Schema = {"name": "endpoint_id", "in": "path", "required": True, "schema": UUID}
+DELIVERY_ID_PARAM: Schema = {"name": "delivery_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
+PATHS.update(
+    {
+        "/admin/api-keys": {
+            "get": operation(
+                "List API keys (never the keys themselves)",
+                tag="integrations",
+                operation_id="listApiKeys",
+                ok={"200": json_content(ref("ApiKeyList"), "Every key, newest first.")},
+                errors=("Forbidden",),
+                description=KEY_NOTE,
+            ),
+            "post": operation(
+                "Create an API key",
+                tag="integrations",
+                operation_id="createApiKey",
+                body="CreateApiKeyRequest",
+                ok={"201": json_content(ref("CreatedApiKey"), "The key, with `key` shown this once.")},
+                errors=("Forbidden",),
+                description=f"{KEY_NOTE} The key acts as an integration account named after it.",
+            ),
+        },
+        "/admin/api-keys/{key_id}": {
+            "get": operation(
+                "One API key",
+                tag="integrations",
+                operation_id="getApiKey",
+                params=[KEY_ID_PARAM],
+                ok={"200": json_content(ref("ApiKeyResponse"), "The key.")},
+                errors=("Forbidden", "NotFound"),
+                description=KEY_NOTE,
+            )
+        },
+        "/admin/api-keys/{key_id}/revoke": {
+            "post": operation(
+                "Revoke an API key",
+                tag="integrations",
+                operation_id="revokeApiKey",
+                params=[KEY_ID_PARAM],
+                ok={"200": json_content(ref("ApiKeyResponse"), "The revoked key.")},
+                errors=("Forbidden", "NotFound"),
+                description=f"{KEY_NOTE} Refused on every instance at once; its sockets are closed with 4003.",
+            )
+        },
+        "/admin/webhooks": {
+            "get": operation(
+                "List webhook endpoints",
+                tag="integrations",
+                operation_id="listWebhooks",
+                ok={"200": json_content(ref("WebhookList"), "Every endpoint, newest first.")},
+                errors=("Forbidden",),
+                description=KEY_NOTE,
+            ),
+            "post": operation(
+                "Register a webhook endpoint",
+                tag="integrations",
+                operation_id="createWebhook",
+                body="CreateWebhookRequest",
+                ok={"201": json_content(ref("CreatedWebhook"), "The endpoint, with its signing `secret` shown once.")},
+                errors=("Forbidden",),
+                description=f"{KEY_NOTE} Only http(s); private, loopback and link-local targets are refused "
+                "unless WEBHOOK_ALLOW_PRIVATE_NETWORKS allows them.",
+            ),
+        },
+        "/admin/webhooks/{endpoint_id}": {
+            "get": operation(
+                "One webhook endpoint",
+                tag="integrations",
+                operation_id="getWebhook",
+                params=[ENDPOINT_ID_PARAM],
+                ok={"200": json_content(ref("WebhookResponse"), "The endpoint.")},
+                errors=("Forbidden", "NotFound"),
+                description=KEY_NOTE,
+            ),
+            "patch": operation(
+                "Change a webhook endpoint",
+                tag="integrations",
+                operation_id="updateWebhook",
+                params=[ENDPOINT_ID_PARAM],
+                body="UpdateWebhookRequest",
+                ok={"200": json_content(ref("WebhookResponse"), "The endpoint.")},
+                errors=("Forbidden", "NotFound"),
+                description=f"{KEY_NOTE} active: true re-enables an endpoint disabled for failing.",
+            ),
+            "delete": operation(
+                "Delete a webhook endpoint and its delivery log",
+                tag="integrations",
+                operation_id="deleteWebhook",
+                params=[ENDPOINT_ID_PARAM],
+                ok={"204": {"description": "Deleted."}},
+                errors=("Forbidden", "NotFound"),
+                description=KEY_NOTE,
+            ),
+        },
+        "/admin/webhooks/{endpoint_id}/deliveries": {
+            "get": operation(
+                "An endpoint's delivery log",
+                tag="integrations",
+                operation_id="listWebhookDeliveries",
+                params=[
+                    ENDPOINT_ID_PARAM,
+                    query_param("status", {"type": "string", "enum": list(webhook_handlers.DELIVERY_STATUSES)}, ""),
+                    query_param("before", {"type": "integer"}, "next_before from the previous page."),
+                    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, ""),
+                ],
+                ok={"200": json_content(ref("DeliveryPage"), "Deliveries, newest first.")},
+                errors=("Forbidden", "NotFound", "ValidationError"),
+                description=KEY_NOTE,
+            )
+        },
+        "/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/resend": {
+            "post": operation(
+                "Send a delivery's event again",
+                tag="integrations",
+                operation_id="resendWebhookDelivery",
+                params=[ENDPOINT_ID_PARAM, DELIVERY_ID_PARAM],
+                ok={"202": json_content(ref("DeliveryResponse"), "The new delivery (same event id), queued.")},
+                errors=("Forbidden", "NotFound", "ValidationError"),
+                description=KEY_NOTE,
+            )
+        },
+        "/admin/webhooks/{endpoint_id}/test": {
+            "post": operation(
+                "Send a test event",
+                tag="integrations",
+                operation_id="testWebhook",
+                params=[ENDPOINT_ID_PARAM],
+                ok={"202": json_content(ref("DeliveryResponse"), "A signed webhook.test delivery, queued.")},
+                errors=("Forbidden", "NotFound"),
+                description=KEY_NOTE,
+            )
+        },
+        "/events": {
+            "get": operation(
+                "The event feed",
+                tag="integrations",
+                operation_id="listEvents",
+                params=[
+                    query_param(
+                        "after",
+                        {"type": "string"},
+                        "next_cursor of a previous page; `latest` to start from now; absent: the oldest kept.",
+                    ),
+                    query_param("types", {"type": "string"}, "Comma-separated event types to return."),
+                    query_param("include_internal", {"type": "boolean"}, "Include internal notes' message.created."),
+                    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, ""),
+                    query_param(
+                        "wait", {"type": "integer", "minimum": 0, "maximum": 30, "default": 30}, "Long-poll seconds."
+                    ),
+                ],
+                ok={"200": json_content(ref("EventPage"), "Events after the cursor, in order.")},
+                errors=("Forbidden", "ValidationError", "Gone", "RateLimited"),
+                description="Agents, admins, and API keys with events:read. Waits up to `wait` seconds when "
+                "nothing is new. 410 cursor_expired: resync.",
+            )
+        },
+    }
+)
+
 # ---- knowledge base (admins) ----------------------------------------------------------------
+
+KB_URL: Schema = nullable(
+    {
+        "type": "string",
+        "format": "uri",
+        "description": "The article's public page (http or https); AI citations link it.",
+    }
+)
 
 SCHEMAS.update(
     {
@@ -990,6 +1463,7 @@ SCHEMAS.update(
                 "id": UUID,
                 "slug": {"type": "string"},
                 "title": {"type": "string"},
+                "url": KB_URL,
                 "created_at": TIMESTAMP,
                 "updated_at": TIMESTAMP,
             }
@@ -1000,6 +1474,7 @@ SCHEMAS.update(
                 "slug": {"type": "string"},
                 "title": {"type": "string"},
                 "body": {"type": "string", "description": "Markdown; `##` headings split it into sections."},
+                "url": KB_URL,
                 "created_at": TIMESTAMP,
                 "updated_at": TIMESTAMP,
             }
@@ -1095,7 +1570,7 @@ def build_spec() -> dict[str, Any]:
                 "version": __version__,
                 "description": "Realtime customer-support chat server: REST API. Errors always have the shape "
                 '`{"error": {"code", "message", "details"?}}`. Authenticate with `Authorization: Bearer <token>` '
-                "from /auth/login or /auth/signup.",
+                "from /auth/login or /auth/signup, or with an API key (`csk_...`, docs/integrations.md).",
             },
             "tags": [
                 {"name": "auth", "description": "Accounts and tokens"},
@@ -1108,6 +1583,10 @@ def build_spec() -> dict[str, Any]:
                 {"name": "console", "description": "The agent console's JSON endpoints"},
                 {"name": "web", "description": "HTML pages: the agent console and the widget demo"},
                 {"name": "admin", "description": "Account management, for admins (docs/security.md)"},
+                {
+                    "name": "integrations",
+                    "description": "API keys, webhooks and the event feed (docs/integrations.md)",
+                },
             ],
             "paths": PATHS,
             "components": {
@@ -1121,15 +1600,17 @@ def build_spec() -> dict[str, Any]:
 
 def downgrade_for_swagger_ui(spec: dict[str, Any]) -> dict[str, Any]:
     """The same document labelled OpenAPI 3.0.3, for the bundled Swagger UI 4, which refuses to
-    render 3.1. The only 3.1-only construct used above is "or null" (type lists and oneOf with
-    {"type": "null"}); it becomes 3.0's `nullable: true`."""
+    render 3.1. The 3.1-only constructs used above are "or null" (type lists and oneOf with
+    {"type": "null"}), which becomes 3.0's `nullable: true`, and the SSE events' contentSchema,
+    which is dropped (its description stays)."""
 
     def convert(node: Any) -> Any:
         if isinstance(node, list):
             return [convert(item) for item in node]
         if not isinstance(node, dict):
             return node
-        out = {key: convert(value) for key, value in node.items()}
+        # contentMediaType / contentSchema (the SSE events' JSON data) are JSON Schema 2020-12 only.
+        out = {key: convert(value) for key, value in node.items() if key not in ("contentMediaType", "contentSchema")}
         kind = out.get("type")
         if isinstance(kind, list) and "null" in kind:
             others = [k for k in kind if k != "null"]

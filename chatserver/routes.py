@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .handlers import admin, admin_kb, ai, auth, console, docs, health, metrics, pages, tickets, widget, ws
+from .handlers import (
+    admin,
+    admin_api_keys,
+    admin_kb,
+    admin_webhooks,
+    ai,
+    auth,
+    console,
+    docs,
+    events,
+    health,
+    metrics,
+    pages,
+    tickets,
+    widget,
+    ws,
+)
 
 
 def setup_routes(app: web.Application) -> None:
@@ -41,6 +57,27 @@ def setup_routes(app: web.Application) -> None:
     r.add_patch("/admin/kb/articles/{article_id}", admin_kb.update_article, name="admin-kb-update")
     r.add_delete("/admin/kb/articles/{article_id}", admin_kb.delete_article, name="admin-kb-delete")
 
+    # Integrations (docs/integrations.md): API keys, webhooks (admins), the event feed.
+    r.add_get("/admin/api-keys", admin_api_keys.list_keys, name="admin-api-keys-list")
+    r.add_post("/admin/api-keys", admin_api_keys.create_key, name="admin-api-keys-create")
+    r.add_get("/admin/api-keys/{key_id}", admin_api_keys.get_key, name="admin-api-key-get")
+    r.add_post("/admin/api-keys/{key_id}/revoke", admin_api_keys.revoke_key, name="admin-api-key-revoke")
+    r.add_get("/admin/webhooks", admin_webhooks.list_endpoints, name="admin-webhooks-list")
+    r.add_post("/admin/webhooks", admin_webhooks.create_endpoint, name="admin-webhooks-create")
+    r.add_get("/admin/webhooks/{endpoint_id}", admin_webhooks.get_endpoint, name="admin-webhook-get")
+    r.add_patch("/admin/webhooks/{endpoint_id}", admin_webhooks.update_endpoint, name="admin-webhook-update")
+    r.add_delete("/admin/webhooks/{endpoint_id}", admin_webhooks.delete_endpoint, name="admin-webhook-delete")
+    r.add_get(
+        "/admin/webhooks/{endpoint_id}/deliveries", admin_webhooks.list_deliveries, name="admin-webhook-deliveries"
+    )
+    r.add_post(
+        "/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/resend",
+        admin_webhooks.resend,
+        name="admin-webhook-resend",
+    )
+    r.add_post("/admin/webhooks/{endpoint_id}/test", admin_webhooks.send_test, name="admin-webhook-test")
+    r.add_get("/events", events.list_events, name="events-list")
+
     r.add_get("/healthz", health.healthz, name="healthz")
     r.add_get("/readyz", health.readyz, name="readyz")
     r.add_get("/metrics", metrics.metrics, name="metrics")
@@ -56,6 +93,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/widget/visitors", widget.create_visitor, name="widget-visitors")
     r.add_post("/widget/identify", widget.identify_visitor, name="widget-identify")
     r.add_post("/widget/token", widget.refresh_token, name="widget-token")
+    r.add_get("/", pages.home_page, name="home")
     r.add_get("/demo", pages.demo_page, name="demo")
     r.add_get("/console", pages.console_page, name="console")
     r.add_get("/console/tickets/{ticket_id}", pages.console_page, name="console-ticket")

@@ -55,16 +55,25 @@ class Identity:
     `generation` is the account's session generation when the token was issued: raising it on
     the account (logout, role change, disable, password reset) ends every token and session
     that carries an older one (services/access.py). `signed_in_at` is when the chain of
-    renewals this token belongs to began (POST /widget/token caps it)."""
+    renewals this token belongs to began (POST /widget/token caps it).
+
+    `scopes` is set only for an API key (role "integration", services/api_keys.py): such an
+    identity sees tickets as staff do, but a key reaches only the routes and frames its scopes
+    name (ROUTE_SCOPES there), so being staff here grants it nothing beyond them."""
 
     user_id: uuid.UUID
     role: str
     generation: int = 0
     signed_in_at: int = 0
+    scopes: frozenset[str] | None = None
 
     @property
     def is_staff(self) -> bool:
-        return self.role in ("agent", "admin")
+        return self.role in ("agent", "admin", "integration")
+
+    def has_scope(self, scope: str) -> bool:
+        """People have every scope their role allows; a key, those it was given ("admin": all)."""
+        return self.scopes is None or scope in self.scopes or "admin" in self.scopes
 
 
 def issue_token(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -13,6 +14,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 ROLES = ("customer", "agent", "admin")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(Exception):
@@ -29,6 +32,11 @@ class Settings:
     database_url: str | None = None
     db_pool_min: int = 2
     db_pool_max: int = 10
+    # Longest wait for a pooled connection before answering database_unavailable (503).
+    db_acquire_timeout: float = 5.0
+    # /healthz fails once the pool has handed out no connection for this long while PostgreSQL
+    # accepts a direct connection: the process cannot recover by itself.
+    db_stuck_seconds: float = 30.0
     redis_url: str | None = None
     # Namespaces this deployment's Redis keys and channels (tests use one per run).
     redis_prefix: str = "chatserver"
@@ -98,6 +106,9 @@ class Settings:
     http_header_timeout: float = 20.0
     http_body_timeout: float = 30.0
     allowed_origins: tuple[str, ...] = ()
+    # Reverse proxies whose X-Forwarded-For (and X-Forwarded-Proto) we believe; empty: none, the
+    # TCP peer is the client (middleware.py, client_address).
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     # WebSocket: ping interval (a peer that misses the pong is dropped), largest client frame,
     # per-user message-post rate (messages/s and burst; REST and sockets share it, per instance),
     # outgoing frames queued before a slow consumer is disconnected.
@@ -110,6 +121,17 @@ class Settings:
     # Anonymous widget visitors (each one a new customer account) per client address per window.
     widget_visitors_per_window: int = 20
     widget_visitor_window_seconds: int = 600
+    # Integrations (docs/integrations.md): event retention, webhook delivery, API-key limits.
+    event_retention_days: float = 7.0
+    webhook_retry_base_seconds: float = 10.0
+    # A delivery is retried for this long after its event, then failed.
+    webhook_retry_for_seconds: float = 86400.0
+    # CIDRs webhook targets may resolve into despite the private-address refusal (tests, local dev).
+    webhook_allow_private_networks: tuple[str, ...] = ()
+    webhook_timeout_seconds: float = 10.0
+    webhook_workers: int = 16
+    api_key_rate: float = 20.0
+    api_key_burst: int = 100
 
     @property
     def embedded_db(self) -> bool:
@@ -130,6 +152,19 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     if not lo <= value <= hi:
         raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
     return value
+
+
+def _cidrs(name: str, raw: str) -> tuple[str, ...]:
+    out = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name} must be comma-separated CIDRs like 127.0.0.0/8, got {part!r}") from None
+    return tuple(out)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
@@ -174,6 +209,22 @@ def _redis_prefix(env: Mapping[str, str]) -> str:
     return prefix
 
 
+def _trusted_proxies(env: Mapping[str, str]) -> tuple[IPNetwork, ...]:
+    networks = []
+    for item in env.get("TRUSTED_PROXIES", "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            # strict=False: 10.0.0.7/8 means 10.0.0.0/8, as operators tend to write it.
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"TRUSTED_PROXIES must be comma-separated addresses or CIDR blocks like 10.0.0.0/8, got {item!r}"
+            ) from None
+    return tuple(networks)
+
+
 def _ai_lease(env: Mapping[str, str]) -> float:
     lease = _float(env, "AI_CLAIM_LEASE_SECONDS", 30.0, 2.0, 3600.0)
     if _float(env, "AI_CLAIM_HEARTBEAT_SECONDS", 1.0, 0.05, 60.0) * 2 > lease:
@@ -190,14 +241,17 @@ def _staff_token_ttl(env: Mapping[str, str], access_ttl: int) -> int:
     return ttl
 
 
+_MAKE_A_KEY = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
 def _secret_key(env: Mapping[str, str], data_dir: Path, production: bool) -> str:
     key = env.get("SECRET_KEY", "").strip()
     if key:
         if len(key) < 32:
-            raise ConfigError("SECRET_KEY must be at least 32 characters long")
+            raise ConfigError(f"SECRET_KEY must be at least 32 characters long (it has {len(key)}); {_MAKE_A_KEY}")
         return key
     if production:
-        raise ConfigError("SECRET_KEY is required when CHATSERVER_ENV=production")
+        raise ConfigError(f"SECRET_KEY is required when CHATSERVER_ENV=production; {_MAKE_A_KEY}")
     # Development: generate one key and keep it, so tokens survive restarts.
     path = data_dir / "secret_key"
     if not path.exists():
@@ -282,6 +336,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         database_url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
         db_pool_min=pool_min,
         db_pool_max=pool_max,
+        db_acquire_timeout=_float(env, "DB_ACQUIRE_TIMEOUT", 5.0, 0.1, 300.0),
+        db_stuck_seconds=_float(env, "DB_STUCK_SECONDS", 30.0, 1.0, 3600.0),
         redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
         redis_prefix=_redis_prefix(env),
         ws_heartbeat=_float(env, "WS_HEARTBEAT_SECONDS", 30.0, 1.0, 600.0),
@@ -334,7 +390,18 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         http_header_timeout=_float(env, "HTTP_HEADER_TIMEOUT_SECONDS", 20.0, 0.1, 3600.0),
         http_body_timeout=_float(env, "HTTP_BODY_TIMEOUT_SECONDS", 30.0, 0.1, 3600.0),
         allowed_origins=origins,
+        trusted_proxies=_trusted_proxies(env),
         widget_identity_secret=env.get("WIDGET_IDENTITY_SECRET", "").strip() or None,
         widget_visitors_per_window=_int(env, "WIDGET_VISITORS_PER_WINDOW", 20, 1, 1_000_000),
         widget_visitor_window_seconds=_int(env, "WIDGET_VISITOR_WINDOW_SECONDS", 600, 1, 86_400),
+        event_retention_days=_float(env, "EVENT_RETENTION_DAYS", 7.0, 1.0, 3650.0),
+        webhook_retry_base_seconds=_float(env, "WEBHOOK_RETRY_BASE_SECONDS", 10.0, 0.01, 3600.0),
+        webhook_retry_for_seconds=_float(env, "WEBHOOK_RETRY_FOR_SECONDS", 86400.0, 1.0, 30 * 86400.0),
+        webhook_allow_private_networks=_cidrs(
+            "WEBHOOK_ALLOW_PRIVATE_NETWORKS", env.get("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "")
+        ),
+        webhook_timeout_seconds=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0, 0.1, 120.0),
+        webhook_workers=_int(env, "WEBHOOK_WORKERS", 16, 1, 256),
+        api_key_rate=_float(env, "API_KEY_RATE", 20.0, 0.1, 100_000.0),
+        api_key_burst=_int(env, "API_KEY_BURST", 100, 1, 1_000_000),
     )

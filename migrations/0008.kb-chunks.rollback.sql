@@ -1,4 +1,4 @@
--- depends: 0005.ai-orphaned-replies
+-- depends: 0006.kb-article-url
 DROP TABLE app_flags;
 DROP TRIGGER kb_chunks_changed ON kb_chunks;
 DROP TRIGGER kb_articles_changed ON kb_articles;

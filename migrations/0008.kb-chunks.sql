@@ -1,7 +1,7 @@
 -- Hybrid retrieval: articles split into sections (chunks), each with a full-text vector and an
 -- embedding; a version every instance compares to know when to reload its in-memory vectors;
 -- and one-time flags (the sample knowledge base is loaded once, never again after a deletion).
--- depends: 0005.ai-orphaned-replies
+-- depends: 0006.kb-article-url
 
 CREATE TABLE kb_chunks (
     id         bigserial PRIMARY KEY,

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,6 +32,31 @@ from .services import RedisProcess, require_redis_server
 
 TEST_SECRET = "test-secret-" + "x" * 40
 PASSWORD = "correct horse battery"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C and SIGTERM stop the run, and pytest then tears every fixture down: the embedded
+    PostgreSQL (a daemon in its own session, which no signal to our process group reaches), the
+    redis-server and the server processes the tests started.
+
+    Python's own SIGINT handling is not enough: asyncio's Runner turns Ctrl-C into a cancellation
+    of the running test, which the code under test may absorb (the run then goes on); a SIGINT
+    ignored by the shell that started us (`make test &` in a script) stays ignored; and SIGTERM
+    kills the process outright, with no teardown. Installing our handler also keeps the Runner
+    from installing its own. A second signal during teardown is ignored, so a hurried second
+    Ctrl-C does not abandon the database; a third one does."""
+    interrupts = 0
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 2:
+            sys.stderr.write("\ninterrupted: stopping the services the tests started (again to abandon them)\n")
+            return
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
 
 
 def _with_database(url: str, name: str) -> str:

@@ -103,3 +103,85 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+
+
+def find_postgres_bin() -> Path | None:
+    """A folder holding initdb and pg_ctl: the system's PostgreSQL, else pgserver's bundled one."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    candidates.append(Path("/usr/local/bin"))
+    try:
+        import pgserver._commands
+
+        candidates.append(Path(pgserver._commands.POSTGRES_BIN_PATH))
+    except (ImportError, AttributeError):
+        pass
+    for folder in candidates:
+        if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
+            return folder
+    return None
+
+
+class PostgresProcess:
+    """A private PostgreSQL cluster in a temporary folder, which tests may stop (fast or
+    immediate) and start again on the same port, without touching the machine's server.
+
+    PostgreSQL refuses to run as root: then initdb and pg_ctl run as an unprivileged user
+    (`pgserver`, the user the pgserver wheel creates for the same reason, else `postgres`)."""
+
+    def __init__(self, bin_dir: Path, base_dir: Path) -> None:
+        self.bin_dir = bin_dir
+        self.base_dir = base_dir
+        self.data_dir = base_dir / "pgdata"
+        self.port = free_port()
+        self.user: str | None = None
+        if os.geteuid() == 0:
+            import pwd
+
+            for name in ("pgserver", "postgres"):
+                try:
+                    pwd.getpwnam(name)
+                except KeyError:
+                    continue
+                self.user = name
+                break
+            else:
+                pytest.skip("running as root and no unprivileged user to run PostgreSQL as")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run(args, check=True, capture_output=True, user=self.user, timeout=60)
+
+    def init(self) -> None:
+        self.base_dir.chmod(0o755)
+        if self.user is not None:
+            shutil.chown(self.base_dir, self.user)
+        self._run(str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "--no-sync")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base_dir} -c fsync=off -c max_connections=50"
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.base_dir / "log"),
+            "-o",
+            options,
+            "-w",
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+
+    def ensure_stopped(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            subprocess.run(
+                [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"],
+                capture_output=True,
+                user=self.user,
+                timeout=60,
+            )

@@ -99,8 +99,8 @@ async def test_the_offline_copilot_suggests_from_the_knowledge_base(
 def test_markdown_articles_take_their_title_from_the_first_heading(tmp_path: Path) -> None:
     (tmp_path / "My-Article.md").write_text("\n# A Title\n\nBody text.\n")
     (tmp_path / "untitled.md").write_text("Just a body.")
-    assert parse_markdown(tmp_path / "My-Article.md") == ("my-article", "A Title", "Body text.")
-    assert parse_markdown(tmp_path / "untitled.md") == ("untitled", "Untitled", "Just a body.")
+    assert parse_markdown(tmp_path / "My-Article.md") == ("my-article", "A Title", "Body text.", None)
+    assert parse_markdown(tmp_path / "untitled.md") == ("untitled", "Untitled", "Just a body.", None)
 
 
 async def test_load_kb_command_upserts_and_prunes(

@@ -130,7 +130,9 @@ async def test_knowledge_base_articles_ground_and_are_cited_in_the_reply(
     citations = completed["message"]["metadata"]["citations"]
     assert citations[0]["slug"] == "refunds-and-billing"
     assert citations[0]["title"] == "Refunds and billing"
-    assert set(citations[0]) == {"id", "slug", "title", "sections"}
+    # The article's public page, from its front matter (tests/kb/refunds-and-billing.md).
+    assert citations[0]["url"] == "https://help.nimbusnotes.example/articles/refunds-and-billing"
+    assert set(citations[0]) == {"id", "slug", "title", "sections", "url"}
     # The sections (chunks) the excerpt came from, by heading.
     assert citations[0]["sections"] and all(h.startswith("Refunds and billing") for h in citations[0]["sections"])
 

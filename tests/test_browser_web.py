@@ -291,12 +291,12 @@ async def test_agent_takes_over_and_the_widget_shows_the_reply(browser: Any, liv
     agent = await new_page(browser)
     await console_login(agent, live)
     await open_console_ticket(agent, "My tent pole snapped")
-    # The visitor sees the agent arrive.
-    await frame.locator(".msg-event", has_text=f"{AGENT_NAME} joined the conversation").wait_for()
 
     await agent.get_by_role("button", name="Take over from the AI").click()
     await expect_text(agent.locator(".ticket-head .badge.ai"), "Human")
     await frame.locator("#human").wait_for(state="hidden")
+    # The visitor sees the agent arrive when the agent takes over (not when they open the ticket).
+    await frame.locator(".msg-event", has_text=f"{AGENT_NAME} joined the conversation").wait_for()
 
     # Typing shows in the widget.
     await agent.locator("#reply-input").press_sequentially("Sorry to hear")

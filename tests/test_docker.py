@@ -1,9 +1,11 @@
 """The container files, checked offline (no Docker engine is needed): what the Dockerfile copies
 exists and is not ignored, it runs unprivileged with a health check, and the compose file wires
-PostgreSQL 16, Redis 7 and the app with health-gated start-up."""
+PostgreSQL 16, Redis 7, a configuration check, scalable app replicas and the nginx proxy in front
+of them, with health-gated start-up. (tests/test_proxy.py runs the proxy's configuration.)"""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -67,12 +69,14 @@ def test_compose_services_images_and_health_gated_startup() -> None:
     services = compose()["services"]
     assert services["db"]["image"] == "postgres:16"
     assert services["redis"]["image"] == "redis:7"
-    for name in ("db", "redis", "app"):
+    for name in ("db", "redis", "app", "proxy"):
         assert services[name]["healthcheck"]["test"], name
     assert services["app"]["depends_on"] == {
+        "config": {"condition": "service_completed_successfully"},
         "db": {"condition": "service_healthy"},
         "redis": {"condition": "service_healthy"},
     }
+    assert services["proxy"]["depends_on"] == {"app": {"condition": "service_healthy"}}
 
 
 def test_compose_app_takes_its_secrets_from_the_environment() -> None:
@@ -81,3 +85,43 @@ def test_compose_app_takes_its_secrets_from_the_environment() -> None:
     assert env["REDIS_URL"] == "redis://redis:6379/0"
     assert env["SECRET_KEY"].startswith("${SECRET_KEY:?"), "compose must refuse to start without SECRET_KEY"
     assert "healthz" in " ".join(compose()["services"]["app"]["healthcheck"]["test"])
+
+
+def test_compose_app_scales_behind_the_proxy() -> None:
+    """`docker compose up --scale app=N`: no fixed host port on the replicas (two would collide);
+    only the proxy publishes one, and it serves the shipped deploy/nginx.conf."""
+    services = compose()["services"]
+    assert "ports" not in services["app"]
+    assert services["app"]["deploy"]["replicas"] >= 2
+    assert services["proxy"]["image"].startswith("nginx:")
+    assert services["proxy"]["ports"] == ["${HTTP_PORT:-8080}:80"]
+    (mount,) = services["proxy"]["volumes"]
+    source, target, mode = mount.split(":")
+    assert (REPO / source).is_file() and target == "/etc/nginx/nginx.conf" and mode == "ro"
+
+
+def test_compose_app_trusts_the_proxy_network_only() -> None:
+    data = compose()
+    env = data["services"]["app"]["environment"]
+    (subnet,) = [block["subnet"] for block in data["networks"]["backend"]["ipam"]["config"]]
+    assert env["TRUSTED_PROXIES"] == f"${{TRUSTED_PROXIES:-{subnet}}}"
+    assert ipaddress.ip_network(subnet).is_private
+    for name, service in data["services"].items():
+        assert service["networks"] == ["backend"], name
+
+
+def test_a_configuration_error_stops_compose_once_instead_of_a_restart_loop() -> None:
+    """The config service runs `check-config` with the app's own environment, never restarts, and
+    gates the replicas: a short SECRET_KEY ends `docker compose up` with the message."""
+    services = compose()["services"]
+    config = services["config"]
+    assert config["command"] == ["python", "-m", "chatserver", "check-config"]
+    assert config["restart"] == "no"
+    assert config["environment"] == services["app"]["environment"]
+    assert config["image"] == services["app"]["image"]
+
+
+def test_compose_requires_the_postgres_password_everywhere_it_is_used() -> None:
+    services = compose()["services"]
+    assert services["db"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert "${POSTGRES_PASSWORD:?" in services["app"]["environment"]["DATABASE_URL"]

@@ -96,3 +96,27 @@ async def test_only_admins_manage_the_knowledge_base(client: TestClient, make_us
     assert (await client.get(URL, headers=user.headers)).status == 403
     resp = await client.post(URL, json={"title": "T", "body": "B"}, headers=user.headers)
     assert resp.status == 403
+
+
+async def test_an_article_url_set_over_rest_is_cited_and_can_be_removed(client: TestClient, admin: User) -> None:
+    page = "https://help.example.com/articles/kayaks"
+    body = {"title": "Kayak hire", "body": "Kayaks can be hired by the day at our lake shop.", "url": page}
+    resp = await client.post(URL, json=body, headers=admin.headers)
+    assert resp.status == 201, await resp.text()
+    article = (await resp.json())["article"]
+    assert article["url"] == page
+    [found] = await kb(client).search("can I rent a kayak", 3)
+    assert found.citation()["url"] == page
+    # Only the url changes: no re-index, yet the next search cites the change.
+    resp = await client.patch(f"{URL}/{article['id']}", json={"url": None}, headers=admin.headers)
+    assert resp.status == 200 and (await resp.json())["article"]["url"] is None
+    [found] = await kb(client).search("can I rent a kayak", 3)
+    assert "url" not in found.citation()
+
+
+@pytest.mark.parametrize("bad", ["javascript:alert(1)", "ftp://example.com/x", "https://a b"])
+async def test_an_article_url_other_than_http_is_refused(client: TestClient, admin: User, bad: str) -> None:
+    resp = await client.post(URL, json={"title": "Bad", "body": "Body.", "url": bad}, headers=admin.headers)
+    assert resp.status == 422, await resp.text()
+    assert (await resp.json())["error"]["code"] == "validation_error"
+    assert await client.app[DB_POOL].fetchval("SELECT count(*) FROM kb_articles") == 0

@@ -15,7 +15,14 @@ from aiohttp.test_utils import TestClient
 from chatserver.__main__ import main
 from chatserver.ai.embedding import DIMENSIONS, Embedder
 from chatserver.ai.fake_groq import FakeGroq, Script, ToolCall
-from chatserver.ai.knowledge import KnowledgeBase, load_sample_once, read_kb_dir, split_sections, store_articles
+from chatserver.ai.knowledge import (
+    KnowledgeBase,
+    ParsedArticle,
+    load_sample_once,
+    read_kb_dir,
+    split_sections,
+    store_articles,
+)
 from chatserver.keys import AI_SERVICE, DB_POOL
 from chatserver.settings import SAMPLE_KB_DIR, Settings
 
@@ -74,7 +81,7 @@ async def test_a_change_made_elsewhere_is_seen_by_the_next_search(client: TestCl
     assert [a.slug for a in await shop_kb.search("do you sell kayaks", 3)][:1] != ["kayaks"]
     # Another instance (here: the load-kb path on the same database) adds an article.
     await store_articles(
-        client.app[DB_POOL], [("kayaks", "Kayaks and paddles", "We sell inflatable kayaks and paddles.")]
+        client.app[DB_POOL], [ParsedArticle("kayaks", "Kayaks and paddles", "We sell inflatable kayaks and paddles.")]
     )
     found = await shop_kb.search("do you sell kayaks", 3)
     assert found[0].slug == "kayaks"

@@ -12,8 +12,11 @@ from aiohttp.test_utils import TestClient
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV30SpecValidator, OpenAPIV31SpecValidator
 
+from chatserver.errors import ApiError
 from chatserver.handlers import tickets as ticket_handlers
-from chatserver.openapi import LIST_TICKET_PARAMS, MESSAGE_PARAMS, build_spec, downgrade_for_swagger_ui
+from chatserver.openapi import LIST_TICKET_PARAMS, MESSAGE_PARAMS, build_spec, downgrade_for_swagger_ui, field_schema
+from chatserver.services.auth import check_email
+from chatserver.validation import Str, validate
 
 from .conftest import MakeUser
 
@@ -192,3 +195,37 @@ async def test_docs_page_embeds_the_spec_safely(client: TestClient) -> None:
     # embedded spec can end the script early.
     assert html.count("</script>") == 2
     assert "/tickets/{ticket_id}/messages" in html
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a", " a ", "\t", "\x0c", "\x1c", "\u3000", "\u3000x", "a\x00", "\x00", "", "x" * 100, " " + "x" * 100],
+)
+def test_documented_string_rules_are_the_ones_validation_applies(text: str) -> None:
+    """What the schema allows (pattern, min/maxLength) is exactly what validate() accepts, so a
+    fuzzer reading the schema neither sends refused values as valid nor the reverse."""
+    fields = {"required": Str(max_len=100), "optional": Str(required=False, min_len=0, max_len=100)}
+    for name, field in fields.items():
+        allowed = Draft202012Validator(field_schema(field)).is_valid(text)
+        try:
+            validate({name: text}, {name: field})
+            accepted = True
+        except ApiError:
+            accepted = False
+        assert allowed == accepted, (name, text)
+
+
+@pytest.mark.parametrize("email", ["a@b.co", " a@b.co ", "0", "a@b", "a b@c.de", "a\x00@b.co", "a@b.c\x1c"])
+def test_the_documented_signup_email_is_the_one_signup_accepts(email: str) -> None:
+    pattern = build_spec()["components"]["schemas"]["SignupRequest"]["properties"]["email"]["pattern"]
+    try:
+        check_email(email)
+        accepted = "\x00" not in email
+    except ApiError:
+        accepted = False
+    assert bool(re.search(pattern, email)) == accepted
+
+
+async def test_a_console_ticket_page_for_a_malformed_id_is_not_found(client: TestClient) -> None:
+    resp = await client.get("/console/tickets/null,null", allow_redirects=False)
+    assert resp.status == 404

@@ -240,6 +240,8 @@ async def test_presence_counts_tabs_once(client: TestClient, make_user: MakeUser
     ticket = await create_ticket(client, customer)
     cws, _ = await join(client, customer, ticket["id"])
     tab1, _ = await join(client, agent, ticket["id"])
+    # Customers hear of an agent once the agent writes to them (test_presence_visibility.py).
+    await tab1.send_json({"type": "message.send", "client_id": "a1", "body": "Hello"})
     joined = await recv_type(cws, "presence.joined")
     if joined["user"]["id"] == customer.id:  # the customer's own arrival comes first
         joined = await recv_type(cws, "presence.joined")

@@ -11,7 +11,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import numpy as np
@@ -21,6 +21,10 @@ from .embedding import Embedder, Vectors, from_bytes, to_bytes
 
 # Articles longer than this are cut: the prompt carries excerpts, never whole manuals.
 MAX_ARTICLE_CHARS = 50_000
+# The column's own limit (migrations/0006): longer is a mistake in the file, not a real address.
+MAX_URL_CHARS = 2000
+# Front matter: a first line "---", `key: value` lines, a closing "---".
+_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---(?:\n|\Z)", re.S)
 # A section longer than this is split at paragraph boundaries: a chunk should say one thing.
 CHUNK_CHARS = 1200
 # Candidates taken from each ranking before fusing.
@@ -94,9 +98,13 @@ class Article:
     body: str
     rank: float
     sections: tuple[str, ...] = ()
+    url: str | None = None
 
     def citation(self) -> dict[str, Any]:
-        return {"id": self.id, "slug": self.slug, "title": self.title, "sections": list(self.sections)}
+        cited: dict[str, Any] = {"id": self.id, "slug": self.slug, "title": self.title, "sections": list(self.sections)}
+        if self.url:
+            cited["url"] = self.url
+        return cited
 
 
 @dataclass(frozen=True)
@@ -108,11 +116,49 @@ class Chunk:
     position: int
     heading: str
     body: str
+    url: str | None = None
 
 
-def parse_markdown_text(text: str, slug: str) -> tuple[str, str, str]:
-    """(slug, title, body): the title is the first `# ` heading (or the slug), the body the rest."""
+class ParsedArticle(NamedTuple):
+    slug: str
+    title: str
+    body: str
+    url: str | None = None
+
+
+def _front_matter(text: str, source: str) -> tuple[dict[str, str], str]:
+    """The `key: value` pairs of a leading front-matter block, and the text after it."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    values = {}
+    for line in match.group(1).split("\n"):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            raise ValueError(f"{source}: front matter line {line!r} is not 'key: value'")
+        values[key.strip().lower()] = value.strip().strip("\"'")
+    return values, text[match.end() :]
+
+
+def check_url(value: str | None, source: str = "url") -> str | None:
+    """Only http(s) addresses: the widget links to it, and a javascript: URL must never get there."""
+    if not value:
+        return None
+    if not re.match(r"^https?://[^\s]+$", value, re.I) or len(value) > MAX_URL_CHARS:
+        raise ValueError(f"{source}: url must be an http:// or https:// address, got {value[:80]!r}")
+    return value
+
+
+def parse_markdown_text(text: str, slug: str, source: str | None = None) -> ParsedArticle:
+    """One article: an optional front-matter block (`url:` — the article's public page), the
+    title from the first `# ` heading (or the slug), the body everything else. `source` names
+    the file in errors."""
+    source = source or slug
     text = text.replace("\r\n", "\n").strip()
+    meta, text = _front_matter(text, source)
+    text = text.strip()
     title = slug.replace("-", " ").replace("_", " ").capitalize()
     lines = text.split("\n")
     for i, line in enumerate(lines):
@@ -122,16 +168,16 @@ def parse_markdown_text(text: str, slug: str) -> tuple[str, str, str]:
             title = line[2:].strip()
             text = "\n".join(lines[i + 1 :]).strip()
         break
-    return slug, title, text[:MAX_ARTICLE_CHARS]
+    return ParsedArticle(slug, title, text[:MAX_ARTICLE_CHARS], check_url(meta.get("url"), source))
 
 
-def parse_markdown(path: Path) -> tuple[str, str, str]:
-    """(slug, title, body) of one article file; the slug is the file name without .md."""
-    return parse_markdown_text(path.read_text(encoding="utf-8"), path.stem.strip().lower())
+def parse_markdown(path: Path) -> ParsedArticle:
+    """One article file; the slug is the file name without .md."""
+    return parse_markdown_text(path.read_text(encoding="utf-8"), path.stem.strip().lower(), str(path))
 
 
-def read_kb_dir(folder: Path) -> list[tuple[str, str, str]]:
-    """(slug, title, body) of every non-empty *.md under `folder`, sorted by path. Blocking."""
+def read_kb_dir(folder: Path) -> list[ParsedArticle]:
+    """Every non-empty *.md under `folder`, sorted by path. Blocking."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
     articles = [parse_markdown(path) for path in sorted(folder.rglob("*.md"))]
@@ -188,7 +234,7 @@ async def index_article(
 
 async def store_articles(
     pool: asyncpg.Pool,
-    articles: list[tuple[str, str, str]],
+    articles: list[ParsedArticle],
     *,
     prune: bool = False,
     embedder: Embedder | None = None,
@@ -198,11 +244,13 @@ async def store_articles(
     embedder = embedder or Embedder()
     counts = {"inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0}
     async with pool.acquire() as conn, conn.transaction():
-        for slug, title, body in articles:
-            outcome, article_id = await kb_db.upsert_article(conn, slug, title, body)
+        for article in articles:
+            outcome, article_id = await kb_db.upsert_article(
+                conn, article.slug, article.title, article.body, article.url
+            )
             counts[outcome] += 1
             if article_id is not None:
-                await index_article(conn, embedder, article_id, title, body)
+                await index_article(conn, embedder, article_id, article.title, article.body)
         if prune:
             counts["deleted"] = await kb_db.delete_articles_except(conn, [a[0] for a in articles])
     return counts
@@ -220,10 +268,10 @@ async def load_sample_once(pool: asyncpg.Pool, folder: Path, embedder: Embedder)
     async with pool.acquire() as conn, conn.transaction():
         if not await kb_db.set_flag(conn, SAMPLE_LOADED_FLAG) or await kb_db.count_articles(conn):
             return None
-        for slug, title, body in articles:
-            _, article_id = await kb_db.upsert_article(conn, slug, title, body)
+        for article in articles:
+            _, article_id = await kb_db.upsert_article(conn, article.slug, article.title, article.body, article.url)
             if article_id is not None:
-                await index_article(conn, embedder, article_id, title, body)
+                await index_article(conn, embedder, article_id, article.title, article.body)
     return len(articles)
 
 
@@ -321,6 +369,7 @@ class KnowledgeBase:
                     body="\n\n".join(c.body for c in chunks),
                     rank=max(s for s, _ in hits),
                     sections=tuple(dict.fromkeys(c.heading for c in chunks)),
+                    url=first.url,
                 )
             )
         return articles
@@ -329,7 +378,9 @@ class KnowledgeBase:
 def _build_index(version: int, rows: list[asyncpg.Record]) -> _Index:
     """The in-memory index from stored chunks. Blocking (numpy)."""
     chunks = {
-        r["id"]: Chunk(r["id"], str(r["article_id"]), r["slug"], r["title"], r["position"], r["heading"], r["body"])
+        r["id"]: Chunk(
+            r["id"], str(r["article_id"]), r["slug"], r["title"], r["position"], r["heading"], r["body"], r["url"]
+        )
         for r in rows
     }
     ids = [r["id"] for r in rows]

@@ -27,6 +27,7 @@ import asyncpg
 from groq import AsyncGroq
 
 from ..db import ai as ai_db
+from ..db import events as events_db
 from ..db import messages as messages_db
 from ..db import tickets as tickets_db
 from ..errors import conflict, forbidden
@@ -259,6 +260,9 @@ class AiService:
             body=text,
             client_id=None,
             metadata={"handoff": reason},
+            # The outbox event integrators see for a handoff, stored with its notice.
+            event=events_db.TICKET_HANDOFF,
+            event_fields={"reason": reason},
         )
         if stored is not None:
             message = message_view(stored[0])
@@ -633,7 +637,7 @@ class AiService:
             "incomplete": False,
             "truncated": outcome.finish_reason == "length",
         }
-        message = await self._store(gen, text, metadata)
+        message = await self._store(gen, text, metadata, completed=True)
         if usage:
             await ai_db.add_usage(
                 self.pool,
@@ -719,7 +723,10 @@ class AiService:
             # Asking again will not help (bad credentials, content filter): a person takes over.
             await self.hand_off(gen.ticket_id, err.code, handoff.AI_UNAVAILABLE, current=gen)
 
-    async def _store(self, gen: Generation, text: str, metadata: dict[str, Any]) -> dict[str, Any] | None:
+    async def _store(
+        self, gen: Generation, text: str, metadata: dict[str, Any], *, completed: bool = False
+    ) -> dict[str, Any] | None:
+        """Store the reply; a completed one records ai.reply.completed in the same statement."""
         stored = await messages_db.insert_message(
             self.pool,
             ticket_id=gen.ticket_id,
@@ -728,6 +735,8 @@ class AiService:
             body=text,
             client_id=None,
             metadata=metadata,
+            event=events_db.AI_REPLY_COMPLETED if completed else None,
+            event_fields={"reply_id": str(gen.reply_id)} if completed else None,
         )
         return message_view(stored[0]) if stored is not None else None
 

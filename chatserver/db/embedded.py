@@ -8,6 +8,7 @@ root), creating that user if needed and making the data directory's parent folde
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,12 @@ EMBEDDED_DB_NAME = "chatserver"
 @contextmanager
 def embedded_postgres(data_dir: Path, *, delete_on_exit: bool = False) -> Iterator[str]:
     """Start (or reuse) the embedded server and yield a URL to its `chatserver` database."""
-    import pgserver
+    with warnings.catch_warnings():
+        # pgserver keeps a lock file (and, when pgdata's path is too long, the socket) under the
+        # user's runtime dir; without XDG_RUNTIME_DIR (root, containers, CI) platformdirs falls
+        # back to /tmp/runtime-<uid> and warns about it on every start. The fallback is fine.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", category=UserWarning)
+        import pgserver
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -36,3 +42,4 @@ def embedded_postgres(data_dir: Path, *, delete_on_exit: bool = False) -> Iterat
     finally:
         log.info("stopping embedded PostgreSQL")
         server.cleanup()
+        log.info("embedded PostgreSQL stopped")

@@ -10,22 +10,25 @@ import asyncpg
 from . import Executor
 
 UPSERT_ARTICLE = """
-INSERT INTO kb_articles (slug, title, body)
-VALUES ($1, $2, $3)
-ON CONFLICT (slug) DO UPDATE SET title = EXCLUDED.title, body = EXCLUDED.body, updated_at = now()
-WHERE (kb_articles.title, kb_articles.body) IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.body)
+INSERT INTO kb_articles (slug, title, body, url)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (slug) DO UPDATE SET title = EXCLUDED.title, body = EXCLUDED.body, url = EXCLUDED.url, updated_at = now()
+WHERE (kb_articles.title, kb_articles.body, kb_articles.url)
+      IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.body, EXCLUDED.url)
 RETURNING id, (xmax = 0) AS inserted
 """
 
 DELETE_OTHER_ARTICLES = "DELETE FROM kb_articles WHERE NOT (slug = ANY($1::text[]))"
 
-ARTICLE_COLUMNS = "id, slug, title, body, created_at, updated_at"
+ARTICLE_COLUMNS = "id, slug, title, body, url, created_at, updated_at"
 LIST_ARTICLES = f"SELECT {ARTICLE_COLUMNS} FROM kb_articles ORDER BY title, slug LIMIT $1 OFFSET $2"
 GET_ARTICLE = f"SELECT {ARTICLE_COLUMNS} FROM kb_articles WHERE id = $1"
 GET_ARTICLE_BY_SLUG = f"SELECT {ARTICLE_COLUMNS} FROM kb_articles WHERE slug = $1"
-INSERT_ARTICLE = f"INSERT INTO kb_articles (slug, title, body) VALUES ($1, $2, $3) RETURNING {ARTICLE_COLUMNS}"
+INSERT_ARTICLE = f"""
+INSERT INTO kb_articles (slug, title, body, url) VALUES ($1, $2, $3, $4) RETURNING {ARTICLE_COLUMNS}
+"""
 UPDATE_ARTICLE = f"""
-UPDATE kb_articles SET slug = $2, title = $3, body = $4, updated_at = now() WHERE id = $1
+UPDATE kb_articles SET slug = $2, title = $3, body = $4, url = $5, updated_at = now() WHERE id = $1
 RETURNING {ARTICLE_COLUMNS}
 """
 DELETE_ARTICLE = "DELETE FROM kb_articles WHERE id = $1"
@@ -45,7 +48,7 @@ ORDER BY a.slug
 """
 
 LOAD_CHUNKS = """
-SELECT c.id, c.article_id, a.slug, a.title, c.position, c.heading, c.body, c.embedding, c.model
+SELECT c.id, c.article_id, a.slug, a.title, a.url, c.position, c.heading, c.body, c.embedding, c.model
 FROM kb_chunks c JOIN kb_articles a ON a.id = c.article_id
 ORDER BY c.id
 """
@@ -73,9 +76,11 @@ COUNT_ARTICLES = "SELECT count(*) FROM kb_articles"
 SET_FLAG = "INSERT INTO app_flags (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING name"
 
 
-async def upsert_article(conn: Executor, slug: str, title: str, body: str) -> tuple[str, uuid.UUID | None]:
+async def upsert_article(
+    conn: Executor, slug: str, title: str, body: str, url: str | None = None
+) -> tuple[str, uuid.UUID | None]:
     """Insert or update one article by slug; ("inserted" | "updated" | "unchanged", id if changed)."""
-    row = await conn.fetchrow(UPSERT_ARTICLE, slug, title, body)
+    row = await conn.fetchrow(UPSERT_ARTICLE, slug, title, body, url)
     if row is None:
         return "unchanged", None
     return ("inserted" if row["inserted"] else "updated"), row["id"]
@@ -98,16 +103,16 @@ async def get_article_by_slug(conn: Executor, slug: str) -> asyncpg.Record | Non
     return await conn.fetchrow(GET_ARTICLE_BY_SLUG, slug)
 
 
-async def insert_article(conn: Executor, slug: str, title: str, body: str) -> asyncpg.Record:
-    row = await conn.fetchrow(INSERT_ARTICLE, slug, title, body)
+async def insert_article(conn: Executor, slug: str, title: str, body: str, url: str | None) -> asyncpg.Record:
+    row = await conn.fetchrow(INSERT_ARTICLE, slug, title, body, url)
     assert row is not None  # INSERT … RETURNING always returns the row
     return row
 
 
 async def update_article(
-    conn: Executor, article_id: uuid.UUID, slug: str, title: str, body: str
+    conn: Executor, article_id: uuid.UUID, slug: str, title: str, body: str, url: str | None
 ) -> asyncpg.Record | None:
-    return await conn.fetchrow(UPDATE_ARTICLE, article_id, slug, title, body)
+    return await conn.fetchrow(UPDATE_ARTICLE, article_id, slug, title, body, url)
 
 
 async def delete_article(conn: Executor, article_id: uuid.UUID) -> bool:

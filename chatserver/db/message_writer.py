@@ -17,6 +17,7 @@ import asyncpg
 
 from . import messages as messages_db
 from .messages import VisibleInsert, VisibleMessage
+from .pool import is_unavailable
 
 # Two statements in flight keep both of this machine's cores and the WAL flush busy: while one
 # waits for its commit's fsync, the other runs. Measured on 2 cores (5,000 messages, 256
@@ -129,9 +130,12 @@ class MessageWriter:
             self.statements += 1
             try:
                 results = await messages_db.insert_visible_messages(self._pool, [p.item for p in batch])
-            except asyncpg.PostgresConnectionError:
-                raise  # the connection broke: the commit may have happened, so no retry
-            except asyncpg.PostgresError:
+            except asyncpg.PostgresError as exc:
+                if is_unavailable(exc):
+                    # The connection broke (the commit may have happened) or the database is
+                    # restarting: no retry, each caller hears database_unavailable and resends
+                    # with its client_id, which finds the message if it was stored.
+                    raise
                 # PostgreSQL refused the statement and rolled it back: each message again alone,
                 # so each caller gets the result or the error it would get on its own.
                 for pending in batch:

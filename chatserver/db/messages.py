@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, TypeAlias
 import asyncpg
 
 from . import Executor
+from .events import MESSAGE_CREATED, json_object
 from .tickets import TICKET_COLUMNS
 
 MESSAGE_COLUMNS = "id, ticket_id, seq, author_id, author_kind, body, client_id, visibility, metadata, created_at"
@@ -37,6 +38,16 @@ class VisibleMessage(NamedTuple):
 VisibleInsert: TypeAlias = tuple[asyncpg.Record, bool, dict[str, Any] | None]
 
 
+# The outbox (db/events.py): a stored message records its message.created event in the statement
+# that stores it, so posting a message costs no extra round trip or transaction. Rows are
+# numbered in (ticket, seq) order, so one ticket's events keep its messages' order.
+def _message_event(source: str) -> str:
+    return f"""INSERT INTO events (type, ticket_id, internal, data)
+    SELECT '{MESSAGE_CREATED}', {source}.ticket_id, {source}.visibility = 'internal',
+        jsonb_build_object('message', {json_object(source, _MESSAGE_FIELDS)})
+    FROM {source} ORDER BY {source}.ticket_id, {source}.seq"""
+
+
 # One statement, one round trip: bump the ticket's last_seq (which row-locks the ticket, so seqs
 # are handed out in commit order) and insert the message with it. A resend with a client_id that
 # is already stored returns the original row with created = false and bumps nothing.
@@ -44,6 +55,8 @@ VisibleInsert: TypeAlias = tuple[asyncpg.Record, bool, dict[str, Any] | None]
 # customer's post needs no separate visibility read. The bumped ticket comes back in t_* columns
 # for the checks and hooks that follow: plain columns, not the `tickets` composite, which asyncpg
 # would fail to decode (once per connection, after the row was stored) when tickets changes.
+# Besides message.created, $9 (when not NULL) names a second event recorded with it (an AI
+# reply's ai.reply.completed, a handoff's ticket.handoff): {message, ticket} plus the fields of $10.
 INSERT_MESSAGE = f"""
 WITH visible AS (
     SELECT 1 FROM tickets WHERE id = $1 AND ($8::uuid IS NULL OR customer_id = $8)
@@ -62,6 +75,16 @@ inserted AS (
     INSERT INTO messages (ticket_id, seq, author_id, author_kind, body, client_id, visibility, metadata)
     SELECT $1, bumped.t_last_seq, $2, $3, $4, $5, $6, $7 FROM bumped
     RETURNING {MESSAGE_COLUMNS}
+),
+message_event AS (
+    {_message_event("inserted")}
+),
+extra_event AS (
+    INSERT INTO events (type, ticket_id, internal, data)
+    SELECT $9::text, inserted.ticket_id, inserted.visibility = 'internal',
+        jsonb_build_object('message', {json_object("inserted", _MESSAGE_FIELDS)},
+                           'ticket', {json_object("bumped", _TICKET_FIELDS, "t_")}) || coalesce($10::jsonb, '{{}}')
+    FROM inserted, bumped WHERE $9::text IS NOT NULL
 )
 SELECT {_columns("inserted", _MESSAGE_FIELDS)}, true AS created, {", ".join(f"bumped.t_{f}" for f in _TICKET_FIELDS)}
 FROM inserted, bumped
@@ -121,6 +144,9 @@ inserted AS (
     INSERT INTO messages (ticket_id, seq, author_id, author_kind, body, client_id, visibility)
     SELECT ticket_id, seq, author_id, author_kind, body, client_id, visibility FROM numbered
     RETURNING {MESSAGE_COLUMNS}
+),
+message_event AS (
+    {_message_event("inserted")}
 )
 SELECT numbered.ord, {_columns("inserted", _MESSAGE_FIELDS)}, true AS created,
     {", ".join(f"bumped.t_{f}" for f in _TICKET_FIELDS_BUT_SEQ)}, inserted.seq AS t_last_seq
@@ -171,13 +197,19 @@ async def insert_message(
     client_id: str | None,
     visibility: str = "public",
     metadata: dict[str, Any] | None = None,
+    event: str | None = None,
+    event_fields: dict[str, Any] | None = None,
 ) -> tuple[asyncpg.Record, bool] | None:
     """Store a message; returns (row, created) or None when the ticket does not exist.
+
+    Records message.created with it, and `event` (with `event_fields`) when given.
 
     Two racing sends with one client_id: the loser's insert violates the unique index, which
     rolls back its seq bump too; it then finds the winner's row on the retry.
     """
-    row = await _insert(conn, ticket_id, author_id, author_kind, body, client_id, visibility, metadata, None)
+    row = await _insert(
+        conn, ticket_id, author_id, author_kind, body, client_id, visibility, metadata, None, event, event_fields
+    )
     return None if row is None else (row, row["created"])
 
 
@@ -233,11 +265,23 @@ async def _insert(
     visibility: str,
     metadata: dict[str, Any] | None,
     owner_id: uuid.UUID | None,
+    event: str | None = None,
+    event_fields: dict[str, Any] | None = None,
 ) -> asyncpg.Record | None:
     for _attempt in range(2):
         try:
             row = await conn.fetchrow(
-                INSERT_MESSAGE, ticket_id, author_id, author_kind, body, client_id, visibility, metadata or {}, owner_id
+                INSERT_MESSAGE,
+                ticket_id,
+                author_id,
+                author_kind,
+                body,
+                client_id,
+                visibility,
+                metadata or {},
+                owner_id,
+                event,
+                event_fields,
             )
         except asyncpg.UniqueViolationError:
             if client_id is None:

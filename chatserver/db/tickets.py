@@ -9,14 +9,25 @@ from typing import Any
 import asyncpg
 
 from . import Executor
+from .events import TICKET_CREATED, TICKET_UPDATED, json_object
 
 TICKET_COLUMNS = """id, customer_id, subject, description, status, priority, assignee_id,
     ai_enabled, waiting_for_agent, last_seq, last_activity_at, created_at, updated_at"""
+_TICKET_FIELDS = [name.strip() for name in TICKET_COLUMNS.split(",")]
 
+# The ticket and its ticket.created event (the outbox, db/events.py) in one statement.
 INSERT_TICKET = f"""
-INSERT INTO tickets (customer_id, subject, description, ai_enabled)
-VALUES ($1, $2, $3, $4)
-RETURNING {TICKET_COLUMNS}
+WITH inserted AS (
+    INSERT INTO tickets (customer_id, subject, description, ai_enabled)
+    VALUES ($1, $2, $3, $4)
+    RETURNING {TICKET_COLUMNS}
+),
+event AS (
+    INSERT INTO events (type, ticket_id, data)
+    SELECT '{TICKET_CREATED}', inserted.id, jsonb_build_object('ticket', {json_object("inserted", _TICKET_FIELDS)})
+    FROM inserted
+)
+SELECT {TICKET_COLUMNS} FROM inserted
 """
 
 SELECT_TICKET = f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"
@@ -101,15 +112,23 @@ async def list_tickets(
     )
 
 
-async def update_ticket(conn: Executor, ticket_id: uuid.UUID, changes: dict[str, Any]) -> asyncpg.Record | None:
-    """Apply `changes` (keys from UPDATABLE only) and bump the activity time."""
+async def update_ticket(
+    conn: Executor, ticket_id: uuid.UUID, changes: dict[str, Any], by: uuid.UUID | None = None
+) -> asyncpg.Record | None:
+    """Apply `changes` (keys from UPDATABLE only) and bump the activity time; records the
+    ticket.updated event (its `changes` and who made them, `by`) in the same statement."""
     columns = [name for name in changes if name in UPDATABLE]
     if len(columns) != len(changes):
         raise ValueError(f"not updatable: {set(changes) - set(UPDATABLE)}")
     # Column names come from the fixed allow-list above, never from input; values are $n.
-    assignments = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(columns))
+    assignments = ", ".join(f"{name} = ${i + 3}" for i, name in enumerate(columns))
+    names = ", ".join(f"'{name}'" for name in sorted(columns))
     sql = (
-        f"UPDATE tickets SET {assignments}, updated_at = now(), last_activity_at = now() "
-        f"WHERE id = $1 RETURNING {TICKET_COLUMNS}"
+        f"WITH updated AS (UPDATE tickets SET {assignments}, updated_at = now(), last_activity_at = now() "
+        f"WHERE id = $1 RETURNING {TICKET_COLUMNS}), "
+        f"event AS (INSERT INTO events (type, ticket_id, data) SELECT '{TICKET_UPDATED}', updated.id, "
+        f"jsonb_build_object('ticket', {json_object('updated', _TICKET_FIELDS)}, "
+        f"'changes', jsonb_build_array({names}), 'by', $2::uuid) FROM updated) "
+        f"SELECT {TICKET_COLUMNS} FROM updated"
     )
-    return await conn.fetchrow(sql, ticket_id, *(changes[name] for name in columns))
+    return await conn.fetchrow(sql, ticket_id, by, *(changes[name] for name in columns))

@@ -6,7 +6,7 @@ import uuid
 
 from aiohttp import web
 
-from ..ai.knowledge import MAX_ARTICLE_CHARS
+from ..ai.knowledge import MAX_ARTICLE_CHARS, MAX_URL_CHARS
 from ..jsonutil import json_response
 from ..keys import AI_SERVICE, DB_POOL
 from ..services import kb as kb_service
@@ -17,11 +17,13 @@ CREATE_SCHEMA = {
     "title": Str(max_len=300),
     "body": Str(max_len=MAX_ARTICLE_CHARS),
     "slug": Str(required=False, nullable=True, max_len=200),
+    "url": Str(required=False, nullable=True, max_len=MAX_URL_CHARS),
 }
 UPDATE_SCHEMA = {
     "title": Str(required=False, max_len=300),
     "body": Str(required=False, max_len=MAX_ARTICLE_CHARS),
     "slug": Str(required=False, max_len=200),
+    "url": Str(required=False, nullable=True, max_len=MAX_URL_CHARS),
 }
 LIST_QUERY = ("limit", "offset")
 
@@ -56,12 +58,14 @@ async def create_article(request: web.Request) -> web.Response:
         title=body["title"],
         body=body["body"],
         slug=body.get("slug"),
+        url=body.get("url"),
     )
     return json_response({"article": article}, status=201)
 
 
 async def update_article(request: web.Request) -> web.Response:
-    """PATCH /admin/kb/articles/{article_id}: title, body and/or slug; re-indexed on save."""
+    """PATCH /admin/kb/articles/{article_id}: title, body, slug and/or url (null removes it);
+    re-indexed when the title or body changed."""
     require_admin(request)
     article_id = _article_id(request)
     body = await read_body(request, UPDATE_SCHEMA)

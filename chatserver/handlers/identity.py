@@ -19,9 +19,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from ..errors import ApiError, unauthorized
-from ..keys import ACCESS_CACHE, BCRYPT_ROUNDS, DB_POOL, IDENTITY_KEY, SETTINGS
+from ..keys import ACCESS_CACHE, API_KEYS, BCRYPT_ROUNDS, DB_POOL, IDENTITY_KEY, SETTINGS
 from ..security import Identity, decode_token
 from ..services.access import check_access
+from ..services.api_keys import KEY_PREFIX
 from ..services.auth import TokenConfig
 
 # Sockets check their own credentials (handlers/ws.py); see the module docstring.
@@ -43,10 +44,14 @@ async def checked_identity(request: web.Request, who: Identity) -> Identity:
 
 
 async def checked_bearer_identity(request: web.Request) -> Identity | None:
-    """The request's bearer token, verified and its account checked; None without one."""
+    """The request's bearer token, verified and its account checked; None without one. An API
+    key (csk_...) acts as its integration account, on the routes its scopes allow only
+    (services/api_keys.py); keys are read from this header alone, never from a URL."""
     token = bearer_token(request)
     if token is None:
         return None
+    if token.startswith(KEY_PREFIX):
+        return await request.app[API_KEYS].identify(token, request.match_info.route.name)
     return await checked_identity(request, decode_token(request.app[SETTINGS].secret_key, token))
 
 

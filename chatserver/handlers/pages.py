@@ -1,4 +1,4 @@
-"""HTML pages: the agent console (login, logout, inbox and ticket views) and the widget demo site.
+"""HTML pages: the home page, the agent console (login, logout, inbox and ticket views) and the widget demo site.
 
 The console is a page that loads /static/js/console.js; everything it shows comes over the REST
 API (with a short-lived token from POST /console/api/token) and the WebSockets (with the session
@@ -19,12 +19,19 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from ..errors import ApiError, not_found
-from ..http_limits import body_deadline
 from ..keys import DB_POOL, LOGIN_THROTTLE, PASSWORD_LANES, PUBLISHER, SETTINGS
 from ..services import auth as auth_service
 from ..services import users as users_service
 from ..services.widget import DEMO_ID_PREFIX, demo_external_id, identity_signature
-from ..web_session import CSRF_FORM_FIELD, check_csrf, csrf_token, secure_page_headers, start_login
+from ..validation import parse_uuid, read_form
+from ..web_session import (
+    CSRF_FORM_FIELD,
+    check_csrf,
+    content_security_policy,
+    csrf_token,
+    secure_page_headers,
+    start_login,
+)
 from .identity import session_identity, unchecked_session_identity
 
 log = logging.getLogger(__name__)
@@ -76,6 +83,19 @@ def _redirect(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
 
 
+# ---- the home page -----------------------------------------------------------------------
+
+
+async def home_page(request: web.Request) -> web.Response:
+    """GET /: where to go from here (demo, console, API docs, health), for someone who just
+    started the server and opened its address."""
+    context = {
+        "demo": not request.app[SETTINGS].production,
+        "server": f"{request.scheme}://{request.host}",
+    }
+    return render(request, "home.html", context)
+
+
 # ---- login and logout --------------------------------------------------------------------
 
 
@@ -87,8 +107,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login_submit(request: web.Request) -> web.Response:
-    async with body_deadline(request):
-        form = await request.post()
+    form = await read_form(request)
     email = _form_str(form, "email")[:MAX_EMAIL].strip()
     password = _form_str(form, "password")[:MAX_PASSWORD]
 
@@ -129,8 +148,7 @@ async def login_submit(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """End the session on the server too: the account's session generation goes up, so a copy of
     this cookie, and every token issued under it, stops working (on every instance)."""
-    async with body_deadline(request):
-        form = await request.post()
+    form = await read_form(request)
     await check_csrf(request, _form_str(form, CSRF_FORM_FIELD))
     session = await get_session(request)
     who = unchecked_session_identity(session)
@@ -150,6 +168,8 @@ def _form_str(form: Any, name: str) -> str:
 
 async def console_page(request: web.Request) -> web.Response:
     """GET /console and /console/tickets/{ticket_id}: the inbox and ticket views (one page)."""
+    if "ticket_id" in request.match_info:
+        parse_uuid(request.match_info["ticket_id"], "Ticket")  # before anything: no redirect for junk
     who = await session_identity(request)
     if who is None:
         return _redirect(LOGIN_PATH)
@@ -194,8 +214,10 @@ async def demo_page(request: web.Request) -> web.Response:
         "server": f"{request.scheme}://{request.host}",
     }
     response = aiohttp_jinja2.render_template("demo.html", request, context)
-    # It stands in for someone else's site, whose security policy is theirs to choose; it only
-    # promises not to be framed itself.
+    # It stands in for someone else's site, one with a strict policy: its own stylesheet, the
+    # loader script and the widget frame, all from this server, and no inline script at all, which
+    # also shows that the widget works on such a site.
+    response.headers["Content-Security-Policy"] = content_security_policy()
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -7,6 +7,7 @@ JSON error body. Every frame is JSON text with a "type"; docs/protocol.md descri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -15,14 +16,16 @@ from typing import Any, ClassVar
 
 import asyncpg
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..db import messages as messages_db
 from ..db import users as users_db
-from ..errors import ApiError, forbidden, unauthorized
+from ..db.pool import is_unavailable
+from ..errors import DATABASE_RETRY_AFTER, ApiError, database_unavailable, forbidden, unauthorized
 from ..jsonutil import json_response
 from ..keys import (
     AI,
+    DB_HEALTH,
     DB_POOL,
     HUB,
     MESSAGE_HOOK,
@@ -40,12 +43,14 @@ from ..realtime.tickets import TICKET_TTL, issue_ws_ticket, redeem_ws_ticket
 from ..security import Identity
 from ..services import messages as message_service
 from ..services import tickets as ticket_service
+from ..services.api_keys import check_frame
 from ..services.hooks import AiControl
 from ..settings import Settings
-from ..validation import Bool, Choice, Str, Uuid, parse_uuid, validate
+from ..validation import Bool, Choice, Str, Uuid, parse_uuid, query_int, validate
 from ..views import message_view, participant_view, ticket_view
 from ..web_session import own_origin
 from .identity import checked_bearer_identity, checked_identity, require_identity, session_identity
+from .tickets import MAX_SEQ
 
 log = logging.getLogger(__name__)
 
@@ -128,16 +133,8 @@ def _resume_seq(request: web.Request) -> int | None:
         # No query string: parsing one anyway would keep an empty query mapping on the request,
         # which lives as long as the socket (~0.2-0.4 KiB per idle socket).
         return None
-    raw = request.query.get("after_seq")
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ApiError(422, "validation_error", "after_seq must be a non-negative integer")
-    return value
+    # The REST history's bounds: a seq beyond bigint failed in the database after the upgrade.
+    return query_int(request, "after_seq", None, 0, MAX_SEQ)
 
 
 async def _participant(pool: asyncpg.Pool, who: Identity) -> dict[str, Any]:
@@ -147,6 +144,11 @@ async def _participant(pool: asyncpg.Pool, who: Identity) -> dict[str, Any]:
     if user_row is None:
         raise unauthorized("Account no longer exists")
     return participant_view(user_row)
+
+
+def database_unavailable_frame(ref: str | None = None) -> dict[str, Any]:
+    err = database_unavailable()
+    return events.error_frame(err.code, err.message, ref=ref, retry_after=DATABASE_RETRY_AFTER)
 
 
 def _socket(settings: Settings) -> web.WebSocketResponse:
@@ -203,9 +205,20 @@ async def ticket_socket(request: web.Request) -> web.StreamResponse:
     session = RoomSession(request, conn, ticket_id, channel)
     try:
         first_anywhere = await presence.add(ticket_id, user) if first_here else False
-        await _send_snapshot(request, conn, ticket_id, resume_after)
+        try:
+            await _send_snapshot(request, conn, ticket_id, resume_after)
+        except Exception as exc:
+            # The handshake is done: an HTTP 503 cannot be sent any more. Say why and close
+            # with 1013 (try again later); the client reconnects and resumes.
+            if not is_unavailable(exc):
+                raise
+            app[DB_HEALTH].unavailable(exc)
+            with contextlib.suppress(ConnectionError):  # the client left meanwhile
+                await ws.send_str(orjson.dumps(database_unavailable_frame()).decode())
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"database unavailable")
+            return ws
         if first_anywhere:
-            await publisher.publish(events.presence_joined(ticket_id, user))
+            await publisher.publish(events.presence_joined(ticket_id, user, staff_only=who.is_staff))
         await session.run()
     finally:
         app[SOCKET_LIMITS].release(who.user_id, address)
@@ -214,8 +227,10 @@ async def ticket_socket(request: web.Request) -> web.StreamResponse:
         await conn.stop()
         if last_here:
             try:
+                # Customers heard of an agent only if they engaged: likewise of their leaving.
+                hidden = who.is_staff and not await presence.is_engaged(ticket_id, who.user_id)
                 if await presence.remove(ticket_id, who.user_id):
-                    await publisher.publish(events.presence_left(ticket_id, user))
+                    await publisher.publish(events.presence_left(ticket_id, user, staff_only=hidden))
             except Exception:
                 log.exception("presence cleanup failed for %s", ticket_id)
     return ws
@@ -241,7 +256,7 @@ async def _send_snapshot(
         has_more = len(rows) > JOIN_HISTORY
         rows = rows[-JOIN_HISTORY:]
         snapshot_seq = last_seq
-    present = await app[PRESENCE].list(ticket_id)
+    present = await app[PRESENCE].list(ticket_id, for_customer=not who.is_staff)
     channel = events.ticket_channel(ticket_id)
     hub = app[HUB]
     hub.note_snapshot(channel, snapshot_seq)
@@ -332,12 +347,26 @@ class RoomSession:
         if handler is None:
             self.reject("unknown_type", f"Unknown frame type {kind[:50]!r}", ref=ref)
             return
+        refused = check_frame(self.who, kind)  # an API key sends only what its scopes allow
+        if refused is not None:
+            self.reject(refused.code, refused.message, ref=ref)
+            return
         try:
             await handler(self, frame)
         except FrameError as err:
             self.reject(err.code, err.message, ref=ref, retry_after=err.retry_after)
         except ApiError as err:
             self.reject(err.code, err.message, ref=ref)
+        except Exception as exc:
+            # Whatever escaped here would reach the middleware, which answers with an HTTP
+            # response: raw HTTP bytes on an upgraded socket, which the client can only drop.
+            # The frame failed, the socket stays; neither counts as the client's bad frame.
+            if is_unavailable(exc):
+                self.app[DB_HEALTH].unavailable(exc)
+                self.conn.send_frame(database_unavailable_frame(ref))
+            else:
+                log.exception("unhandled error on a %r frame in %s", kind[:50], self.ticket_id)
+                self.conn.send_frame(events.error_frame("internal_error", "Internal server error", ref=ref))
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         body = validate(frame, SEND_SCHEMA)
@@ -345,6 +374,9 @@ class RoomSession:
         wait = self.app[SEND_BUDGET].take(self.who.user_id)
         if wait > 0:
             raise FrameError("rate_limited", "Sending too fast; retry after retry_after seconds", wait)
+        if self.who.is_staff and not body.get("internal", False):
+            # Before the message, so the visitor reads "Alex joined" above Alex's first words.
+            await self.engage()
         message, created = await message_service.post_message(
             self.app[DB_POOL],
             self.app[MESSAGE_WRITER],
@@ -362,6 +394,11 @@ class RoomSession:
         self.app[HUB].send_ack(self.channel, self.conn, message["seq"], ack)
         if self.typing_active:
             await self.stop_typing()
+
+    async def engage(self) -> None:
+        """An agent wrote to the customer or took over: from now on the customer sees them."""
+        if await self.app[PRESENCE].engage(self.ticket_id, self.who.user_id):
+            await self.app[PUBLISHER].publish(events.presence_joined(self.ticket_id, self.conn.user))
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         active = validate(frame, TYPING_SCHEMA)["active"]
@@ -428,6 +465,7 @@ class RoomSession:
         await ticket_service.update_ticket(
             self.app[DB_POOL], self.app[PUBLISHER], self.who, self.ticket_id, {"ai_enabled": False}
         )
+        await self.engage()
 
     async def on_handback(self, frame: dict[str, Any]) -> None:
         if not self.who.is_staff:

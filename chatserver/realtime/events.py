@@ -59,12 +59,15 @@ def ticket_updated(ticket: dict[str, Any], changes: list[str], by: uuid.UUID | N
     )
 
 
-def presence_joined(ticket_id: uuid.UUID, user: dict[str, Any]) -> Event:
-    return Event(ticket_channel(ticket_id), {"type": "presence.joined", "user": user})
+def presence_joined(ticket_id: uuid.UUID, user: dict[str, Any], staff_only: bool = False) -> Event:
+    """staff_only for an agent who only opened the ticket: customers hear of them once they
+    engage (write publicly or take over), realtime/presence.py. Agents may so get a second
+    presence.joined for someone already present: the frame is idempotent."""
+    return Event(ticket_channel(ticket_id), {"type": "presence.joined", "user": user}, staff_only=staff_only)
 
 
-def presence_left(ticket_id: uuid.UUID, user: dict[str, Any]) -> Event:
-    return Event(ticket_channel(ticket_id), {"type": "presence.left", "user": user})
+def presence_left(ticket_id: uuid.UUID, user: dict[str, Any], staff_only: bool = False) -> Event:
+    return Event(ticket_channel(ticket_id), {"type": "presence.left", "user": user}, staff_only=staff_only)
 
 
 def typing(ticket_id: uuid.UUID, user: dict[str, Any], active: bool) -> Event:

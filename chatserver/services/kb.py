@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from ..ai.embedding import Embedder
-from ..ai.knowledge import MAX_ARTICLE_CHARS, index_article
+from ..ai.knowledge import MAX_ARTICLE_CHARS, check_url, index_article
 from ..db import kb as kb_db
 from ..errors import conflict, not_found, validation_error
 
@@ -24,6 +24,7 @@ def article_view(row: asyncpg.Record, *, body: bool = True) -> dict[str, Any]:
         "id": row["id"],
         "slug": row["slug"],
         "title": row["title"],
+        "url": row["url"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
@@ -56,6 +57,16 @@ def check_body(body: str) -> str:
     return body
 
 
+def check_article_url(url: str | None) -> str | None:
+    """The article's public page: http(s) only, as in front matter (the widget links to it)."""
+    try:
+        return check_url(url)
+    except ValueError:
+        raise validation_error(
+            "url must be an http:// or https:// address", details={"fields": {"url": "http(s) address"}}
+        ) from None
+
+
 async def list_articles(pool: asyncpg.Pool, limit: int, offset: int) -> dict[str, Any]:
     rows = await kb_db.list_articles(pool, limit, offset)
     return {
@@ -72,13 +83,14 @@ async def get_article(pool: asyncpg.Pool, article_id: uuid.UUID) -> dict[str, An
 
 
 async def create_article(
-    pool: asyncpg.Pool, embedder: Embedder, *, title: str, body: str, slug: str | None
+    pool: asyncpg.Pool, embedder: Embedder, *, title: str, body: str, slug: str | None, url: str | None = None
 ) -> dict[str, Any]:
     slug = check_slug(slug) if slug else slug_from(title)
     check_body(body)
+    url = check_article_url(url)
     async with pool.acquire() as conn, conn.transaction():
         try:
-            row = await kb_db.insert_article(conn, slug, title, body)
+            row = await kb_db.insert_article(conn, slug, title, body, url)
         except asyncpg.UniqueViolationError:
             raise conflict(f"An article with the slug {slug!r} exists") from None
         await index_article(conn, embedder, row["id"], title, body)
@@ -97,8 +109,9 @@ async def update_article(
         slug = check_slug(changes["slug"]) if changes.get("slug") else existing["slug"]
         title = changes.get("title") or existing["title"]
         body = check_body(changes["body"]) if changes.get("body") is not None else existing["body"]
+        url = check_article_url(changes["url"]) if "url" in changes else existing["url"]
         try:
-            row = await kb_db.update_article(conn, article_id, slug, title, body)
+            row = await kb_db.update_article(conn, article_id, slug, title, body, url)
         except asyncpg.UniqueViolationError:
             raise conflict(f"An article with the slug {slug!r} exists") from None
         assert row is not None  # locked above

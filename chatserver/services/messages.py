@@ -46,7 +46,8 @@ async def post_message(
             # As for every post, a ticket the caller may not see is "not found" first.
             await load_visible_ticket(pool, who, ticket_id)
         raise forbidden("Only agents can write internal notes")
-    author_kind = "customer" if who.role == "customer" else "agent"
+    # An API key's messages are the integration's, and say so (docs/security.md).
+    author_kind = who.role if who.role in ("customer", "integration") else "agent"
     # Who may post where is checked by the insert itself (one round trip per message, not a
     # ticket read and then the insert; docs/performance.md): a customer only in their own
     # tickets, staff anywhere; a ticket handed in by the caller was checked by the caller.
@@ -80,11 +81,11 @@ async def post_message(
         if who.role == "customer" and ticket["status"] in ("resolved", "closed"):
             # A customer writing again reopens the conversation, as support desks do.
             follow_up["status"] = "open"
-        if who.is_staff and not internal and ticket["waiting_for_agent"]:
+        if who.role in ("agent", "admin") and not internal and ticket["waiting_for_agent"]:
             # A person has answered: the ticket no longer waits for one.
             follow_up["waiting_for_agent"] = False
         if follow_up:
-            updated = await tickets_db.update_ticket(pool, ticket_id, follow_up)
+            updated = await tickets_db.update_ticket(pool, ticket_id, follow_up, by=who.user_id)
             if updated is not None:
                 view = ticket_view(updated)
                 names = sorted(follow_up)

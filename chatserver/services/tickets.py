@@ -210,7 +210,7 @@ async def update_ticket(
     effective = {k: v for k, v in changes.items() if current[k] != v}
     if not effective:
         return ticket_view(current)
-    row = await tickets_db.update_ticket(pool, ticket_id, effective)
+    row = await tickets_db.update_ticket(pool, ticket_id, effective, by=who.user_id)
     if row is None:
         raise not_found("Ticket")
     ticket = ticket_view(row)

@@ -1,8 +1,8 @@
 /*! chatserver widget loader — add to a page with:
  *   <script src="https://CHAT-SERVER/widget.js" data-title="Support" data-color="#4f46e5" async></script>
  * Options come from data-* attributes and/or a settings object defined before the script:
- *   window.ChatserverWidget = {title, color, position: "right"|"left", greeting, locale, strings: {...},
- *                              user: {id, name, email, signature}}
+ *   window.ChatserverWidget = {title, color, position: "right"|"left", greeting, locale, expectedReply,
+ *                              strings: {...}, user: {id, name, email, signature}}
  * See docs/web.md. The chat itself runs in a frame from the chat server; this script only draws the
  * launcher bubble (in a shadow root, so the page's CSS cannot restyle it) and opens the frame.
  */
@@ -26,6 +26,7 @@
     color: /^#[0-9a-fA-F]{3,8}$/.test(pick("color", "")) ? pick("color", "") : "#4f46e5",
     position: pick("position", "right") === "left" ? "left" : "right",
     greeting: pick("greeting", undefined),
+    expectedReply: pick("expectedReply", undefined),
     locale: pick("locale", document.documentElement.lang || navigator.language || "en"),
     strings: settings.strings && typeof settings.strings === "object" ? settings.strings : undefined,
     user: null,
@@ -62,6 +63,22 @@
     ".right{right:20px}.left{left:20px}" +
     "@media (max-width:480px){.frame{inset:0;width:100%;height:100%;max-height:none;border-radius:0}" +
     ".open .launcher{display:none}}";
+
+  // Black or white on the site's colour, whichever contrasts more (WCAG 2); the same rule as
+  // static/js/contrast.js, which this ES5 loader cannot import.
+  function textOn(hex) {
+    var h = hex.slice(1);
+    if (h.length === 3 || h.length === 4) h = h.charAt(0) + h.charAt(0) + h.charAt(1) + h.charAt(1) + h.charAt(2) + h.charAt(2);
+    if (h.length !== 6 && h.length !== 8) return "#ffffff";
+    var lum = 0;
+    var weights = [0.2126, 0.7152, 0.0722];
+    for (var i = 0; i < 3; i++) {
+      var c = parseInt(h.substr(i * 2, 2), 16) / 255;
+      lum += weights[i] * (c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4));
+    }
+    var dark = 0.0056; // luminance of #111111
+    return (lum + 0.05) / (dark + 0.05) >= 1.05 / (lum + 0.05) ? "#111111" : "#ffffff";
+  }
 
   var SVG = "http://www.w3.org/2000/svg";
   // Built node by node (no innerHTML), so the loader also runs on pages that enforce Trusted Types.
@@ -108,6 +125,7 @@
   launcher.type = "button";
   launcher.className = "launcher " + options.position;
   launcher.style.background = options.color;
+  launcher.style.color = textOn(options.color);
   launcher.setAttribute("aria-haspopup", "dialog");
   launcher.setAttribute("aria-expanded", "false");
   var icon = document.createElement("span");

@@ -410,7 +410,7 @@ async function openTicket(ticketId, { push = false } = {}) {
   if (push) history.pushState({ ticket: ticketId }, "", `/console/tickets/${ticketId}`);
   const els = buildTicketPane(ticketId);
   const ctx = { id: ticketId, els, row: rows.get(ticketId) || null, typing: new Map(), hasMore: false };
-  const thread = new Thread(els.list, { describe, pendingLabel: "Sending…", streamAuthor: "AI assistant" });
+  const thread = new Thread(els.list, { describe, pendingLabel: "Sending…", streamAuthor: "AI assistant", labels: { replying: "The AI is replying…" } });
   ctx.thread = thread;
   ctx.room = new Room({
     url: (afterSeq) => socketUrl(`/tickets/${encodeURIComponent(ticketId)}/ws${afterSeq !== null ? `?after_seq=${afterSeq}` : ""}`),
@@ -438,9 +438,13 @@ async function openTicket(ticketId, { push = false } = {}) {
           else if (how !== "gone") renderCopilot(ctx, (state && state.text) || "", true, how === "failed" ? frame.message : "Cancelled");
           return;
         }
+        if (how === "cancelled") {
+          // Keep what the customer already read, marked as stopped.
+          thread.keepStream(replyId, state ? state.text : "", "AI reply stopped: an agent took over.");
+          return;
+        }
         thread.endStream(replyId);
         if (how === "failed") thread.addEvent(`AI reply failed: ${frame.message}`);
-        if (how === "cancelled") thread.addEvent("AI reply stopped: an agent took over.");
       },
       ticket: (ticket, changes) => {
         renderTicket(ctx);
@@ -451,9 +455,10 @@ async function openTicket(ticketId, { push = false } = {}) {
         }
         if (changes.includes("ai_enabled")) thread.addEvent(ticket.ai_enabled ? "The AI is replying again." : "A human took over from the AI.");
       },
-      presence: (kind, user) => {
+      presence: (kind, user, known) => {
         renderPresence(ctx);
-        if (user.id !== me.id) thread.addEvent(`${user.name || user.role} ${kind === "joined" ? "joined" : "left"}.`);
+        // known: an agent already here who now writes to the customer (docs/protocol.md).
+        if (user.id !== me.id && !(kind === "joined" && known)) thread.addEvent(`${user.name || user.role} ${kind === "joined" ? "joined" : "left"}.`);
       },
       typing: (user, active) => {
         if (active) ctx.typing.set(user.id, user.name || user.role);

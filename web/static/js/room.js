@@ -20,7 +20,7 @@ export class Room {
    * @param {object} options
    * @param {(afterSeq: number|null) => Promise<string>|string} options.url  the socket URL to open
    * @param {object} options.on  callbacks: status(state), joined(frame), message(msg), pending(list),
-   *   stream(state), streamEnd(replyId, how, frame), ticket(ticket, changes), presence(kind, user),
+   *   stream(state), streamEnd(replyId, how, frame), ticket(ticket, changes), presence(kind, user, known),
    *   typing(user, active), error(frame), authFailed()
    */
   constructor({ url, on }) {
@@ -245,9 +245,13 @@ export class Room {
       case "ticket.updated":
         this.ticket = frame.ticket;
         return this.on.ticket?.(frame.ticket, frame.changes || []);
-      case "presence.joined":
+      case "presence.joined": {
+        // Agents hear again of an agent already present when that agent starts writing to the
+        // customer (docs/protocol.md): `known` says so.
+        const known = this.present.has(frame.user.id);
         this.present.set(frame.user.id, frame.user);
-        return this.on.presence?.("joined", frame.user);
+        return this.on.presence?.("joined", frame.user, known);
+      }
       case "presence.left":
         this.present.delete(frame.user.id);
         this.on.typing?.(frame.user, false);

@@ -3,6 +3,7 @@
 // talks to the loader (widget.js) on the host page with postMessage.
 
 import { fill, h } from "./dom.js";
+import { textOn } from "./contrast.js";
 import { Room, apiError, socketUrl } from "./room.js";
 import { Thread } from "./thread.js";
 
@@ -32,6 +33,14 @@ const STRINGS = {
     conversation: "Conversation",
     messageLabel: "Message",
     aiFailed: "The assistant couldn't finish its reply.",
+    sources: "Sources",
+    incomplete: "Incomplete reply",
+    retry: "Try again",
+    replying: "The assistant is replying…",
+    tookOver: "A person is taking over this conversation.",
+    answeringAi: "AI assistant",
+    answeringAgent: "{name} is answering",
+    expectedReply: "We usually reply in a few minutes.",
   },
   fr: {
     title: "Discutons",
@@ -58,6 +67,82 @@ const STRINGS = {
     conversation: "Conversation",
     messageLabel: "Message",
     aiFailed: "L'assistant n'a pas pu terminer sa réponse.",
+    sources: "Sources",
+    incomplete: "Réponse incomplète",
+    retry: "Réessayer",
+    replying: "L'assistant répond…",
+    tookOver: "Une personne prend le relais de cette conversation.",
+    answeringAi: "Assistant IA",
+    answeringAgent: "{name} vous répond",
+    expectedReply: "Nous répondons en général en quelques minutes.",
+  },
+  de: {
+    title: "Chatten Sie mit uns",
+    greeting: "Hallo! Wie können wir helfen?",
+    placeholder: "Nachricht schreiben…",
+    send: "Senden",
+    close: "Chat schließen",
+    you: "Sie",
+    assistant: "Assistent",
+    agent: "Support",
+    sending: "Wird gesendet…",
+    offline: "Sie sind offline. Verbindung wird wiederhergestellt…",
+    reconnecting: "Verbindung verloren. Verbindung wird wiederhergestellt…",
+    talkToHuman: "Mit einem Menschen sprechen",
+    talkToHumanMessage: "Ich möchte bitte mit einem Menschen sprechen.",
+    waitingForHuman: "Wir haben ein Teammitglied gebeten, dazuzukommen. Die Antwort erscheint hier.",
+    agentJoined: "{name} ist dem Gespräch beigetreten",
+    agentLeft: "{name} hat das Gespräch verlassen",
+    typing: "{name} schreibt…",
+    assistantTyping: "Der Assistent schreibt…",
+    failed: "Etwas ist schiefgelaufen. Bitte versuchen Sie es erneut.",
+    identityRefused: "Ihr Konto konnte nicht bestätigt werden, daher ist der Chat nicht verfügbar. Bitte laden Sie die Seite neu.",
+    expired: "Ihr früheres Gespräch ist abgelaufen. Schreiben Sie, um ein neues zu beginnen.",
+    conversation: "Gespräch",
+    messageLabel: "Nachricht",
+    aiFailed: "Der Assistent konnte seine Antwort nicht beenden.",
+    sources: "Quellen",
+    incomplete: "Unvollständige Antwort",
+    retry: "Erneut versuchen",
+    replying: "Der Assistent antwortet…",
+    tookOver: "Ein Mensch übernimmt dieses Gespräch.",
+    answeringAi: "KI-Assistent",
+    answeringAgent: "{name} antwortet Ihnen",
+    expectedReply: "Wir antworten normalerweise innerhalb weniger Minuten.",
+  },
+  es: {
+    title: "Chatea con nosotros",
+    greeting: "¡Hola! ¿En qué podemos ayudarte?",
+    placeholder: "Escribe un mensaje…",
+    send: "Enviar",
+    close: "Cerrar el chat",
+    you: "Tú",
+    assistant: "Asistente",
+    agent: "Soporte",
+    sending: "Enviando…",
+    offline: "Estás sin conexión. Reconectando…",
+    reconnecting: "Se perdió la conexión. Reconectando…",
+    talkToHuman: "Hablar con una persona",
+    talkToHumanMessage: "Me gustaría hablar con una persona, por favor.",
+    waitingForHuman: "Hemos pedido a un miembro del equipo que se una. Te responderá aquí.",
+    agentJoined: "{name} se unió a la conversación",
+    agentLeft: "{name} salió de la conversación",
+    typing: "{name} está escribiendo…",
+    assistantTyping: "El asistente está escribiendo…",
+    failed: "Algo salió mal. Inténtalo de nuevo.",
+    identityRefused: "No pudimos verificar tu cuenta, así que el chat no está disponible. Vuelve a cargar la página.",
+    expired: "Tu conversación anterior ha caducado. Escribe para empezar una nueva.",
+    conversation: "Conversación",
+    messageLabel: "Mensaje",
+    aiFailed: "El asistente no pudo terminar su respuesta.",
+    sources: "Fuentes",
+    incomplete: "Respuesta incompleta",
+    retry: "Reintentar",
+    replying: "El asistente está respondiendo…",
+    tookOver: "Una persona se hace cargo de esta conversación.",
+    answeringAi: "Asistente de IA",
+    answeringAgent: "{name} te responde",
+    expectedReply: "Solemos responder en pocos minutos.",
   },
 };
 
@@ -68,6 +153,10 @@ const el = (id) => document.getElementById(id);
 const ui = {
   panel: el("panel"),
   title: el("panel-title"),
+  who: el("who"),
+  avatar: el("who-avatar"),
+  whoName: el("who-name"),
+  expected: el("expected"),
   close: el("close"),
   offline: el("offline"),
   problem: el("problem"),
@@ -155,28 +244,33 @@ window.addEventListener("message", (event) => {
   }
 });
 
-if (window.parent !== window) {
-  // Nothing secret in it, so any parent may hear it: the loader answers with its options.
-  window.parent.postMessage({ source: "chatserver-widget", type: "ready" }, "*");
-} else {
-  // Opened on its own (e.g. a link to /widget/frame): work as a standalone chat page.
-  parentOrigin = null;
-  init({});
-  setOpen(true);
-}
-
 // ---- set-up ---------------------------------------------------------------------------------
+
+/** The site's locale (data-locale) when we have its strings, else the browser's first one we have. */
+function pickLocale(requested) {
+  const candidates = [];
+  if (typeof requested === "string" && requested) candidates.push(requested);
+  for (const lang of navigator.languages || [navigator.language]) if (lang) candidates.push(lang);
+  for (const candidate of candidates) {
+    const base = candidate.slice(0, 2).toLowerCase();
+    if (STRINGS[base]) return { locale: candidate, strings: STRINGS[base] };
+  }
+  return { locale: candidates[0] || "en", strings: STRINGS.en };
+}
 
 function init(opts) {
   options = opts;
-  locale = typeof opts.locale === "string" ? opts.locale : navigator.language || "en";
-  const base = STRINGS[locale.slice(0, 2).toLowerCase()] || STRINGS.en;
-  t = { ...STRINGS.en, ...base, ...(opts.strings && typeof opts.strings === "object" ? stringsOnly(opts.strings) : {}) };
+  const picked = pickLocale(opts.locale);
+  locale = picked.locale;
+  t = { ...STRINGS.en, ...picked.strings, ...(opts.strings && typeof opts.strings === "object" ? stringsOnly(opts.strings) : {}) };
   if (typeof opts.title === "string" && opts.title) t.title = opts.title;
   if (typeof opts.greeting === "string") t.greeting = opts.greeting;
+  if (typeof opts.expectedReply === "string") t.expectedReply = opts.expectedReply;
   document.documentElement.lang = locale;
   if (typeof opts.color === "string" && /^#[0-9a-fA-F]{3,8}$/.test(opts.color)) {
     document.documentElement.style.setProperty("--accent", opts.color);
+    // Text on the accent (header, own bubbles, send button): black or white, whichever reads.
+    document.documentElement.style.setProperty("--accent-text", textOn(opts.color));
   }
   ui.title.textContent = t.title;
   ui.close.setAttribute("aria-label", t.close);
@@ -308,10 +402,14 @@ function newRoom(ticketId) {
           for (const message of fresh) thread.addMessage(message);
         }
         renderHandoff();
+        renderWho();
+        renderRetry();
         updateUnread();
       },
       message: (message) => {
+        failedWithoutText = false;
         thread.addMessage(message);
+        renderRetry();
         updateUnread();
       },
       pending: (entries) => thread.setPending(entries),
@@ -320,16 +418,32 @@ function newRoom(ticketId) {
         aiTyping = state.text.length === 0;
         renderTyping();
         thread.stream(state);
+        renderRetry();
       },
-      streamEnd: (replyId, how, frame) => {
+      streamEnd: (replyId, how, frame, state) => {
         aiTyping = false;
         renderTyping();
-        thread.endStream(replyId);
-        if (how === "failed" && frame && !frame.partial) thread.addEvent(t.aiFailed);
+        if (how === "cancelled") {
+          // A person took over mid-reply: what the visitor already read stays, with a word on why.
+          thread.keepStream(replyId, state ? state.text : "", t.tookOver);
+        } else {
+          thread.endStream(replyId);
+        }
+        if (how === "failed" && frame && !frame.partial) {
+          thread.addEvent(t.aiFailed);
+          failedWithoutText = true;
+        }
+        renderRetry();
       },
-      ticket: () => renderHandoff(),
-      presence: (kind, user) => {
-        if (user.role === "customer") return;
+      ticket: () => {
+        renderHandoff();
+        renderWho();
+        renderRetry();
+      },
+      presence: (kind, user, known) => {
+        renderWho();
+        // The server tells visitors about agents only once they write or take over (docs/protocol.md).
+        if (user.role === "customer" || (kind === "joined" && known)) return;
         thread.addEvent(fill(kind === "joined" ? t.agentJoined : t.agentLeft, { name: user.name || t.agent }));
       },
       typing: (user, active) => {
@@ -385,10 +499,13 @@ function wireComposer() {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       submit(ui.input.value);
-    } else if (event.key === "Escape") {
-      setOpen(false);
-      tellParent({ type: "close" });
     }
+  });
+  // Esc closes from anywhere in the panel (the message list, a link, a button), not only the box.
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape" || event.isComposing || event.defaultPrevented) return;
+    setOpen(false);
+    tellParent({ type: "close" });
   });
   ui.input.addEventListener("input", () => {
     autosize();
@@ -452,6 +569,7 @@ function ensureConversation(firstBody) {
 // ---- rendering ------------------------------------------------------------------------------
 
 let thread = null;
+let failedWithoutText = false; // the last reply failed before any text was stored
 
 function describe(message) {
   if (message.author_kind === "customer") return { kind: "mine", author: null };
@@ -467,14 +585,73 @@ function render() {
     pendingLabel: t.sending,
     streamAuthor: t.assistant,
     locale,
+    labels: { sources: t.sources, incomplete: t.incomplete, retry: t.retry, replying: t.replying, tookOver: t.tookOver },
+    onRetry: retryReply,
     header: () => (t.greeting ? h("li", { class: "msg msg-greeting" }, h("div", { class: "bubble", text: t.greeting })) : null),
   });
   renderAll();
   renderHandoff();
+  renderWho();
 }
 
 function renderAll() {
-  if (thread) thread.reset(room);
+  if (thread) {
+    thread.reset(room);
+    renderRetry();
+  }
+}
+
+/** Offer "Try again" when the conversation ends on a failed or cut-off AI reply. */
+function renderRetry() {
+  if (!thread) return;
+  let show = false;
+  if (room && room.ticket && room.ticket.ai_enabled && room.streams.size === 0 && !identityRefused) {
+    const messages = room.sortedMessages();
+    const last = messages[messages.length - 1];
+    show = failedWithoutText || Boolean(last && last.author_kind === "ai" && last.metadata && last.metadata.incomplete === true);
+  }
+  thread.setRetry(show);
+}
+
+function retryReply() {
+  if (!room || !room.sendFrame({ type: "ai.retry" })) {
+    showProblem(t.failed);
+    return;
+  }
+  failedWithoutText = false;
+  thread.setRetry(false);
+  hideProblem();
+}
+
+function initials(name) {
+  const words = String(name || "").trim().split(/\s+/).filter(Boolean);
+  const letters = words.length > 1 ? [words[0], words[words.length - 1]] : words;
+  return letters.map((w) => Array.from(w)[0].toUpperCase()).join("") || "?";
+}
+
+/** The header's second line: who is answering, and until a person has joined, when to expect one. */
+function renderWho() {
+  const ticket = room && room.ticket;
+  let agent = null;
+  if (room) for (const user of room.present.values()) if (user.role !== "customer") agent = user;
+  if (agent) {
+    const name = agent.name || t.agent;
+    ui.avatar.textContent = initials(name);
+    ui.avatar.className = "avatar avatar-agent";
+    ui.whoName.textContent = fill(t.answeringAgent, { name });
+  } else if (ticket && ticket.ai_enabled) {
+    ui.avatar.textContent = "✦";
+    ui.avatar.className = "avatar avatar-ai";
+    ui.whoName.textContent = t.answeringAi;
+  } else {
+    ui.avatar.textContent = "";
+    ui.avatar.className = "avatar";
+    ui.whoName.textContent = "";
+  }
+  ui.avatar.hidden = !ui.avatar.textContent;
+  ui.expected.textContent = agent ? "" : t.expectedReply;
+  ui.expected.hidden = Boolean(agent) || !t.expectedReply;
+  ui.who.hidden = !ui.whoName.textContent && ui.expected.hidden;
 }
 
 function renderTyping() {
@@ -544,4 +721,18 @@ function updateUnread() {
     }
   }
   tellParent({ type: "unread", count });
+}
+
+// ---- start ----------------------------------------------------------------------------------
+// Last, after every declaration above: init() uses them (a call before `let thread` threw a
+// ReferenceError when the frame page was opened on its own).
+
+if (window.parent !== window) {
+  // Nothing secret in it, so any parent may hear it: the loader answers with its options.
+  window.parent.postMessage({ source: "chatserver-widget", type: "ready" }, "*");
+} else {
+  // Opened on its own (e.g. a link to /widget/frame): work as a standalone chat page.
+  parentOrigin = null;
+  init({});
+  setOpen(true);
 }
