@@ -14,10 +14,12 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
-# The code, the schema migrations and the web assets (paths resolve relative to the package).
+# The code, the schema migrations, the web assets and the sample knowledge base (paths resolve
+# relative to the package; kb/ is loaded only when KB_SAMPLE_DIR is set, and eval-ai scores it).
 COPY chatserver ./chatserver
 COPY migrations ./migrations
 COPY web ./web
+COPY kb ./kb
 
 # An unprivileged user; /data holds what CHATSERVER_DATA_DIR keeps (the embedded database when
 # DATABASE_URL is unset, which production does not do).

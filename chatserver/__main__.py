@@ -1,5 +1,5 @@
 """Command line: serve (default), migrate, create-user, set-role, disable-user, enable-user, load-kb,
-check-config."""
+eval-ai, check-config."""
 
 from __future__ import annotations
 
@@ -196,6 +196,18 @@ def cmd_load_kb(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_ai(settings: Settings, args: argparse.Namespace) -> int:
+    """Score retrieval and handoff detection on the shipped evaluation sets (docs/ai.md), in a
+    scratch database on the configured server; non-zero when a figure is under its threshold."""
+    from .ai.evaluate import run_evals
+
+    with ExitStack() as stack:
+        failures = run_evals(_database_url(settings, stack), settings, print, verbose=args.verbose)
+    for failure in failures:
+        print(f"below threshold: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chatserver", description="Customer-support chat server")
     sub = parser.add_subparsers(dest="command")
@@ -217,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     load_kb = sub.add_parser("load-kb", help="load Markdown knowledge-base articles from a folder")
     load_kb.add_argument("folder", help="a folder of *.md files (e.g. kb/); each file is one article")
     load_kb.add_argument("--prune", action="store_true", help="also delete articles whose file is gone")
+    eval_ai = sub.add_parser("eval-ai", help="score retrieval and handoff detection on the shipped evaluation sets")
+    eval_ai.add_argument("--verbose", action="store_true", help="also list every case it got wrong")
     sub.add_parser("check-config", help="validate the settings (environment and .env), start nothing")
     args = parser.parse_args(argv)
 
@@ -239,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         "disable-user": cmd_account_change,
         "enable-user": cmd_account_change,
         "load-kb": cmd_load_kb,
+        "eval-ai": cmd_eval_ai,
         "check-config": cmd_check_config,
     }
     return handlers[args.command or "serve"](settings, args)

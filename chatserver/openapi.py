@@ -20,6 +20,7 @@ from . import __version__
 from .db.events import EVENT_TYPES
 from .handlers import admin as admin_handlers
 from .handlers import admin_api_keys as api_key_handlers
+from .handlers import admin_kb as admin_kb_handlers
 from .handlers import admin_webhooks as webhook_handlers
 from .handlers import auth as auth_handlers
 from .handlers import tickets as ticket_handlers
@@ -1538,6 +1539,119 @@ PATHS.update(
                 description="Agents, admins, and API keys with events:read. Waits up to `wait` seconds when "
                 "nothing is new. 410 cursor_expired: resync.",
             )
+        },
+    }
+)
+
+# ---- knowledge base (admins) ----------------------------------------------------------------
+
+KB_URL: Schema = nullable(
+    {
+        "type": "string",
+        "format": "uri",
+        "description": "The article's public page (http or https); AI citations link it.",
+    }
+)
+
+SCHEMAS.update(
+    {
+        "KbArticleSummary": obj(
+            {
+                "id": UUID,
+                "slug": {"type": "string"},
+                "title": {"type": "string"},
+                "url": KB_URL,
+                "created_at": TIMESTAMP,
+                "updated_at": TIMESTAMP,
+            }
+        ),
+        "KbArticle": obj(
+            {
+                "id": UUID,
+                "slug": {"type": "string"},
+                "title": {"type": "string"},
+                "body": {"type": "string", "description": "Markdown; `##` headings split it into sections."},
+                "url": KB_URL,
+                "created_at": TIMESTAMP,
+                "updated_at": TIMESTAMP,
+            }
+        ),
+        "KbArticleResponse": obj({"article": ref("KbArticle")}),
+        "KbArticlePage": obj(
+            {
+                "articles": {"type": "array", "items": ref("KbArticleSummary")},
+                "total": {"type": "integer"},
+            }
+        ),
+        "KbCreateArticleRequest": request_schema(
+            admin_kb_handlers.CREATE_SCHEMA, {"slug": "Default: made from the title."}
+        ),
+        "KbUpdateArticleRequest": request_schema(admin_kb_handlers.UPDATE_SCHEMA),
+    }
+)
+
+ARTICLE_ID_PARAM: Schema = {"name": "article_id", "in": "path", "required": True, "schema": UUID}
+REINDEX_NOTE = (
+    "Saving splits the article into sections and embeds them in the same transaction; every instance "
+    "uses the change from its next search."
+)
+
+PATHS.update(
+    {
+        "/admin/kb/articles": {
+            "get": operation(
+                "List knowledge-base articles, by title",
+                tag="admin",
+                operation_id="adminListKbArticles",
+                params=[
+                    query_param(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."
+                    ),
+                    query_param("offset", {"type": "integer", "minimum": 0, "default": 0}, "Articles to skip."),
+                ],
+                ok={"200": json_content(ref("KbArticlePage"), "One page of articles (without bodies).")},
+                errors=("Forbidden", "ValidationError"),
+                description=ADMIN_NOTE,
+            ),
+            "post": operation(
+                "Create a knowledge-base article",
+                tag="admin",
+                operation_id="adminCreateKbArticle",
+                body="KbCreateArticleRequest",
+                ok={"201": json_content(ref("KbArticleResponse"), "The new article.")},
+                errors=("Forbidden", "Conflict"),
+                description=f"{ADMIN_NOTE} {REINDEX_NOTE} 409 when the slug is taken.",
+            ),
+        },
+        "/admin/kb/articles/{article_id}": {
+            "get": operation(
+                "One knowledge-base article",
+                tag="admin",
+                operation_id="adminGetKbArticle",
+                params=[ARTICLE_ID_PARAM],
+                ok={"200": json_content(ref("KbArticleResponse"), "The article.")},
+                errors=("Forbidden", "NotFound"),
+                description=ADMIN_NOTE,
+            ),
+            "patch": operation(
+                "Edit a knowledge-base article",
+                tag="admin",
+                operation_id="adminUpdateKbArticle",
+                params=[ARTICLE_ID_PARAM],
+                body="KbUpdateArticleRequest",
+                ok={"200": json_content(ref("KbArticleResponse"), "The article as saved.")},
+                errors=("Forbidden", "NotFound", "Conflict"),
+                description=f"{ADMIN_NOTE} {REINDEX_NOTE}",
+            ),
+            "delete": operation(
+                "Delete a knowledge-base article",
+                tag="admin",
+                operation_id="adminDeleteKbArticle",
+                params=[ARTICLE_ID_PARAM],
+                ok={"204": {"description": "Deleted, with its sections."}},
+                errors=("Forbidden", "NotFound"),
+                description=ADMIN_NOTE,
+            ),
         },
     }
 )

@@ -7,6 +7,7 @@ from aiohttp import web
 from .handlers import (
     admin,
     admin_api_keys,
+    admin_kb,
     admin_webhooks,
     ai,
     attachments,
@@ -52,6 +53,12 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/admin/users/{user_id}/disable", admin.disable_user, name="admin-user-disable")
     r.add_post("/admin/users/{user_id}/enable", admin.enable_user, name="admin-user-enable")
     r.add_post("/admin/users/{user_id}/password", admin.reset_password, name="admin-user-password")
+    # Knowledge-base management (admins only).
+    r.add_get("/admin/kb/articles", admin_kb.list_articles, name="admin-kb-list")
+    r.add_post("/admin/kb/articles", admin_kb.create_article, name="admin-kb-create")
+    r.add_get("/admin/kb/articles/{article_id}", admin_kb.get_article, name="admin-kb-get")
+    r.add_patch("/admin/kb/articles/{article_id}", admin_kb.update_article, name="admin-kb-update")
+    r.add_delete("/admin/kb/articles/{article_id}", admin_kb.delete_article, name="admin-kb-delete")
 
     # Integrations (docs/integrations.md): API keys, webhooks (admins), the event feed.
     r.add_get("/admin/api-keys", admin_api_keys.list_keys, name="admin-api-keys-list")

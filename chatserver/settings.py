@@ -89,6 +89,9 @@ class Settings:
     ai_max_reply_tokens: int = 1024
     ai_temperature: float = 0.3
     ai_kb_articles: int = 3
+    # Markdown folder loaded into an empty knowledge base once, at the first start (docs/ai.md,
+    # "The sample knowledge base"); None: never. load_settings defaults it to kb/ in development.
+    kb_sample_dir: Path | None = None
     ai_delta_window_ms: int = 20
     ai_delta_max_chars: int = 400
     ai_claim_lease_seconds: float = 30.0
@@ -353,6 +356,18 @@ def _create_key_file(path: Path) -> None:
         tmp.unlink()
 
 
+# The sample knowledge base shipped next to the package (a source checkout or the Docker image).
+SAMPLE_KB_DIR = Path(__file__).resolve().parent.parent / "kb"
+
+
+def _kb_sample_dir(env: Mapping[str, str], environment: str) -> Path | None:
+    """KB_SAMPLE_DIR: a folder, or empty for none; unset: kb/ in development, none otherwise."""
+    value = env.get("KB_SAMPLE_DIR")
+    if value is None:
+        return SAMPLE_KB_DIR if environment == "development" else None
+    return Path(value.strip()).expanduser() if value.strip() else None
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
     """Build Settings from `env` (default: os.environ plus ./.env, environment winning)."""
     if env is None:
@@ -425,6 +440,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         ai_max_reply_tokens=_int(env, "AI_MAX_REPLY_TOKENS", 1024, 16, 32_768),
         ai_temperature=_float(env, "AI_TEMPERATURE", 0.3, 0.0, 2.0),
         ai_kb_articles=_int(env, "AI_KB_ARTICLES", 3, 0, 20),
+        kb_sample_dir=_kb_sample_dir(env, environment),
         ai_delta_window_ms=_int(env, "AI_DELTA_WINDOW_MS", 20, 1, 2000),
         ai_delta_max_chars=_int(env, "AI_DELTA_MAX_CHARS", 400, 1, 100_000),
         ai_claim_lease_seconds=_ai_lease(env),

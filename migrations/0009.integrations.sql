@@ -1,6 +1,6 @@
 -- Integrations (docs/integrations.md): the outbox of domain events (the event feed and webhooks
 -- read it), API keys acting as integration accounts, webhook endpoints and their deliveries.
--- depends: 0007.attachments
+-- depends: 0008.kb-chunks
 
 -- An API key acts as an account of its own (role 'integration'): messages it posts are authored
 -- by that account, and revoking the key disables the account (services/access.py).

@@ -18,7 +18,7 @@ from chatserver.settings import Settings
 from .conftest import MakeUser, create_ticket
 from .fake_groq import EventLog, _events_log, ai_settings, clear_kb, read_sse, sse_text  # noqa: F401
 
-KB_DIR = Path(__file__).resolve().parent.parent / "kb"
+KB_DIR = Path(__file__).resolve().parent / "kb"
 
 
 @pytest.fixture

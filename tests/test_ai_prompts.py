@@ -14,13 +14,13 @@ from chatserver.ai.fake_groq import FakeGroq, Script
 from chatserver.ai.knowledge import excerpt, read_kb_dir, store_articles
 from chatserver.ai.prompts import PromptBuilder, estimate_tokens
 from chatserver.db.messages import insert_message
-from chatserver.keys import DB_POOL
+from chatserver.keys import AI_SERVICE, DB_POOL
 from chatserver.settings import Settings
 
 from .conftest import MakeUser, User, create_ticket
 from .fake_groq import EventLog, _events_log, _fake_groq, ai_settings, clear_kb  # noqa: F401  (fixtures)
 
-KB_DIR = Path(__file__).resolve().parent.parent / "kb"
+KB_DIR = Path(__file__).resolve().parent / "kb"
 BUDGET = 800
 
 
@@ -130,15 +130,14 @@ async def test_knowledge_base_articles_ground_and_are_cited_in_the_reply(
     citations = completed["message"]["metadata"]["citations"]
     assert citations[0]["slug"] == "refunds-and-billing"
     assert citations[0]["title"] == "Refunds and billing"
-    # The article's public page, from its front matter (kb/refunds-and-billing.md).
+    # The article's public page, from its front matter (tests/kb/refunds-and-billing.md).
     assert citations[0]["url"] == "https://help.nimbusnotes.example/articles/refunds-and-billing"
-    assert set(citations[0]) == {"id", "slug", "title", "url"}
+    assert set(citations[0]) == {"id", "slug", "title", "sections", "url"}
+    # The sections (chunks) the excerpt came from, by heading.
+    assert citations[0]["sections"] and all(h.startswith("Refunds and billing") for h in citations[0]["sections"])
 
 
 async def test_search_ranks_the_matching_article_first(client: TestClient, sample_kb: None) -> None:
-    from chatserver.ai import knowledge
-
-    pool = client.app[DB_POOL]
     cases = {
         "I forgot my password": "reset-password",
         "how do I export my notes to markdown": "export-your-notes",
@@ -146,10 +145,11 @@ async def test_search_ranks_the_matching_article_first(client: TestClient, sampl
         "notes not syncing on my laptop": "sync-troubleshooting",
         "how much does the team plan cost": "plans-and-pricing",
     }
+    kb = client.app[AI_SERVICE].knowledge
     for question, slug in cases.items():
-        found = await knowledge.search(pool, question, 3)
+        found = await kb.search(question, 3)
         assert found and found[0].slug == slug, (question, [a.slug for a in found])
-    assert await knowledge.search(pool, "zzzz qqqq", 3) == []
+    assert await kb.search("zzzz qqqq", 3) == []
 
 
 def test_excerpts_keep_the_paragraphs_that_match() -> None:

@@ -102,7 +102,7 @@ async def assert_markdown_rendered_safely(root: Any, bubble: Any) -> None:
 async def test_markdown_ai_reply_renders_safely_in_both_uis_with_its_sources(
     browser: Any, live: Live, fake_groq: FakeGroq
 ) -> None:
-    await store_articles(live.app[DB_POOL], read_kb_dir(ROOT / "kb"))
+    await store_articles(live.app[DB_POOL], read_kb_dir(ROOT / "tests" / "kb"))
     fake_groq.push(Script(text=MARKDOWN_REPLY, tokens_per_second=40))
     visitor = await new_page(browser)
     frame = await open_widget(visitor, live.url("/demo"))
@@ -334,7 +334,7 @@ async def test_keyboard_escape_anywhere_closes_and_the_list_scrolls_by_keyboard(
 async def test_phone_width_touch_targets_input_size_and_axe_finds_no_serious_problem(
     browser: Any, live: Live, fake_groq: FakeGroq
 ) -> None:
-    await store_articles(live.app[DB_POOL], read_kb_dir(ROOT / "kb"))
+    await store_articles(live.app[DB_POOL], read_kb_dir(ROOT / "tests" / "kb"))
     # The CSP forbids injected scripts: bypassed for this test's browser only, to load axe-core.
     context = await browser.new_context(**PHONE, bypass_csp=True)
     visitor = await context.new_page()

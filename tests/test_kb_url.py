@@ -9,9 +9,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from chatserver.__main__ import main
-from chatserver.ai import knowledge
-from chatserver.ai.knowledge import parse_markdown, read_kb_dir, store_articles
-from chatserver.keys import DB_POOL
+from chatserver.ai.knowledge import KnowledgeBase, parse_markdown, read_kb_dir, store_articles
+from chatserver.keys import AI_SERVICE, DB_POOL
 
 from .fake_groq import clear_kb
 
@@ -46,13 +45,20 @@ async def test_stored_url_comes_back_in_the_citation_and_can_be_removed(client: 
     pool = client.app[DB_POOL]
     path = tmp_path / "export.md"
     path.write_text(f"---\nurl: {URL}\n---\n# Exporting notes\n\nExport every notebook as Markdown.\n")
+    kb: KnowledgeBase = client.app[AI_SERVICE].knowledge
     assert (await store_articles(pool, read_kb_dir(tmp_path)))["inserted"] == 1
-    [article] = await knowledge.search(pool, "how do I export my notebook", 3)
-    assert article.citation() == {"id": article.id, "slug": "export", "title": "Exporting notes", "url": URL}
+    [article] = await kb.search("how do I export my notebook", 3)
+    assert article.citation() == {
+        "id": article.id,
+        "slug": "export",
+        "title": "Exporting notes",
+        "sections": ["Exporting notes"],
+        "url": URL,
+    }
     # Dropping the url from the file is a change like any other.
     path.write_text("# Exporting notes\n\nExport every notebook as Markdown.\n")
     assert (await store_articles(pool, read_kb_dir(tmp_path)))["updated"] == 1
-    [article] = await knowledge.search(pool, "export notebook", 3)
+    [article] = await kb.search("export notebook", 3)
     assert "url" not in article.citation()
 
 

@@ -15,6 +15,13 @@ What it sends, as Groq does (POST /openai/v1/chat/completions, stream=true):
   simply ends (the SDK raises nothing for it).
 It can also stall (send nothing more, keep the socket open) or reset the TCP connection.
 
+Tool calling, as Groq streams it: a script's `tool_calls` go out after its text as
+`delta.tool_calls` entries (`index`, `id`, `type: "function"`, `function.name`,
+`function.arguments`; in one delta as Groq sends them, or with the arguments split over several
+deltas as OpenAI-style streams do), and the final chunk's `finish_reason` is "tool_calls". A
+follow-up request must answer each call with a `tool` message whose `tool_call_id` names a call
+of an earlier assistant message, or it gets Groq's 400.
+
 Content chunks are encoded once per script; each request only builds its first and last chunk and
 a per-request prefix, so the fake stays cheap at hundreds of tokens per second and many streams.
 """
@@ -40,6 +47,16 @@ from .stream import split_tokens
 COMPLETIONS_PATH = "/openai/v1/chat/completions"
 DEFAULT_TEXT = "Thanks for reaching out! I can help with that. Could you tell me a little more about the problem?"
 FINGERPRINT = "fp_fake0groq"
+
+
+@dataclass
+class ToolCall:
+    """One function call the scripted model makes."""
+
+    name: str
+    # The JSON text of the arguments, as the model writes it (it may be invalid: tests send that too).
+    arguments: str = "{}"
+    id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
 
 
 @dataclass
@@ -70,6 +87,10 @@ class Script:
     hold_after: int | None = None
     release: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
     finish_reason: str = "stop"
+    # Function calls made after the text; the finish_reason becomes "tool_calls".
+    tool_calls: list[ToolCall] | None = None
+    # Split each call's arguments over this many deltas (0 or 1: one delta per call, as Groq does).
+    argument_pieces: int = 0
     # Also send the empty/role-only deltas Groq sends (clients must skip them).
     include_empty_deltas: bool = True
     _encoded: list[bytes] | None = field(default=None, repr=False, compare=False)
@@ -191,6 +212,10 @@ class FakeGroq:
         if not record.body.get("stream"):
             record.outcome = "error"
             return self._error(400, Script(status=400, error_message="This fake only streams: send stream=true"))
+        problem = _tool_messages_problem(record.body)
+        if problem is not None:
+            record.outcome = "error"
+            return self._error(400, Script(status=400, error_message=problem))
 
         started = time.monotonic()
         model = str(record.body.get("model", "unknown"))
@@ -272,13 +297,19 @@ class FakeGroq:
                 _reset(request)
                 return resp
 
+            finish_reason = script.finish_reason
+            if script.tool_calls:
+                for frame in _tool_call_frames(first, script.tool_calls, script.argument_pieces):
+                    await resp.write(frame)
+                if finish_reason == "stop":
+                    finish_reason = "tool_calls"
             completion_tokens = len(contents)
             prompt_tokens = _estimate_prompt_tokens(record.body)
             elapsed = time.monotonic() - started
             completion_time = round(max(time.monotonic() - first_token_at, 1e-6), 9)
             final = {
                 **first,
-                "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": script.finish_reason}],
+                "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish_reason}],
                 "x_groq": {
                     "id": request_id,
                     "usage": {
@@ -364,6 +395,43 @@ async def _pace(resp: web.StreamResponse, frames: list[bytes], tokens_per_second
             continue
         await resp.write(b"".join(frames[sent:due]))
         sent = due
+
+
+def _tool_call_frames(first: dict[str, Any], calls: list[ToolCall], pieces: int) -> list[bytes]:
+    """The chunks that stream `calls`: per call, a delta with its id, type, name and (all or the
+    first piece of) its arguments, then a delta per further piece of the arguments."""
+    frames = []
+    for index, call in enumerate(calls):
+        n = max(1, pieces)
+        size = max(1, -(-len(call.arguments) // n))
+        parts = [call.arguments[i : i + size] for i in range(0, len(call.arguments), size)] or [""]
+        deltas: list[dict[str, Any]] = [
+            {"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": parts[0]}}
+        ]
+        deltas += [{"index": index, "function": {"arguments": part}} for part in parts[1:]]
+        for delta in deltas:
+            chunk = {
+                **first,
+                "choices": [{"index": 0, "delta": {"tool_calls": [delta]}, "logprobs": None, "finish_reason": None}],
+            }
+            chunk.pop("x_groq", None)
+            frames.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
+    return frames
+
+
+def _tool_messages_problem(body: dict[str, Any]) -> str | None:
+    """Groq's 400 for a `tool` message that answers no call of an earlier assistant message."""
+    called: set[str] = set()
+    for message in body.get("messages", []):
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "assistant":
+            for call in message.get("tool_calls") or []:
+                if isinstance(call, dict) and isinstance(call.get("id"), str):
+                    called.add(call["id"])
+        elif message.get("role") == "tool" and message.get("tool_call_id") not in called:
+            return f"'messages': tool_call_id {message.get('tool_call_id')!r} does not match any tool call"
+    return None
 
 
 def _estimate_prompt_tokens(body: dict[str, Any]) -> int:

@@ -1,16 +1,23 @@
-"""The knowledge base: load Markdown articles from a folder, find the ones that match a question,
-and cut the passages worth showing the model (or the customer, when offline)."""
+"""The knowledge base: articles split into sections (chunks), each embedded once when saved;
+hybrid search that fuses the full-text ranking (PostgreSQL) with the vector ranking (numpy over
+every chunk's vector, held in memory and reloaded whenever the knowledge-base version changes,
+whichever instance changed it); and the passages worth showing the model or the customer."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from dataclasses import dataclass
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import asyncpg
+import numpy as np
 
 from ..db import kb as kb_db
+from .embedding import Embedder, Vectors, from_bytes, to_bytes
 
 # Articles longer than this are cut: the prompt carries excerpts, never whole manuals.
 MAX_ARTICLE_CHARS = 50_000
@@ -18,6 +25,23 @@ MAX_ARTICLE_CHARS = 50_000
 MAX_URL_CHARS = 2000
 # Front matter: a first line "---", `key: value` lines, a closing "---".
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---(?:\n|\Z)", re.S)
+# A section longer than this is split at paragraph boundaries: a chunk should say one thing.
+CHUNK_CHARS = 1200
+# Candidates taken from each ranking before fusing.
+CANDIDATES = 20
+# Reciprocal rank fusion's constant (Cormack et al. 2009): 60 damps the weight of the very top.
+RRF_K = 60
+# Below this cosine a chunk is not a vector match at all: with nothing else matching, the
+# question is about something the knowledge base does not cover. WordLlama's cosines are low
+# (related questions and sections score 0.2 to 0.5; nonsense and off-topic under 0.2): 0.2 kept
+# the most right answers on the eval sets while off-topic questions still find nothing.
+VECTOR_FLOOR = 0.2
+# The full-text ranking's weight in the fusion (the vector ranking's is 1). Weights 0.3 and 0.5
+# were tried (docs/ai.md): plain RRF (1.0) was as good or better on both retrieval sets.
+FTS_WEIGHT = 1.0
+# Chunks of one article passed on (the best ones, in the article's order).
+CHUNKS_PER_ARTICLE = 3
+
 _WORD = re.compile(r"[a-z0-9]{3,}")
 # Words too common to tell paragraphs apart.
 _STOP = frozenset(
@@ -66,18 +90,33 @@ _STOP = frozenset(
 
 @dataclass(frozen=True)
 class Article:
+    """A search result: an article, represented by its best-matching sections."""
+
     id: str
     slug: str
     title: str
     body: str
     rank: float
+    sections: tuple[str, ...] = ()
     url: str | None = None
 
     def citation(self) -> dict[str, Any]:
-        cited: dict[str, Any] = {"id": self.id, "slug": self.slug, "title": self.title}
+        cited: dict[str, Any] = {"id": self.id, "slug": self.slug, "title": self.title, "sections": list(self.sections)}
         if self.url:
             cited["url"] = self.url
         return cited
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: int
+    article_id: str
+    slug: str
+    title: str
+    position: int
+    heading: str
+    body: str
+    url: str | None = None
 
 
 class ParsedArticle(NamedTuple):
@@ -87,7 +126,7 @@ class ParsedArticle(NamedTuple):
     url: str | None = None
 
 
-def _front_matter(text: str, path: Path) -> tuple[dict[str, str], str]:
+def _front_matter(text: str, source: str) -> tuple[dict[str, str], str]:
     """The `key: value` pairs of a leading front-matter block, and the text after it."""
     match = _FRONT_MATTER.match(text)
     if not match:
@@ -98,27 +137,28 @@ def _front_matter(text: str, path: Path) -> tuple[dict[str, str], str]:
             continue
         key, sep, value = line.partition(":")
         if not sep:
-            raise ValueError(f"{path}: front matter line {line!r} is not 'key: value'")
+            raise ValueError(f"{source}: front matter line {line!r} is not 'key: value'")
         values[key.strip().lower()] = value.strip().strip("\"'")
     return values, text[match.end() :]
 
 
-def _article_url(value: str | None, path: Path) -> str | None:
+def check_url(value: str | None, source: str = "url") -> str | None:
     """Only http(s) addresses: the widget links to it, and a javascript: URL must never get there."""
     if not value:
         return None
     if not re.match(r"^https?://[^\s]+$", value, re.I) or len(value) > MAX_URL_CHARS:
-        raise ValueError(f"{path}: url must be an http:// or https:// address, got {value[:80]!r}")
+        raise ValueError(f"{source}: url must be an http:// or https:// address, got {value[:80]!r}")
     return value
 
 
-def parse_markdown(path: Path) -> ParsedArticle:
+def parse_markdown_text(text: str, slug: str, source: str | None = None) -> ParsedArticle:
     """One article: an optional front-matter block (`url:` — the article's public page), the
-    title from the first `# ` heading (or the file name), the body everything else."""
-    text = path.read_text(encoding="utf-8").replace("\r\n", "\n").strip()
-    meta, text = _front_matter(text, path)
+    title from the first `# ` heading (or the slug), the body everything else. `source` names
+    the file in errors."""
+    source = source or slug
+    text = text.replace("\r\n", "\n").strip()
+    meta, text = _front_matter(text, source)
     text = text.strip()
-    slug = path.stem.strip().lower()
     title = slug.replace("-", " ").replace("_", " ").capitalize()
     lines = text.split("\n")
     for i, line in enumerate(lines):
@@ -128,7 +168,12 @@ def parse_markdown(path: Path) -> ParsedArticle:
             title = line[2:].strip()
             text = "\n".join(lines[i + 1 :]).strip()
         break
-    return ParsedArticle(slug, title, text[:MAX_ARTICLE_CHARS], _article_url(meta.get("url"), path))
+    return ParsedArticle(slug, title, text[:MAX_ARTICLE_CHARS], check_url(meta.get("url"), source))
+
+
+def parse_markdown(path: Path) -> ParsedArticle:
+    """One article file; the slug is the file name without .md."""
+    return parse_markdown_text(path.read_text(encoding="utf-8"), path.stem.strip().lower(), str(path))
 
 
 def read_kb_dir(folder: Path) -> list[ParsedArticle]:
@@ -139,22 +184,208 @@ def read_kb_dir(folder: Path) -> list[ParsedArticle]:
     return [a for a in articles if a[2]]
 
 
-async def store_articles(pool: asyncpg.Pool, articles: list[ParsedArticle], *, prune: bool = False) -> dict[str, int]:
-    """Upsert articles by slug in one transaction; with `prune`, delete every other article."""
+_SECTION_HEADING = re.compile(r"^#{2,6}\s+(.+?)\s*#*\s*$")
+
+
+def split_sections(title: str, body: str) -> list[tuple[str, str]]:
+    """(heading, text) per section: the text before the first `##` heading is titled by the
+    article; a section over CHUNK_CHARS is cut at paragraph boundaries."""
+    sections: list[tuple[str, list[str]]] = [(title, [])]
+    for line in body.split("\n"):
+        match = _SECTION_HEADING.match(line)
+        if match:
+            sections.append((f"{title}: {match.group(1)}", []))
+        else:
+            sections[-1][1].append(line)
+    chunks: list[tuple[str, str]] = []
+    for heading, lines in sections:
+        text = "\n".join(lines).strip()
+        if not text:
+            continue
+        piece: list[str] = []
+        size = 0
+        for paragraph in (p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()):
+            if piece and size + len(paragraph) > CHUNK_CHARS:
+                chunks.append((heading, "\n\n".join(piece)))
+                piece, size = [], 0
+            piece.append(paragraph)
+            size += len(paragraph) + 2
+        if piece:
+            chunks.append((heading, "\n\n".join(piece)))
+    if not chunks:
+        chunks.append((title, title))
+    return chunks
+
+
+def embed_sections(embedder: Embedder, title: str, body: str) -> list[tuple[str, str, bytes]]:
+    """(heading, text, stored vector) per chunk of an article. Blocking."""
+    sections = split_sections(title, body)
+    vectors = embedder.embed([f"{heading}\n{text}" for heading, text in sections])
+    return [(heading, text, to_bytes(v)) for (heading, text), v in zip(sections, vectors, strict=True)]
+
+
+async def index_article(
+    conn: asyncpg.Connection, embedder: Embedder, article_id: uuid.UUID, title: str, body: str
+) -> None:
+    """Re-chunk and re-embed one article (inside the caller's transaction)."""
+    chunks = await asyncio.get_running_loop().run_in_executor(None, embed_sections, embedder, title, body)
+    await kb_db.replace_chunks(conn, article_id, chunks, embedder.model_name)
+
+
+async def store_articles(
+    pool: asyncpg.Pool,
+    articles: list[ParsedArticle],
+    *,
+    prune: bool = False,
+    embedder: Embedder | None = None,
+) -> dict[str, int]:
+    """Upsert articles by slug in one transaction, re-indexing the changed ones; with `prune`,
+    delete every other article."""
+    embedder = embedder or Embedder()
     counts = {"inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0}
     async with pool.acquire() as conn, conn.transaction():
         for article in articles:
-            counts[await kb_db.upsert_article(conn, article.slug, article.title, article.body, article.url)] += 1
+            outcome, article_id = await kb_db.upsert_article(
+                conn, article.slug, article.title, article.body, article.url
+            )
+            counts[outcome] += 1
+            if article_id is not None:
+                await index_article(conn, embedder, article_id, article.title, article.body)
         if prune:
             counts["deleted"] = await kb_db.delete_articles_except(conn, [a[0] for a in articles])
     return counts
 
 
-async def search(pool: asyncpg.Pool, question: str, limit: int) -> list[Article]:
-    if not question.strip() or limit <= 0:
-        return []
-    rows = await kb_db.search_articles(pool, question[:2000], limit)
-    return [Article(str(r["id"]), r["slug"], r["title"], r["body"], float(r["rank"]), r["url"]) for r in rows]
+SAMPLE_LOADED_FLAG = "kb_sample_loaded"
+
+
+async def load_sample_once(pool: asyncpg.Pool, folder: Path, embedder: Embedder) -> int | None:
+    """Load the sample articles of `folder` into an empty knowledge base, once per database: the
+    flag is set in the same transaction, so an admin who deletes them does not see them come
+    back, and of several instances starting together only one loads. Returns the number of
+    articles loaded, or None when it had been done (or the knowledge base was not empty)."""
+    articles = await asyncio.get_running_loop().run_in_executor(None, read_kb_dir, folder)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await kb_db.set_flag(conn, SAMPLE_LOADED_FLAG) or await kb_db.count_articles(conn):
+            return None
+        for article in articles:
+            _, article_id = await kb_db.upsert_article(conn, article.slug, article.title, article.body, article.url)
+            if article_id is not None:
+                await index_article(conn, embedder, article_id, article.title, article.body)
+    return len(articles)
+
+
+@dataclass
+class _Index:
+    version: int = -1
+    ids: list[int] = field(default_factory=list)
+    matrix: Vectors = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    chunks: dict[int, Chunk] = field(default_factory=dict)
+
+
+class KnowledgeBase:
+    """Hybrid search over the chunks. One per app instance: it holds every chunk's vector (256
+    float32 each: 1 MB per thousand chunks) and reloads them when the stored version moves."""
+
+    def __init__(self, pool: asyncpg.Pool, embedder: Embedder) -> None:
+        self.pool = pool
+        self.embedder = embedder
+        self._index = _Index()
+        self._lock = asyncio.Lock()
+
+    async def search(self, question: str, limit: int) -> list[Article]:
+        """The `limit` best articles for `question`, best first; [] when nothing is relevant."""
+        if not question.strip() or limit <= 0:
+            return []
+        text = question[:2000]
+        vector = self.embedder.cached(text)
+        if vector is not None:
+            version, fts_ids = await kb_db.search_chunks(self.pool, text, CANDIDATES)
+        else:
+            # The question is embedded (in the executor) while PostgreSQL runs the full-text query.
+            async with asyncio.TaskGroup() as group:
+                fts = group.create_task(kb_db.search_chunks(self.pool, text, CANDIDATES))
+                embedded = group.create_task(self.embedder.embed_query(text))
+            (version, fts_ids), vector = fts.result(), embedded.result()
+        await self.refresh(version)
+        return self.rank(fts_ids, vector, limit)
+
+    async def refresh(self, version: int | None = None) -> None:
+        """Reload the vectors unless they are already at `version` (None: read it first). Any
+        difference reloads, not only a newer version: a restored or re-created database starts
+        its count again."""
+        if version is None:
+            version = await kb_db.kb_version(self.pool)
+        if self._index.version == version:
+            return
+        async with self._lock:
+            if self._index.version == version:
+                return
+            await self._index_missing()
+            loaded, rows = await kb_db.load_chunks(self.pool)
+            self._index = await asyncio.get_running_loop().run_in_executor(None, _build_index, loaded, rows)
+
+    async def _index_missing(self) -> None:
+        """Chunk and embed articles stored without chunks (before migration 0008) or with another
+        model's vectors. Any instance may do it; the article row lock makes them take turns."""
+        for row in await kb_db.articles_to_index(self.pool, self.embedder.model_name):
+            async with self.pool.acquire() as conn, conn.transaction():
+                current = await kb_db.lock_article(conn, row["id"])
+                if current is not None:
+                    await index_article(conn, self.embedder, row["id"], current["title"], current["body"])
+
+    def rank(self, fts_ids: list[int], vector: Vectors, limit: int) -> list[Article]:
+        """Reciprocal rank fusion of the full-text and the vector rankings of chunks, then
+        articles ordered by their best chunk."""
+        index = self._index
+        scores: dict[int, float] = defaultdict(float)
+        for rank, chunk_id in enumerate(fts_ids):
+            if chunk_id in index.chunks:
+                scores[chunk_id] += FTS_WEIGHT / (RRF_K + rank + 1)
+        if index.ids and vector.any():
+            similarities = index.matrix @ vector
+            for rank, i in enumerate(np.argsort(-similarities)[:CANDIDATES]):
+                if similarities[i] < VECTOR_FLOOR:
+                    break
+                scores[index.ids[i]] += 1 / (RRF_K + rank + 1)
+        by_article: dict[str, list[tuple[float, Chunk]]] = defaultdict(list)
+        for chunk_id, score in scores.items():
+            chunk = index.chunks[chunk_id]
+            by_article[chunk.article_id].append((score, chunk))
+        ranked = sorted(
+            by_article.values(),
+            key=lambda hits: (-max(s for s, _ in hits), -sum(s for s, _ in hits), hits[0][1].slug),
+        )
+        articles = []
+        for hits in ranked[:limit]:
+            best = sorted(hits, key=lambda h: -h[0])[:CHUNKS_PER_ARTICLE]
+            chunks = sorted((c for _, c in best), key=lambda c: c.position)
+            first = chunks[0]
+            articles.append(
+                Article(
+                    id=first.article_id,
+                    slug=first.slug,
+                    title=first.title,
+                    body="\n\n".join(c.body for c in chunks),
+                    rank=max(s for s, _ in hits),
+                    sections=tuple(dict.fromkeys(c.heading for c in chunks)),
+                    url=first.url,
+                )
+            )
+        return articles
+
+
+def _build_index(version: int, rows: list[asyncpg.Record]) -> _Index:
+    """The in-memory index from stored chunks. Blocking (numpy)."""
+    chunks = {
+        r["id"]: Chunk(
+            r["id"], str(r["article_id"]), r["slug"], r["title"], r["position"], r["heading"], r["body"], r["url"]
+        )
+        for r in rows
+    }
+    ids = [r["id"] for r in rows]
+    matrix = np.stack([from_bytes(r["embedding"]) for r in rows]) if rows else np.zeros((0, 0), dtype=np.float32)
+    return _Index(version=version, ids=ids, matrix=matrix, chunks=chunks)
 
 
 def keywords(text: str) -> set[str]:

@@ -38,9 +38,11 @@ from ..security import Identity
 from ..services import tickets as ticket_service
 from ..settings import Settings
 from ..views import message_view, ticket_view
-from . import handoff, knowledge, limits, offline
+from . import handoff, limits, offline
+from .embedding import Embedder
 from .groq_client import GenerationError
-from .knowledge import Article
+from .handoff import HandoffDetector
+from .knowledge import Article, KnowledgeBase
 from .prompts import Prompt, PromptBuilder
 from .stream import DeltaBatcher, StreamOutcome, stream_chat
 from .tracker import ReplyTracker, TrackedReply, Watch
@@ -141,8 +143,12 @@ class AiService:
         publisher: Callable[[], Publisher],
         groq: AsyncGroq | None,
         instance_id: str | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.pool = pool
+        self.embedder = embedder or Embedder()
+        self.knowledge = KnowledgeBase(pool, self.embedder)
+        self.handoff = HandoffDetector(self.embedder)
         self.settings = settings
         self._publisher = publisher
         self.groq = groq
@@ -185,7 +191,7 @@ class AiService:
             return
         if message["author_kind"] != "customer" or not ticket["ai_enabled"]:
             return
-        if handoff.wants_human(message["body"]):
+        if await self.handoff.wants_human(message["body"]):
             await self.hand_off(ticket["id"], "customer_asked", handoff.CUSTOMER_ASKED)
             return
         self._spawn(ticket, REPLY, message, supersede=True, client_address=client_address)
@@ -479,7 +485,7 @@ class AiService:
                 )
             )
             rows = group.create_task(history)
-            articles = group.create_task(knowledge.search(self.pool, gen.kb_query, settings.ai_kb_articles))
+            articles = group.create_task(self.knowledge.search(gen.kb_query, settings.ai_kb_articles))
         return started.result(), [message_view(r) for r in rows.result()], articles.result()
 
     async def _heartbeat(self, gen: Generation) -> None:
@@ -537,10 +543,12 @@ class AiService:
                     max_tokens=settings.ai_max_reply_tokens,
                     temperature=settings.ai_temperature,
                     on_text=gen.add,
+                    tools=[handoff.HANDOFF_TOOL] if gen.kind == REPLY else None,
                 )
             else:
                 outcome = await offline.stream_text(self._offline_text(gen, prompt), gen.add)
-            if not gen.text.strip():
+            model_handoff = handoff.handoff_call(outcome.tool_calls) if gen.kind == REPLY else None
+            if model_handoff is None and not gen.text.strip():
                 raise GenerationError(
                     "ai_empty_reply", "The AI service sent an empty reply; try again.", retryable=True
                 )
@@ -549,7 +557,33 @@ class AiService:
             await self._fail(gen, err, prompt)
             return
         await gen.batcher.finish()
+        if model_handoff is not None:
+            await self._model_handoff(gen, outcome, prompt, model_handoff, time.monotonic() - began)
+            return
         await self._complete(gen, outcome, prompt, time.monotonic() - began)
+
+    async def _model_handoff(
+        self, gen: Generation, outcome: StreamOutcome, prompt: Prompt, reason: str, seconds: float
+    ) -> None:
+        """The model called handoff_to_human: what it said first (if anything) is stored as its
+        reply, an empty reply is cancelled, and the ticket goes to a person."""
+        if gen.text.strip():
+            await self._complete(gen, outcome, prompt, seconds)
+        else:
+            usage = outcome.usage or {}
+            if usage:
+                await ai_db.add_usage(
+                    self.pool,
+                    gen.ticket_id,
+                    replies=0,
+                    prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                    completion_tokens=int(usage.get("completion_tokens") or 0),
+                    total_tokens=int(usage.get("total_tokens") or 0),
+                )
+            await self._settle(gen)
+            await self._publish(events.ai_cancelled(gen.ticket_id, str(gen.reply_id), REPLY, "handoff"))
+        log.info("AI reply %s for ticket %s: the model handed off (%s)", gen.reply_id, gen.ticket_id, reason)
+        await self.hand_off(gen.ticket_id, "ai_decided", handoff.AI_DECIDED, current=gen)
 
     async def _send_delta(self, gen: Generation, offset: int, text: str) -> None:
         if gen.cancel_reason is not None:

@@ -6,15 +6,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import asyncpg
 from aiohttp import web
 
 from ..keys import AI, AI_SERVICE, DB_POOL, HUB, MESSAGE_HOOK, PUBLISHER, SETTINGS
 from .groq_client import create_groq_client
+from .knowledge import load_sample_once
 from .orphans import OrphanSweeper
 from .service import AiService
 
 log = logging.getLogger(__name__)
+
+
+async def _load_sample(service: AiService, folder: Path) -> None:
+    """The sample knowledge base on a first start (KB_SAMPLE_DIR); a failure only costs the sample."""
+    try:
+        loaded = await load_sample_once(service.pool, folder, service.embedder)
+    except (OSError, asyncpg.PostgresError) as exc:
+        log.warning("could not load the sample knowledge base from %s: %s", folder, exc)
+        return
+    if loaded is not None:
+        log.info("knowledge base: loaded %d sample articles from %s (once; delete them freely)", loaded, folder)
 
 
 async def ai_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -28,6 +42,10 @@ async def ai_ctx(app: web.Application) -> AsyncIterator[None]:
         publisher=lambda: app[PUBLISHER],
         groq=client,
     )
+    await service.embedder.load()
+    await service.handoff.load()
+    if settings.kb_sample_dir is not None:
+        await _load_sample(service, settings.kb_sample_dir)
     hub = app.get(HUB)
     if hub is not None:
         # Every event from every instance: cross-instance cancellation and reply tracking.

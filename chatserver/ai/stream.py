@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -51,6 +51,9 @@ class StreamOutcome:
     groq_request_id: str | None = None
     model: str | None = None
     chunks: int = 0
+    # Function calls the model made ({"id", "name", "arguments"}: the arguments' JSON text as
+    # streamed, pieced together by index).
+    tool_calls: list[dict[str, str]] = field(default_factory=list)
 
     def metadata(self) -> dict[str, Any]:
         """The parts stored in the reply message's metadata."""
@@ -120,6 +123,9 @@ class _SseParser:
                 content = delta.get("content")
                 if content:  # Groq sends "" and content-less deltas; skip them
                     self.on_text(content)
+                calls = delta.get("tool_calls")
+                if calls:
+                    self.tool_call_deltas(calls)
             finish = choice.get("finish_reason")
             if finish:
                 outcome.finish_reason = finish
@@ -142,18 +148,49 @@ class _SseParser:
         if data.get("usage"):  # OpenAI-style stream_options.include_usage, if ever sent
             outcome.usage = data["usage"]
 
+    def tool_call_deltas(self, deltas: list[Any]) -> None:
+        """Piece function calls together: the first delta of a call names it (id, name), later
+        ones with the same index append to its arguments (Groq sends one delta per call)."""
+        calls = self.outcome.tool_calls
+        for delta in deltas:
+            if not isinstance(delta, dict):
+                continue
+            index = delta.get("index", len(calls))
+            if not isinstance(index, int) or not 0 <= index <= len(calls):
+                continue
+            if index == len(calls):
+                calls.append({"id": "", "name": "", "arguments": ""})
+            call = calls[index]
+            if isinstance(delta.get("id"), str):
+                call["id"] = delta["id"]
+            function = delta.get("function")
+            if isinstance(function, dict):
+                if isinstance(function.get("name"), str):
+                    call["name"] = function["name"]
+                if isinstance(function.get("arguments"), str):
+                    call["arguments"] += function["arguments"]
 
-def chat_request_body(*, model: str, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> bytes:
+
+def chat_request_body(
+    *,
+    model: str,
+    messages: list[dict[str, str]],
+    max_tokens: int,
+    temperature: float,
+    tools: list[dict[str, Any]] | None = None,
+) -> bytes:
     """The JSON body `chat.completions.create(..., stream=True)` would send for these arguments."""
-    return orjson.dumps(
-        {
-            "model": model,
-            "messages": messages,
-            "max_completion_tokens": max_tokens,
-            "temperature": temperature,
-            "stream": True,
-        }
-    )
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "max_completion_tokens": max_tokens,
+        "temperature": temperature,
+        "stream": True,
+    }
+    if tools:
+        body["tools"] = tools
+        body["tool_choice"] = "auto"
+    return orjson.dumps(body)
 
 
 async def stream_chat(
@@ -164,12 +201,15 @@ async def stream_chat(
     max_tokens: int,
     temperature: float,
     on_text: Callable[[str], None],
+    tools: list[dict[str, Any]] | None = None,
 ) -> StreamOutcome:
     """Stream one completion, calling `on_text` for each non-empty piece. Raises GenerationError
     for every failure (text already passed to `on_text` stays the caller's to keep)."""
     outcome = StreamOutcome(model=None)
     parser = _SseParser(on_text, outcome)
-    body = chat_request_body(model=model, messages=messages, max_tokens=max_tokens, temperature=temperature)
+    body = chat_request_body(
+        model=model, messages=messages, max_tokens=max_tokens, temperature=temperature, tools=tools
+    )
     try:
         # cast_to=httpx.Response: the SDK hands back the open response once the status is OK
         # (error statuses are retried or raised as its exceptions before that).

@@ -1,0 +1,237 @@
+"""`python -m chatserver eval-ai`: the shipped evaluation sets (chatserver/ai/evalsets/), scored:
+retrieval (hit@1, hit@3, MRR) on the sample knowledge base, and the local handoff detector
+(recall on requests for a human, false-positive rate on look-alikes), each on a set written
+alongside the system and on held-out paraphrase sets; with a Groq key, the model's answers
+(grounded, cited, offering a person when the articles do not answer). Thresholds live in
+evalsets/thresholds.json."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from groq import AsyncGroq
+
+from ..settings import Settings
+from . import handoff
+from .embedding import Embedder
+from .groq_client import create_groq_client
+from .handoff import HandoffDetector
+from .knowledge import KnowledgeBase, read_kb_dir, store_articles
+from .prompts import PromptBuilder
+from .stream import stream_chat
+
+EVALSETS = Path(__file__).resolve().parent / "evalsets"
+
+
+def load_set(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((EVALSETS / f"{name}.json").read_text(encoding="utf-8"))
+    return data
+
+
+def thresholds() -> dict[str, dict[str, float]]:
+    data: dict[str, dict[str, float]] = load_set("thresholds")["minimum"]
+    return data
+
+
+@dataclass
+class Result:
+    """One evaluation set's figures, and the cases it got wrong (for the report)."""
+
+    name: str
+    size: int
+    metrics: dict[str, float]
+    misses: list[str] = field(default_factory=list)
+
+    def failures(self, limits: dict[str, dict[str, float]]) -> list[str]:
+        """Metrics under their minimum (or, for *_max, over their maximum)."""
+        failed = []
+        for metric, bound in limits.get(self.name, {}).items():
+            if metric.endswith("_max"):
+                value = self.metrics[metric.removesuffix("_max")]
+                if value > bound:
+                    failed.append(f"{self.name}: {metric.removesuffix('_max')} {value:.1%} > {bound:.1%}")
+            elif self.metrics[metric] < bound:
+                failed.append(f"{self.name}: {metric} {self.metrics[metric]:.1%} < {bound:.1%}")
+        return failed
+
+
+async def evaluate_retrieval(kb: KnowledgeBase, name: str) -> Result:
+    cases = load_set(name)["cases"]
+    hit1 = hit3 = 0
+    reciprocal = 0.0
+    misses = []
+    for question, slug in cases:
+        found = [a.slug for a in await kb.search(question, 10)]
+        rank = found.index(slug) + 1 if slug in found else None
+        hit1 += rank == 1
+        hit3 += rank is not None and rank <= 3
+        reciprocal += 1 / rank if rank else 0.0
+        if rank != 1:
+            misses.append(f"{question!r}: expected {slug}, got {found[:3]}")
+    n = len(cases)
+    return Result(name, n, {"hit@1": hit1 / n, "hit@3": hit3 / n, "mrr": reciprocal / n}, misses)
+
+
+async def evaluate_unanswerable(kb: KnowledgeBase, name: str = "unanswerable") -> Result:
+    cases = load_set(name)["cases"]
+    empty = 0
+    misses = []
+    for question in cases:
+        found = await kb.search(question, 3)
+        empty += not found
+        if found:
+            misses.append(f"{question!r}: found {[a.slug for a in found]}")
+    return Result(name, len(cases), {"nothing_found": empty / len(cases)}, misses)
+
+
+async def evaluate_handoff(detector: HandoffDetector, name: str) -> Result:
+    data = load_set(name)
+    handoff, other = data["handoff"], data["not_handoff"]
+    caught = 0
+    false = 0
+    misses = []
+    for text in handoff:
+        if (await detector.detect(text)).handoff:
+            caught += 1
+        else:
+            misses.append(f"missed: {text!r}")
+    for text in other:
+        decision = await detector.detect(text)
+        if decision.handoff:
+            false += 1
+            misses.append(f"false handoff: {text!r} ({decision.reason})")
+    return Result(
+        name,
+        len(handoff) + len(other),
+        {"recall": caught / len(handoff), "false_positive_rate": false / len(other)},
+        misses,
+    )
+
+
+async def evaluate_answers(kb: KnowledgeBase, client: AsyncGroq, settings: Settings, name: str = "answers") -> Result:
+    """Ask the model each question with the prompt a real reply would have (no history but the
+    question) and check its answer: grounded, cites the right article, offers a person when the
+    articles do not answer."""
+    data = load_set(name)
+    builder = PromptBuilder(
+        product_name=settings.ai_product_name, history_token_budget=settings.ai_history_token_budget
+    )
+    offers = [w.lower() for w in data["offers_human"]]
+    misses: list[str] = []
+
+    async def reply(question: str) -> tuple[str, list[dict[str, Any]], bool]:
+        articles = await kb.search(question, settings.ai_kb_articles)
+        ticket = {"subject": question[:80], "description": "", "status": "open", "priority": "normal"}
+        message = {"author_kind": "customer", "visibility": "public", "body": question, "metadata": {}}
+        prompt = builder.reply(ticket, {"name": "Customer"}, [message], articles)
+        pieces: list[str] = []
+        outcome = await stream_chat(
+            client,
+            model=settings.groq_model,
+            messages=prompt.messages,
+            max_tokens=settings.ai_max_reply_tokens,
+            temperature=0.0,
+            on_text=pieces.append,
+            tools=[handoff.HANDOFF_TOOL],
+        )
+        return "".join(pieces), prompt.citations, handoff.handoff_call(outcome.tool_calls) is not None
+
+    grounded = cited = offered = 0
+    for case in data["answerable"]:
+        text, citations, _ = await reply(case["question"])
+        if any(f.lower() in text.lower() for f in case["facts"]):
+            grounded += 1
+        else:
+            misses.append(f"not grounded: {case['question']!r}: {text[:120]!r}")
+        if case["slug"] in [c["slug"] for c in citations]:
+            cited += 1
+        else:
+            misses.append(f"wrong citations: {case['question']!r}: {[c['slug'] for c in citations]}")
+    for question in data["unanswerable"]:
+        text, _, called = await reply(question)
+        if called or any(w in text.lower() for w in offers):
+            offered += 1
+        else:
+            misses.append(f"no human offered: {question!r}: {text[:120]!r}")
+    answerable, unanswerable = len(data["answerable"]), len(data["unanswerable"])
+    metrics = {
+        "grounded": grounded / answerable,
+        "cites_right": cited / answerable,
+        "offers_human": offered / unanswerable,
+    }
+    return Result(name, answerable + unanswerable, metrics, misses)
+
+
+def format_table(results: list[Result]) -> str:
+    rows = [("set", "cases", "metric", "value")]
+    for r in results:
+        for metric, value in r.metrics.items():
+            rows.append((r.name, str(r.size), metric, f"{value:.3f}" if metric == "mrr" else f"{value:.1%}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+async def run_offline_evals(kb: KnowledgeBase, detector: HandoffDetector) -> list[Result]:
+    """Every evaluation that needs no Groq key, in report order."""
+    results = [
+        await evaluate_retrieval(kb, "retrieval"),
+        await evaluate_retrieval(kb, "retrieval_heldout"),
+        await evaluate_retrieval(kb, "retrieval_fresh"),
+        await evaluate_unanswerable(kb),
+        await evaluate_handoff(detector, "handoff"),
+        await evaluate_handoff(detector, "handoff_heldout"),
+    ]
+    return results
+
+
+def report(results: list[Result], out: Callable[[str], None], *, verbose: bool = False) -> list[str]:
+    """Print the table (and the misses when verbose); returns the threshold failures."""
+    out(format_table(results))
+    limits = thresholds()
+    failures = [f for r in results for f in r.failures(limits)]
+    if verbose:
+        for r in results:
+            for miss in r.misses:
+                out(f"  [{r.name}] {miss}")
+    return failures
+
+
+def run_evals(server_url: str, settings: Settings, out: Callable[[str], None], *, verbose: bool = False) -> list[str]:
+    """The offline evaluations on the sample knowledge base, in a scratch database on
+    `server_url`'s server. Blocking (runs its own event loop). Returns the threshold failures."""
+    from ..db.migrate import apply_migrations
+    from ..db.pool import create_pool
+    from ..db.scratch import scratch_database
+    from ..settings import SAMPLE_KB_DIR
+
+    async def measure(url: str) -> list[Result]:
+        pool = await create_pool(url, 1, 4)
+        try:
+            embedder = Embedder()
+            await store_articles(pool, read_kb_dir(SAMPLE_KB_DIR), embedder=embedder)
+            kb = KnowledgeBase(pool, embedder)
+            results = await run_offline_evals(kb, HandoffDetector(embedder))
+            client = create_groq_client(settings)
+            if client is not None:
+                try:
+                    results.append(await evaluate_answers(kb, client, settings))
+                finally:
+                    await client.close()
+            return results
+        finally:
+            await pool.close()
+
+    with scratch_database(server_url) as url:
+        apply_migrations(url)
+        results = asyncio.run(measure(url))
+    failures = report(results, out, verbose=verbose)
+    if not settings.groq_api_key:
+        out("answer checks: skipped (no GROQ_API_KEY)")
+    return failures

@@ -1,0 +1,112 @@
+"""The local handoff detector: paraphrased requests for a human hand the ticket over with no
+Groq key, in the widget's four languages; look-alikes and negated requests do not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from chatserver.ai import handoff
+from chatserver.ai.embedding import Embedder
+from chatserver.ai.handoff import HandoffDetector
+from chatserver.settings import Settings
+
+from .conftest import MakeUser, create_ticket
+from .fake_groq import EventLog, _events_log, ai_settings  # noqa: F401  (_events_log: a fixture)
+
+# The issue's own examples (#15), then paraphrases in French, German and Spanish.
+REQUESTS = [
+    "get me an agent",
+    "connect me to customer service",
+    "put me through to your support staff",
+    "I'd like to chat with a support agent",
+    "live chat with an employee please",
+    "Je voudrais parler à un conseiller, s'il vous plaît",
+    "Können Sie mich bitte mit einem Mitarbeiter verbinden?",
+    "¿Me pasas con atención al cliente?",
+]
+LOOKALIKES = [
+    "is this answer written by a real person?",
+    "what's my user agent?",
+    "our real estate agent needs the invoice",
+    "I don't need a human, the article was enough",
+    "how many people fit in the Ridgeline 2?",
+    "combien de personnes dans la tente ?",
+    "ich brauche keinen Mitarbeiter, danke",
+    "mi agente inmobiliario necesita la factura",
+]
+
+
+@pytest.fixture(scope="module")
+def detector() -> HandoffDetector:
+    return HandoffDetector(Embedder())
+
+
+@pytest.mark.parametrize("text", REQUESTS)
+async def test_paraphrased_requests_for_a_human_are_recognised(detector: HandoffDetector, text: str) -> None:
+    assert (await detector.detect(text)).handoff
+
+
+@pytest.mark.parametrize("text", LOOKALIKES)
+async def test_lookalikes_and_negated_requests_are_not(detector: HandoffDetector, text: str) -> None:
+    decision = await detector.detect(text)
+    assert not decision.handoff, decision
+
+
+async def test_the_nearest_example_catches_what_no_rule_names(detector: HandoffDetector) -> None:
+    # No rule's verb or noun pattern matches "real human needed", but a stored example does.
+    assert handoff.decide_by_rules("real human needed!") is None or handoff.wants_human("real human needed!")
+    decision = await detector.detect("real human needed!")
+    assert decision.handoff
+
+
+def test_the_rules_alone_work_without_an_embedder() -> None:
+    assert handoff.wants_human("get me an agent")
+    assert not handoff.wants_human("what's my user agent?")
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return ai_settings(settings, None)
+
+
+async def _system_messages(client: TestClient, headers: dict[str, str], ticket: dict[str, Any]) -> list[str]:
+    body = await (await client.get(f"/tickets/{ticket['id']}/messages", headers=headers)).json()
+    return [m["body"] for m in body["messages"] if m["author_kind"] == "system"]
+
+
+async def test_an_issue_example_hands_the_ticket_over_without_a_groq_key(
+    client: TestClient, make_user: MakeUser, events_log: EventLog
+) -> None:
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer, "Order")
+    resp = await client.post(
+        f"/tickets/{ticket['id']}/messages",
+        json={"body": "put me through to your support staff"},
+        headers=customer.headers,
+    )
+    assert resp.status == 201
+    await events_log.wait_for(
+        lambda: any(f["message"]["author_kind"] == "system" for f in events_log.frames("message.created"))
+    )
+    after = (await (await client.get(f"/tickets/{ticket['id']}", headers=customer.headers)).json())["ticket"]
+    assert (after["ai_enabled"], after["waiting_for_agent"]) == (False, True)
+    assert await _system_messages(client, customer.headers, ticket) == [handoff.CUSTOMER_ASKED]
+
+
+async def test_a_question_about_who_answers_gets_an_answer_not_a_handoff(
+    client: TestClient, make_user: MakeUser, events_log: EventLog
+) -> None:
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer, "Hmm")
+    await client.post(
+        f"/tickets/{ticket['id']}/messages",
+        json={"body": "is this answer written by a real person?"},
+        headers=customer.headers,
+    )
+    await events_log.wait_type("ai.completed")
+    after = (await (await client.get(f"/tickets/{ticket['id']}", headers=customer.headers)).json())["ticket"]
+    assert (after["ai_enabled"], after["waiting_for_agent"]) == (True, False)
+    assert await _system_messages(client, customer.headers, ticket) == []

@@ -1,0 +1,225 @@
+"""Hybrid retrieval: the shop's sample articles are split into sections, embedded once and stored
+in PostgreSQL; paraphrases find the right article; every instance sees a change at its next
+search; nothing relevant means the model is told so; the sample loads once on a first start;
+and eval-ai's offline figures meet the thresholds kept in the repo."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from chatserver.__main__ import main
+from chatserver.ai.embedding import DIMENSIONS, Embedder
+from chatserver.ai.fake_groq import FakeGroq, Script, ToolCall
+from chatserver.ai.knowledge import (
+    KnowledgeBase,
+    ParsedArticle,
+    load_sample_once,
+    read_kb_dir,
+    split_sections,
+    store_articles,
+)
+from chatserver.keys import AI_SERVICE, DB_POOL
+from chatserver.settings import SAMPLE_KB_DIR, Settings
+
+from .conftest import MakeUser, create_ticket
+from .fake_groq import EventLog, _events_log, _fake_groq, ai_settings, clear_kb  # noqa: F401  (fixtures)
+
+
+@pytest.fixture
+def settings(settings: Settings, fake_groq: FakeGroq) -> Settings:
+    return ai_settings(settings, fake_groq)
+
+
+@pytest.fixture
+async def shop_kb(client: TestClient) -> KnowledgeBase:
+    await clear_kb(client)
+    await store_articles(client.app[DB_POOL], read_kb_dir(SAMPLE_KB_DIR))
+    kb: KnowledgeBase = client.app[AI_SERVICE].knowledge
+    return kb
+
+
+def test_articles_split_into_sections_at_their_headings() -> None:
+    body = "Intro.\n\n## Where is my order?\n\nTrack it.\n\n## Cancelling\n\nBefore packing."
+    assert split_sections("Orders", body) == [
+        ("Orders", "Intro."),
+        ("Orders: Where is my order?", "Track it."),
+        ("Orders: Cancelling", "Before packing."),
+    ]
+
+
+async def test_each_section_is_stored_with_its_embedding(client: TestClient, shop_kb: KnowledgeBase) -> None:
+    pool = client.app[DB_POOL]
+    articles = await pool.fetchval("SELECT count(*) FROM kb_articles")
+    rows = await pool.fetch("SELECT heading, embedding, model FROM kb_chunks")
+    assert len(rows) > articles, "articles are split into several chunks"
+    assert {len(r["embedding"]) for r in rows} == {DIMENSIONS * 4}
+    assert {r["model"] for r in rows} == {Embedder.model_name}
+
+
+@pytest.mark.parametrize(
+    ("question", "slug"),
+    [
+        # Paraphrases that share few or no words with the article that answers them.
+        ("what does postage cost", "shipping"),
+        ("how much space do I need in a rucksack for three nights", "sizing"),
+        ("my rucksack stinks, can I wash it", "pack-care"),
+        ("will there be import fees for my country", "shipping"),
+        ("can't log in", "account"),
+    ],
+)
+async def test_paraphrases_find_the_article_that_answers_them(shop_kb: KnowledgeBase, question: str, slug: str) -> None:
+    found = [a.slug for a in await shop_kb.search(question, 3)]
+    assert slug in found, found
+
+
+async def test_a_change_made_elsewhere_is_seen_by_the_next_search(client: TestClient, shop_kb: KnowledgeBase) -> None:
+    assert [a.slug for a in await shop_kb.search("do you sell kayaks", 3)][:1] != ["kayaks"]
+    # Another instance (here: the load-kb path on the same database) adds an article.
+    await store_articles(
+        client.app[DB_POOL], [ParsedArticle("kayaks", "Kayaks and paddles", "We sell inflatable kayaks and paddles.")]
+    )
+    found = await shop_kb.search("do you sell kayaks", 3)
+    assert found[0].slug == "kayaks"
+    await client.app[DB_POOL].execute("DELETE FROM kb_articles WHERE slug = 'kayaks'")
+    assert "kayaks" not in [a.slug for a in await shop_kb.search("do you sell kayaks", 3)]
+
+
+async def test_articles_stored_without_chunks_are_indexed_at_the_next_search(
+    client: TestClient, shop_kb: KnowledgeBase
+) -> None:
+    pool = client.app[DB_POOL]
+    # As after migration 0008: articles, no chunks.
+    await pool.execute("DELETE FROM kb_chunks")
+    assert await pool.fetchval("SELECT count(*) FROM kb_chunks") == 0
+    found = await shop_kb.search("how do I return something", 3)
+    assert found and found[0].slug == "returns"
+    assert await pool.fetchval("SELECT count(DISTINCT article_id) FROM kb_chunks") == await pool.fetchval(
+        "SELECT count(*) FROM kb_articles"
+    )
+
+
+async def post(client: TestClient, user: Any, ticket: dict[str, Any], body: str) -> None:
+    resp = await client.post(f"/tickets/{ticket['id']}/messages", json={"body": body}, headers=user.headers)
+    assert resp.status == 201, await resp.text()
+
+
+async def test_replies_cite_the_sections_used(
+    client: TestClient, make_user: MakeUser, fake_groq: FakeGroq, events_log: EventLog, shop_kb: KnowledgeBase
+) -> None:
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer, "Tent")
+    fake_groq.push(Script(text="Dry it within 24 hours."))
+    await post(client, customer, ticket, "I packed my tent away wet, will it go mouldy?")
+    completed = (await events_log.wait_type("ai.completed"))[0]
+    system = fake_groq.requests[0].body["messages"][0]["content"]
+    assert "Never store a tent wet" in system
+    citation = completed["message"]["metadata"]["citations"][0]
+    assert citation["slug"] == "tent-care"
+    assert "Caring for your tent: Drying and storing: avoiding mould" in citation["sections"]
+
+
+async def test_with_nothing_relevant_the_model_is_told_to_say_it_does_not_know(
+    client: TestClient, make_user: MakeUser, fake_groq: FakeGroq, events_log: EventLog, shop_kb: KnowledgeBase
+) -> None:
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer, "Question")
+    fake_groq.push(Script(text="I don't know, but a person can help."))
+    await post(client, customer, ticket, "zzzz qqqq")
+    completed = (await events_log.wait_type("ai.completed"))[0]
+    system = fake_groq.requests[0].body["messages"][0]["content"]
+    assert "NO HELP-CENTER ARTICLE MATCHES THIS QUESTION" in system
+    assert "say plainly that you don't know" in system.lower()
+    assert completed["message"]["metadata"]["citations"] == []
+
+
+async def test_the_sample_loads_once_and_stays_deleted(client: TestClient) -> None:
+    pool = client.app[DB_POOL]
+    await clear_kb(client)
+    await pool.execute("DELETE FROM app_flags")
+    embedder = Embedder()
+    count = len(read_kb_dir(SAMPLE_KB_DIR))
+    assert await load_sample_once(pool, SAMPLE_KB_DIR, embedder) == count
+    assert await pool.fetchval("SELECT count(*) FROM kb_articles") == count
+    # An admin deletes the sample; the next start does not bring it back.
+    await clear_kb(client)
+    assert await load_sample_once(pool, SAMPLE_KB_DIR, embedder) is None
+    assert await pool.fetchval("SELECT count(*) FROM kb_articles") == 0
+
+
+def test_eval_ai_meets_the_thresholds_offline(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("CHATSERVER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SECRET_KEY", "k" * 40)
+    monkeypatch.delenv("GROQ_API_KEY", raising=False)
+    assert main(["eval-ai"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    for name in ("retrieval", "retrieval_heldout", "retrieval_fresh", "handoff", "handoff_heldout"):
+        assert name in out
+    assert "hit@3" in out and "false_positive_rate" in out
+
+
+async def test_embedding_a_question_twice_uses_the_cache() -> None:
+    embedder = Embedder()
+    first = await embedder.embed_query("where is my order")
+    assert await embedder.embed_query("where is my order") is first
+    await asyncio.sleep(0)
+
+
+def _eval_env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path, fake: FakeGroq) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("CHATSERVER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("GROQ_API_KEY", "gsk_test_fake_key")
+    monkeypatch.setenv("GROQ_BASE_URL", fake.base_url)
+    monkeypatch.setenv("GROQ_MAX_RETRIES", "0")
+
+
+async def test_with_a_groq_key_eval_ai_checks_the_models_answers(
+    fake_groq: FakeGroq,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from chatserver.ai.evaluate import load_set
+
+    _eval_env(monkeypatch, database_url, tmp_path, fake_groq)
+    answers = load_set("answers")
+    # A model that answers from the articles, and hands off what they do not cover.
+    fake_groq.push(*(Script(text=f"Good news: {case['facts'][0]}.") for case in answers["answerable"]))
+    fake_groq.push(
+        *(
+            Script(text="", tool_calls=[ToolCall("handoff_to_human", '{"reason": "not covered"}')])
+            for _ in answers["unanswerable"]
+        )
+    )
+    code = await asyncio.get_running_loop().run_in_executor(None, main, ["eval-ai"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "grounded" in out and "cites_right" in out and "offers_human" in out
+    # Every request carried the prompt a real reply has: the articles, and the handoff tool.
+    assert len(fake_groq.requests) == len(answers["answerable"]) + len(answers["unanswerable"])
+    assert "60 days" in fake_groq.requests[0].body["messages"][0]["content"]
+    assert fake_groq.requests[0].body["tools"][0]["function"]["name"] == "handoff_to_human"
+
+
+async def test_eval_ai_fails_when_the_model_invents_answers(
+    fake_groq: FakeGroq,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _eval_env(monkeypatch, database_url, tmp_path, fake_groq)
+    fake_groq.default = Script(text="Sure, that is possible.")  # never grounded, never offers a person
+    code = await asyncio.get_running_loop().run_in_executor(None, main, ["eval-ai"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "offers_human" in out
+    assert "below threshold: answers: grounded" in err and "below threshold: answers: offers_human" in err
