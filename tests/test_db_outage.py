@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from chatserver.ai.fake_groq import FakeGroq, Script
 from chatserver.app import create_app
 from chatserver.db.message_writer import MessageWriter
 from chatserver.db.messages import VisibleMessage
@@ -26,6 +27,7 @@ from chatserver.services.auth import create_user
 from chatserver.settings import Settings
 
 from .conftest import PASSWORD, TEST_SECRET
+from .fake_groq import _fake_groq, ai_settings  # noqa: F401  (pytest fixture)
 from .services import PostgresProcess, find_postgres_bin
 from .wsutil import recv, recv_type
 
@@ -276,3 +278,41 @@ async def test_group_commit_answers_unavailable_during_an_outage_and_stores_agai
         assert [r[0]["body"] if r else None for r in stored] == [f"m{i}" for i in range(20)]
     finally:
         await writer.close()
+
+
+async def test_an_ai_reply_cut_by_an_outage_fails_cleanly_without_a_traceback(
+    aiohttp_client: Any,
+    postgres: PostgresProcess,
+    fake_groq: FakeGroq,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The chaos suite's combined fault: PostgreSQL stops while a reply streams, and storing the
+    # reply fails. That is an outage, logged once by the pool, not a crash with a traceback; the
+    # room is told the reply failed.
+    settings = Settings(
+        database_url=postgres.url + "?sslmode=disable",
+        secret_key=TEST_SECRET,
+        data_dir=tmp_path,
+        redis_url=None,
+        db_pool_min=1,
+        db_pool_max=5,
+        db_acquire_timeout=1.0,
+    )
+    client: TestClient = await aiohttp_client(create_app(ai_settings(settings, fake_groq), bcrypt_rounds=4))
+    caplog.set_level(logging.WARNING)
+    script = Script(text="Let me look that up for you right now", hold_after=3)
+    fake_groq.push(script)
+    customer = await login(client)
+    ticket = (await (await client.post("/tickets", json={"subject": "Help"}, headers=customer)).json())["ticket"]
+    ws = await client.ws_connect(f"/tickets/{ticket['id']}/ws", headers=customer)
+    await recv_type(ws, "joined")
+    await ws.send_json({"type": "message.send", "client_id": "q", "body": "Where is my order?"})
+    await recv_type(ws, "ai.delta", timeout=15)
+
+    await asyncio.to_thread(postgres.stop, "fast")
+    script.release.set()
+    failed = await recv_type(ws, "ai.failed", timeout=15)
+    assert failed["retryable"] is True
+    await ws.close()
+    assert_no_errors_logged(caplog)

@@ -30,6 +30,7 @@ from ..db import ai as ai_db
 from ..db import events as events_db
 from ..db import messages as messages_db
 from ..db import tickets as tickets_db
+from ..db.pool import is_unavailable
 from ..errors import conflict, forbidden
 from ..realtime import events
 from ..realtime.events import Event
@@ -430,9 +431,20 @@ class AiService:
                     await self._charge_unfinished(gen)
                 log.info("AI %s %s for ticket %s cancelled (%s)", gen.kind, gen.reply_id, gen.ticket_id, reason)
             raise
-        except Exception:
+        except Exception as exc:
             # A bug or the database failing: the room must not be left with a stream that never ends.
-            log.exception("AI %s %s for ticket %s crashed", gen.kind, gen.reply_id, gen.ticket_id)
+            if is_unavailable(exc):
+                # An outage, already logged once by the pool's health (db/pool.py): no traceback. A
+                # claim left behind expires and the sweeper answers the question again (docs/ai.md).
+                log.warning(
+                    "AI %s %s for ticket %s stopped: database unavailable (%s)",
+                    gen.kind,
+                    gen.reply_id,
+                    gen.ticket_id,
+                    type(exc).__name__,
+                )
+            else:
+                log.exception("AI %s %s for ticket %s crashed", gen.kind, gen.reply_id, gen.ticket_id)
             if gen.batcher is not None:
                 await gen.batcher.abort()
             if gen.started and not gen.settled:
