@@ -105,6 +105,21 @@ def redis_url() -> Iterator[str]:
         server.stop()
 
 
+def backplane_env(database_url: str, redis_url: str, redis_prefix: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of server processes that share one database and one Redis (several
+    instances of one deployment), with the AI off unless `extra` says otherwise."""
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": redis_prefix,
+        "SECRET_KEY": TEST_SECRET,
+        "CHATSERVER_DATA_DIR": str(data_dir),
+        "LOG_LEVEL": "WARNING",
+        "AI_DEFAULT_ENABLED": "false",
+        **extra,
+    }
+
+
 @pytest.fixture
 def redis_prefix() -> str:
     """Pub/sub channels span all Redis databases: each test gets its own namespace."""

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,17 @@ class PostgresProcess:
                 user=self.user,
                 timeout=60,
             )
+
+
+@contextmanager
+def running_servers(env: dict[str, str], log_dir: Path, count: int = 2) -> Iterator[list[ServerProcess]]:
+    """`count` server processes sharing `env` (one database and one Redis: several instances),
+    each logging to log_dir/server-N.log; all stopped on exit, whatever a test did to them."""
+    servers = [ServerProcess(env, log_dir / f"server-{i}.log") for i in range(count)]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()

@@ -16,32 +16,23 @@ import pytest
 from chatserver.db.pool import create_pool
 from chatserver.services.auth import create_user
 
-from .conftest import PASSWORD, TEST_SECRET
-from .services import ServerProcess
+from .conftest import PASSWORD, backplane_env
+from .services import ServerProcess, running_servers
 from .wsutil import close_code, recv_type
 
 
 @pytest.fixture
 def two_servers(database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    env = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "REDIS_PREFIX": redis_prefix,
-        "SECRET_KEY": TEST_SECRET,
-        "CHATSERVER_DATA_DIR": str(tmp_path),
-        "LOG_LEVEL": "WARNING",
-        "AI_DEFAULT_ENABLED": "false",
-        "ACCOUNT_CACHE_SECONDS": "300",
-        "ACCOUNT_RECHECK_SECONDS": "3600",
-    }
-    servers = [ServerProcess(env, tmp_path / f"server-{i}.log") for i in range(2)]
-    try:
-        for server in servers:
-            server.start()
+    env = backplane_env(
+        database_url,
+        redis_url,
+        redis_prefix,
+        tmp_path,
+        ACCOUNT_CACHE_SECONDS="300",
+        ACCOUNT_RECHECK_SECONDS="3600",
+    )
+    with running_servers(env, tmp_path) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 async def make_account(database_url: str, role: str) -> str:

@@ -27,9 +27,9 @@ from chatserver.keys import AI_SERVICE, DB_POOL, HUB
 from chatserver.realtime import events
 from chatserver.settings import Settings
 
-from .conftest import PASSWORD, TEST_SECRET
+from .conftest import PASSWORD, backplane_env
 from .fake_groq import FAKE_KEY, _fake_groq, ai_settings  # noqa: F401
-from .services import ServerProcess
+from .services import ServerProcess, running_servers
 from .wsutil import recv, recv_type
 
 LEASE = 2.0
@@ -40,36 +40,27 @@ ANSWER = "Here is the answer after all."
 
 
 def server_env(database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path, fake: FakeGroq) -> dict[str, str]:
-    return {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "REDIS_PREFIX": redis_prefix,
-        "SECRET_KEY": TEST_SECRET,
-        "CHATSERVER_DATA_DIR": str(tmp_path),
-        "LOG_LEVEL": "WARNING",
-        "AI_DEFAULT_ENABLED": "true",
-        "GROQ_API_KEY": FAKE_KEY,
-        "GROQ_BASE_URL": fake.base_url,
-        "GROQ_MAX_RETRIES": "0",
-        "AI_CLAIM_LEASE_SECONDS": str(LEASE),
-        "AI_CLAIM_HEARTBEAT_SECONDS": "0.2",
-        "AI_SWEEP_INTERVAL_SECONDS": str(SWEEP),
-    }
+    return backplane_env(
+        database_url,
+        redis_url,
+        redis_prefix,
+        tmp_path,
+        AI_DEFAULT_ENABLED="true",
+        GROQ_API_KEY=FAKE_KEY,
+        GROQ_BASE_URL=fake.base_url,
+        GROQ_MAX_RETRIES="0",
+        AI_CLAIM_LEASE_SECONDS=str(LEASE),
+        AI_CLAIM_HEARTBEAT_SECONDS="0.2",
+        AI_SWEEP_INTERVAL_SECONDS=str(SWEEP),
+    )
 
 
 @pytest.fixture
 def two_servers(
     database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path, fake_groq: FakeGroq
 ) -> Iterator[list[ServerProcess]]:
-    env = server_env(database_url, redis_url, redis_prefix, tmp_path, fake_groq)
-    servers = [ServerProcess(env, tmp_path / f"server-{i}.log") for i in range(2)]
-    try:
-        for server in servers:
-            server.start()
+    with running_servers(server_env(database_url, redis_url, redis_prefix, tmp_path, fake_groq), tmp_path) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def sigkill(server: ServerProcess) -> None:

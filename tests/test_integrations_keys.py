@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestClient
 from chatserver.keys import DB_POOL
 from chatserver.settings import Settings
 
-from .conftest import TEST_SECRET, MakeUser, User, create_ticket
-from .services import ServerProcess
+from .conftest import MakeUser, User, backplane_env, create_ticket
+from .services import ServerProcess, running_servers
 from .test_access_instances import make_account, sign_in
 from .wsutil import close_code, recv_type
 
@@ -204,26 +204,17 @@ async def test_a_key_joins_a_room_socket_and_posts_only_with_its_scope(client: T
 
 @pytest.fixture
 def two_servers(database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    env = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "REDIS_PREFIX": redis_prefix,
-        "SECRET_KEY": TEST_SECRET,
-        "CHATSERVER_DATA_DIR": str(tmp_path),
-        "LOG_LEVEL": "WARNING",
-        "AI_DEFAULT_ENABLED": "false",
+    env = backplane_env(
+        database_url,
+        redis_url,
+        redis_prefix,
+        tmp_path,
         # Caches that would not run out during the test: only the backplane explains a refusal.
-        "ACCOUNT_CACHE_SECONDS": "300",
-        "ACCOUNT_RECHECK_SECONDS": "3600",
-    }
-    servers = [ServerProcess(env, tmp_path / f"server-{i}.log") for i in range(2)]
-    try:
-        for server in servers:
-            server.start()
+        ACCOUNT_CACHE_SECONDS="300",
+        ACCOUNT_RECHECK_SECONDS="3600",
+    )
+    with running_servers(env, tmp_path) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 async def test_a_key_revoked_on_one_instance_is_refused_on_the_other_at_once(

@@ -27,8 +27,8 @@ from chatserver.keys import DB_POOL
 from chatserver.services.webhooks import TargetGuard, TargetRefused, backoff
 from chatserver.settings import Settings
 
-from .conftest import TEST_SECRET, MakeUser, User, create_ticket
-from .services import ServerProcess
+from .conftest import TEST_SECRET, MakeUser, User, backplane_env, create_ticket
+from .services import ServerProcess, running_servers
 from .test_access_instances import make_account, sign_in
 from .test_integrations_events import reset_outbox
 
@@ -403,29 +403,19 @@ async def test_only_admins_manage_webhooks_and_the_secret_is_shown_once(
 
 @pytest.fixture
 def two_servers(database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    env = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "REDIS_PREFIX": redis_prefix,
-        "SECRET_KEY": TEST_SECRET,
-        "CHATSERVER_DATA_DIR": str(tmp_path),
-        "LOG_LEVEL": "WARNING",
-        "AI_DEFAULT_ENABLED": "false",
-        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8",
-        "WEBHOOK_RETRY_BASE_SECONDS": "0.05",
-        "WEBHOOK_TIMEOUT_SECONDS": "2",
+    env = backplane_env(
+        database_url,
+        redis_url,
+        redis_prefix,
+        tmp_path,
+        WEBHOOK_ALLOW_PRIVATE_NETWORKS="127.0.0.0/8",
+        WEBHOOK_RETRY_BASE_SECONDS="0.05",
+        WEBHOOK_TIMEOUT_SECONDS="2",
         # Two deliveries in flight per instance: with four at the receiver, both are sending.
-        "WEBHOOK_WORKERS": "2",
-    }
-    servers = [ServerProcess(env, tmp_path / f"server-{i}.log") for i in range(2)]
-    try:
-        for server in servers:
-            server.start()
+        WEBHOOK_WORKERS="2",
+    )
+    with running_servers(env, tmp_path) as servers:
         yield servers
-    finally:
-        for server in servers:
-            if server.proc is not None and server.proc.poll() is None:
-                server.stop()
 
 
 async def test_no_event_is_lost_when_an_instance_is_killed_mid_delivery(

@@ -22,8 +22,8 @@ from chatserver.keys import DB_POOL
 from chatserver.services.auth import create_user
 from chatserver.settings import Settings
 
-from .conftest import PASSWORD, TEST_SECRET
-from .services import RedisProcess, ServerProcess, require_redis_server
+from .conftest import PASSWORD, backplane_env
+from .services import RedisProcess, ServerProcess, require_redis_server, running_servers
 from .wsutil import collect_until, drain, recv, recv_type
 
 
@@ -35,23 +35,9 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def two_servers(database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    env = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "REDIS_PREFIX": redis_prefix,
-        "SECRET_KEY": TEST_SECRET,
-        "CHATSERVER_DATA_DIR": str(tmp_path),
-        "LOG_LEVEL": "WARNING",
-        "AI_DEFAULT_ENABLED": "false",
-    }
-    servers = [ServerProcess(env, tmp_path / f"server-{i}.log") for i in range(2)]
-    try:
-        for server in servers:
-            server.start()
+    env = backplane_env(database_url, redis_url, redis_prefix, tmp_path)
+    with running_servers(env, tmp_path) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 async def _agent(database_url: str) -> tuple[str, str]:
