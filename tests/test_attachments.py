@@ -493,3 +493,28 @@ def test_uploads_on_an_instance_share_one_bandwidth_budget() -> None:
     assert budget.reserve(250) == 0
     assert budget.reserve(1) > 0
     assert UploadBandwidth(0).reserve(10**9) == 0  # 0: no limit
+
+
+@pytest.mark.parametrize(
+    "part_head",
+    [
+        "Content-Disposition form-data\r\n",  # a header line without a colon
+        'Content-Disposition: form-data; name="file"; filename="a.png"\r\nBad Header: x\r\n',
+        "\x00\x01: \x02\r\n",
+    ],
+)
+async def test_a_multipart_body_with_unparsable_part_headers_is_a_400(
+    client: TestClient, make_user: MakeUser, part_head: str
+) -> None:
+    # Found by the fuzzer: aiohttp's InvalidHeader on a part's headers was a 500 with a traceback.
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer)
+    boundary = "xyzBOUNDARY"
+    body = f"--{boundary}\r\n{part_head}\r\n".encode() + png() + f"\r\n--{boundary}--\r\n".encode()
+    resp = await client.post(
+        f"/tickets/{ticket['id']}/attachments",
+        data=body,
+        headers={**customer.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert resp.status in (400, 422), await resp.text()
+    assert await error_code(resp) in ("bad_request", "validation_error")

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..errors import ApiError, validation_error
 from ..jsonutil import json_response
@@ -67,9 +68,10 @@ async def upload_attachment(request: web.Request) -> web.Response:
             )
     except TimeoutError:
         raise ApiError(408, "request_timeout", "The upload did not arrive in time") from None
-    except ValueError as exc:
-        # aiohttp's multipart reader on a malformed body (no boundary, broken framing).
-        raise ApiError(400, "bad_request", f"Malformed multipart body: {exc}") from None
+    except (ValueError, HttpProcessingError, web.RequestPayloadError) as exc:
+        # aiohttp's multipart reader on a malformed body: no boundary, broken framing, a part
+        # header it cannot parse (InvalidHeader, found by the fuzzer), a broken transfer encoding.
+        raise ApiError(400, "bad_request", f"Malformed multipart body: {type(exc).__name__}") from None
     return json_response({"attachment": attachment}, status=201)
 
 
