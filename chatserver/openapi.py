@@ -23,6 +23,7 @@ from .handlers import admin_api_keys as api_key_handlers
 from .handlers import admin_kb as admin_kb_handlers
 from .handlers import admin_webhooks as webhook_handlers
 from .handlers import auth as auth_handlers
+from .handlers import ratings as rating_handlers
 from .handlers import tickets as ticket_handlers
 from .handlers import widget as widget_handlers
 from .security import PASSWORD_MIN_CHARS
@@ -192,6 +193,36 @@ SCHEMAS: dict[str, Schema] = {
             "last_activity_at": TIMESTAMP,
             "created_at": TIMESTAMP,
             "updated_at": TIMESTAMP,
+            "rating": nullable(
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 5,
+                    "description": "The customer's rating (1 bad - 5 great) once given; POST /tickets/{id}/rating.",
+                }
+            ),
+            "rating_comment": nullable({"type": "string", "description": "The comment given with the rating."}),
+            "rated_at": nullable(TIMESTAMP),
+        }
+    ),
+    "Rating": obj(
+        {
+            "ticket_id": UUID,
+            "score": {"type": "integer", "minimum": 1, "maximum": 5, "description": "1 (bad) to 5 (great)."},
+            "comment": nullable({"type": "string"}),
+            "created_at": TIMESTAMP,
+        }
+    ),
+    "RatingRequest": request_schema(
+        rating_handlers.RATING_SCHEMA,
+        {"score": "1 (bad) to 5 (great).", "comment": "Optional; empty or null means none."},
+    ),
+    "RatedTicket": obj({"rating": ref("Rating"), "ticket": ref("Ticket")}),
+    "Conversation": obj({"ticket": ref("Ticket"), "last_message": nullable(ref("Message"))}),
+    "ConversationPage": obj(
+        {
+            "conversations": {"type": "array", "items": ref("Conversation")},
+            "next_cursor": nullable({"type": "string", "description": "Pass as ?cursor= for the next page."}),
         }
     ),
     "TicketResponse": obj({"ticket": ref("Ticket")}),
@@ -713,6 +744,20 @@ PATHS: dict[str, dict[str, Schema]] = {
             description="Agents and admins may change anything; a customer may only close their own ticket.",
         ),
     },
+    "/tickets/{ticket_id}/rating": {
+        "post": operation(
+            "Rate a resolved or closed ticket (its customer, once)",
+            tag="tickets",
+            operation_id="rateTicket",
+            params=[TICKET_ID_PARAM],
+            body="RatingRequest",
+            ok={"201": json_content(ref("RatedTicket"), "Stored; the room gets ticket.updated (changes [rating]).")},
+            errors=("NotFound", "Conflict"),
+            description="Only the ticket's customer may rate it (403 for staff; another customer's ticket is 404). "
+            "409 `ticket_not_closed` while the ticket is open or pending; 409 `already_rated` for a second "
+            "rating. Records the `rating.created` event (docs/integrations.md).",
+        )
+    },
     "/tickets/{ticket_id}/messages": {
         "get": operation(
             "Message history",
@@ -951,6 +996,21 @@ PATHS: dict[str, dict[str, Schema]] = {
             description="Only widget visitors' tokens are renewed (403 renewal_refused for staff and signed-up "
             "customers), and never past VISITOR_SESSION_MAX_SECONDS after the visitor's sign-in (401 "
             "session_expired); the new token expires no later than that.",
+        )
+    },
+    "/widget/conversations": {
+        "get": operation(
+            "The visitor's conversations, newest activity first, each with its newest public message",
+            tag="widget",
+            operation_id="listConversations",
+            params=[
+                LIST_TICKET_PARAMS[4],
+                query_param("limit", {"type": "integer", "minimum": 1, "maximum": 50, "default": 20}, "Page size."),
+            ],
+            ok={"200": json_content(ref("ConversationPage"), "One page of the caller's own tickets.")},
+            errors=("ValidationError",),
+            description="Customers only (403 for staff): the widget's history list. Internal notes are never "
+            "a preview.",
         )
     },
     "/": {

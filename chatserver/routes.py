@@ -13,11 +13,13 @@ from .handlers import (
     attachments,
     auth,
     console,
+    conversations,
     docs,
     events,
     health,
     metrics,
     pages,
+    ratings,
     tickets,
     widget,
     ws,
@@ -34,6 +36,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/tickets", tickets.create_ticket, name="tickets-create")
     r.add_get("/tickets/{ticket_id}", tickets.get_ticket, name="ticket-get")
     r.add_patch("/tickets/{ticket_id}", tickets.update_ticket, name="ticket-update")
+    r.add_post("/tickets/{ticket_id}/rating", ratings.rate_ticket, name="ticket-rating")
     r.add_get("/tickets/{ticket_id}/messages", tickets.list_messages, name="messages-list")
     r.add_post("/tickets/{ticket_id}/messages", tickets.post_message, name="messages-post")
     r.add_post("/tickets/{ticket_id}/attachments", attachments.upload_attachment, name="attachments-upload")
@@ -96,6 +99,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/widget/visitors", widget.create_visitor, name="widget-visitors")
     r.add_post("/widget/identify", widget.identify_visitor, name="widget-identify")
     r.add_post("/widget/token", widget.refresh_token, name="widget-token")
+    r.add_get("/widget/conversations", conversations.list_conversations, name="widget-conversations")
     r.add_get("/", pages.home_page, name="home")
     r.add_get("/demo", pages.demo_page, name="demo")
     r.add_get("/console", pages.console_page, name="console")

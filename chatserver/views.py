@@ -37,6 +37,20 @@ def ticket_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "last_activity_at": row["last_activity_at"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
+        # The customer's rating once given (1-5, services/ratings.py), else null.
+        "rating": row["rating"],
+        "rating_comment": row["rating_comment"],
+        "rated_at": row["rated_at"],
+    }
+
+
+def rating_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ticket's rating as POST /tickets/{id}/rating and the rating.created event show it."""
+    return {
+        "ticket_id": row["id"],
+        "score": row["rating"],
+        "comment": row["rating_comment"],
+        "created_at": row["rated_at"],
     }
 
 

@@ -48,6 +48,9 @@ CASES = [
         statuses(401, 403, 404, 201, 201),
     ),
     Case("websocket ticket", "POST", "/ws/tickets", None, statuses(401, 201, 201, 201, 201)),
+    # The owner passes authorization and meets the ticket's state: an open ticket is not rateable.
+    Case("rate ticket", "POST", "/tickets/{ticket}/rating", {"score": 5}, statuses(401, 409, 404, 403, 403)),
+    Case("conversation history", "GET", "/widget/conversations", None, statuses(401, 200, 200, 403, 403)),
 ]
 
 

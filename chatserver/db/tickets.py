@@ -11,8 +11,10 @@ import asyncpg
 from . import Executor
 from .events import TICKET_CREATED, TICKET_UPDATED, json_object
 
+# rating, rating_comment, rated_at: the customer's rating (services/ratings.py), null until rated.
 TICKET_COLUMNS = """id, customer_id, subject, description, status, priority, assignee_id,
-    ai_enabled, waiting_for_agent, last_seq, last_activity_at, created_at, updated_at"""
+    ai_enabled, waiting_for_agent, last_seq, last_activity_at, created_at, updated_at,
+    rating, rating_comment, rated_at"""
 _TICKET_FIELDS = [name.strip() for name in TICKET_COLUMNS.split(",")]
 
 # The ticket and its ticket.created event (the outbox, db/events.py) in one statement.

@@ -42,12 +42,13 @@ from ..realtime.client import Connection
 from ..realtime.tickets import TICKET_TTL, issue_ws_ticket, redeem_ws_ticket
 from ..security import Identity
 from ..services import messages as message_service
+from ..services import reads as read_service
 from ..services import tickets as ticket_service
 from ..services.api_keys import check_frame
 from ..services.attachments import parse_attachment_ids
 from ..services.hooks import AiControl
 from ..settings import Settings
-from ..validation import Bool, Choice, Str, Uuid, parse_uuid, query_int, validate
+from ..validation import Bool, Choice, Int, Str, Uuid, parse_uuid, query_int, validate
 from ..views import message_view, participant_view, ticket_view
 from ..web_session import own_origin
 from .identity import checked_bearer_identity, checked_identity, require_identity, session_identity
@@ -81,6 +82,7 @@ SEND_WITH_FILES_SCHEMA = {
     "body": Str(required=False, min_len=0, max_len=message_service.MAX_BODY_CHARS),
 }
 TYPING_SCHEMA = {"type": Str(), "active": Bool()}
+READ_SCHEMA = {"type": Str(), "seq": Int(lo=0, hi=MAX_SEQ)}
 UPDATE_SCHEMA = {
     "type": Str(),
     "status": Choice(*ticket_service.STATUSES, required=False),
@@ -228,6 +230,7 @@ async def ticket_socket(request: web.Request) -> web.StreamResponse:
     finally:
         app[SOCKET_LIMITS].release(who.user_id, address)
         await session.stop_typing()
+        await session.close_read_cursor()
         last_here = hub.unregister(channel, conn)
         await conn.stop()
         if last_here:
@@ -262,6 +265,7 @@ async def _send_snapshot(
         rows = rows[-JOIN_HISTORY:]
         snapshot_seq = last_seq
     present = await app[PRESENCE].list(ticket_id, for_customer=not who.is_staff)
+    reads = await read_service.list_reads(pool, ticket_id)
     channel = events.ticket_channel(ticket_id)
     hub = app[HUB]
     hub.note_snapshot(channel, snapshot_seq)
@@ -273,6 +277,7 @@ async def _send_snapshot(
         resumed=resume_after is not None,
         has_more=has_more,
         you=conn.user,
+        reads=reads,
     )
     # Taken in the same step as starting the writer: every later delta is queued behind it.
     frame["streams"] = hub.stream_snapshot(channel, who.is_staff)
@@ -288,6 +293,7 @@ class RoomSession:
         "bad_frames",
         "channel",
         "conn",
+        "read_cursor",
         "request",
         "ticket_id",
         "typing_active",
@@ -314,6 +320,8 @@ class RoomSession:
         self.typing_sent_at = -TYPING_MIN_GAP
         self.typing_expiry: asyncio.TimerHandle | None = None
         self.typing_flush: asyncio.TimerHandle | None = None
+        # Made on the first `read` frame: sockets that never send one carry nothing for it.
+        self.read_cursor: read_service.ReadCursor | None = None
 
     async def run(self) -> None:
         conn = self.conn
@@ -459,6 +467,19 @@ class RoomSession:
         self.typing_sent_at = time.monotonic()
         await self.app[PUBLISHER].publish(events.typing(self.ticket_id, self.conn.user, False))
 
+    async def on_read(self, frame: dict[str, Any]) -> None:
+        """The client has read up to `seq` (docs/protocol.md, "Read cursors")."""
+        seq = validate(frame, READ_SCHEMA)["seq"]
+        if self.read_cursor is None:
+            self.read_cursor = read_service.ReadCursor(
+                self.app[DB_POOL], self.app[PUBLISHER], self.ticket_id, self.who.user_id, self.who.role
+            )
+        await self.read_cursor.report(seq)
+
+    async def close_read_cursor(self) -> None:
+        if self.read_cursor is not None:
+            await self.read_cursor.close()
+
     async def on_ping(self, frame: dict[str, Any]) -> None:
         self.conn.send_frame(events.pong_frame(frame.get("ref")))
 
@@ -505,6 +526,7 @@ class RoomSession:
     HANDLERS: ClassVar[dict[str, Callable[[RoomSession, dict[str, Any]], Awaitable[None]]]] = {
         "message.send": on_send,
         "typing": on_typing,
+        "read": on_read,
         "ping": on_ping,
         "ticket.update": on_ticket_update,
         "ai.takeover": on_takeover,

@@ -74,6 +74,15 @@ def typing(ticket_id: uuid.UUID, user: dict[str, Any], active: bool) -> Event:
     return Event(ticket_channel(ticket_id), {"type": "typing", "user": user, "active": active})
 
 
+def read_updated(ticket_id: uuid.UUID, user_id: uuid.UUID, role: str, seq: int) -> Event:
+    """A participant's read cursor moved (services/reads.py). `seq` is a public message's seq, so
+    the same frame goes to customers and agents. Not a message frame: no `seq` ordering."""
+    return Event(
+        ticket_channel(ticket_id),
+        {"type": "read.updated", "user": {"id": user_id, "role": role}, "seq": seq},
+    )
+
+
 # ---- AI reply streams --------------------------------------------------------------------
 # kind is "reply" (customer-facing, to the whole room) or "copilot" (a suggestion, agents only).
 
@@ -188,7 +197,9 @@ def joined_frame(
     resumed: bool,
     has_more: bool,
     you: dict[str, Any],
+    reads: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """`reads`: every participant's read cursor (services/reads.py `read_view`)."""
     return {
         "type": "joined",
         "ticket": ticket,
@@ -198,6 +209,7 @@ def joined_frame(
         "resumed": resumed,
         "has_more": has_more,
         "you": you,
+        "reads": reads if reads is not None else [],
     }
 
 
