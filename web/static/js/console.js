@@ -6,6 +6,8 @@ import { clear, fill, formatTime, h } from "./dom.js";
 import { Room, apiError, socketUrl } from "./room.js";
 import { Thread } from "./thread.js";
 import { AttachmentTray, AttachmentViewer, attachmentStrings, withAttachments } from "./attachments.js";
+import { ratingSummary } from "./rating.js";
+import { pageVisible, seenSeq, showSeen } from "./seen.js";
 
 const layout = document.getElementById("layout");
 const me = JSON.parse(layout.dataset.me);
@@ -329,6 +331,7 @@ function buildTicketPane(ticketId) {
   els.back = h("button", { type: "button", class: "ghost back", "aria-label": "Back to inbox", text: "← Inbox", onclick: () => closeTicket({ push: true }) });
   els.subject = h("h2", { class: "subject", id: "ticket-subject", text: "Loading…" });
   els.customer = h("p", { class: "customer-line" });
+  els.rating = h("div", { class: "rating-row", "aria-live": "polite" });
   els.status = select("Status", "status", STATUSES.map((s) => [s, s]), (value) => update({ status: value }));
   els.priority = select("Priority", "priority", PRIORITIES.map((p) => [p, p]), (value) => update({ priority: value }));
   els.assignee = select(
@@ -385,7 +388,7 @@ function buildTicketPane(ticketId) {
     h(
       "header",
       { class: "ticket-head" },
-      h("div", { class: "title-row" }, els.back, h("div", { class: "titles" }, els.subject, els.customer)),
+      h("div", { class: "title-row" }, els.back, h("div", { class: "titles" }, els.subject, els.customer, els.rating)),
       h("div", { class: "controls" }, els.status, els.priority, els.assignee, h("div", { class: "control ai-control" }, els.aiState, els.aiButton)),
       h("div", { class: "presence-row" }, h("span", { class: "presence-label", text: "Here now:" }), els.presence),
     ),
@@ -442,8 +445,13 @@ async function openTicket(ticketId, { push = false } = {}) {
         }
         renderTicket(ctx);
         renderPresence(ctx);
+        renderSeen(ctx);
       },
-      message: (message) => thread.addMessage(message),
+      message: (message) => {
+        thread.addMessage(message);
+        renderSeen(ctx);
+      },
+      read: () => renderSeen(ctx),
       pending: (entries) => thread.setPending(entries),
       stream: (state) => {
         if (state.kind === "copilot") renderCopilot(ctx, state.text, false);
@@ -471,6 +479,7 @@ async function openTicket(ticketId, { push = false } = {}) {
           renderInbox();
         }
         if (changes.includes("ai_enabled")) thread.addEvent(ticket.ai_enabled ? "The AI is replying again." : "A human took over from the AI.");
+        if (changes.includes("rating") && ticket.rating) thread.addEvent(`The customer rated this conversation ${ticket.rating}/5.`);
       },
       presence: (kind, user, known) => {
         renderPresence(ctx);
@@ -553,6 +562,19 @@ function renderTicket(ctx) {
   els.aiButton.textContent = ticket.ai_enabled ? "Take over" : "Hand back to AI";
   els.aiButton.setAttribute("aria-label", ticket.ai_enabled ? "Take over from the AI" : "Hand the conversation back to the AI");
   els.older.hidden = !ctx.hasMore;
+  clear(els.rating);
+  const rating = ratingSummary(ticket);
+  if (rating) els.rating.appendChild(rating);
+}
+
+/** "Seen by customer" under the agents' last public message once the customer's cursor covers it,
+ * and our own cursor moved to what this open, visible ticket shows. */
+function renderSeen(ctx) {
+  if (current !== ctx) return;
+  const room = ctx.room;
+  const mine = (m) => m.author_kind !== "customer" && m.visibility === "public";
+  showSeen(ctx.els.list, seenSeq(room, mine, room.readBy((user) => user.role === "customer")), "Seen by customer");
+  if (pageVisible()) room.markRead(room.lastSeq);
 }
 
 function renderPresence(ctx) {
@@ -634,6 +656,7 @@ async function loadOlder() {
 // ---- start ------------------------------------------------------------------------------------
 
 ui.filters.addEventListener("change", () => loadInbox());
+document.addEventListener("visibilitychange", () => current && renderSeen(current));
 ui.more.addEventListener("click", () => loadInbox({ append: true }));
 window.addEventListener("popstate", () => {
   const match = window.location.pathname.match(/^\/console\/tickets\/([0-9a-fA-F-]{36})$/);

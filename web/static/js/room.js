@@ -21,7 +21,7 @@ export class Room {
    * @param {(afterSeq: number|null) => Promise<string>|string} options.url  the socket URL to open
    * @param {object} options.on  callbacks: status(state), joined(frame), message(msg), pending(list),
    *   stream(state), streamEnd(replyId, how, frame), ticket(ticket, changes), presence(kind, user, known),
-   *   typing(user, active), error(frame), authFailed()
+   *   typing(user, active), error(frame), authFailed(), read(user, seq)
    */
   constructor({ url, on }) {
     this.urlFor = url;
@@ -33,6 +33,9 @@ export class Room {
     this.ticket = null;
     this.you = null;
     this.present = new Map(); // user id -> user
+    // Read cursors ("Seen", docs/protocol.md): user id -> {user: {id, role}, seq}, public seqs only.
+    this.reads = new Map();
+    this.readSent = -1; // the highest seq this client reported with a `read` frame
     this.ws = null;
     this.state = "idle"; // idle | connecting | online | offline | stopped
     this.attempt = 0;
@@ -257,6 +260,8 @@ export class Room {
         this.present.delete(frame.user.id);
         this.on.typing?.(frame.user, false);
         return this.on.presence?.("left", frame.user);
+      case "read.updated":
+        return this.noteRead(frame.user, frame.seq);
       case "typing":
         if (this.you && frame.user.id === this.you.id) return;
         return this.on.typing?.(frame.user, frame.active);
@@ -310,6 +315,7 @@ export class Room {
     this.ticket = frame.ticket;
     this.you = frame.you;
     this.present = new Map(frame.present.map((u) => [u.id, u]));
+    for (const cursor of frame.reads || []) this.noteRead(cursor.user, cursor.seq, { quiet: true });
     if (!frame.resumed) this.messages.clear();
     const fresh = [];
     for (const message of frame.messages) {
@@ -379,6 +385,28 @@ export class Room {
     const state = this.streams.get(replyId);
     this.streams.delete(replyId);
     this.on.streamEnd?.(replyId, how, frame, state);
+  }
+
+  // ---- read cursors ("Seen") ---------------------------------------------------------------
+
+  noteRead(user, seq, { quiet = false } = {}) {
+    const known = this.reads.get(user.id);
+    if (known && known.seq >= seq) return; // cursors only move forward
+    this.reads.set(user.id, { user, seq });
+    if (!quiet) this.on.read?.(user, seq);
+  }
+
+  /** Tell the room we have read up to `seq` (the server throttles and keeps the highest). */
+  markRead(seq) {
+    if (typeof seq !== "number" || seq <= this.readSent || this.state !== "online") return;
+    if (this.rawSend({ type: "read", seq })) this.readSent = seq;
+  }
+
+  /** The highest cursor among participants `match` accepts (e.g. staff, or the customer). */
+  readBy(match) {
+    let best = -1;
+    for (const cursor of this.reads.values()) if (match(cursor.user) && cursor.seq > best) best = cursor.seq;
+    return best;
   }
 
   sortedMessages() {

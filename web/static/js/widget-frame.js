@@ -7,6 +7,9 @@ import { textOn } from "./contrast.js";
 import { Room, apiError, socketUrl } from "./room.js";
 import { Thread } from "./thread.js";
 import { AttachmentTray, AttachmentViewer, attachmentStrings, withAttachments } from "./attachments.js";
+import { RatingCard, ratingStrings } from "./rating.js";
+import { HistoryView, historyStrings } from "./history.js";
+import { pageVisible, seenLabel, seenSeq, showSeen } from "./seen.js";
 
 const STRINGS = {
   en: {
@@ -170,6 +173,9 @@ const ui = {
   input: el("input"),
   inputLabel: el("input-label"),
   send: el("send"),
+  historyButton: el("history-button"),
+  history: el("history"),
+  rating: el("rating"),
 };
 
 const allowedOrigins = JSON.parse(document.body.dataset.allowedOrigins || "[]");
@@ -284,6 +290,7 @@ function init(opts) {
   store = new Store(identity ? `${STORAGE_PREFIX}:user:${identity.id}` : `${STORAGE_PREFIX}:anonymous`);
   render();
   wireComposer();
+  wireExtras();
   setupPromise = resume(identity);
 }
 
@@ -406,13 +413,16 @@ function newRoom(ticketId) {
         renderWho();
         renderRetry();
         updateUnread();
+        renderExtras();
       },
       message: (message) => {
         failedWithoutText = false;
         thread.addMessage(message);
         renderRetry();
         updateUnread();
+        renderExtras();
       },
+      read: () => renderSeen(),
       pending: (entries) => thread.setPending(entries),
       stream: (state) => {
         if (state.kind !== "reply") return;
@@ -440,6 +450,7 @@ function newRoom(ticketId) {
         renderHandoff();
         renderWho();
         renderRetry();
+        renderExtras();
       },
       presence: (kind, user, known) => {
         renderWho();
@@ -723,6 +734,7 @@ function setOpen(open) {
   isOpen = open;
   if (open) {
     markRead();
+    reportRead();
     ui.list.scrollTop = ui.list.scrollHeight;
     setTimeout(() => ui.input.focus(), 0);
   }
@@ -747,6 +759,104 @@ function updateUnread() {
     }
   }
   tellParent({ type: "unread", count });
+}
+
+// ---- rating, "Seen" and conversation history (rating.js, seen.js, history.js) ----------------
+
+let ratingCard = null;
+let historyView = null;
+let historyShown = false;
+const DISMISSED_KEEP = 20;
+
+function wireExtras() {
+  const overrides = options.strings && typeof options.strings === "object" ? options.strings : {};
+  const historyText = historyStrings(locale, overrides);
+  ui.historyButton.setAttribute("aria-label", historyText.historyOpen);
+  ui.historyButton.title = historyText.historyOpen;
+  ratingCard = new RatingCard({
+    root: ui.rating,
+    strings: ratingStrings(locale, overrides),
+    submit: (ticketId, body) => postJson(`/tickets/${encodeURIComponent(ticketId)}/rating`, body, store.get("token")),
+    dismissed: (ticketId) => (store.get("ratingDismissed") || []).includes(ticketId),
+    dismiss: (ticketId) => store.set({ ratingDismissed: [...(store.get("ratingDismissed") || []), ticketId].slice(-DISMISSED_KEEP) }),
+  });
+  historyView = new HistoryView({
+    root: ui.history,
+    strings: historyText,
+    locale,
+    load: async (cursor) => {
+      const query = new URLSearchParams({ limit: "20" });
+      if (cursor) query.set("cursor", cursor);
+      const response = await fetch(`/widget/conversations?${query}`, { headers: authHeaders() });
+      if (!response.ok) throw await apiError(response);
+      return response.json();
+    },
+    currentId: () => store.get("ticketId") || null,
+    onOpen: (ticketId) => {
+      showHistory(false);
+      if (ticketId !== store.get("ticketId")) switchConversation(ticketId);
+    },
+    onNew: () => {
+      showHistory(false);
+      switchConversation(null);
+    },
+    onBack: () => showHistory(false),
+  });
+  ui.historyButton.addEventListener("click", () => showHistory(!historyShown));
+  document.addEventListener("visibilitychange", reportRead);
+  renderExtras();
+}
+
+/** The history list in place of the conversation (or back). */
+function showHistory(show) {
+  historyShown = show;
+  ui.panel.classList.toggle("show-history", show);
+  ui.history.hidden = !show;
+  ui.historyButton.setAttribute("aria-expanded", String(show));
+  if (show) {
+    historyView.show().then(() => ui.history.querySelector("button")?.focus());
+  } else {
+    reportRead();
+    setTimeout(() => ui.input.focus(), 0);
+  }
+}
+
+/** Leave the current conversation for another one of the visitor's, or for a new one (null). */
+function switchConversation(ticketId) {
+  if (room) room.stop();
+  room = null;
+  failedWithoutText = false;
+  typingUsers = new Map();
+  aiTyping = false;
+  store.set({ ticketId: ticketId || null, lastReadSeq: undefined });
+  hideProblem();
+  if (ticketId) openRoom(ticketId);
+  else renderAll();
+  renderHandoff();
+  renderWho();
+  renderTyping();
+  renderExtras();
+}
+
+function renderExtras() {
+  if (!ratingCard) return;
+  ui.historyButton.hidden = identityRefused || !(store && store.get("token"));
+  ratingCard.render(room && room.ticket && room.ticketId === room.ticket.id ? room.ticket : null);
+  renderSeen();
+  reportRead();
+}
+
+/** "Seen" under the visitor's last message once an agent's read cursor covers it. */
+function renderSeen() {
+  if (!thread) return;
+  const you = room && room.you;
+  const seq = room && you ? seenSeq(room, (m) => m.author_id === you.id, room.readBy((user) => user.role !== "customer")) : null;
+  showSeen(ui.list, seq, seenLabel(locale, options.strings || {}));
+}
+
+/** Tell the room what the visitor has read: what is on screen while the panel is open. */
+function reportRead() {
+  if (room && isOpen && !historyShown && pageVisible()) room.markRead(room.lastSeq);
 }
 
 // ---- start ----------------------------------------------------------------------------------
