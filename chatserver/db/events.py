@@ -16,8 +16,8 @@ import asyncpg
 
 from . import Executor
 
-# Event types (docs/integrations.md). rating.created is reserved for ticket ratings: the service
-# that stores a rating records it with record_event below, in its own transaction.
+# Event types (docs/integrations.md). rating.created: services/ratings.py records it with
+# record_event below, in the transaction that stores the rating.
 TICKET_CREATED = "ticket.created"
 TICKET_UPDATED = "ticket.updated"
 MESSAGE_CREATED = "message.created"
