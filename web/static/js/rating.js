@@ -64,8 +64,6 @@ function fill(template, values) {
   return String(template).replace(/\{(\w+)\}/g, (match, key) => (key in values ? String(values[key]) : match));
 }
 
-const FACES = ["😞", "🙁", "😐", "🙂", "😄"];
-
 /**
  * The widget's rating card, drawn into `root` (a <section>) for the room's ticket.
  * @param {object} options
@@ -130,7 +128,8 @@ export class RatingCard {
     const problem = h("p", { class: "rating-problem", role: "alert", hidden: true });
     const comment = h("textarea", { id: "rating-comment", rows: "2", maxlength: String(COMMENT_CHARS) });
     const send = h("button", { type: "submit", class: "rating-send", text: this.t.rateSend, disabled: true });
-    const buttons = FACES.map((face, i) =>
+    // Numbers, not emoji faces: many systems lack some of those glyphs (boxes instead of faces).
+    const buttons = Array.from({ length: MAX_SCORE }, (_, i) =>
       h(
         "button",
         {
@@ -146,8 +145,14 @@ export class RatingCard {
             send.disabled = false;
           },
         },
-        h("span", { "aria-hidden": "true", text: face }),
+        h("span", { "aria-hidden": "true", text: String(i + 1) }),
       ),
+    );
+    const legend = h(
+      "div",
+      { class: "rating-legend", "aria-hidden": "true" },
+      h("span", { text: labels[0] || "1" }),
+      h("span", { text: labels[MAX_SCORE - 1] || String(MAX_SCORE) }),
     );
     const form = h(
       "form",
@@ -182,6 +187,7 @@ export class RatingCard {
         this.hide();
       } })),
       h("div", { class: "rating-scores", role: "group", "aria-labelledby": "rating-title" }, buttons),
+      legend,
       h("label", { for: "rating-comment", class: "rating-comment-label", text: this.t.rateComment }),
       comment,
       problem,
