@@ -51,7 +51,7 @@ MESSAGE_WITH_FILES_SCHEMA = {
     **MESSAGE_SCHEMA,
     "body": Str(required=False, min_len=0, max_len=message_service.MAX_BODY_CHARS),
 }
-LIST_QUERY = ("status", "priority", "assignee", "waiting", "cursor", "limit")
+LIST_QUERY = ("status", "priority", "assignee", "waiting", "cursor", "limit", "q")
 MESSAGES_QUERY = ("after_seq", "before_seq", "limit")
 MAX_SEQ = 2**62
 
@@ -71,6 +71,8 @@ def ticket_list_filters(request: web.Request, default_limit: int = 20) -> dict[s
         "waiting": None if waiting is None else waiting == "true",
         "cursor": request.query.get("cursor") or None,
         "limit": query_int(request, "limit", default_limit, 1, 100) or default_limit,
+        # Blank is "no search"; what is searchable is checked by services/search.py.
+        "q": request.query.get("q", "").strip() or None,
     }
 
 

@@ -12,6 +12,7 @@ import asyncpg
 import orjson
 
 from ..db import messages as messages_db
+from ..db import search as search_db
 from ..db import tickets as tickets_db
 from ..db import users as users_db
 from ..errors import ApiError, account_gone, forbidden, not_found, too_many_requests, validation_error
@@ -19,6 +20,7 @@ from ..realtime import events
 from ..realtime.publisher import Publisher
 from ..security import Identity
 from ..views import message_view, ticket_view
+from . import search as search_service
 from .hooks import MessageHook
 
 STATUSES = ("open", "pending", "resolved", "closed")
@@ -156,7 +158,10 @@ async def list_tickets(
     waiting: bool | None,
     cursor: str | None,
     limit: int,
+    q: str | None = None,
 ) -> dict[str, Any]:
+    """One page, newest activity first. With `q`, only tickets that match it (services/search.py),
+    each with a `match`, and the query's `terms`; the same filters and cursor either way."""
     unassigned = False
     assignee_id = None
     if assignee == "none":
@@ -171,21 +176,32 @@ async def list_tickets(
                 "assignee must be me, none or a user id",
                 details={"fields": {"assignee": "must be me, none or a user id"}},
             ) from None
-    rows = await tickets_db.list_tickets(
-        pool,
-        customer_id=None if who.is_staff else who.user_id,
-        status=status,
-        priority=priority,
-        unassigned=unassigned,
-        assignee_id=assignee_id,
-        before=decode_cursor(cursor) if cursor else None,
-        limit=limit + 1,  # one extra row tells whether another page exists
-        waiting_for_agent=waiting,
-    )
+    filters: dict[str, Any] = {
+        "customer_id": None if who.is_staff else who.user_id,
+        "status": status,
+        "priority": priority,
+        "unassigned": unassigned,
+        "assignee_id": assignee_id,
+        "before": decode_cursor(cursor) if cursor else None,
+        "limit": limit + 1,  # one extra row tells whether another page exists
+        "waiting_for_agent": waiting,
+    }
+    if q is None:
+        rows = await tickets_db.list_tickets(pool, **filters)
+        page = rows[:limit]
+        return {
+            "tickets": [ticket_view(r) for r in page],
+            "next_cursor": encode_cursor(page[-1]) if len(rows) > limit else None,
+        }
+    query, lexemes = await search_service.parse_query(pool, q)
+    rows = await search_db.search_tickets(pool, query, **filters)
     page = rows[:limit]
+    tickets = [ticket_view(r) for r in page]
+    await search_service.attach_matches(pool, who, tickets, {r["id"]: r["text_matched"] for r in page}, query, lexemes)
     return {
-        "tickets": [ticket_view(r) for r in page],
+        "tickets": tickets,
         "next_cursor": encode_cursor(page[-1]) if len(rows) > limit else None,
+        "terms": lexemes,
     }
 
 

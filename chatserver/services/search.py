@@ -1,0 +1,151 @@
+"""Search across tickets (GET /tickets?q=): turning what someone typed into a safe `tsquery`, and
+explaining each hit with a snippet of the text that matched and the ranges to highlight.
+
+Words are split and lower-cased by PostgreSQL's `simple` configuration (the one the indexes use),
+then each becomes a prefix term ("refund" finds "refunded"), all of them required. What a caller
+types is never parsed as tsquery syntax: `&`, `|`, `!`, quotes and parentheses are just
+separators, so no query can be malformed or widen itself (docs/web.md "Search").
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from ..db import search as search_db
+from ..db import widget as widget_db
+from ..errors import validation_error
+from ..security import Identity
+
+# What the search box and the API accept. Longer queries are refused, not cut: a cut query would
+# silently search for something else.
+MAX_QUERY_CHARS = 200
+MAX_TERMS = 8
+# A one-letter prefix ("a:*") matches most of the index; one-letter words are matched whole.
+MIN_PREFIX_CHARS = 2
+# Characters of context kept before the first highlighted word, and the snippet's whole length.
+SNIPPET_LEAD = 50
+SNIPPET_CHARS = 180
+
+
+def _query_problem(message: str) -> Exception:
+    return validation_error(message, details={"fields": {"q": message}})
+
+
+def tsquery_text(lexemes: Sequence[str]) -> str:
+    """All lexemes required, each a prefix term, quoted as tsquery text ('' for a quote, \\\\ for a
+    backslash), so the cast `::tsquery` reads each one back as exactly that lexeme."""
+    terms = []
+    for lexeme in lexemes:
+        quoted = "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+        terms.append(quoted + (":*" if len(lexeme) >= MIN_PREFIX_CHARS else ""))
+    return " & ".join(terms)
+
+
+async def parse_query(conn: asyncpg.Pool | asyncpg.Connection, q: str) -> tuple[str, list[str]]:
+    """(tsquery text, lexemes) for what someone typed; a 422 naming `q` when it cannot be searched."""
+    if len(q) > MAX_QUERY_CHARS:
+        raise _query_problem(f"must be at most {MAX_QUERY_CHARS} characters")
+    if "\x00" in q:
+        raise _query_problem("must not contain NUL characters")
+    lexemes = await search_db.query_lexemes(conn, q)
+    if not lexemes:
+        raise _query_problem("must contain a word to search for")
+    if len(lexemes) > MAX_TERMS:
+        raise _query_problem(f"must have at most {MAX_TERMS} words")
+    return tsquery_text(lexemes), lexemes
+
+
+def _term_pattern(lexemes: Sequence[str]) -> re.Pattern[str]:
+    """Where a lexeme starts a word of the original text, in any case. Longer lexemes first, so the
+    longest one wins where two start at the same place."""
+    parts = []
+    for lexeme in sorted(lexemes, key=len, reverse=True):
+        # A lexeme that begins with a letter or digit must begin a word; "-77" may start anywhere.
+        lead = r"(?<![^\W_])" if lexeme[:1].isalnum() else ""
+        parts.append(lead + re.escape(lexeme))
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+def highlight_ranges(text: str, lexemes: Sequence[str]) -> list[tuple[int, int]]:
+    """[start, end) ranges of `text` (Python string indices: Unicode code points) to highlight."""
+    if not lexemes or not text:
+        return []
+    return [(m.start(), m.end()) for m in _term_pattern(lexemes).finditer(text)]
+
+
+def snippet(text: str, lexemes: Sequence[str]) -> dict[str, Any]:
+    """Up to SNIPPET_CHARS of `text` around its first highlighted word, white space flattened, with
+    the highlight ranges as offsets into the snippet (code points; "…" counts as one)."""
+    ranges = highlight_ranges(text, lexemes)
+    start = 0
+    if ranges and ranges[0][0] > SNIPPET_LEAD:
+        start = ranges[0][0] - SNIPPET_LEAD
+        # Start at a word: the first space after the cut, if one is near.
+        space = text.find(" ", start, ranges[0][0])
+        if space != -1:
+            start = space + 1
+    end = min(len(text), start + SNIPPET_CHARS)
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if end < len(text) else ""
+    # One character for one: the offsets stay valid.
+    body = re.sub(r"\s", " ", text[start:end])
+    shift = len(prefix) - start
+    kept = [[a + shift, min(b, end) + shift] for a, b in ranges if a >= start and a < end]
+    return {"snippet": prefix + body + suffix, "highlights": kept}
+
+
+def _customer_label(profile: Mapping[str, Any]) -> str:
+    # Lazy import: services/console.py imports this module (through services/tickets.py).
+    from .console import customer_view
+
+    customer = customer_view(profile)
+    name = customer["name"] or "Visitor"
+    return f"{name} <{customer['email']}>" if customer["email"] else name
+
+
+async def attach_matches(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    who: Identity,
+    tickets: list[dict[str, Any]],
+    text_matched: Mapping[uuid.UUID, bool],
+    query: str,
+    lexemes: Sequence[str],
+) -> None:
+    """Give each ticket a `match`: why it was found, the newest matching message first (what an
+    agent opens the ticket to read), else the subject, the description, the customer. Customers'
+    matches never come from internal notes or from customer profiles."""
+    if not tickets:
+        return
+    ids = [t["id"] for t in tickets]
+    messages = {
+        row["ticket_id"]: row for row in await search_db.matched_messages(conn, ids, query, internal=who.is_staff)
+    }
+    customers: set[uuid.UUID] = set()
+    profiles: dict[uuid.UUID, Any] = {}
+    if who.is_staff:
+        customer_ids = list({t["customer_id"] for t in tickets})
+        customers = await search_db.matched_customers(conn, customer_ids, query)
+        if customers:
+            profiles = {row["id"]: row for row in await widget_db.customer_profiles(conn, list(customers))}
+    for ticket in tickets:
+        match: dict[str, Any] | None = None
+        message = messages.get(ticket["id"])
+        if message is not None:
+            match = {
+                "field": "message",
+                "message_id": message["id"],
+                "seq": message["seq"],
+                "visibility": message["visibility"],
+                **snippet(message["body"], lexemes),
+            }
+        elif text_matched.get(ticket["id"]):
+            field = "subject" if highlight_ranges(ticket["subject"], lexemes) else "description"
+            match = {"field": field, **snippet(ticket[field], lexemes)}
+        elif ticket["customer_id"] in customers and ticket["customer_id"] in profiles:
+            match = {"field": "customer", **snippet(_customer_label(profiles[ticket["customer_id"]]), lexemes)}
+        ticket["match"] = match
