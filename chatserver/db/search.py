@@ -1,5 +1,4 @@
-"""SQL for searching tickets (subject, description, messages, customer name and email) and for the
-console's customer panel (visitor context, earlier tickets).
+"""SQL for searching tickets: subjects, descriptions, messages, customers' names and emails.
 
 Every text expression below repeats, character for character, an expression index of
 migrations/0015.search-and-visitor-context.sql: PostgreSQL uses an expression index only for the
@@ -94,18 +93,6 @@ UNION
 SELECT user_id FROM widget_identities WHERE user_id = ANY($1::uuid[]) AND {IDENTITY_TEXT} @@ $2::tsquery
 """
 
-SELECT_VISITOR_CONTEXT = "SELECT customer_id, visitor_context FROM tickets WHERE id = $1"
-
-SET_VISITOR_CONTEXT = "UPDATE tickets SET visitor_context = $2 WHERE id = $1"
-
-# A customer's other tickets, newest activity first, and how many there are in all.
-EARLIER_TICKETS = """
-SELECT id, subject, status, created_at, last_activity_at, count(*) OVER () AS total
-FROM tickets WHERE customer_id = $1 AND id <> $2
-ORDER BY last_activity_at DESC, id DESC
-LIMIT $3
-"""
-
 
 async def query_lexemes(conn: Executor, text: str) -> list[str]:
     return [row["lexeme"] for row in await conn.fetch(QUERY_LEXEMES, text)]
@@ -150,17 +137,3 @@ async def matched_messages(
 
 async def matched_customers(conn: Executor, customer_ids: list[uuid.UUID], query: str) -> set[uuid.UUID]:
     return {row["id"] for row in await conn.fetch(MATCHED_CUSTOMERS, customer_ids, query)}
-
-
-async def visitor_context(conn: Executor, ticket_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(SELECT_VISITOR_CONTEXT, ticket_id)
-
-
-async def set_visitor_context(conn: Executor, ticket_id: uuid.UUID, context: dict[str, str]) -> None:
-    await conn.execute(SET_VISITOR_CONTEXT, ticket_id, context)
-
-
-async def earlier_tickets(
-    conn: Executor, customer_id: uuid.UUID, ticket_id: uuid.UUID, limit: int
-) -> list[asyncpg.Record]:
-    return await conn.fetch(EARLIER_TICKETS, customer_id, ticket_id, limit)

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from ..db import customer_panel as panel_db
 from ..db import messages as messages_db
 from ..db import search as search_db
 from ..db import tickets as tickets_db
@@ -107,8 +108,10 @@ async def create_ticket(
     after_post: MessageHook | None = None,
     client_address: str | None = None,
     caps: TicketCaps | None = None,
+    visitor_context: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """`caps` None: no per-customer caps (callers that are not a customer's own request)."""
+    """`caps` None: no per-customer caps (callers that are not a customer's own request).
+    `visitor_context`: checked by services/customer_panel.py clean_context; agents see it."""
     if who.role != "customer":
         raise forbidden("Only customers open tickets")
     message_row = None
@@ -125,6 +128,8 @@ async def create_ticket(
             ticket_row = await tickets_db.insert_ticket(conn, who.user_id, subject, description, ai_enabled)
         except asyncpg.ForeignKeyViolationError:
             raise account_gone() from None
+        if visitor_context:
+            await panel_db.set_visitor_context(conn, ticket_row["id"], visitor_context)
         if first_message:
             stored = await messages_db.insert_message(
                 conn,
