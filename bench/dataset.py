@@ -46,32 +46,40 @@ from chatserver.db.migrate import MIGRATIONS_DIR, apply_migrations
 
 from .common import DEFAULT_DATABASE_URL, _with_database
 
-FIRST_NAMES = (
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+FIRST_NAMES = _words(
     "alice bob camille david emma felix gabriel hanna ines jonas karin lucas marie noah olivia pablo "
     "quentin rosa sofia thomas ursula victor wiebke xavier yasmin zoe lena mateo chloe lukas"
-).split()
-LAST_NAMES = (
+)
+LAST_NAMES = _words(
     "martin bernard dubois schmidt muller garcia lopez rossi smith jones weber fischer moreau "
     "fernandez gonzalez leroy wagner becker hoffmann sanchez roux petit brown taylor wilson"
-).split()
+)
 DOMAINS = ("example.com", "mail.example", "shop.example", "corp.example", "post.example")
 # Words that appear in most conversations (no stop words in the `simple` configuration).
-COMMON = (
+COMMON = _words(
     "hello hi thanks thank you please the a my is it for to and in of on with i we can not this that "
-    "have has be was will would could help need still bonjour merci hallo danke hola gracias por favor"
-).split()
+    "have has be was will would could help need still bonjour merci hallo danke hola gracias por "
+    "favor"
+)
 # What support conversations are about: each appears in a few percent of messages.
-TOPICS = (
+TOPICS = _words(
     "order refund delivery parcel invoice payment password account login shipping return exchange "
     "warranty broken damaged missing late tracking address cancel subscription discount coupon size "
     "colour battery charger screen update install error crash sync export import billing receipt "
     "commande remboursement livraison facture paiement compte bestellung rückerstattung lieferung "
     "rechnung zahlung konto pedido reembolso entrega factura pago cuenta"
-).split()
+)
 # Rare words: product names (each in well under 0.1% of messages).
-PRODUCTS = [f"{a}{b}" for a in ("kettle", "toaster", "blender", "lamp", "drone", "router", "camera", "watch") for b in (
-    "100 200 300 400 500 600 700 800 900 pro max mini lite plus neo air"
-).split()]
+PRODUCTS = [
+    f"{a}{b}"
+    for a in ("kettle", "toaster", "blender", "lamp", "drone", "router", "camera", "watch")
+    for b in _words("100 200 300 400 500 600 700 800 900 pro max mini lite plus neo air")
+]
 TOPIC_SUBJECTS = (
     "Refund for order",
     "Where is my parcel",
@@ -94,9 +102,10 @@ class DatasetSpec:
     seed: float = 0.42
 
     def name(self) -> str:
-        """The database's name: the spec and the migrations it was built with."""
+        """The database's name: the spec, the migrations and the SQL it was built with (a change to
+        any of them builds a new one)."""
         migrations = ",".join(sorted(p.name for p in MIGRATIONS_DIR.glob("*.sql")))
-        raw = f"{self}|{migrations}".encode()
+        raw = f"{self}|{migrations}|{build_statements(self)}".encode()
         return f"chatserver_dataset_{self.tickets}_{self.messages}_{hashlib.sha256(raw).hexdigest()[:8]}"
 
 
@@ -118,7 +127,7 @@ def build_statements(spec: DatasetSpec) -> list[str]:
     """The SQL that fills an empty, migrated database (in this order, one transaction)."""
     n_t, n_c, n_a = spec.tickets, spec.customers, spec.agents
     per_ticket = max(1.0, spec.messages / spec.tickets)
-    max_extra = max(0, int(round(2 * per_ticket)) - 2)  # 1 + [0, max_extra]: mean ~ per_ticket
+    max_extra = max(0, round(2 * per_ticket) - 2)  # 1 + [0, max_extra]: mean ~ per_ticket
     first, last, domains = _sql_array(FIRST_NAMES), _sql_array(LAST_NAMES), _sql_array(list(DOMAINS))
     common, topics, products = _sql_array(COMMON), _sql_array(TOPICS), _sql_array(PRODUCTS)
     subjects = "ARRAY[" + ",".join(f"'{s}'" for s in TOPIC_SUBJECTS) + "]::text[]"
@@ -126,14 +135,15 @@ def build_statements(spec: DatasetSpec) -> list[str]:
         f"SELECT setseed({spec.seed})",
         # Staff: a bcrypt hash nobody can log in with (benchmarks sign tokens themselves).
         f"""INSERT INTO users (email, password_hash, role, display_name)
-            SELECT 'agent' || g || '@bench.example.com', 'x', 'agent', 'Agent ' || g FROM generate_series(1, {n_a}) g""",
+            SELECT 'agent' || g || '@bench.example.com', 'x', 'agent', 'Agent ' || g
+            FROM generate_series(1, {n_a}) g""",
         f"""CREATE TEMP TABLE bench_customers AS
             SELECT g,
                    ({first})[1 + (g * 7) % {len(FIRST_NAMES)}] AS fn,
                    ({last})[1 + (g * 13) % {len(LAST_NAMES)}] AS ln,
                    ({domains})[1 + g % {len(DOMAINS)}] AS dom
             FROM generate_series(1, {n_c}) g""",
-        f"""INSERT INTO users (email, password_hash, role, display_name)
+        """INSERT INTO users (email, password_hash, role, display_name)
             SELECT CASE WHEN g % 5 = 0 THEN 'visitor-' || md5(g::text) || '@visitors.invalid'
                         ELSE fn || '.' || ln || g || '@' || dom END,
                    'x', 'customer', initcap(fn) || ' ' || initcap(ln)
@@ -267,10 +277,8 @@ def dataset_database(
 def drop_dataset_databases(base_url: str = DEFAULT_DATABASE_URL) -> list[str]:
     """Remove every kept dataset database; their names."""
     with psycopg.connect(_with_database(base_url, "postgres"), autocommit=True) as conn:
-        names = [
-            r[0]
-            for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'chatserver_dataset_%'").fetchall()
-        ]
+        found = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'chatserver_dataset_%'")
+        names = [r[0] for r in found.fetchall()]
         for name in names:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
     return names
