@@ -104,8 +104,8 @@ class DatasetSpec:
     def name(self) -> str:
         """The database's name: the spec, the migrations and the SQL it was built with (a change to
         any of them builds a new one)."""
-        migrations = ",".join(sorted(p.name for p in MIGRATIONS_DIR.glob("*.sql")))
-        raw = f"{self}|{migrations}|{build_statements(self)}".encode()
+        migrations = b"".join(p.read_bytes() for p in sorted(MIGRATIONS_DIR.glob("*.sql")))
+        raw = f"{self}|{build_statements(self)}".encode() + migrations
         return f"chatserver_dataset_{self.tickets}_{self.messages}_{hashlib.sha256(raw).hexdigest()[:8]}"
 
 

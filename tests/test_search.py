@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from chatserver.services import search as search_service
 from chatserver.services.search import MAX_QUERY_CHARS, highlight_ranges, snippet, tsquery_text
 from chatserver.settings import Settings
 
@@ -216,3 +217,39 @@ def test_snippets_are_cut_around_the_first_match_with_offsets_into_the_snippet()
     (start, end), *_ = result["highlights"]
     assert result["snippet"][start:end] == "needle"
     assert "\n" not in result["snippet"]
+
+
+async def test_a_common_word_is_searched_window_by_window_with_the_same_pages(
+    client: TestClient, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a search for a word in thousands of messages does (services/search.py find_tickets),
+    forced here on a few tickets: the same tickets, pages and matches as collecting every match."""
+    customer = await make_user("customer", name="Petra Window")
+    agent = await make_user("agent")
+    tickets = []
+    for i in range(7):
+        ticket = await create_ticket(client, customer, f"Case {i}", message=f"filler text {i}")
+        if i % 2 == 0:
+            await post(client, customer, ticket["id"], f"The lantern {i} flickers")
+        tickets.append(ticket)
+    await create_ticket(client, customer, "Lantern in the subject")
+
+    async def pages(q: str) -> list[list[tuple[str, str | None]]]:
+        out, cursor = [], None
+        for _ in range(20):
+            extra = "limit=2" + (f"&cursor={cursor}" if cursor else "")
+            body = await search(client, agent, q, extra=extra)
+            out.append([(t["id"], t["match"]["field"]) for t in body["tickets"]])
+            cursor = body["next_cursor"]
+            if cursor is None:
+                return out
+        raise AssertionError("pagination did not end")
+
+    by_union = {q: await pages(q) for q in ("lantern", "window", "filler")}
+    monkeypatch.setattr(search_service, "UNION_MAX_CANDIDATES", -1)
+    monkeypatch.setattr(search_service, "WINDOW_MIN", 1)
+    monkeypatch.setattr(search_service, "WINDOW_MAX", 3)
+    for q, expected in by_union.items():
+        assert await pages(q) == expected, q
+    assert sum(len(page) for page in by_union["lantern"]) == 5
+    assert sum(len(page) for page in by_union["window"]) == 8

@@ -1,23 +1,27 @@
 """SQL for searching tickets: subjects, descriptions, messages, customers' names and emails.
 
-Every text expression below repeats, character for character, an expression index of
-migrations/0015.search-and-visitor-context.sql: PostgreSQL uses an expression index only for the
-same expression. The query is a `tsquery` built by chatserver/services/search.py from lexemes
-PostgreSQL itself produced, passed as a parameter and cast, never spliced into the SQL.
+Tickets and messages carry a stored `search_vector` (migration 0015); the customer expressions
+below repeat, character for character, the expression indexes of that migration: PostgreSQL uses
+an expression index only for the same expression. The query is a `tsquery` built by
+chatserver/services/search.py from lexemes PostgreSQL itself produced, passed as a parameter and
+cast, never spliced into the SQL.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import asyncpg
+import orjson
 
 from . import Executor
 from .tickets import TICKET_COLUMNS
 
-TICKET_TEXT = "to_tsvector('simple', subject || ' ' || description)"
-MESSAGE_TEXT = "to_tsvector('simple', body)"
+# The stored vectors (generated columns) and the expressions of the customer indexes.
+TICKET_TEXT = "search_vector"
+MESSAGE_TEXT = "search_vector"
 CUSTOMER_TEXT = (
     "to_tsvector('simple', display_name || ' ' || email || ' ' || replace(email, '@', ' ')"
     " || ' ' || translate(email, '@.+_-', '     '))"
@@ -33,6 +37,19 @@ QUERY_LEXEMES = """
 SELECT lexeme FROM unnest(to_tsvector('simple', $1)) ORDER BY positions[1]
 """
 
+# How many rows the planner expects the three kinds of match to produce (from the statistics
+# ANALYZE keeps on the tsvector columns: it knows how common each word is). Not run, only planned.
+ESTIMATE_CANDIDATES = f"""
+EXPLAIN (FORMAT JSON)
+SELECT 1 FROM messages WHERE {MESSAGE_TEXT} @@ $1::tsquery
+UNION ALL
+SELECT 1 FROM tickets WHERE {TICKET_TEXT} @@ $1::tsquery
+UNION ALL
+SELECT 1 FROM users WHERE role = 'customer' AND {CUSTOMER_TEXT} @@ $1::tsquery
+"""
+
+TICKET_COUNT_ESTIMATE = "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'tickets'::regclass"
+
 # The filters and keyset of GET /tickets (db/tickets.py LIST_TICKETS), same parameter numbers.
 _FILTERS = """
   AND ($2::text IS NULL OR t.status = $2)
@@ -43,10 +60,12 @@ _FILTERS = """
   AND ($9::boolean IS NULL OR t.waiting_for_agent = $9)
 """
 _COLUMNS = ", ".join(f"t.{name.strip()}" for name in TICKET_COLUMNS.split(","))
+_PLAIN_COLUMNS = ", ".join(f"r.{name.strip()}" for name in TICKET_COLUMNS.split(","))
 
-# Staff: every ticket whose subject or description, any message (internal notes included), or
-# customer's name or email matches. Each branch is one GIN index scan; the union is a set of ticket
-# ids, then filtered, ordered and cut like the plain list. ($1, the customer, is always NULL here.)
+# Staff, a rare query: every ticket whose subject or description, any message (internal notes
+# included), or customer's name or email matches; each branch one GIN index scan, the union a set
+# of ticket ids, then read by primary key (ANY(ARRAY(...)): a hash join would read every ticket),
+# filtered, ordered and cut like the plain list. ($1, the customer, is always NULL here.)
 SEARCH_TICKETS_STAFF = f"""
 WITH matched AS (
     SELECT id FROM tickets WHERE {TICKET_TEXT} @@ $10::tsquery
@@ -59,21 +78,55 @@ WITH matched AS (
         SELECT user_id FROM widget_identities WHERE {IDENTITY_TEXT} @@ $10::tsquery
     )
 )
-SELECT {_COLUMNS}, {TICKET_TEXT} @@ $10::tsquery AS text_matched
-FROM tickets t JOIN matched m ON m.id = t.id
-WHERE ($1::uuid IS NULL OR t.customer_id = $1) {_FILTERS}
+SELECT {_COLUMNS}, t.{TICKET_TEXT} @@ $10::tsquery AS text_matched
+FROM tickets t
+WHERE t.id = ANY(ARRAY(SELECT id FROM matched))
+  AND ($1::uuid IS NULL OR t.customer_id = $1) {_FILTERS}
 ORDER BY t.last_activity_at DESC, t.id DESC
 LIMIT $8
 """
 
+# Staff, a common query (thousands of matches, which the union above would all read): the next
+# $8 tickets of the plain list (newest activity first, the same filters and keyset), of which those
+# that match, plus the window's last ticket (matched false) so the caller knows where to go on.
+SEARCH_WINDOW_STAFF = f"""
+WITH recent AS MATERIALIZED (
+    SELECT {_COLUMNS}, t.{TICKET_TEXT} AS search_vector FROM tickets t
+    WHERE ($1::uuid IS NULL OR t.customer_id = $1) {_FILTERS}
+    ORDER BY t.last_activity_at DESC, t.id DESC
+    LIMIT $8
+),
+message_hits AS (
+    SELECT DISTINCT ticket_id FROM messages
+    WHERE ticket_id = ANY(ARRAY(SELECT id FROM recent)) AND {MESSAGE_TEXT} @@ $10::tsquery
+),
+customer_hits AS (
+    SELECT id FROM users
+    WHERE id = ANY(ARRAY(SELECT customer_id FROM recent)) AND role = 'customer' AND {CUSTOMER_TEXT} @@ $10::tsquery
+    UNION
+    SELECT user_id FROM widget_identities
+    WHERE user_id = ANY(ARRAY(SELECT customer_id FROM recent)) AND {IDENTITY_TEXT} @@ $10::tsquery
+),
+judged AS (
+    SELECT {_PLAIN_COLUMNS}, r.search_vector @@ $10::tsquery AS text_matched,
+           (r.search_vector @@ $10::tsquery
+            OR r.id IN (SELECT ticket_id FROM message_hits)
+            OR r.customer_id IN (SELECT id FROM customer_hits)) AS matched
+    FROM recent r
+)
+SELECT *, (SELECT count(*) FROM recent) AS window_rows FROM judged
+WHERE matched OR id = (SELECT id FROM recent ORDER BY last_activity_at, id LIMIT 1)
+ORDER BY last_activity_at DESC, id DESC
+"""
+
 # A customer: their own tickets only (a handful), by subject, description or a public message.
 SEARCH_TICKETS_CUSTOMER = f"""
-SELECT {_COLUMNS}, {TICKET_TEXT} @@ $10::tsquery AS text_matched
+SELECT {_COLUMNS}, t.{TICKET_TEXT} @@ $10::tsquery AS text_matched
 FROM tickets t
 WHERE t.customer_id = $1 {_FILTERS}
-  AND ({TICKET_TEXT} @@ $10::tsquery
+  AND (t.{TICKET_TEXT} @@ $10::tsquery
        OR EXISTS (SELECT 1 FROM messages m
-                  WHERE m.ticket_id = t.id AND m.visibility = 'public' AND {MESSAGE_TEXT} @@ $10::tsquery))
+                  WHERE m.ticket_id = t.id AND m.visibility = 'public' AND m.{MESSAGE_TEXT} @@ $10::tsquery))
 ORDER BY t.last_activity_at DESC, t.id DESC
 LIMIT $8
 """
@@ -98,10 +151,7 @@ async def query_lexemes(conn: Executor, text: str) -> list[str]:
     return [row["lexeme"] for row in await conn.fetch(QUERY_LEXEMES, text)]
 
 
-async def search_tickets(
-    conn: Executor,
-    query: str,
-    *,
+def _filter_args(
     customer_id: uuid.UUID | None,
     status: str | None,
     priority: str | None,
@@ -110,23 +160,30 @@ async def search_tickets(
     before: tuple[dt.datetime, uuid.UUID] | None,
     limit: int,
     waiting_for_agent: bool | None,
-) -> list[asyncpg.Record]:
-    """`query` is tsquery text; `customer_id` set: that customer's search (public messages only)."""
+) -> tuple[Any, ...]:
+    """$1..$9 of the statements above, in order."""
     before_at, before_id = before if before else (None, None)
-    sql = SEARCH_TICKETS_STAFF if customer_id is None else SEARCH_TICKETS_CUSTOMER
-    return await conn.fetch(
-        sql,
-        customer_id,
-        status,
-        priority,
-        unassigned,
-        assignee_id,
-        before_at,
-        before_id,
-        limit,
-        waiting_for_agent,
-        query,
-    )
+    return (customer_id, status, priority, unassigned, assignee_id, before_at, before_id, limit, waiting_for_agent)
+
+
+async def estimate_candidates(conn: Executor, query: str) -> tuple[int, int]:
+    """(matches the planner expects, tickets in all): planned, not run (well under a millisecond)."""
+    plan = await conn.fetchval(ESTIMATE_CANDIDATES, query)
+    rows = (orjson.loads(plan) if isinstance(plan, str | bytes) else plan)[0]["Plan"]["Plan Rows"]
+    tickets = await conn.fetchval(TICKET_COUNT_ESTIMATE)
+    return int(rows), int(tickets or 0)
+
+
+async def search_tickets(conn: Executor, query: str, **filters: Any) -> list[asyncpg.Record]:
+    """Tickets matching `query` (tsquery text), through the list's filters (`customer_id` set:
+    that customer's own tickets and public messages only)."""
+    sql = SEARCH_TICKETS_STAFF if filters["customer_id"] is None else SEARCH_TICKETS_CUSTOMER
+    return await conn.fetch(sql, *_filter_args(**filters), query)
+
+
+async def search_window(conn: Executor, query: str, **filters: Any) -> list[asyncpg.Record]:
+    """SEARCH_WINDOW_STAFF over the next `limit` tickets of the list: rows with `matched`."""
+    return await conn.fetch(SEARCH_WINDOW_STAFF, *_filter_args(**filters), query)
 
 
 async def matched_messages(

@@ -27,6 +27,15 @@ MAX_QUERY_CHARS = 200
 MAX_TERMS = 8
 # A one-letter prefix ("a:*") matches most of the index; one-letter words are matched whole.
 MIN_PREFIX_CHARS = 2
+# Above this many expected matches (the planner's estimate), a staff search stops collecting every
+# match and walks the list newest first instead, checking one window of tickets at a time: the
+# first page of a common word is then found in the first few hundred tickets. Measured crossover
+# on the bench dataset (docs/performance.md "Search").
+UNION_MAX_CANDIDATES = 5000
+# Tickets checked by the first window (sized from the expected share of matching tickets), and the
+# most any window checks; each further window is four times the last.
+WINDOW_MIN = 50
+WINDOW_MAX = 4000
 # Characters of context kept before the first highlighted word, and the snippet's whole length.
 SNIPPET_LEAD = 50
 SNIPPET_CHARS = 180
@@ -58,6 +67,29 @@ async def parse_query(conn: asyncpg.Pool | asyncpg.Connection, q: str) -> tuple[
     if len(lexemes) > MAX_TERMS:
         raise _query_problem(f"must have at most {MAX_TERMS} words")
     return tsquery_text(lexemes), lexemes
+
+
+async def find_tickets(pool: asyncpg.Pool, query: str, filters: dict[str, Any]) -> list[asyncpg.Record]:
+    """Up to filters["limit"] matching tickets, newest activity first, after filters["before"]:
+    by the union of every match when the planner expects few, else window by window."""
+    if filters["customer_id"] is not None:
+        return await search_db.search_tickets(pool, query, **filters)
+    expected, tickets = await search_db.estimate_candidates(pool, query)
+    if expected <= UNION_MAX_CANDIDATES:
+        return await search_db.search_tickets(pool, query, **filters)
+    want = filters["limit"]
+    share = min(1.0, expected / max(tickets, 1))
+    window = max(WINDOW_MIN, min(WINDOW_MAX, int(want / share * 2)))
+    found: list[asyncpg.Record] = []
+    before = filters["before"]
+    while len(found) < want:
+        rows = await search_db.search_window(pool, query, **{**filters, "before": before, "limit": window})
+        found += [row for row in rows if row["matched"]]
+        if not rows or rows[0]["window_rows"] < window:
+            break  # the end of the list
+        before = (rows[-1]["last_activity_at"], rows[-1]["id"])
+        window = min(WINDOW_MAX, window * 4)
+    return found[:want]
 
 
 def _term_pattern(lexemes: Sequence[str]) -> re.Pattern[str]:

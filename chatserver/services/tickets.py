@@ -13,7 +13,6 @@ import orjson
 
 from ..db import customer_panel as panel_db
 from ..db import messages as messages_db
-from ..db import search as search_db
 from ..db import tickets as tickets_db
 from ..db import users as users_db
 from ..errors import ApiError, account_gone, forbidden, not_found, too_many_requests, validation_error
@@ -199,7 +198,7 @@ async def list_tickets(
             "next_cursor": encode_cursor(page[-1]) if len(rows) > limit else None,
         }
     query, lexemes = await search_service.parse_query(pool, q)
-    rows = await search_db.search_tickets(pool, query, **filters)
+    rows = await search_service.find_tickets(pool, query, filters)
     page = rows[:limit]
     tickets = [ticket_view(r) for r in page]
     await search_service.attach_matches(pool, who, tickets, {r["id"]: r["text_matched"] for r in page}, query, lexemes)
