@@ -91,13 +91,13 @@ async def test_search_finds_a_message_and_the_opened_ticket_highlights_it(browse
     await expect_count(rows, 1)
     await expect_text(rows.first.locator(".subject"), "Shipping question")
     await expect_text(rows.first.locator(".match mark"), "zebracorn")
-    await screenshot(agent, "console-search.png")
 
     await rows.first.click()
     hit = agent.locator(".msg.search-hit")
     await expect_text(hit.locator(".bubble"), "The zebracorn mug arrived chipped.")
     await expect_text(hit.locator("mark.search-term"), "zebracorn")
     assert await hit.evaluate("(el) => el === document.activeElement")
+    await screenshot(agent, "console-search.png")
     assert await agent.evaluate("() => location.pathname") == f"/console/tickets/{found}"
 
     # Internal notes are searched for agents, and say so.

@@ -3,11 +3,14 @@ staff only) and customers' names and emails, with the list's filters, its cursor
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from chatserver.db import search as search_db
+from chatserver.keys import DB_POOL
 from chatserver.services import search as search_service
 from chatserver.services.search import MAX_QUERY_CHARS, highlight_ranges, snippet, tsquery_text
 from chatserver.settings import Settings
@@ -253,3 +256,25 @@ async def test_a_common_word_is_searched_window_by_window_with_the_same_pages(
         assert await pages(q) == expected, q
     assert sum(len(page) for page in by_union["lantern"]) == 5
     assert sum(len(page) for page in by_union["window"]) == 8
+
+
+async def test_the_estimate_follows_each_query_even_from_a_cached_statement(
+    client: TestClient, make_user: MakeUser
+) -> None:
+    """find_tickets picks its way from estimate_candidates, an EXPLAIN that asyncpg prepares once
+    per connection: PostgreSQL must plan it with each query's own words, not a generic plan."""
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer, "Seed")
+    pool = client.app[DB_POOL]
+    await pool.execute(
+        """INSERT INTO messages (ticket_id, seq, author_kind, body)
+           SELECT $1, g, 'customer', CASE WHEN g = 1 THEN 'rareword here' ELSE 'commonword ' || g END
+           FROM generate_series(1, 2000) g""",
+        uuid.UUID(ticket["id"]),
+    )
+    await pool.execute("ANALYZE messages")
+    async with pool.acquire() as conn:
+        for _ in range(8):  # past the 5 executions after which a generic plan may be chosen
+            common, _ = await search_db.estimate_candidates(conn, "'commonword':*")
+            rare, _ = await search_db.estimate_candidates(conn, "'rareword':*")
+            assert common > 1000 > 10 > rare, (common, rare)

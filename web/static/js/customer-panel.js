@@ -81,11 +81,9 @@ export class CustomerPanel {
     const name = (customer && (customer.name || customer.email)) || "Visitor";
     const time = context && localTime(context.time_zone);
     clear(this.summary);
-    this.summary.append(
-      h("span", { class: "panel-name", text: name }),
-      context && context.browser ? h("span", { class: "panel-hint", text: context.browser }) : null,
-      time ? h("span", { class: "panel-hint", text: `Local time ${time}` }) : null,
-    );
+    this.summary.appendChild(h("span", { class: "panel-name", text: name }));
+    if (context && context.browser) this.summary.appendChild(h("span", { class: "panel-hint", text: context.browser }));
+    if (time) this.summary.appendChild(h("span", { class: "panel-hint", text: `Local time ${time}` }));
     const rows = [];
     const item = (label, value) => {
       if (value === null || value === undefined || value === "") return;
