@@ -74,16 +74,22 @@ async def find_tickets(pool: asyncpg.Pool, query: str, filters: dict[str, Any]) 
     by the union of every match when the planner expects few, else window by window."""
     if filters["customer_id"] is not None:
         return await search_db.search_tickets(pool, query, **filters)
-    expected, tickets = await search_db.estimate_candidates(pool, query)
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        await search_db.plan_for_search(conn)
+        return await _find_for_staff(conn, query, filters)
+
+
+async def _find_for_staff(conn: asyncpg.Connection, query: str, filters: dict[str, Any]) -> list[asyncpg.Record]:
+    expected, tickets = await search_db.estimate_candidates(conn, query)
     if expected <= UNION_MAX_CANDIDATES:
-        return await search_db.search_tickets(pool, query, **filters)
+        return await search_db.search_tickets(conn, query, **filters)
     want = filters["limit"]
     share = min(1.0, expected / max(tickets, 1))
     window = max(WINDOW_MIN, min(WINDOW_MAX, int(want / share * 2)))
     found: list[asyncpg.Record] = []
     before = filters["before"]
     while len(found) < want:
-        rows = await search_db.search_window(pool, query, **{**filters, "before": before, "limit": window})
+        rows = await search_db.search_window(conn, query, **{**filters, "before": before, "limit": window})
         found += [row for row in rows if row["matched"]]
         if not rows or rows[0]["window_rows"] < window:
             break  # the end of the list
