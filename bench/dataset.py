@@ -201,7 +201,8 @@ def build_statements(spec: DatasetSpec) -> list[str]:
             FROM bench_tickets t
             CROSS JOIN LATERAL generate_series(1, t.n_messages) AS s(seq)
             JOIN bench_people c ON c.role = 'customer' AND c.n = t.customer_n
-            LEFT JOIN bench_people a ON a.role = 'agent' AND a.n = t.agent_n""",
+            LEFT JOIN bench_people a ON a.role = 'agent' AND a.n = t.agent_n
+            ORDER BY 7""",
         "ANALYZE",
     ]
 

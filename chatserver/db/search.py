@@ -38,7 +38,8 @@ SELECT lexeme FROM unnest(to_tsvector('simple', $1)) ORDER BY positions[1]
 """
 
 # How many rows the planner expects the three kinds of match to produce (from the statistics
-# ANALYZE keeps on the tsvector columns: it knows how common each word is). Not run, only planned.
+# ANALYZE keeps on the tsvector columns: it knows how common each word is), and how many tickets
+# there are (the last branch): planned, never run.
 ESTIMATE_CANDIDATES = f"""
 EXPLAIN (FORMAT JSON)
 SELECT 1 FROM messages WHERE {MESSAGE_TEXT} @@ $1::tsquery
@@ -46,9 +47,9 @@ UNION ALL
 SELECT 1 FROM tickets WHERE {TICKET_TEXT} @@ $1::tsquery
 UNION ALL
 SELECT 1 FROM users WHERE role = 'customer' AND {CUSTOMER_TEXT} @@ $1::tsquery
+UNION ALL
+SELECT 1 FROM tickets
 """
-
-TICKET_COUNT_ESTIMATE = "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'tickets'::regclass"
 
 # The filters and keyset of GET /tickets (db/tickets.py LIST_TICKETS), same parameter numbers.
 _FILTERS = """
@@ -102,15 +103,20 @@ customer_hits AS MATERIALIZED (
     UNION
     SELECT user_id FROM widget_identities WHERE {IDENTITY_TEXT} @@ $10::tsquery
 ),
--- Per ticket, the cheap checks first; its messages (by ticket_id, stopping at the first match)
--- only when those fail.
+-- Per ticket of the window, its messages by ticket_id, stopping at the first match. A LATERAL
+-- with LIMIT 1 and not an EXISTS: the planner may turn an EXISTS into a hash of every matching
+-- message, which for a common word is the very cost this statement avoids.
 judged AS MATERIALIZED (
     SELECT {_PLAIN_COLUMNS}, r.search_vector @@ $10::tsquery AS text_matched,
            (r.search_vector @@ $10::tsquery
             OR r.customer_id IN (SELECT id FROM customer_hits)
-            OR EXISTS (SELECT 1 FROM messages m WHERE m.ticket_id = r.id AND m.{MESSAGE_TEXT} @@ $10::tsquery))
-           AS matched
+            OR hit.found IS NOT NULL) AS matched
     FROM recent r
+    LEFT JOIN LATERAL (
+        SELECT true AS found FROM messages m
+        WHERE m.ticket_id = r.id AND m.{MESSAGE_TEXT} @@ $10::tsquery
+        LIMIT 1
+    ) hit ON true
 )
 SELECT *, (SELECT count(*) FROM recent) AS window_rows FROM judged
 WHERE matched OR id = (SELECT id FROM recent ORDER BY last_activity_at, id LIMIT 1)
@@ -137,11 +143,16 @@ WHERE ticket_id = ANY($1::uuid[]) AND ($3::boolean OR visibility = 'public') AND
 ORDER BY ticket_id, seq DESC
 """
 
-# The customers of a page's tickets whose name or email matches.
-MATCHED_CUSTOMERS = f"""
-SELECT id FROM users WHERE id = ANY($1::uuid[]) AND role = 'customer' AND {CUSTOMER_TEXT} @@ $2::tsquery
-UNION
-SELECT user_id FROM widget_identities WHERE user_id = ANY($1::uuid[]) AND {IDENTITY_TEXT} @@ $2::tsquery
+# The profiles (as db/widget.py CUSTOMER_PROFILES) of a page's customers whose name or email matches.
+MATCHED_CUSTOMERS = """
+SELECT u.id, u.display_name, u.email, u.role, w.external_id, w.email AS external_email
+FROM users u LEFT JOIN widget_identities w ON w.user_id = u.id
+WHERE u.id = ANY($1::uuid[]) AND u.role = 'customer'
+  AND (to_tsvector('simple', u.display_name || ' ' || u.email || ' ' || replace(u.email, '@', ' ')
+                   || ' ' || translate(u.email, '@.+_-', '     ')) @@ $2::tsquery
+       OR to_tsvector('simple', coalesce(w.email, '') || ' ' || replace(coalesce(w.email, ''), '@', ' ')
+                      || ' ' || translate(coalesce(w.email, ''), '@.+_-', '     ') || ' ' || w.external_id)
+          @@ $2::tsquery)
 """
 
 
@@ -164,19 +175,12 @@ def _filter_args(
     return (customer_id, status, priority, unassigned, assignee_id, before_at, before_id, limit, waiting_for_agent)
 
 
-async def plan_for_search(conn: asyncpg.Connection) -> None:
-    """Inside a transaction: no JIT compilation for its statements. Their estimated costs (a
-    subplan per ticket of a window) pass jit_above_cost, and compiling took tens of milliseconds
-    to save none: these statements touch thousands of rows, not millions."""
-    await conn.execute("SET LOCAL jit = off")
-
-
 async def estimate_candidates(conn: Executor, query: str) -> tuple[int, int]:
     """(matches the planner expects, tickets in all): planned, not run (well under a millisecond)."""
     plan = await conn.fetchval(ESTIMATE_CANDIDATES, query)
-    rows = (orjson.loads(plan) if isinstance(plan, str | bytes) else plan)[0]["Plan"]["Plan Rows"]
-    tickets = await conn.fetchval(TICKET_COUNT_ESTIMATE)
-    return int(rows), int(tickets or 0)
+    branches = (orjson.loads(plan) if isinstance(plan, str | bytes) else plan)[0]["Plan"]["Plans"]
+    rows = [int(branch["Plan Rows"]) for branch in branches]
+    return sum(rows[:-1]), rows[-1]
 
 
 async def search_tickets(conn: Executor, query: str, **filters: Any) -> list[asyncpg.Record]:
@@ -197,5 +201,6 @@ async def matched_messages(
     return await conn.fetch(MATCHED_MESSAGES, ticket_ids, query, internal)
 
 
-async def matched_customers(conn: Executor, customer_ids: list[uuid.UUID], query: str) -> set[uuid.UUID]:
-    return {row["id"] for row in await conn.fetch(MATCHED_CUSTOMERS, customer_ids, query)}
+async def matched_customers(conn: Executor, customer_ids: list[uuid.UUID], query: str) -> list[asyncpg.Record]:
+    """The profiles of those of `customer_ids` whose name or email matches."""
+    return await conn.fetch(MATCHED_CUSTOMERS, customer_ids, query)

@@ -17,7 +17,6 @@ from typing import Any
 import asyncpg
 
 from ..db import search as search_db
-from ..db import widget as widget_db
 from ..errors import validation_error
 from ..security import Identity
 
@@ -74,8 +73,7 @@ async def find_tickets(pool: asyncpg.Pool, query: str, filters: dict[str, Any]) 
     by the union of every match when the planner expects few, else window by window."""
     if filters["customer_id"] is not None:
         return await search_db.search_tickets(pool, query, **filters)
-    async with pool.acquire() as conn, conn.transaction(readonly=True):
-        await search_db.plan_for_search(conn)
+    async with pool.acquire() as conn:
         return await _find_for_staff(conn, query, filters)
 
 
@@ -163,13 +161,10 @@ async def attach_matches(
     messages = {
         row["ticket_id"]: row for row in await search_db.matched_messages(conn, ids, query, internal=who.is_staff)
     }
-    customers: set[uuid.UUID] = set()
     profiles: dict[uuid.UUID, Any] = {}
     if who.is_staff:
         customer_ids = list({t["customer_id"] for t in tickets})
-        customers = await search_db.matched_customers(conn, customer_ids, query)
-        if customers:
-            profiles = {row["id"]: row for row in await widget_db.customer_profiles(conn, list(customers))}
+        profiles = {row["id"]: row for row in await search_db.matched_customers(conn, customer_ids, query)}
     for ticket in tickets:
         match: dict[str, Any] | None = None
         message = messages.get(ticket["id"])
@@ -184,6 +179,6 @@ async def attach_matches(
         elif text_matched.get(ticket["id"]):
             field = "subject" if highlight_ranges(ticket["subject"], lexemes) else "description"
             match = {"field": field, **snippet(ticket[field], lexemes)}
-        elif ticket["customer_id"] in customers and ticket["customer_id"] in profiles:
+        elif ticket["customer_id"] in profiles:
             match = {"field": "customer", **snippet(_customer_label(profiles[ticket["customer_id"]]), lexemes)}
         ticket["match"] = match
