@@ -29,7 +29,9 @@ from .handlers import widget as widget_handlers
 from .handlers.pages import ADMIN_SECTIONS
 from .security import PASSWORD_MIN_CHARS
 from .services import api_keys as api_key_service
+from .services import customer_panel as panel_service
 from .services import messages as message_service
+from .services import search as search_service
 from .services import tickets as ticket_service
 from .settings import ROLES
 from .validation import Field
@@ -67,6 +69,28 @@ def obj(properties: Mapping[str, Schema], *, required: list[str] | None = None, 
 UUID: Schema = {"type": "string", "format": "uuid"}
 UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 TIMESTAMP: Schema = {"type": "string", "format": "date-time"}
+SEARCH_TERMS: Schema = {
+    "type": "array",
+    "items": {"type": "string"},
+    "description": "With q only: the words searched for, as the index spells them (lower case).",
+}
+# Printable text: the visitor context refuses control characters.
+_NO_CONTROL = "^[^\\u0000-\\u001f\\u007f]*$"
+VISITOR_CONTEXT_REQUEST: Schema = obj(
+    {
+        "page_url": {"type": "string", "maxLength": panel_service.MAX_URL_CHARS, "pattern": _NO_CONTROL},
+        "referrer": {"type": "string", "maxLength": panel_service.MAX_URL_CHARS, "pattern": _NO_CONTROL},
+        "user_agent": {
+            "type": "string",
+            "maxLength": panel_service.MAX_USER_AGENT_CHARS,
+            "pattern": _NO_CONTROL,
+        },
+        "language": {"type": "string", "maxLength": 35, "pattern": f"^({panel_service.LANGUAGE.pattern})?$"},
+        "time_zone": {"type": "string", "maxLength": 64, "pattern": f"^({panel_service.TIME_ZONE.pattern})?$"},
+    },
+    required=[],
+    description="What the widget knows about the visitor, shown to agents in the customer panel.",
+)
 
 
 # What str.strip() removes (str.isspace()), spelled out: regex engines differ on what \s means.
@@ -204,7 +228,23 @@ SCHEMAS: dict[str, Schema] = {
             ),
             "rating_comment": nullable({"type": "string", "description": "The comment given with the rating."}),
             "rated_at": nullable(TIMESTAMP),
-        }
+            "match": {**nullable(ref("SearchMatch")), "description": "In GET /tickets?q= results only."},
+        },
+        required=[
+            "id",
+            "customer_id",
+            "subject",
+            "description",
+            "status",
+            "priority",
+            "assignee_id",
+            "ai_enabled",
+            "waiting_for_agent",
+            "last_seq",
+            "last_activity_at",
+            "created_at",
+            "updated_at",
+        ],
     ),
     "Rating": obj(
         {
@@ -233,7 +273,34 @@ SCHEMAS: dict[str, Schema] = {
             "next_cursor": nullable(
                 {"type": "string", "description": "Pass as ?cursor= for the next page; null on the last page."}
             ),
-        }
+            "terms": SEARCH_TERMS,
+        },
+        required=["tickets", "next_cursor"],
+    ),
+    "SearchMatch": obj(
+        {
+            "field": {
+                "type": "string",
+                "enum": ["message", "subject", "description", "customer"],
+                "description": "Where the query matched: the newest matching message first, else the subject, "
+                "the description, the customer's name or email (staff only).",
+            },
+            "snippet": {
+                "type": "string",
+                "description": "Up to ~180 characters of that text around the first match, white space "
+                "flattened, '…' where it was cut. Plain text: render it as text.",
+            },
+            "highlights": {
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2},
+                "description": "[start, end) ranges of snippet to highlight, in Unicode code points (not UTF-16 "
+                "units: in JavaScript index Array.from(snippet)).",
+            },
+            "message_id": {**UUID, "description": "field message: the message that matched."},
+            "seq": {"type": "integer", "description": "field message: its seq."},
+            "visibility": {"type": "string", "enum": ["public", "internal"], "description": "field message."},
+        },
+        required=["field", "snippet", "highlights"],
     ),
     "CreatedTicket": obj({"ticket": ref("Ticket"), "message": nullable(ref("Message"))}),
     "Message": obj(
@@ -311,12 +378,15 @@ SCHEMAS: dict[str, Schema] = {
         password={"minLength": PASSWORD_MIN_CHARS},
     ),
     "LoginRequest": request_schema(auth_handlers.LOGIN_SCHEMA),
-    "CreateTicketRequest": request_schema(
-        ticket_handlers.CREATE_SCHEMA,
-        {
-            "message": "Optional first message, stored with seq 1.",
-            "client_id": "Idempotency key of the first message.",
-        },
+    "CreateTicketRequest": with_properties(
+        request_schema(
+            ticket_handlers.CREATE_SCHEMA,
+            {
+                "message": "Optional first message, stored with seq 1.",
+                "client_id": "Idempotency key of the first message.",
+            },
+        ),
+        context=VISITOR_CONTEXT_REQUEST,
     ),
     "UpdateTicketRequest": request_schema(
         ticket_handlers.UPDATE_SCHEMA,
@@ -360,12 +430,53 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "InboxRow": obj(
-        {"ticket": ref("Ticket"), "customer": nullable(ref("Customer")), "last_message": nullable(ref("Message"))}
+        {
+            "ticket": ref("Ticket"),
+            "customer": nullable(ref("Customer")),
+            "last_message": nullable(ref("Message")),
+            "match": {**nullable(ref("SearchMatch")), "description": "With q only: why the ticket was found."},
+        },
+        required=["ticket", "customer", "last_message"],
     ),
     "InboxPage": obj(
         {
             "tickets": {"type": "array", "items": ref("InboxRow")},
             "next_cursor": nullable({"type": "string", "description": "Pass as ?cursor= for the next page."}),
+            "terms": SEARCH_TERMS,
+        },
+        required=["tickets", "next_cursor"],
+    ),
+    "VisitorContext": obj(
+        {
+            "page_url": nullable({"type": "string", "description": "The page the visitor wrote from, as sent."}),
+            "page_url_is_web": {"type": "boolean", "description": "http(s) with a host: safe to render as a link."},
+            "referrer": nullable({"type": "string"}),
+            "referrer_is_web": {"type": "boolean"},
+            "user_agent": nullable({"type": "string"}),
+            "browser": nullable({"type": "string", "description": "Parsed from user_agent: 'Chrome 120 on macOS'."}),
+            "language": nullable({"type": "string", "description": "BCP 47 tag, e.g. fr-CA."}),
+            "time_zone": nullable({"type": "string", "description": "IANA name, e.g. Europe/Paris."}),
+        }
+    ),
+    "CustomerPanel": obj(
+        {
+            "customer": nullable(ref("Customer")),
+            "context": nullable(ref("VisitorContext")),
+            "other_tickets": {
+                "type": "array",
+                "description": f"The customer's other tickets, newest activity first (at most "
+                f"{panel_service.OTHER_TICKETS}).",
+                "items": obj(
+                    {
+                        "id": UUID,
+                        "subject": {"type": "string"},
+                        "status": {"type": "string", "enum": list(ticket_service.STATUSES)},
+                        "created_at": TIMESTAMP,
+                        "last_activity_at": TIMESTAMP,
+                    }
+                ),
+            },
+            "other_total": {"type": "integer", "description": "How many other tickets the customer has."},
         }
     ),
     "StaffList": obj(
@@ -510,6 +621,15 @@ LIST_TICKET_PARAMS = [
         "`me` (assigned to the caller), `none` (unassigned) or an agent's user id. Staff filter.",
     ),
     query_param("waiting", {"type": "boolean"}, "Only tickets that are (or are not) waiting for an agent."),
+    query_param(
+        "q",
+        {"type": "string", "maxLength": search_service.MAX_QUERY_CHARS},
+        "Search: only tickets whose subject, description, a message (internal notes: staff only) or, for "
+        "staff, the customer's name or email contains every word of q (by word prefix, any case). Each "
+        f"ticket then carries a `match`. At most {search_service.MAX_QUERY_CHARS} characters and "
+        f"{search_service.MAX_TERMS} words, with at least one word (letters or digits): else a 422 naming q. "
+        "Blank: no search. Combines with the other filters and the cursor.",
+    ),
     query_param(
         "cursor",
         {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
@@ -776,6 +896,18 @@ PATHS: dict[str, dict[str, Schema]] = {
             description="Only the ticket's customer may rate it (403 for staff; another customer's ticket is 404). "
             "409 `ticket_not_closed` while the ticket is open or pending; 409 `already_rated` for a second "
             "rating. Records the `rating.created` event (docs/integrations.md).",
+        )
+    },
+    "/tickets/{ticket_id}/customer": {
+        "get": operation(
+            "The customer panel: who wrote, from where, and their other tickets (agents and admins)",
+            tag="tickets",
+            operation_id="getTicketCustomer",
+            params=[TICKET_ID_PARAM],
+            ok={"200": json_content(ref("CustomerPanel"), "The customer, the visitor context, other tickets.")},
+            errors=("Forbidden", "NotFound"),
+            description="403 for customers, whatever the ticket. Render page_url and referrer as text, and as "
+            "a link only when *_is_web is true.",
         )
     },
     "/tickets/{ticket_id}/messages": {

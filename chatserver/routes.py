@@ -37,6 +37,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/tickets/{ticket_id}", tickets.get_ticket, name="ticket-get")
     r.add_patch("/tickets/{ticket_id}", tickets.update_ticket, name="ticket-update")
     r.add_post("/tickets/{ticket_id}/rating", ratings.rate_ticket, name="ticket-rating")
+    r.add_get("/tickets/{ticket_id}/customer", tickets.customer_panel, name="ticket-customer")
     r.add_get("/tickets/{ticket_id}/messages", tickets.list_messages, name="messages-list")
     r.add_post("/tickets/{ticket_id}/messages", tickets.post_message, name="messages-post")
     r.add_post("/tickets/{ticket_id}/attachments", attachments.upload_attachment, name="attachments-upload")

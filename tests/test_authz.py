@@ -38,6 +38,7 @@ CASES = [
     Case("set status pending", "PATCH", "/tickets/{ticket}", {"status": "pending"}, statuses(401, 403, 404, 200, 200)),
     Case("turn AI off", "PATCH", "/tickets/{ticket}", {"ai_enabled": False}, statuses(401, 403, 404, 200, 200)),
     Case("unassign", "PATCH", "/tickets/{ticket}", {"assignee_id": None}, statuses(401, 403, 404, 200, 200)),
+    Case("customer panel", "GET", "/tickets/{ticket}/customer", None, statuses(401, 403, 403, 200, 200)),
     Case("history", "GET", "/tickets/{ticket}/messages", None, statuses(401, 200, 404, 200, 200)),
     Case("post message", "POST", "/tickets/{ticket}/messages", {"body": "Hi"}, statuses(401, 201, 404, 201, 201)),
     Case(

@@ -250,6 +250,10 @@ async def create_pool(
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,
         command_timeout=30,
+        # No JIT compilation: it pays off on queries over millions of rows, and ours touch at
+        # most thousands; a search's estimated cost passed jit_above_cost, and compiling its
+        # statement took tens of milliseconds to save none (docs/performance.md, "Search").
+        server_settings={"jit": "off"},
     )
     await pool
     return pool

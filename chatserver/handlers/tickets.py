@@ -9,6 +9,7 @@ from aiohttp import web
 from ..errors import too_many_requests, validation_error
 from ..jsonutil import json_response
 from ..keys import DB_POOL, MESSAGE_HOOK, MESSAGE_WRITER, PUBLISHER, SEND_BUDGET, SETTINGS
+from ..services import customer_panel as panel_service
 from ..services import messages as message_service
 from ..services import tickets as ticket_service
 from ..services.attachments import parse_attachment_ids
@@ -16,6 +17,7 @@ from ..settings import Settings
 from ..validation import (
     Bool,
     Choice,
+    Obj,
     Str,
     Uuid,
     parse_uuid,
@@ -34,6 +36,8 @@ CREATE_SCHEMA = {
     "description": Str(required=False, min_len=0, max_len=10_000),
     "message": Str(required=False, max_len=message_service.MAX_BODY_CHARS),
     "client_id": Str(required=False, max_len=message_service.MAX_CLIENT_ID_CHARS),
+    # What the widget knew: page URL, referrer, user agent, language, time zone (customer panel).
+    "context": Obj(required=False),
 }
 UPDATE_SCHEMA = {
     "status": Choice(*ticket_service.STATUSES, required=False),
@@ -51,7 +55,7 @@ MESSAGE_WITH_FILES_SCHEMA = {
     **MESSAGE_SCHEMA,
     "body": Str(required=False, min_len=0, max_len=message_service.MAX_BODY_CHARS),
 }
-LIST_QUERY = ("status", "priority", "assignee", "waiting", "cursor", "limit")
+LIST_QUERY = ("status", "priority", "assignee", "waiting", "q", "cursor", "limit")
 MESSAGES_QUERY = ("after_seq", "before_seq", "limit")
 MAX_SEQ = 2**62
 
@@ -71,6 +75,8 @@ def ticket_list_filters(request: web.Request, default_limit: int = 20) -> dict[s
         "waiting": None if waiting is None else waiting == "true",
         "cursor": request.query.get("cursor") or None,
         "limit": query_int(request, "limit", default_limit, 1, 100) or default_limit,
+        # Blank is "no search"; what is searchable is checked by services/search.py.
+        "q": request.query.get("q", "").strip() or None,
     }
 
 
@@ -83,6 +89,7 @@ async def list_tickets(request: web.Request) -> web.Response:
 async def create_ticket(request: web.Request) -> web.Response:
     who = require_identity(request)
     body = await read_body(request, CREATE_SCHEMA)
+    context = panel_service.clean_context(body.get("context"))
     ticket, message = await ticket_service.create_ticket(
         request.app[DB_POOL],
         request.app[PUBLISHER],
@@ -95,8 +102,16 @@ async def create_ticket(request: web.Request) -> web.Response:
         after_post=request.app[MESSAGE_HOOK],
         client_address=request.remote,
         caps=ticket_caps(request.app[SETTINGS]),
+        visitor_context=context,
     )
     return json_response({"ticket": ticket, "message": message}, status=201)
+
+
+async def customer_panel(request: web.Request) -> web.Response:
+    """GET /tickets/{ticket_id}/customer: the console's customer panel (agents and admins)."""
+    who = require_identity(request)
+    ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
+    return json_response(await panel_service.customer_panel(request.app[DB_POOL], who, ticket_id))
 
 
 async def get_ticket(request: web.Request) -> web.Response:

@@ -53,10 +53,17 @@ async def summarize(pool: asyncpg.Pool, tickets: list[dict[str, Any]]) -> list[d
 
 
 async def inbox_page(pool: asyncpg.Pool, who: Identity, **filters: Any) -> dict[str, Any]:
-    """One page of the inbox, filtered as GET /tickets is."""
+    """One page of the inbox, filtered (and searched: `q`) as GET /tickets is. A search's `match`
+    moves from the ticket to the row."""
     require_staff(who)
     page = await ticket_service.list_tickets(pool, who, **filters)
-    return {"tickets": await summarize(pool, page["tickets"]), "next_cursor": page["next_cursor"]}
+    matches = {t["id"]: t.pop("match") for t in page["tickets"] if "match" in t}
+    rows = await summarize(pool, page["tickets"])
+    if "terms" in page:
+        for row in rows:
+            row["match"] = matches.get(row["ticket"]["id"])
+        return {"tickets": rows, "next_cursor": page["next_cursor"], "terms": page["terms"]}
+    return {"tickets": rows, "next_cursor": page["next_cursor"]}
 
 
 async def inbox_item(pool: asyncpg.Pool, who: Identity, ticket_id: uuid.UUID) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from ..db import customer_panel as panel_db
 from ..db import messages as messages_db
 from ..db import tickets as tickets_db
 from ..db import users as users_db
@@ -19,6 +20,7 @@ from ..realtime import events
 from ..realtime.publisher import Publisher
 from ..security import Identity
 from ..views import message_view, ticket_view
+from . import search as search_service
 from .hooks import MessageHook
 
 STATUSES = ("open", "pending", "resolved", "closed")
@@ -105,8 +107,10 @@ async def create_ticket(
     after_post: MessageHook | None = None,
     client_address: str | None = None,
     caps: TicketCaps | None = None,
+    visitor_context: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """`caps` None: no per-customer caps (callers that are not a customer's own request)."""
+    """`caps` None: no per-customer caps (callers that are not a customer's own request).
+    `visitor_context`: checked by services/customer_panel.py clean_context; agents see it."""
     if who.role != "customer":
         raise forbidden("Only customers open tickets")
     message_row = None
@@ -123,6 +127,8 @@ async def create_ticket(
             ticket_row = await tickets_db.insert_ticket(conn, who.user_id, subject, description, ai_enabled)
         except asyncpg.ForeignKeyViolationError:
             raise account_gone() from None
+        if visitor_context:
+            await panel_db.set_visitor_context(conn, ticket_row["id"], visitor_context)
         if first_message:
             stored = await messages_db.insert_message(
                 conn,
@@ -156,7 +162,10 @@ async def list_tickets(
     waiting: bool | None,
     cursor: str | None,
     limit: int,
+    q: str | None = None,
 ) -> dict[str, Any]:
+    """One page, newest activity first. With `q`, only tickets that match it (services/search.py),
+    each with a `match`, and the query's `terms`; the same filters and cursor either way."""
     unassigned = False
     assignee_id = None
     if assignee == "none":
@@ -171,21 +180,32 @@ async def list_tickets(
                 "assignee must be me, none or a user id",
                 details={"fields": {"assignee": "must be me, none or a user id"}},
             ) from None
-    rows = await tickets_db.list_tickets(
-        pool,
-        customer_id=None if who.is_staff else who.user_id,
-        status=status,
-        priority=priority,
-        unassigned=unassigned,
-        assignee_id=assignee_id,
-        before=decode_cursor(cursor) if cursor else None,
-        limit=limit + 1,  # one extra row tells whether another page exists
-        waiting_for_agent=waiting,
-    )
+    filters: dict[str, Any] = {
+        "customer_id": None if who.is_staff else who.user_id,
+        "status": status,
+        "priority": priority,
+        "unassigned": unassigned,
+        "assignee_id": assignee_id,
+        "before": decode_cursor(cursor) if cursor else None,
+        "limit": limit + 1,  # one extra row tells whether another page exists
+        "waiting_for_agent": waiting,
+    }
+    if q is None:
+        rows = await tickets_db.list_tickets(pool, **filters)
+        page = rows[:limit]
+        return {
+            "tickets": [ticket_view(r) for r in page],
+            "next_cursor": encode_cursor(page[-1]) if len(rows) > limit else None,
+        }
+    query, lexemes = await search_service.parse_query(pool, q)
+    rows = await search_service.find_tickets(pool, query, filters)
     page = rows[:limit]
+    tickets = [ticket_view(r) for r in page]
+    await search_service.attach_matches(pool, who, tickets, {r["id"]: r["text_matched"] for r in page}, query, lexemes)
     return {
-        "tickets": [ticket_view(r) for r in page],
+        "tickets": tickets,
         "next_cursor": encode_cursor(page[-1]) if len(rows) > limit else None,
+        "terms": lexemes,
     }
 
 

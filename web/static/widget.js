@@ -154,6 +154,12 @@
     launcher.setAttribute("aria-label", base);
   }
 
+  // The page the visitor is on, for the agents' customer panel (sent again on every open: a
+  // single-page site changes its URL without reloading the widget).
+  function page() {
+    return { url: window.location.href, referrer: document.referrer || "" };
+  }
+
   function send(message) {
     if (!state.ready || !frame.contentWindow) return;
     message.source = "chatserver-loader";
@@ -166,7 +172,7 @@
     wrap.className = open ? "open" : "";
     launcher.setAttribute("aria-expanded", String(open));
     icon.replaceChild(open ? ICON_CLOSE : ICON_CHAT, icon.firstChild);
-    send({ type: open ? "open" : "close" });
+    send(open ? { type: "open", page: page() } : { type: "close" });
     if (open) frame.focus();
     else if (focusLauncher) launcher.focus();
     label();
@@ -191,8 +197,8 @@
     if (!msg || msg.source !== "chatserver-widget") return;
     if (msg.type === "ready") {
       state.ready = true;
-      send({ type: "init", options: options });
-      if (state.open) send({ type: "open" });
+      send({ type: "init", options: options, page: page() });
+      if (state.open) send({ type: "open", page: page() });
     } else if (msg.type === "unread") {
       setUnread(state.open ? 0 : Number(msg.count) || 0);
     } else if (msg.type === "close") {

@@ -8,6 +8,9 @@ import { Thread } from "./thread.js";
 import { AttachmentTray, AttachmentViewer, attachmentStrings, withAttachments } from "./attachments.js";
 import { ratingSummary } from "./rating.js";
 import { pageVisible, seenSeq, showSeen } from "./seen.js";
+import { attachSearchBox, matchLine, revealMatch } from "./search.js";
+import { CustomerPanel } from "./customer-panel.js";
+import { installShortcuts } from "./shortcuts.js";
 
 const layout = document.getElementById("layout");
 const me = JSON.parse(layout.dataset.me);
@@ -20,6 +23,7 @@ const ui = {
   pane: document.getElementById("ticket"),
   toast: document.getElementById("toast"),
   inboxConn: document.getElementById("inbox-conn"),
+  search: document.getElementById("inbox-search"),
 };
 
 const STATUSES = ["open", "pending", "resolved", "closed"];
@@ -110,6 +114,7 @@ function toast(text) {
 const rows = new Map(); // ticket id -> {ticket, customer, last_message, unread}
 let nextCursor = null;
 let inboxLoad = 0;
+let searchTerms = []; // the words of the current search, as the server matched them
 
 function filterValues() {
   const form = ui.filters.elements;
@@ -118,11 +123,14 @@ function filterValues() {
     priority: form.priority.value,
     assignee: form.assignee.value,
     waiting: form.waiting.checked ? "true" : "",
+    q: ui.search.value.trim(),
   };
 }
 
 function matchesFilters(ticket) {
   const f = filterValues();
+  // While searching, only rows the server found are shown: a live ticket is not known to match.
+  if (f.q && !rows.has(ticket.id)) return false;
   if (f.status && ticket.status !== f.status) return false;
   if (f.priority && ticket.priority !== f.priority) return false;
   if (f.assignee === "me" && ticket.assignee_id !== me.id) return false;
@@ -145,6 +153,7 @@ async function loadInbox({ append = false } = {}) {
     return;
   }
   if (load !== inboxLoad) return; // a newer load (filters changed) has started
+  searchTerms = page.terms || [];
   if (!append) {
     const unread = new Set(Array.from(rows.values()).filter((r) => r.unread).map((r) => r.ticket.id));
     rows.clear();
@@ -217,7 +226,7 @@ function inboxItem(row) {
       onclick: (event) => {
         if (event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
         event.preventDefault();
-        openTicket(ticket.id, { push: true });
+        openTicket(ticket.id, { push: true, match: row.match });
       },
     },
     h(
@@ -227,7 +236,7 @@ function inboxItem(row) {
       h("time", { datetime: ticket.last_activity_at, text: formatTime(ticket.last_activity_at) }),
     ),
     h("div", { class: "subject", text: ticket.subject }),
-    h("div", { class: "preview", text: preview(last) }),
+    row.match ? matchLine(row.match) : h("div", { class: "preview", text: preview(last) }),
     h("div", { class: "badges" }, badges),
   );
   return h("li", {}, link);
@@ -343,6 +352,7 @@ function buildTicketPane(ticketId) {
   els.aiState = h("span", { class: "badge ai", role: "status" });
   els.aiButton = h("button", { type: "button", class: "secondary", onclick: toggleAi });
   els.presence = h("ul", { class: "presence", "aria-label": "In this conversation" });
+  els.panel = new CustomerPanel({ api, openTicket: (id) => openTicket(id, { push: true }) });
   els.conn = h("div", { class: "conn", role: "status" });
   els.older = h("button", { type: "button", class: "ghost older", hidden: true, text: "Load older messages", onclick: loadOlder });
   els.list = h("ol", { class: "messages", "aria-label": "Messages", "aria-live": "polite", "aria-relevant": "additions", tabindex: "0" });
@@ -392,6 +402,7 @@ function buildTicketPane(ticketId) {
       h("div", { class: "controls" }, els.status, els.priority, els.assignee, h("div", { class: "control ai-control" }, els.aiState, els.aiButton)),
       h("div", { class: "presence-row" }, h("span", { class: "presence-label", text: "Here now:" }), els.presence),
     ),
+    els.panel.element,
     els.conn,
     h("div", { class: "thread" }, els.older, els.list),
     els.typing,
@@ -410,15 +421,16 @@ function renderMode() {
   current.els.send.textContent = note ? "Add note" : "Send";
 }
 
-async function openTicket(ticketId, { push = false } = {}) {
+async function openTicket(ticketId, { push = false, match = null } = {}) {
   if (current && current.id === ticketId) {
     showView("ticket");
+    if (match) revealMatch(current.els.list, match, searchTerms, loadOlder);
     return;
   }
   closeTicket({ push: false });
   if (push) history.pushState({ ticket: ticketId }, "", `/console/tickets/${ticketId}`);
   const els = buildTicketPane(ticketId);
-  const ctx = { id: ticketId, els, row: rows.get(ticketId) || null, typing: new Map(), hasMore: false };
+  const ctx = { id: ticketId, els, row: rows.get(ticketId) || null, typing: new Map(), hasMore: false, reveal: match };
   const thread = new Thread(els.list, { describe, pendingLabel: "Sending…", streamAuthor: "AI assistant", labels: { replying: "The AI is replying…" } });
   ctx.thread = thread;
   // Attachments (attachments.js): files under messages; the composer's paper-clip, drop, paste.
@@ -440,6 +452,10 @@ async function openTicket(ticketId, { push = false } = {}) {
         if (first) {
           ctx.hasMore = frame.has_more;
           thread.reset(ctx.room);
+          if (ctx.reveal) {
+            revealMatch(els.list, ctx.reveal, searchTerms, loadOlder);
+            ctx.reveal = null;
+          }
         } else {
           for (const message of fresh) thread.addMessage(message);
         }
@@ -504,6 +520,7 @@ async function openTicket(ticketId, { push = false } = {}) {
   if (row) row.unread = false;
   renderInbox();
   ctx.room.start();
+  els.panel.load(ticketId);
   if (!ctx.row) {
     try {
       ctx.row = await api(`/console/api/inbox/${encodeURIComponent(ticketId)}`);
@@ -515,7 +532,7 @@ async function openTicket(ticketId, { push = false } = {}) {
       if (current === ctx) toast(`Could not load this ticket: ${err.message}`);
     }
   }
-  els.input.focus();
+  if (!match) els.input.focus();
 }
 
 function closeTicket({ push = false } = {}) {
@@ -638,19 +655,22 @@ async function sendReply() {
   ctx.room.send(body, { internal: ctx.els.modeNote.checked, attachments: files });
 }
 
+/** Resolves true when older messages were added. */
 async function loadOlder() {
-  if (!current) return;
+  if (!current || !current.hasMore) return false;
   const ctx = current;
   const oldest = ctx.room.oldestSeq();
-  if (oldest === null) return;
+  if (oldest === null) return false;
   try {
     const page = await api(`/tickets/${encodeURIComponent(ctx.id)}/messages?before_seq=${oldest}&limit=50`);
     if (current !== ctx) return;
     ctx.thread.addOlder(ctx.room.addOlder(page.messages));
     ctx.hasMore = page.has_more;
     renderTicket(ctx);
+    return page.messages.length > 0;
   } catch (err) {
     toast(`Could not load older messages: ${err.message}`);
+    return false;
   }
 }
 
@@ -658,6 +678,33 @@ async function loadOlder() {
 
 ui.filters.addEventListener("change", () => loadInbox());
 document.addEventListener("visibilitychange", () => current && renderSeen(current));
+attachSearchBox(ui.search, () => loadInbox());
+// Keyboard shortcuts (shortcuts.js): j/k and arrows move through the inbox, r and n for the composer.
+installShortcuts({
+  move(delta) {
+    const links = Array.from(ui.list.querySelectorAll(".ticket-row"));
+    if (!links.length) return;
+    showView("inbox");
+    const at = links.indexOf(document.activeElement);
+    const from = at === -1 ? links.findIndex((a) => a.getAttribute("aria-current") === "page") : at;
+    const next = from === -1 ? (delta > 0 ? 0 : links.length - 1) : Math.max(0, Math.min(links.length - 1, from + delta));
+    links[next].focus();
+  },
+  focusComposer() {
+    if (current) current.els.input.focus();
+  },
+  toggleNote() {
+    if (!current) return;
+    (current.els.modeNote.checked ? current.els.modeReply : current.els.modeNote).checked = true;
+    renderMode();
+    current.els.input.focus();
+  },
+  focusSearch() {
+    showView("inbox");
+    ui.search.focus();
+    ui.search.select();
+  },
+});
 ui.more.addEventListener("click", () => loadInbox({ append: true }));
 window.addEventListener("popstate", () => {
   const match = window.location.pathname.match(/^\/console\/tickets\/([0-9a-fA-F-]{36})$/);

@@ -241,6 +241,7 @@ window.addEventListener("message", (event) => {
   if (event.source !== window.parent || !originAllowed(event.origin)) return;
   const data = event.data;
   if (!data || data.source !== "chatserver-loader") return;
+  if (data.page && typeof data.page === "object") hostPage = data.page;
   if (data.type === "init" && !options) {
     parentOrigin = event.origin;
     init(data.options || {});
@@ -579,6 +580,35 @@ async function submit(text, { keepInput = false } = {}) {
 }
 
 let creating = null;
+let hostPage = null; // {url, referrer} of the host page, from the loader (widget.js)
+const MAX_URL_CHARS = 2048;
+
+// The server's checks (chatserver/services/customer_panel.py): a value that would fail them is
+// left out here, so an odd browser never stops a visitor from starting a conversation.
+const LANGUAGE_TAG = /^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$/;
+const TIME_ZONE_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+){0,3}$/;
+
+/** What agents see in the customer panel (POST /tickets `context`; docs/web.md). */
+function visitorContext() {
+  const text = (value, max) => (typeof value === "string" ? value.replace(/[\u0000-\u001f\u007f]/g, "").slice(0, max) : "");
+  const checked = (value, pattern, max) => {
+    const clean = text(value, max);
+    return pattern.test(clean) ? clean : "";
+  };
+  let zone = "";
+  try {
+    zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  } catch (err) {
+    // no time zone: the panel shows none
+  }
+  return {
+    page_url: text(hostPage && hostPage.url, MAX_URL_CHARS),
+    referrer: text(hostPage && hostPage.referrer, MAX_URL_CHARS),
+    user_agent: text(navigator.userAgent, 512),
+    language: checked(navigator.language, LANGUAGE_TAG, 35),
+    time_zone: checked(zone, TIME_ZONE_NAME, 64),
+  };
+}
 
 function ensureConversation(firstBody) {
   // One conversation even if the visitor sends twice before it exists.
@@ -590,7 +620,7 @@ function ensureConversation(firstBody) {
       }
       if (!store.get("ticketId")) {
         const subject = firstBody.length > SUBJECT_CHARS ? `${firstBody.slice(0, SUBJECT_CHARS - 1)}…` : firstBody;
-        const created = await postJson("/tickets", { subject }, store.get("token"));
+        const created = await postJson("/tickets", { subject, context: visitorContext() }, store.get("token"));
         store.set({ ticketId: created.ticket.id, lastReadSeq: 0 });
       }
       openRoom(store.get("ticketId"));
