@@ -132,7 +132,7 @@ def heatmap(cells: list[dict[str, Any]], weekdays: list[str], metric: str) -> di
 
 def rating_bars(distribution: dict[str, int]) -> dict[str, Any]:
     """One horizontal bar per rating, 1 to 5."""
-    top = max(list(distribution.values()) + [0])
+    top = max([*distribution.values(), 0])
     width = 360
     rows = []
     for i, stars in enumerate(("5", "4", "3", "2", "1")):

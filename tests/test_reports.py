@@ -24,8 +24,9 @@ from chatserver.settings import Settings
 
 from .conftest import TEST_SECRET, MakeUser, User
 from .dbutil import throwaway_database
+from .test_openapi import assert_matches_spec
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 PERIOD = "from=2026-11-02&to=2026-11-08"
 
 
@@ -49,29 +50,50 @@ class Dataset:
         self.tickets: dict[str, uuid.UUID] = {}
 
     async def ticket(
-        self, name: str, created: str, *, status: str = "open", resolved: dt.datetime | None = None,
+        self,
+        name: str,
+        created: str,
+        *,
+        status: str = "open",
+        resolved: dt.datetime | None = None,
         assignee: uuid.UUID | None = None,
-    ) -> uuid.UUID:  # fmt: skip
+    ) -> uuid.UUID:
         ticket_id: uuid.UUID = await self.pool.fetchval(
             """INSERT INTO tickets (customer_id, subject, status, assignee_id, created_at, updated_at,
                                     last_activity_at, resolved_at)
                VALUES ($1, $2, $3, $4, $5, $5, $5, $6) RETURNING id""",
-            self.customer, name, status, assignee, at(created), resolved,
-        )  # fmt: skip
+            self.customer,
+            name,
+            status,
+            assignee,
+            at(created),
+            resolved,
+        )
         self.tickets[name] = ticket_id
         await self.message(name, at(created), "customer", self.customer)
         return ticket_id
 
     async def message(
-        self, name: str, when: dt.datetime, kind: str, author: uuid.UUID | None = None, *,
-        visibility: str = "public", metadata: dict[str, str] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        name: str,
+        when: dt.datetime,
+        kind: str,
+        author: uuid.UUID | None = None,
+        *,
+        visibility: str = "public",
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         await self.pool.execute(
             """WITH bumped AS (UPDATE tickets SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq)
                INSERT INTO messages (ticket_id, seq, author_id, author_kind, body, visibility, metadata, created_at)
                SELECT $1, last_seq, $2, $3, 'text', $4, $5::jsonb, $6 FROM bumped""",
-            self.tickets[name], author, kind, visibility, metadata or {}, when,
-        )  # fmt: skip
+            self.tickets[name],
+            author,
+            kind,
+            visibility,
+            metadata or {},
+            when,
+        )
 
     async def load(self) -> None:
         # T1: answered by the AI in 10 s, resolved after 600 s without a person (an internal note
@@ -193,7 +215,11 @@ async def test_busiest_hours_count_conversations_and_customer_messages(
 ) -> None:
     data = await get_json(client, f"/reports/busiest-hours?{PERIOD}", staff["alice"])
     assert data["weekdays"][0] == "Monday" and len(data["cells"]) == 7 * 24
-    busy = {(c["weekday"], c["hour"]): (c["conversations"], c["customer_messages"]) for c in data["cells"] if any((c["conversations"], c["customer_messages"]))}  # fmt: skip
+    busy = {
+        (c["weekday"], c["hour"]): (c["conversations"], c["customer_messages"])
+        for c in data["cells"]
+        if c["conversations"] or c["customer_messages"]
+    }
     assert busy == {(1, 9): (1, 1), (1, 10): (1, 1), (2, 14): (1, 1), (3, 15): (1, 2), (4, 23): (1, 1), (5, 8): (1, 1)}
 
 
@@ -267,10 +293,14 @@ async def test_reports_need_a_token(client: TestClient) -> None:
         assert resp.status == 401, path
 
 
-async def test_agents_and_admins_read_every_report(client: TestClient, staff: dict[str, User]) -> None:
+async def test_agents_and_admins_read_every_report(
+    client: TestClient, staff: dict[str, User], dataset: Dataset
+) -> None:
     for who in ("alice", "admin"):
         for path in REPORT_PATHS:
-            await get_json(client, path, staff[who])
+            resp = await client.get(f"{path}?{PERIOD}", headers=staff[who].headers)
+            assert resp.status == 200, path
+            await assert_matches_spec(resp, "get", path)
 
 
 async def test_api_keys_may_not_read_reports(client: TestClient, staff: dict[str, User]) -> None:
@@ -355,11 +385,13 @@ async def test_busiest_hours_csv_has_every_cell(client: TestClient, staff: dict[
     assert ["3", "Wednesday", "15", "1", "2"] in rows
 
 
-async def test_csv_cells_cannot_become_formulas(client: TestClient, staff: dict[str, User], make_user: MakeUser) -> None:
-    await make_user("agent", name="=HYPERLINK(\"http://x\")")
+async def test_csv_cells_cannot_become_formulas(
+    client: TestClient, staff: dict[str, User], make_user: MakeUser
+) -> None:
+    await make_user("agent", name='=HYPERLINK("http://x")')
     resp = await client.get("/reports/agents?format=csv", headers=staff["admin"].headers)
     names = [r[1] for r in rows_of(await resp.text())[1:]]
-    assert "'=HYPERLINK(\"http://x\")" in names
+    assert '\'=HYPERLINK("http://x")' in names
 
 
 async def test_json_is_the_default_and_format_json_wins(client: TestClient, staff: dict[str, User]) -> None:
@@ -390,9 +422,14 @@ async def full_client(server_url: str, aiohttp_client: Any, tmp_path: Path) -> A
                        label_id uuid REFERENCES labels ON DELETE CASCADE, PRIMARY KEY (ticket_id, label_id))"""
             )
         settings = Settings(
-            database_url=url, secret_key=TEST_SECRET, data_dir=tmp_path, redis_url=None, db_pool_min=1, db_pool_max=3,
+            database_url=url,
+            secret_key=TEST_SECRET,
+            data_dir=tmp_path,
+            redis_url=None,
+            db_pool_min=1,
+            db_pool_max=3,
             ai_default_enabled=False,
-        )  # fmt: skip
+        )
         app = create_app(settings, bcrypt_rounds=4)
         yield await aiohttp_client(app)
 
@@ -412,8 +449,12 @@ async def test_ratings_and_labels_when_the_database_has_them(full_client: TestCl
     dataset = Dataset(client.app[DB_POOL], users["Cara"], users["Alice"], users["Bob"])
     await dataset.load()
     pool = client.app[DB_POOL]
-    for name, rating, when in (("T1", 5, "2026-11-02T12:00:00"), ("T2", 2, "2026-11-03T12:00:00"),
-                               ("T3", 4, "2026-11-04T12:00:00"), ("T4", 1, "2026-11-20T12:00:00")):  # fmt: skip
+    for name, rating, when in (
+        ("T1", 5, "2026-11-02T12:00:00"),
+        ("T2", 2, "2026-11-03T12:00:00"),
+        ("T3", 4, "2026-11-04T12:00:00"),
+        ("T4", 1, "2026-11-20T12:00:00"),
+    ):
         await pool.execute(
             "UPDATE tickets SET rating = $2, rated_at = $3 WHERE id = $1", dataset.tickets[name], rating, at(when)
         )
@@ -444,7 +485,9 @@ async def test_ratings_and_labels_when_the_database_has_them(full_client: TestCl
     assert by_name["billing"]["resolution"]["median_seconds"] == 2100.0
     assert by_name["billing"]["satisfaction"] == {"available": True, "ratings": 2, "average": 3.5}
     assert by_name["shipping"]["first_response"]["median_seconds"] == 300.0
-    rows = rows_of(await (await client.get(f"/reports/labels?{PERIOD}&format=csv", headers=users["Bob"].headers)).text())
+    rows = rows_of(
+        await (await client.get(f"/reports/labels?{PERIOD}&format=csv", headers=users["Bob"].headers)).text()
+    )
     assert rows[0][:3] == ["label_id", "name", "opened"] and {r[1] for r in rows[1:]} == {"billing", "shipping"}
 
 

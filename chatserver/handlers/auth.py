@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..jsonutil import json_response
 from ..errors import forbidden
+from ..jsonutil import json_response
 from ..keys import ACCESS_CACHE, BCRYPT_ROUNDS, DB_POOL, LOGIN_THROTTLE, PASSWORD_LANES, PUBLISHER, SIGNUP_THROTTLE
 from ..services import auth as auth_service
 from ..services import users as users_service

@@ -74,7 +74,9 @@ async def change_password(request: web.Request) -> web.Response:
         return refuse(403, "This form has expired. Reload the page and try again.", None)
     current, new, repeat = field("current_password"), field("new_password"), field("repeat_password")
     if not current or not new:
-        return refuse(422, "Enter your current password and a new one.", "current_password" if not current else "new_password")
+        return refuse(
+            422, "Enter your current password and a new one.", "current_password" if not current else "new_password"
+        )
     if new != repeat:
         return refuse(422, "The two new passwords differ.", "repeat_password")
     app = request.app

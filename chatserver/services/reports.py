@@ -69,7 +69,9 @@ def _date(raw: str | None, field: str) -> dt.date | None:
         raise _bad(field, "must be a date, YYYY-MM-DD") from None
 
 
-def parse_period(raw_from: str | None, raw_to: str | None, raw_tz: str | None, *, today: dt.date | None = None) -> Period:
+def parse_period(
+    raw_from: str | None, raw_to: str | None, raw_tz: str | None, *, today: dt.date | None = None
+) -> Period:
     """The period a report's query asks for, or a 422 naming what is wrong with it."""
     tz = (raw_tz or "UTC").strip()
     try:
@@ -190,7 +192,12 @@ async def agents(pool: asyncpg.Pool, period: Period) -> dict[str, Any]:
 async def labels(pool: asyncpg.Pool, period: Period) -> dict[str, Any]:
     features = await reports_db.optional_features(pool)
     if not features["labels"]:
-        return {"period": period.view(), "labels_available": False, "ratings_available": features["ratings"], "labels": []}
+        return {
+            "period": period.view(),
+            "labels_available": False,
+            "ratings_available": features["ratings"],
+            "labels": [],
+        }
     rows = await reports_db.labels(pool, period.start, period.end, ratings=features["ratings"])
     return {
         "period": period.view(),
@@ -312,36 +319,74 @@ def to_csv(name: str, data: dict[str, Any]) -> str:
     if name == "agents":
         return _csv(
             (
-                "agent_id", "name", "email", "role", "disabled", "replies", "conversations",
-                "first_responses", "first_response_median_seconds", "first_response_p90_seconds",
-                "resolved", "resolution_median_seconds", "resolution_p90_seconds", "ratings", "rating_average",
-            ),  # fmt: skip
+                "agent_id",
+                "name",
+                "email",
+                "role",
+                "disabled",
+                "replies",
+                "conversations",
+                "first_responses",
+                "first_response_median_seconds",
+                "first_response_p90_seconds",
+                "resolved",
+                "resolution_median_seconds",
+                "resolution_p90_seconds",
+                "ratings",
+                "rating_average",
+            ),
             (
                 (
-                    a["id"], a["name"], a["email"], a["role"], a["disabled"], a["replies"], a["conversations"],
-                    a["first_response"]["count"], a["first_response"]["median_seconds"],
-                    a["first_response"]["p90_seconds"], a["resolved"], a["resolution"]["median_seconds"],
-                    a["resolution"]["p90_seconds"], a["satisfaction"].get("ratings"),
+                    a["id"],
+                    a["name"],
+                    a["email"],
+                    a["role"],
+                    a["disabled"],
+                    a["replies"],
+                    a["conversations"],
+                    a["first_response"]["count"],
+                    a["first_response"]["median_seconds"],
+                    a["first_response"]["p90_seconds"],
+                    a["resolved"],
+                    a["resolution"]["median_seconds"],
+                    a["resolution"]["p90_seconds"],
+                    a["satisfaction"].get("ratings"),
                     a["satisfaction"].get("average"),
-                )  # fmt: skip
+                )
                 for a in data["agents"]
             ),
         )
     if name == "labels":
         return _csv(
             (
-                "label_id", "name", "opened", "handoffs", "first_response_median_seconds",
-                "first_response_p90_seconds", "resolved", "resolved_without_human", "resolution_median_seconds",
-                "resolution_p90_seconds", "ratings", "rating_average",
-            ),  # fmt: skip
+                "label_id",
+                "name",
+                "opened",
+                "handoffs",
+                "first_response_median_seconds",
+                "first_response_p90_seconds",
+                "resolved",
+                "resolved_without_human",
+                "resolution_median_seconds",
+                "resolution_p90_seconds",
+                "ratings",
+                "rating_average",
+            ),
             (
                 (
-                    label["id"], label["name"], label["opened"], label["handoffs"],
-                    label["first_response"]["median_seconds"], label["first_response"]["p90_seconds"],
-                    label["resolved"], label["resolved_without_human"], label["resolution"]["median_seconds"],
-                    label["resolution"]["p90_seconds"], label["satisfaction"].get("ratings"),
+                    label["id"],
+                    label["name"],
+                    label["opened"],
+                    label["handoffs"],
+                    label["first_response"]["median_seconds"],
+                    label["first_response"]["p90_seconds"],
+                    label["resolved"],
+                    label["resolved_without_human"],
+                    label["resolution"]["median_seconds"],
+                    label["resolution"]["p90_seconds"],
+                    label["satisfaction"].get("ratings"),
                     label["satisfaction"].get("average"),
-                )  # fmt: skip
+                )
                 for label in data["labels"]
             ),
         )

@@ -170,7 +170,9 @@ async def change_own_password(
     try:
         check_password_rules(new_password)
     except ApiError as err:
-        raise validation_error(err.message, details={"fields": {"new_password": err.details["fields"]["password"]}}) from None
+        raise validation_error(
+            err.message, details={"fields": {"new_password": err.details["fields"]["password"]}}
+        ) from None
     hashed = await lanes.hash(new_password, bcrypt_rounds)
     updated = await users_db.set_password(pool, who.user_id, hashed)
     if updated is None:
