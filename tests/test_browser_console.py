@@ -16,23 +16,26 @@ from chatserver.ai.fake_groq import FakeGroq, Script
 from chatserver.keys import DB_POOL
 from chatserver.services.auth import create_user
 
+from . import test_browser_web as web_tests
 from .conftest import PASSWORD
 from .test_browser_web import (
     AGENT_EMAIL,
     UI_TIMEOUT_MS,
     Live,
     assert_no_js_errors,
-    browser,  # noqa: F401  (fixture)
     console_login,
     expect_text,
-    fake_groq,  # noqa: F401  (fixture)
-    live,  # noqa: F401  (fixture)
     open_console_ticket,
     rest,
     screenshot,
 )
 
 pytestmark = pytest.mark.browser
+
+# The same fixtures as the other browser tests (a Chromium, the fake Groq, the live server).
+browser = web_tests.browser
+fake_groq = web_tests.fake_groq
+live = web_tests.live
 
 ROOT = Path(__file__).resolve().parent.parent
 AXE = ROOT / "web" / "static" / "vendor" / "axe-core" / "axe.min.js"
