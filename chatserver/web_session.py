@@ -67,6 +67,8 @@ SESSION_ROUTES = frozenset(
     {
         "console",
         "console-ticket",
+        "console-admin",
+        "console-admin-section",
         "console-login",
         "console-login-submit",
         "console-logout",
