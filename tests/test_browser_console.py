@@ -7,6 +7,8 @@ Shares the browser fixtures and helpers of tests/test_browser_web.py.
 
 from __future__ import annotations
 
+import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +90,8 @@ async def newest_message_in_view(page: Any) -> bool:
           const rows = list.querySelectorAll('li[data-seq]');
           const last = rows[rows.length - 1].getBoundingClientRect();
           const box = list.getBoundingClientRect();
-          return {last: [last.top, last.bottom], list: [box.top, box.bottom], scroll: [list.scrollTop, list.scrollHeight, list.clientHeight]};
+          return {last: [last.top, last.bottom], list: [box.top, box.bottom],
+                  scroll: [list.scrollTop, list.scrollHeight, list.clientHeight]};
         }"""
     )
     ok = (
@@ -250,9 +253,39 @@ async def test_a_disabled_agent_is_signed_out_of_an_open_console(browser: Any, l
     await console_login(admin, live, ADMIN_EMAIL)
     await admin.goto(live.url("/console/admin/agents"))
     row = admin.locator("tr", has_text=AGENT_EMAIL)
+    admin.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     await row.get_by_role("button", name="Disable").click()
     await row.get_by_role("button", name="Enable").wait_for()
     # The agent's console is signed out at once, with no action of theirs.
     await agent.wait_for_url("**/console/login", timeout=UI_TIMEOUT_MS)
     await agent.locator("#email").wait_for()
     assert_no_js_errors(agent, admin)
+
+
+async def test_an_admin_manages_the_team_in_the_console(browser: Any, live: Live) -> None:
+    await make_admin(live)
+    admin = await page_in(browser, DESKTOP)
+    await console_login(admin, live, ADMIN_EMAIL)
+    await admin.get_by_role("link", name="Admin").click()
+    await admin.locator("tr", has_text=AGENT_EMAIL).wait_for()  # Agents is the first section
+
+    # Add a team member, who can then sign in to the console.
+    await admin.get_by_label("Name", exact=True).fill("Noor New")
+    await admin.get_by_label("Email", exact=True).fill("noor@example.com")
+    await admin.get_by_label("First password").fill("welcome aboard 1")
+    await admin.get_by_role("button", name="Add", exact=True).click()
+    row = admin.locator("tr", has_text="noor@example.com")
+    await row.wait_for()
+    await screenshot(admin, "console-admin-agents.png")
+
+    # Make them an admin (their sessions end), then set a new password for them.
+    admin.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await row.get_by_label("Role of Noor New").select_option("admin")
+    await expect_text(admin.locator("#toast"), "Noor New is now admin.")
+    await row.get_by_role("button", name="Set password for Noor New").click()
+    await admin.get_by_label("New password", exact=True).fill("second password 2")
+    await admin.get_by_role("button", name="Set password", exact=True).click()
+    await expect_text(admin.locator("#toast"), re.compile("New password set for Noor New"))
+    body = await rest(live, "POST", "/auth/login", json={"email": "noor@example.com", "password": "second password 2"})
+    assert body["user"]["role"] == "admin"
+    assert_no_js_errors(admin)
