@@ -257,6 +257,11 @@ AGENTS = {ratings: _agents_sql(ratings) for ratings in (False, True)}
 LABELS = {ratings: _labels_sql(ratings) for ratings in (False, True)}
 
 
+async def check_time_zone(conn: Executor, tz: str) -> None:
+    """Raises asyncpg.InvalidParameterValueError when PostgreSQL does not know the zone."""
+    await conn.fetchval("SELECT now() AT TIME ZONE $1", tz)
+
+
 async def optional_features(conn: Executor) -> asyncpg.Record:
     """Whether this database has ratings and labels (columns `ratings`, `labels`)."""
     return await conn.fetchrow(OPTIONAL_FEATURES)

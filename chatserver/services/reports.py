@@ -115,10 +115,12 @@ def _timing(count: int, median: float | None, p90: float | None) -> dict[str, An
 
 async def _timezone_checked(pool: asyncpg.Pool, period: Period) -> None:
     """PostgreSQL's time zone names can differ from Python's tzdata: ask it first, so an unknown
-    name is a 422 and not a failed query."""
-    known = await pool.fetchval("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", period.tz)
-    if not known:
-        raise _bad("tz", "must be a time zone name such as Europe/Paris or UTC")
+    name is a 422 and not a failed query. (Not through pg_timezone_names: that view reads every
+    zone file, some 50 ms a call.)"""
+    try:
+        await reports_db.check_time_zone(pool, period.tz)
+    except asyncpg.InvalidParameterValueError:
+        raise _bad("tz", "must be a time zone name such as Europe/Paris or UTC") from None
 
 
 async def overview(pool: asyncpg.Pool, period: Period) -> dict[str, Any]:
