@@ -7,8 +7,11 @@ import re
 
 from aiohttp.test_utils import TestClient
 
+from chatserver.settings import Settings
+from chatserver.web_session import SESSION_COOKIE
+
 from .conftest import PASSWORD, MakeUser, User
-from .test_web_console import console_login, csrf_from
+from .test_web_console import console_login, csrf_from, session_cookie
 
 NEW = "a brand new passphrase"
 
@@ -160,3 +163,22 @@ async def test_console_reports_page_draws_charts_and_tables(client: TestClient, 
 async def test_console_report_exports_are_for_staff_sessions(client: TestClient, make_user: MakeUser) -> None:
     resp = await client.get("/console/reports/overview.csv")
     assert resp.status == 401
+
+
+async def test_a_customer_session_gets_neither_reports_nor_the_account_page(
+    client: TestClient, make_user: MakeUser, settings: Settings
+) -> None:
+    customer = await make_user("customer")
+    cookie = await session_cookie(settings, {"uid": customer.id, "role": "customer", "csrf": "t"})
+    client.session.cookie_jar.update_cookies({SESSION_COOKIE: cookie})
+    for path in ("/console/reports", "/console/account"):
+        resp = await client.get(path, allow_redirects=False)
+        assert resp.status == 403, path
+    resp = await client.get("/console/reports/overview.csv")
+    assert resp.status == 403
+    resp = await client.post(
+        "/console/account/password",
+        data={"csrf_token": "t", "current_password": PASSWORD, "new_password": NEW, "repeat_password": NEW},
+    )
+    assert resp.status == 403
+    assert await login(client, customer, PASSWORD) == 200
