@@ -1901,6 +1901,364 @@ PATHS.update(
 )
 
 
+# ---- reports and your own account (docs/web.md, "Reports" and "Account") ------------------------
+
+NUMBER_OR_NULL: Schema = {"type": ["number", "null"]}
+SCHEMAS.update(
+    {
+        "ChangePasswordRequest": request_schema(
+            auth_handlers.PASSWORD_SCHEMA,
+            {
+                "current_password": "Your password now.",
+                "new_password": f"At least {PASSWORD_MIN_CHARS} characters, different from the current one.",
+            },
+        ),
+        "ReportPeriod": obj(
+            {
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date"},
+                "tz": {"type": "string"},
+                "start": {"type": "string", "format": "date-time", "description": "from, 00:00 in tz"},
+                "end": {"type": "string", "format": "date-time", "description": "to + 1 day, 00:00 in tz (excluded)"},
+            },
+            required=["from", "to", "tz", "start", "end"],
+        ),
+        "ReportTiming": obj(
+            {
+                "count": {"type": "integer", "description": "How many conversations the times are taken over."},
+                "median_seconds": NUMBER_OR_NULL,
+                "p90_seconds": NUMBER_OR_NULL,
+            },
+            required=["count", "median_seconds", "p90_seconds"],
+            description="Median and 90th percentile (linear interpolation between the nearest values, as "
+            "PostgreSQL's percentile_cont); null when count is 0.",
+        ),
+        "ReportRating": obj(
+            {"available": {"type": "boolean"}, "ratings": {"type": "integer"}, "average": NUMBER_OR_NULL},
+            required=["available"],
+            description="available is false when this server has no ratings.",
+        ),
+        "OverviewReport": obj(
+            {
+                "period": ref("ReportPeriod"),
+                "conversations": obj(
+                    {
+                        "opened": {"type": "integer"},
+                        "resolved": {"type": "integer"},
+                        "responded": {"type": "integer"},
+                        "human_responded": {"type": "integer"},
+                    },
+                    required=["opened", "resolved", "responded", "human_responded"],
+                ),
+                "first_response": ref("ReportTiming"),
+                "first_human_response": ref("ReportTiming"),
+                "resolution": ref("ReportTiming"),
+                "ai": obj(
+                    {
+                        "resolved_without_human": {"type": "integer"},
+                        "resolved_without_human_share": NUMBER_OR_NULL,
+                    },
+                    required=["resolved_without_human", "resolved_without_human_share"],
+                ),
+                "handoffs": obj(
+                    {
+                        "conversations": {"type": "integer"},
+                        "rate": NUMBER_OR_NULL,
+                        "reasons": {
+                            "type": "array",
+                            "items": obj(
+                                {"reason": {"type": "string"}, "count": {"type": "integer"}},
+                                required=["reason", "count"],
+                            ),
+                        },
+                    },
+                    required=["conversations", "rate", "reasons"],
+                ),
+                "satisfaction": obj(
+                    {
+                        "available": {"type": "boolean"},
+                        "ratings": {"type": "integer"},
+                        "average": NUMBER_OR_NULL,
+                        "satisfied_share": NUMBER_OR_NULL,
+                        "distribution": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    },
+                    required=["available"],
+                ),
+                "daily": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "date": {"type": "string", "format": "date"},
+                            "opened": {"type": "integer"},
+                            "resolved": {"type": "integer"},
+                        },
+                        required=["date", "opened", "resolved"],
+                    ),
+                },
+            },
+            required=[
+                "period",
+                "conversations",
+                "first_response",
+                "first_human_response",
+                "resolution",
+                "ai",
+                "handoffs",
+                "satisfaction",
+                "daily",
+            ],
+        ),
+        "AgentsReport": obj(
+            {
+                "period": ref("ReportPeriod"),
+                "ratings_available": {"type": "boolean"},
+                "agents": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "id": UUID,
+                            "name": {"type": "string"},
+                            "email": {"type": "string"},
+                            "role": {"type": "string", "enum": ["agent", "admin"]},
+                            "disabled": {"type": "boolean"},
+                            "replies": {"type": "integer"},
+                            "conversations": {"type": "integer"},
+                            "first_response": ref("ReportTiming"),
+                            "resolved": {"type": "integer"},
+                            "resolution": ref("ReportTiming"),
+                            "satisfaction": ref("ReportRating"),
+                        },
+                        required=[
+                            "id",
+                            "name",
+                            "email",
+                            "role",
+                            "disabled",
+                            "replies",
+                            "conversations",
+                            "first_response",
+                            "resolved",
+                            "resolution",
+                            "satisfaction",
+                        ],
+                    ),
+                },
+            },
+            required=["period", "ratings_available", "agents"],
+        ),
+        "LabelsReport": obj(
+            {
+                "period": ref("ReportPeriod"),
+                "labels_available": {"type": "boolean"},
+                "ratings_available": {"type": "boolean"},
+                "labels": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "id": UUID,
+                            "name": {"type": "string"},
+                            "opened": {"type": "integer"},
+                            "handoffs": {"type": "integer"},
+                            "first_response": ref("ReportTiming"),
+                            "resolved": {"type": "integer"},
+                            "resolved_without_human": {"type": "integer"},
+                            "resolution": ref("ReportTiming"),
+                            "satisfaction": ref("ReportRating"),
+                        },
+                        required=[
+                            "id",
+                            "name",
+                            "opened",
+                            "handoffs",
+                            "first_response",
+                            "resolved",
+                            "resolved_without_human",
+                            "resolution",
+                            "satisfaction",
+                        ],
+                    ),
+                },
+            },
+            required=["period", "labels_available", "ratings_available", "labels"],
+        ),
+        "BusiestHoursReport": obj(
+            {
+                "period": ref("ReportPeriod"),
+                "weekdays": {"type": "array", "items": {"type": "string"}, "minItems": 7, "maxItems": 7},
+                "cells": {
+                    "type": "array",
+                    "minItems": 168,
+                    "maxItems": 168,
+                    "items": obj(
+                        {
+                            "weekday": {"type": "integer", "minimum": 1, "maximum": 7, "description": "1 Monday"},
+                            "hour": {"type": "integer", "minimum": 0, "maximum": 23},
+                            "conversations": {"type": "integer"},
+                            "customer_messages": {"type": "integer"},
+                        },
+                        required=["weekday", "hour", "conversations", "customer_messages"],
+                    ),
+                },
+            },
+            required=["period", "weekdays", "cells"],
+        ),
+    }
+)
+
+REPORT_PARAMS = [
+    query_param("from", {"type": "string", "format": "date"}, "First day (YYYY-MM-DD); default: six days before to."),
+    query_param(
+        "to", {"type": "string", "format": "date"}, "Last day, included; default: today in tz. At most 366 days."
+    ),
+    query_param("tz", {"type": "string", "default": "UTC"}, "IANA time zone the days and hours are counted in."),
+    query_param(
+        "format",
+        {"type": "string", "enum": ["json", "csv"]},
+        "csv for CSV; without it, Accept: text/csv does the same.",
+    ),
+]
+REPORT_NOTE = (
+    "Agents and admins (403 for customers; API keys are refused). The definitions of every figure are in "
+    'docs/web.md, "Reports". 422 for a malformed or reversed period, one over 366 days, or an unknown time zone.'
+)
+
+
+def report_operation(name: str, summary: str, schema: str, csv_rows: str) -> Schema:
+    op = operation(
+        summary,
+        tag="reports",
+        operation_id=f"report{schema.removesuffix('Report')}",
+        params=REPORT_PARAMS,
+        ok={"200": json_content(ref(schema), "The report.")},
+        errors=("ValidationError",),
+        description=f"{REPORT_NOTE} CSV: {csv_rows}",
+    )
+    op["responses"]["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
+    return op
+
+
+PATHS.update(
+    {
+        "/auth/password": {
+            "post": operation(
+                "Change your own password",
+                tag="auth",
+                operation_id="changePassword",
+                body="ChangePasswordRequest",
+                ok={"200": json_content(ref("TokenResponse"), "Changed; a fresh token for the caller.")},
+                errors=("Forbidden", "RateLimited"),
+                description="Every other session and token of the account ends (the token sent ends too: use "
+                "the one returned). 403 invalid_credentials when current_password is wrong; failures are "
+                "throttled as logins are (429 with Retry-After). API keys have no password (403).",
+            )
+        },
+        "/reports/overview": {
+            "get": report_operation(
+                "overview",
+                "Volume, response and resolution times, AI-only resolutions, handoffs, satisfaction, per day",
+                "OverviewReport",
+                "metric,value rows, then opened_on_<day> and resolved_on_<day>.",
+            )
+        },
+        "/reports/agents": {
+            "get": report_operation("agents", "Figures per agent", "AgentsReport", "one row per agent.")
+        },
+        "/reports/labels": {
+            "get": report_operation("labels", "Figures per label", "LabelsReport", "one row per label.")
+        },
+        "/reports/busiest-hours": {
+            "get": report_operation(
+                "busiest-hours",
+                "Conversations opened and customer messages per weekday and hour",
+                "BusiestHoursReport",
+                "one row per weekday and hour (168).",
+            )
+        },
+        "/console/reports": {
+            "get": operation(
+                "The console's reports page",
+                tag="web",
+                operation_id="consoleReportsPage",
+                auth=False,
+                params=REPORT_PARAMS[:3],
+                ok={
+                    "200": {"description": "An HTML page with charts and tables.", "content": {"text/html": {}}},
+                    "303": {"description": "Not logged in: to /console/login."},
+                    "403": {"description": "A customer's session.", "content": {"text/html": {}}},
+                    "422": {"description": "A bad period: the page says why.", "content": {"text/html": {}}},
+                },
+                description="Authenticated by the console session cookie (agents and admins).",
+            )
+        },
+        "/console/reports/{report}.csv": {
+            "get": operation(
+                "A report as CSV, for the console's download links",
+                tag="web",
+                operation_id="consoleReportCsv",
+                auth=False,
+                params=[
+                    {
+                        "name": "report",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["overview", "agents", "labels", "busiest-hours"]},
+                    },
+                    *REPORT_PARAMS[:3],
+                ],
+                ok={"200": {"description": "The CSV of GET /reports/{report}.", "content": {"text/csv": {}}}},
+                errors=("Unauthorized", "Forbidden", "NotFound", "ValidationError"),
+                description="Authenticated by the console session cookie (agents and admins).",
+            )
+        },
+        "/console/account": {
+            "get": operation(
+                "The console's account page (change your password)",
+                tag="web",
+                operation_id="consoleAccountPage",
+                auth=False,
+                ok={
+                    "200": {"description": "An HTML page.", "content": {"text/html": {}}},
+                    "303": {"description": "Not logged in: to /console/login."},
+                    "403": {"description": "A customer's session.", "content": {"text/html": {}}},
+                },
+                description="Authenticated by the console session cookie.",
+            )
+        },
+        "/console/account/password": {
+            "post": {
+                "summary": "Change your own password (HTML form)",
+                "operationId": "consoleChangePassword",
+                "tags": ["web"],
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": obj(
+                                {
+                                    "csrf_token": {"type": "string"},
+                                    "current_password": {"type": "string"},
+                                    "new_password": {"type": "string"},
+                                    "repeat_password": {"type": "string"},
+                                },
+                                required=["csrf_token", "current_password", "new_password", "repeat_password"],
+                            )
+                        }
+                    },
+                },
+                "responses": {
+                    "303": {"description": "Changed: to /console/account?changed=1; this session carries on."},
+                    **FORM_ERRORS,
+                    "403": {"description": "Wrong current password or CSRF token: the form again, with the reason."},
+                    "422": {"description": "A new password that is too short, or not repeated alike."},
+                    "429": {"description": "Too many failed attempts."},
+                },
+            }
+        },
+    }
+)
+
+
 def build_spec() -> dict[str, Any]:
     """The whole document; a fresh copy each call, so callers may change it."""
     return copy.deepcopy(
@@ -1925,6 +2283,10 @@ def build_spec() -> dict[str, Any]:
                 {"name": "console", "description": "The agent console's JSON endpoints"},
                 {"name": "web", "description": "HTML pages: the agent console and the widget demo"},
                 {"name": "admin", "description": "Account management, for admins (docs/security.md)"},
+                {
+                    "name": "reports",
+                    "description": 'Figures over a period, for agents and admins (docs/web.md, "Reports")',
+                },
                 {
                     "name": "integrations",
                     "description": "API keys, webhooks and the event feed (docs/integrations.md)",

@@ -13,6 +13,8 @@ from .handlers import (
     attachments,
     auth,
     console,
+    console_account,
+    console_reports,
     conversations,
     docs,
     events,
@@ -20,6 +22,7 @@ from .handlers import (
     metrics,
     pages,
     ratings,
+    reports,
     tickets,
     widget,
     ws,
@@ -31,6 +34,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/auth/signup", auth.signup, name="auth-signup")
     r.add_post("/auth/login", auth.login, name="auth-login")
     r.add_get("/auth/me", auth.me, name="auth-me")
+    r.add_post("/auth/password", auth.change_password, name="auth-password")
 
     r.add_get("/tickets", tickets.list_tickets, name="tickets-list")
     r.add_post("/tickets", tickets.create_ticket, name="tickets-create")
@@ -48,6 +52,12 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/tickets/{ticket_id}/ws", ws.ticket_socket, name="ticket-ws")
     r.add_post("/ws/tickets", ws.create_ws_ticket, name="ws-tickets-create")
     r.add_get("/ws/inbox", ws.inbox_socket, name="inbox-ws")
+
+    # Reports (agents and admins; docs/web.md, "Reports").
+    r.add_get("/reports/overview", reports.overview, name="reports-overview")
+    r.add_get("/reports/agents", reports.agents, name="reports-agents")
+    r.add_get("/reports/labels", reports.labels, name="reports-labels")
+    r.add_get("/reports/busiest-hours", reports.busiest_hours, name="reports-busiest-hours")
 
     # Account management (admins only).
     r.add_get("/admin/users", admin.list_users, name="admin-users-list")
@@ -110,6 +120,10 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/console/login", pages.login_page, name="console-login")
     r.add_post("/console/login", pages.login_submit, name="console-login-submit")
     r.add_post("/console/logout", pages.logout, name="console-logout")
+    r.add_get("/console/reports", console_reports.reports_page, name="console-reports")
+    r.add_get(r"/console/reports/{report:[a-z-]+}.csv", console_reports.export_report, name="console-reports-export")
+    r.add_get("/console/account", console_account.account_page, name="console-account")
+    r.add_post("/console/account/password", console_account.change_password, name="console-account-password")
     r.add_post("/console/api/token", console.issue_console_token, name="console-token")
     r.add_get("/console/api/inbox", console.inbox, name="console-inbox")
     r.add_get("/console/api/inbox/{ticket_id}", console.inbox_item, name="console-inbox-item")

@@ -73,6 +73,11 @@ SESSION_ROUTES = frozenset(
         "console-login-submit",
         "console-logout",
         "console-token",
+        # Reports and the account page (handlers/console_reports.py, console_account.py).
+        "console-reports",
+        "console-reports-export",
+        "console-account",
+        "console-account-password",
     }
 )
 # The sockets read the session cookie only when the client sent neither a Bearer header nor a

@@ -87,6 +87,8 @@ async def test_admin_creates_uses_and_revokes_an_api_key(browser: Any, live: Liv
     page = await new_page(browser, bypass_csp=True)  # the CSP is bypassed only to inject axe-core
     await console_login(page, live, ADMIN_EMAIL)
     await page.get_by_role("link", name="Admin").click()
+    # Agents is the first section; API keys is one link further.
+    await page.get_by_role("navigation", name="Admin").get_by_role("link", name="API keys").click()
     await page.get_by_role("heading", name="API keys", level=1).wait_for()
     await expect_text(page.locator("#admin-root p.muted"), "No API keys yet.")
 

@@ -636,12 +636,12 @@ async def test_console_inbox_is_live_and_the_agent_tools_work(browser: Any, live
 
     # Priority and assignee changes reach the room and the inbox.
     await agent.get_by_label("Priority", exact=True).select_option("urgent")
-    await expect_text(row.locator(".badge.priority-urgent"), "urgent")
+    await expect_text(row.locator(".badge.priority-urgent"), "Urgent")
     await agent.get_by_label("Assignee", exact=True).select_option(label=f"{AGENT_NAME} (me)")
     await expect_text(row.locator(".badge.assignee"), f"→ {AGENT_NAME}")
     await screenshot(agent, "console-ticket-tools.png")
     # The agent's reply took over from the AI; handing back turns it on again.
-    await agent.get_by_role("button", name="Hand the conversation back to the AI").click()
+    await agent.get_by_role("button", name="Hand back to the AI").click()
     await agent.get_by_role("button", name="Take over from the AI").wait_for()
     await agent.locator(".msg-event", has_text="The AI is replying again.").wait_for()
 

@@ -23,6 +23,8 @@ SELECT_BY_EMAIL = f"SELECT {ADMIN_USER_COLUMNS}, password_hash FROM users WHERE 
 
 SELECT_BY_ID = f"SELECT {ADMIN_USER_COLUMNS} FROM users WHERE id = $1"
 
+SELECT_WITH_HASH = f"SELECT {ADMIN_USER_COLUMNS}, password_hash FROM users WHERE id = $1"
+
 SELECT_MANY = f"SELECT {USER_COLUMNS} FROM users WHERE id = ANY($1::uuid[])"
 
 # The account check every authenticated request makes (through a cache: services/access.py).
@@ -77,6 +79,10 @@ async def get_by_email(conn: Executor, email: str) -> asyncpg.Record | None:
 
 async def get_by_id(conn: Executor, user_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(SELECT_BY_ID, user_id)
+
+
+async def get_with_password_hash(conn: Executor, user_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_WITH_HASH, user_id)
 
 
 async def get_many(conn: Executor, ids: list[uuid.UUID]) -> list[asyncpg.Record]:

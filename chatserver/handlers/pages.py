@@ -191,6 +191,7 @@ async def console_page(request: web.Request) -> web.Response:
 # web/static/js/admin/<slug>.js exporting render(root, ctx) (docs/web.md, "Admin pages"); the page
 # only frames it, and everything it shows comes from the /admin REST API with the console token.
 ADMIN_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("agents", "Agents"),
     ("api-keys", "API keys"),
     ("webhooks", "Webhooks"),
 )

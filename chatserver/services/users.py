@@ -16,13 +16,16 @@ from typing import Any
 import asyncpg
 
 from ..db import users as users_db
-from ..errors import ApiError, not_found
+from ..errors import ApiError, account_gone, not_found, too_many_requests, validation_error
 from ..realtime import events
 from ..realtime.publisher import Publisher
 from ..security import Identity, check_password_rules, hash_password
 from ..settings import ROLES
 from ..views import user_view
+from .access import AccessCache, account_disabled
 from .auth import create_user
+from .passwords import PasswordLanes
+from .throttle import LoginThrottle
 
 MAX_PAGE = 200
 
@@ -122,6 +125,63 @@ async def end_sessions(pool: asyncpg.Pool, publisher: Publisher, who: Identity) 
     stops working. A session that had already ended changes nothing."""
     if await users_db.end_sessions(pool, who.user_id, who.generation):
         await announce(publisher, who.user_id)
+
+
+async def change_own_password(
+    pool: asyncpg.Pool,
+    publisher: Publisher,
+    throttle: LoginThrottle,
+    lanes: PasswordLanes,
+    cache: AccessCache,
+    who: Identity,
+    *,
+    current_password: str,
+    new_password: str,
+    client_address: str,
+    bcrypt_rounds: int,
+) -> asyncpg.Record:
+    """The caller changes their own password, proving the current one first (throttled as a login
+    is: a stolen session must not become a way to guess the password). Every other session and
+    token of the account ends (the generation goes up); the caller's own carries on, renewed by
+    the handler from the account this returns (docs/security.md, "Changing your password")."""
+    row = await users_db.get_with_password_hash(pool, who.user_id)
+    if row is None:
+        raise account_gone()
+    account = row["email"].strip().lower()
+    wait = throttle.retry_after(account, client_address)
+    if wait > 0:
+        raise too_many_requests("Too many failed attempts; try again later", wait)
+    if not await lanes.verify(current_password, row["password_hash"]):
+        throttle.record_failure(account, client_address)
+        raise ApiError(
+            403,
+            "invalid_credentials",
+            "The current password is incorrect",
+            details={"fields": {"current_password": "is incorrect"}},
+        )
+    throttle.record_success(account, client_address)
+    if row["disabled_at"] is not None:
+        raise account_disabled()
+    if new_password == current_password:
+        raise validation_error(
+            "The new password must differ from the current one",
+            details={"fields": {"new_password": "must differ from the current password"}},
+        )
+    try:
+        check_password_rules(new_password)
+    except ApiError as err:
+        raise validation_error(
+            err.message, details={"fields": {"new_password": err.details["fields"]["password"]}}
+        ) from None
+    hashed = await lanes.hash(new_password, bcrypt_rounds)
+    updated = await users_db.set_password(pool, who.user_id, hashed)
+    if updated is None:
+        raise account_gone()
+    # This instance forgets the old generation now, so the caller's renewed session works on its
+    # very next request; the announcement does the same on every instance.
+    cache.forget(who.user_id)
+    await announce(publisher, who.user_id)
+    return updated
 
 
 Change = Callable[[asyncpg.Connection, asyncpg.Record], Awaitable[asyncpg.Record | None]]

@@ -2,7 +2,7 @@
 // ticket view (the ticket's room over WebSocket). The sockets use the session cookie; REST calls
 // use a short-lived bearer token fetched with the page's CSRF token.
 
-import { clear, fill, formatTime, h } from "./dom.js";
+import { clear, fill, formatTime, h, stickToBottom } from "./dom.js";
 import { Room, apiError, socketUrl } from "./room.js";
 import { Thread } from "./thread.js";
 import { AttachmentTray, AttachmentViewer, attachmentStrings, withAttachments } from "./attachments.js";
@@ -28,6 +28,9 @@ const ui = {
 
 const STATUSES = ["open", "pending", "resolved", "closed"];
 const PRIORITIES = ["low", "normal", "high", "urgent"];
+// What people read for the API's values (the values themselves stay in option values and classes).
+const STATUS_LABELS = { open: "Open", pending: "Pending", resolved: "Resolved", closed: "Closed" };
+const PRIORITY_LABELS = { low: "Low", normal: "Normal", high: "High", urgent: "Urgent" };
 const TYPING_TEXT = "{name} is typing…";
 
 // ---- REST with a short-lived token ----------------------------------------------------------
@@ -211,8 +214,8 @@ function inboxItem(row) {
   if (row.unread && !isCurrent) classes.push("unread");
   const customerName = customer ? customer.name || customer.email || "Visitor" : "Customer";
   const badges = [
-    h("span", { class: `badge status-${ticket.status}`, text: ticket.status }),
-    ticket.priority !== "normal" ? h("span", { class: `badge priority-${ticket.priority}`, text: ticket.priority }) : null,
+    h("span", { class: `badge status-${ticket.status}`, text: STATUS_LABELS[ticket.status] || ticket.status }),
+    ticket.priority !== "normal" ? h("span", { class: `badge priority-${ticket.priority}`, text: PRIORITY_LABELS[ticket.priority] || ticket.priority }) : null,
     h("span", { class: `badge ai ${ticket.waiting_for_agent ? "ai-waiting" : ticket.ai_enabled ? "ai-on" : "ai-off"}`, text: aiLabel(ticket) }),
     ticket.assignee_id ? h("span", { class: "badge assignee", text: `→ ${personName(ticket.assignee_id, "someone")}` }) : null,
   ];
@@ -341,8 +344,8 @@ function buildTicketPane(ticketId) {
   els.subject = h("h2", { class: "subject", id: "ticket-subject", text: "Loading…" });
   els.customer = h("p", { class: "customer-line" });
   els.rating = h("div", { class: "rating-row", "aria-live": "polite" });
-  els.status = select("Status", "status", STATUSES.map((s) => [s, s]), (value) => update({ status: value }));
-  els.priority = select("Priority", "priority", PRIORITIES.map((p) => [p, p]), (value) => update({ priority: value }));
+  els.status = select("Status", "status", STATUSES.map((s) => [s, STATUS_LABELS[s]]), (value) => update({ status: value }));
+  els.priority = select("Priority", "priority", PRIORITIES.map((p) => [p, PRIORITY_LABELS[p]]), (value) => update({ priority: value }));
   els.assignee = select(
     "Assignee",
     "assignee",
@@ -357,14 +360,15 @@ function buildTicketPane(ticketId) {
   els.older = h("button", { type: "button", class: "ghost older", hidden: true, text: "Load older messages", onclick: loadOlder });
   els.list = h("ol", { class: "messages", "aria-label": "Messages", "aria-live": "polite", "aria-relevant": "additions", tabindex: "0" });
   els.typing = h("div", { class: "typing", "aria-live": "polite" });
-  els.copilotText = h("p", { class: "copilot-text" });
+  // Scrolls by itself when a suggestion is long, so the conversation above keeps its room.
+  els.copilotText = h("p", { class: "copilot-text", tabindex: "0" });
   els.copilotUse = h("button", { type: "button", class: "secondary", text: "Use suggestion", disabled: true, onclick: useSuggestion });
   els.copilot = h(
     "section",
     { class: "copilot", hidden: true, "aria-label": "Suggested reply", "aria-live": "polite" },
     h("h3", { text: "Suggested reply" }),
     els.copilotText,
-    h("div", { class: "copilot-actions" }, els.copilotUse, h("button", { type: "button", class: "ghost", text: "Dismiss", onclick: () => (els.copilot.hidden = true) })),
+    h("div", { class: "copilot-actions" }, els.copilotUse, h("button", { type: "button", class: "ghost", text: "Dismiss", onclick: () => stickToBottom(els.list, () => (els.copilot.hidden = true)) })),
   );
   els.input = h("textarea", { id: "reply-input", rows: "3", maxlength: "10000", placeholder: "Reply to the customer… (Ctrl+Enter to send)" });
   els.modeReply = h("input", { type: "radio", name: "mode", value: "reply", checked: true, id: "mode-reply" });
@@ -413,6 +417,20 @@ function buildTicketPane(ticketId) {
   return els;
 }
 
+// The conversation stays pinned to its newest message while the reader is at the bottom, also when
+// the list itself gets shorter (the copilot panel opens, the header wraps, a phone's keyboard).
+function pinToBottom(list) {
+  let pinned = true;
+  list.addEventListener("scroll", () => {
+    pinned = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  });
+  const observer = new ResizeObserver(() => {
+    if (pinned) list.scrollTop = list.scrollHeight;
+  });
+  observer.observe(list);
+  return observer;
+}
+
 function renderMode() {
   if (!current) return;
   const note = current.els.modeNote.checked;
@@ -431,6 +449,7 @@ async function openTicket(ticketId, { push = false, match = null } = {}) {
   if (push) history.pushState({ ticket: ticketId }, "", `/console/tickets/${ticketId}`);
   const els = buildTicketPane(ticketId);
   const ctx = { id: ticketId, els, row: rows.get(ticketId) || null, typing: new Map(), hasMore: false, reveal: match };
+  ctx.pin = pinToBottom(els.list);
   const thread = new Thread(els.list, { describe, pendingLabel: "Sending…", streamAuthor: "AI assistant", labels: { replying: "The AI is replying…" } });
   ctx.thread = thread;
   // Attachments (attachments.js): files under messages; the composer's paper-clip, drop, paste.
@@ -538,6 +557,7 @@ async function openTicket(ticketId, { push = false, match = null } = {}) {
 function closeTicket({ push = false } = {}) {
   if (current) {
     current.room.stop();
+    current.pin.disconnect();
     current = null;
   }
   clear(ui.pane);
@@ -577,8 +597,8 @@ function renderTicket(ctx) {
   els.assignee.querySelector("select").value = ticket.assignee_id || "";
   els.aiState.textContent = aiLabel(ticket);
   els.aiState.className = `badge ai ${ticket.waiting_for_agent ? "ai-waiting" : ticket.ai_enabled ? "ai-on" : "ai-off"}`;
-  els.aiButton.textContent = ticket.ai_enabled ? "Take over" : "Hand back to AI";
-  els.aiButton.setAttribute("aria-label", ticket.ai_enabled ? "Take over from the AI" : "Hand the conversation back to the AI");
+  // The visible text is the whole accessible name (no aria-label that says something else).
+  els.aiButton.textContent = ticket.ai_enabled ? "Take over from the AI" : "Hand back to the AI";
   els.older.hidden = !ctx.hasMore;
   clear(els.rating);
   const rating = ratingSummary(ticket);
@@ -627,11 +647,15 @@ function askCopilot() {
 
 function renderCopilot(ctx, text, done, problem) {
   const { els } = ctx;
-  els.copilot.hidden = false;
-  els.copilotText.textContent = text || (done ? "" : "Thinking…");
-  els.copilot.classList.toggle("streaming", !done);
-  els.copilotUse.disabled = !done || !text;
-  if (problem) els.copilotText.textContent = `${text ? `${text}\n\n` : ""}(${problem})`;
+  // The panel takes room from the conversation: keep its newest messages in view.
+  stickToBottom(els.list, () => {
+    els.copilot.hidden = false;
+    els.copilotText.textContent = text || (done ? "" : "Thinking…");
+    els.copilot.classList.toggle("streaming", !done);
+    els.copilotUse.disabled = !done || !text;
+    if (problem) els.copilotText.textContent = `${text ? `${text}\n\n` : ""}(${problem})`;
+  });
+  els.copilotText.scrollTop = els.copilotText.scrollHeight;
   ctx.suggestion = text;
 }
 
@@ -641,7 +665,7 @@ function useSuggestion() {
   els.modeReply.checked = true;
   renderMode();
   els.input.value = current.suggestion;
-  els.copilot.hidden = true;
+  stickToBottom(els.list, () => (els.copilot.hidden = true));
   els.input.focus();
 }
 
