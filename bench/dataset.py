@@ -203,7 +203,6 @@ def build_statements(spec: DatasetSpec) -> list[str]:
             JOIN bench_people c ON c.role = 'customer' AND c.n = t.customer_n
             LEFT JOIN bench_people a ON a.role = 'agent' AND a.n = t.agent_n
             ORDER BY 7""",
-        "ANALYZE",
     ]
 
 
@@ -219,6 +218,14 @@ def build(url: str, spec: DatasetSpec, *, quiet: bool = False) -> float:
             if not quiet:
                 print(f"  {time.monotonic() - step:6.1f} s  {' '.join(statement.split())[:70]}", flush=True)
         conn.commit()
+    # What autovacuum does to a live database, done now: without it the first reads of every page
+    # set hint bits and write the page back (a benchmark measuring that measures the bulk load),
+    # and ANALYZE gives the planner the statistics of the search columns.
+    step = time.monotonic()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+    if not quiet:
+        print(f"  {time.monotonic() - step:6.1f} s  VACUUM (ANALYZE)", flush=True)
     return time.monotonic() - began
 
 

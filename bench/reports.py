@@ -91,12 +91,12 @@ CROSS JOIN LATERAL (SELECT CASE
 
 async def build(pool: asyncpg.Pool, tickets: int, per_ticket: int, days: int) -> dict[str, Any]:
     began = time.perf_counter()
-    await pool.execute(USERS, 40, max(1, tickets // 2))
-    await pool.execute(TICKETS, tickets, days, per_ticket)
+    # Generous timeouts: on a busy machine the million-row insert takes minutes.
+    await pool.execute(USERS, 40, max(1, tickets // 2), timeout=3600)
+    await pool.execute(TICKETS, tickets, days, per_ticket, timeout=3600)
     await pool.execute(MESSAGES, per_ticket, timeout=3600)
-    await pool.execute("VACUUM ANALYZE users")
-    await pool.execute("VACUUM ANALYZE tickets")
-    await pool.execute("VACUUM ANALYZE messages")
+    for table in ("users", "tickets", "messages"):
+        await pool.execute(f"VACUUM ANALYZE {table}", timeout=3600)
     counts = await pool.fetchrow(
         "SELECT (SELECT count(*) FROM tickets) AS tickets, (SELECT count(*) FROM messages) AS messages"
     )

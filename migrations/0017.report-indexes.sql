@@ -33,8 +33,9 @@ UPDATE tickets SET resolved_at = updated_at WHERE status IN ('resolved', 'closed
 -- Reports select tickets by when they were opened or resolved.
 CREATE INDEX tickets_created_idx ON tickets (created_at);
 CREATE INDEX tickets_resolved_idx ON tickets (resolved_at) WHERE resolved_at IS NOT NULL;
--- A ticket's first reply by the AI or an agent, and an agent's replies in a period.
-CREATE INDEX messages_replies_idx ON messages (ticket_id, created_at)
+-- A ticket's replies by the AI or agents, read index-only (who and when, in order), and an
+-- agent's replies in a period.
+CREATE INDEX messages_replies_idx ON messages (ticket_id, created_at, seq) INCLUDE (author_kind, author_id)
     WHERE visibility = 'public' AND author_kind IN ('agent', 'ai');
 CREATE INDEX messages_agent_replies_idx ON messages (author_id, created_at)
     WHERE visibility = 'public' AND author_kind = 'agent';

@@ -6,8 +6,6 @@ leak to customers through it; across instances too."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,8 +14,8 @@ from aiohttp.test_utils import TestClient
 
 from chatserver.keys import DB_POOL
 
-from .conftest import MakeUser, User, backplane_env, create_ticket
-from .services import ServerProcess, running_servers
+from .conftest import MakeUser, User, create_ticket
+from .services import ServerProcess
 from .test_access_instances import auth, make_account, sign_in
 from .wsutil import drain, recv_type
 
@@ -228,12 +226,6 @@ async def test_an_api_key_cannot_send_read_frames(
     finally:
         await ws.close()
     assert await stored(client, ticket["id"]) == {}
-
-
-@pytest.fixture
-def two_servers(database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    with running_servers(backplane_env(database_url, redis_url, redis_prefix, tmp_path), tmp_path) as servers:
-        yield servers
 
 
 async def test_a_cursor_moved_on_one_instance_reaches_the_other(

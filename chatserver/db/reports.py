@@ -15,6 +15,8 @@ them are only run when it does.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 
@@ -59,17 +61,19 @@ _RESOLUTION = SECONDS.format(later="t.resolved_at", earlier="t.created_at")
 # The human response is timed from the first handoff when one came before it (the moment the
 # conversation asked for a person), else from the opening.
 OPENED = f"""
-opened AS (
-    SELECT t.id, t.created_at, t.assignee_id,
-           (SELECT min(m.created_at) FROM messages m WHERE m.ticket_id = t.id AND {REPLY}) AS replied_at,
-           human.author_id AS human_by, human.created_at AS human_at,
+opened AS MATERIALIZED (
+    SELECT t.id, t.created_at, t.assignee_id, r.replied_at, r.human_by, r.human_at,
            (SELECT min(m.created_at) FROM messages m WHERE m.ticket_id = t.id AND {HANDOFF}) AS handoff_at
     FROM tickets t
+    -- One pass over the ticket's replies (an index-only scan of messages_replies_idx).
     LEFT JOIN LATERAL (
-        SELECT m.author_id, m.created_at FROM messages m
-        WHERE m.ticket_id = t.id AND {HUMAN_REPLY}
-        ORDER BY m.created_at, m.seq LIMIT 1
-    ) human ON true
+        SELECT min(m.created_at) AS replied_at,
+               min(m.created_at) FILTER (WHERE m.author_kind = 'agent') AS human_at,
+               (array_agg(m.author_id ORDER BY m.created_at, m.seq)
+                    FILTER (WHERE m.author_kind = 'agent'))[1] AS human_by
+        FROM messages m
+        WHERE m.ticket_id = t.id AND {REPLY}
+    ) r ON true
     WHERE t.created_at >= $1 AND t.created_at < $2
 ),
 timed AS (
@@ -79,14 +83,18 @@ timed AS (
 
 # Tickets resolved (or closed) in the period, and whether anyone but the AI answered in them.
 RESOLVED = f"""
-resolved AS (
+resolved AS MATERIALIZED (
     SELECT t.id, t.assignee_id, t.resolved_at,
            {_RESOLUTION} AS resolution,
-           EXISTS (SELECT 1 FROM messages m WHERE m.ticket_id = t.id AND m.visibility = 'public'
-                   AND m.author_kind = 'ai') AS ai_replied,
-           EXISTS (SELECT 1 FROM messages m WHERE m.ticket_id = t.id AND {HUMAN_REPLY}) AS human_replied,
+           coalesce(r.ai_replied, false) AS ai_replied,
+           coalesce(r.human_replied, false) AS human_replied,
            EXISTS (SELECT 1 FROM messages m WHERE m.ticket_id = t.id AND {HANDOFF}) AS handed_off
     FROM tickets t
+    LEFT JOIN LATERAL (
+        SELECT bool_or(m.author_kind = 'ai') AS ai_replied, bool_or(m.author_kind = 'agent') AS human_replied
+        FROM messages m
+        WHERE m.ticket_id = t.id AND {REPLY}
+    ) r ON true
     WHERE t.resolved_at >= $1 AND t.resolved_at < $2
 )"""
 
@@ -255,6 +263,17 @@ ORDER BY coalesce(o.opened, 0) DESC, lower(l.name), l.id
 
 AGENTS = {ratings: _agents_sql(ratings) for ratings in (False, True)}
 LABELS = {ratings: _labels_sql(ratings) for ratings in (False, True)}
+
+
+@asynccontextmanager
+async def reading(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """One connection in a read-only REPEATABLE READ transaction: the statements of one report
+    see one snapshot (the day counts add up to the totals). JIT is off: these statements are
+    estimated expensive enough to be compiled, which cost ~100 ms a statement and saved nothing
+    (docs/performance.md, "Reports")."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.execute("SET LOCAL jit = off")
+        yield conn
 
 
 async def check_time_zone(conn: Executor, tz: str) -> None:

@@ -125,13 +125,14 @@ async def _timezone_checked(pool: asyncpg.Pool, period: Period) -> None:
 
 async def overview(pool: asyncpg.Pool, period: Period) -> dict[str, Any]:
     await _timezone_checked(pool, period)
-    features = await reports_db.optional_features(pool)
-    row = await reports_db.overview(pool, period.start, period.end)
-    reasons = await reports_db.handoff_reasons(pool, period.start, period.end)
-    days = await reports_db.daily(pool, period.start, period.end, period.tz)
+    async with reports_db.reading(pool) as conn:
+        features = await reports_db.optional_features(conn)
+        row = await reports_db.overview(conn, period.start, period.end)
+        reasons = await reports_db.handoff_reasons(conn, period.start, period.end)
+        days = await reports_db.daily(conn, period.start, period.end, period.tz)
+        rated = await reports_db.satisfaction(conn, period.start, period.end) if features["ratings"] else None
     satisfaction: dict[str, Any] = {"available": False}
-    if features["ratings"]:
-        rated = await reports_db.satisfaction(pool, period.start, period.end)
+    if rated is not None:
         satisfaction = {
             "available": True,
             "ratings": rated["ratings"],
@@ -167,8 +168,9 @@ async def overview(pool: asyncpg.Pool, period: Period) -> dict[str, Any]:
 
 
 async def agents(pool: asyncpg.Pool, period: Period) -> dict[str, Any]:
-    features = await reports_db.optional_features(pool)
-    rows = await reports_db.agents(pool, period.start, period.end, ratings=features["ratings"])
+    async with reports_db.reading(pool) as conn:
+        features = await reports_db.optional_features(conn)
+        rows = await reports_db.agents(conn, period.start, period.end, ratings=features["ratings"])
     return {
         "period": period.view(),
         "ratings_available": features["ratings"],
@@ -232,7 +234,8 @@ def _rating(row: asyncpg.Record, available: bool) -> dict[str, Any]:
 async def busiest_hours(pool: asyncpg.Pool, period: Period) -> dict[str, Any]:
     """Every weekday × hour cell (7 × 24), zeros included, so a chart needs no filling in."""
     await _timezone_checked(pool, period)
-    rows = await reports_db.busiest_hours(pool, period.start, period.end, period.tz)
+    async with reports_db.reading(pool) as conn:
+        rows = await reports_db.busiest_hours(conn, period.start, period.end, period.tz)
     found = {(r["weekday"], r["hour"]): r for r in rows}
     cells = []
     for weekday in range(1, 8):
