@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .handlers import (
+    activity,
     admin,
     admin_api_keys,
     admin_kb,
@@ -12,10 +13,12 @@ from .handlers import (
     ai,
     attachments,
     auth,
+    canned,
     console,
     docs,
     events,
     health,
+    labels,
     metrics,
     pages,
     tickets,
@@ -44,6 +47,19 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/tickets/{ticket_id}/ws", ws.ticket_socket, name="ticket-ws")
     r.add_post("/ws/tickets", ws.create_ws_ticket, name="ws-tickets-create")
     r.add_get("/ws/inbox", ws.inbox_socket, name="inbox-ws")
+
+    # The agent workspace (docs/web.md): labels, the activity log, canned responses.
+    r.add_get("/labels", labels.list_labels, name="labels-list")
+    r.add_post("/labels", labels.create_label, name="labels-create")
+    r.add_patch("/labels/{label_id}", labels.update_label, name="label-update")
+    r.add_delete("/labels/{label_id}", labels.delete_label, name="label-delete")
+    r.add_put("/tickets/{ticket_id}/labels", labels.set_ticket_labels, name="ticket-labels")
+    r.add_get("/tickets/{ticket_id}/activity", activity.list_activity, name="ticket-activity")
+    r.add_get("/canned-responses", canned.list_responses, name="canned-list")
+    r.add_post("/canned-responses", canned.create_response, name="canned-create")
+    r.add_patch("/canned-responses/{canned_id}", canned.update_response, name="canned-update")
+    r.add_put("/canned-responses/{canned_id}", canned.update_response, name="canned-replace")
+    r.add_delete("/canned-responses/{canned_id}", canned.delete_response, name="canned-delete")
 
     # Account management (admins only).
     r.add_get("/admin/users", admin.list_users, name="admin-users-list")
