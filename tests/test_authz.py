@@ -48,6 +48,25 @@ CASES = [
         statuses(401, 403, 404, 201, 201),
     ),
     Case("websocket ticket", "POST", "/ws/tickets", None, statuses(401, 201, 201, 201, 201)),
+    # The agent workspace (tests/test_workspace.py has the rest): none of it for customers.
+    Case("list labels", "GET", "/labels", None, statuses(401, 403, 403, 200, 200)),
+    Case("create label", "POST", "/labels", {"name": "x", "color": "nope"}, statuses(401, 403, 403, 403, 422)),
+    Case(
+        "set ticket labels",
+        "PUT",
+        "/tickets/{ticket}/labels",
+        {"label_ids": []},
+        statuses(401, 403, 404, 200, 200),
+    ),
+    Case("ticket activity", "GET", "/tickets/{ticket}/activity", None, statuses(401, 403, 404, 200, 200)),
+    Case("canned responses", "GET", "/canned-responses", None, statuses(401, 403, 403, 200, 200)),
+    Case(
+        "create canned response",
+        "POST",
+        "/canned-responses",
+        {"shortcut": "Bad shortcut!", "body": "x"},
+        statuses(401, 403, 403, 422, 422),
+    ),
 ]
 
 
@@ -98,6 +117,8 @@ async def test_operational_endpoints_are_public(client: TestClient, path: str) -
         ("PATCH", "/tickets/{ticket}", {"status": "closed"}),
         ("GET", "/tickets/{ticket}/messages", None),
         ("POST", "/tickets/{ticket}/messages", {"body": "Hi"}),
+        ("PUT", "/tickets/{ticket}/labels", {"label_ids": []}),
+        ("GET", "/tickets/{ticket}/activity", None),
     ],
 )
 async def test_another_customers_ticket_looks_exactly_like_a_missing_one(

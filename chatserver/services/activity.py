@@ -35,12 +35,13 @@ async def publish_ticket_change(
 async def list_activity(
     pool: asyncpg.Pool, who: Identity, ticket_id: uuid.UUID, *, after_id: int, limit: int
 ) -> dict[str, Any]:
-    """The ticket's lines, oldest first. Customers are refused before the ticket is looked up, so
-    the answer tells them nothing about it."""
+    """The ticket's lines, oldest first. A customer gets 404 for a ticket not theirs (as everywhere)
+    and 403 for their own."""
+    ticket = await tickets_db.get_ticket(pool, ticket_id)
+    if ticket is None or (not who.is_staff and ticket["customer_id"] != who.user_id):
+        raise not_found("Ticket")
     if not who.is_staff:
         raise forbidden("The activity log is for agents")
-    if await tickets_db.get_ticket(pool, ticket_id) is None:
-        raise not_found("Ticket")
     rows = await activity_db.list_activity(pool, ticket_id, after_id, limit + 1)
     entries = [row["entry"] for row in rows[:limit]]
     return {"activity": entries, "has_more": len(rows) > limit}

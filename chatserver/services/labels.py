@@ -20,6 +20,7 @@ from ..realtime.publisher import Publisher
 from ..security import Identity
 from ..views import label_view, ticket_view
 from .activity import publish_ticket_change
+from .tickets import load_visible_ticket
 
 MAX_NAME_CHARS = 50
 # More labels than this on one ticket is a tagging habit, not triage.
@@ -93,8 +94,11 @@ async def delete_label(pool: asyncpg.Pool, publisher: Publisher, label_id: uuid.
 async def set_ticket_labels(
     pool: asyncpg.Pool, publisher: Publisher, who: Identity, ticket_id: uuid.UUID, label_ids: list[uuid.UUID]
 ) -> dict[str, Any]:
-    """Replace the ticket's labels with `label_ids` (agents and admins)."""
-    require_agent(who)
+    """Replace the ticket's labels with `label_ids` (agents and admins). A customer gets 404 for a
+    ticket not theirs (as everywhere) and 403 for their own."""
+    if not who.is_staff:
+        await load_visible_ticket(pool, who, ticket_id)
+        raise forbidden("Labels are for agents")
     wanted = list(dict.fromkeys(label_ids))
     if len(wanted) > MAX_LABELS_PER_TICKET:
         raise validation_error(
