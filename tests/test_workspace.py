@@ -3,15 +3,19 @@ Customers see none of it; agents use it; admins manage what is shared."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from chatserver.app import create_app
 from chatserver.keys import DB_POOL
+from chatserver.settings import Settings
 
 from .conftest import MakeUser, User, create_ticket
+from .fake_groq import ai_settings
 from .test_openapi import assert_matches_spec
 from .wsutil import drain, recv, recv_type
 
@@ -434,3 +438,44 @@ async def test_api_keys_reach_labels_and_activity_with_their_scopes_only(
     assert (await clean.get(f"/tickets/{ticket['id']}/activity", headers=key)).status == 200
     assert (await clean.put(f"/tickets/{ticket['id']}/labels", json={"label_ids": []}, headers=key)).status == 403
     assert (await clean.get("/canned-responses", headers=key)).status == 403
+
+
+async def test_socket_frames_and_takeover_record_activity(clean: TestClient, make_user: MakeUser) -> None:
+    """ticket.update, ai.handback and ai.takeover over the room socket: a line each, live to agents."""
+    agent, customer = await make_user("agent", name="Ava"), await make_user("customer")
+    ticket = await create_ticket(clean, customer)
+    aws = await clean.ws_connect(f"/tickets/{ticket['id']}/ws", headers=agent.headers)
+    try:
+        assert (await recv(aws))["type"] == "joined"
+        await aws.send_json({"type": "ticket.update", "priority": "low"})
+        assert (await recv_type(aws, "activity.created"))["activity"]["kind"] == "priority"
+        await aws.send_json({"type": "ai.handback"})
+        assert (await recv_type(aws, "activity.created"))["activity"]["data"] == {"from": False, "to": True}
+        await aws.send_json({"type": "ai.takeover"})
+        assert (await recv_type(aws, "activity.created"))["activity"]["data"] == {"from": True, "to": False}
+    finally:
+        await aws.close()
+    kinds = [(e["kind"], e["actor"]["name"]) for e in await activity(clean, agent, ticket["id"])]
+    assert kinds == [("priority", "Ava"), ("ai", "Ava"), ("ai", "Ava")]
+
+
+async def test_the_ai_handing_off_is_recorded_without_an_actor(
+    aiohttp_client: Any, settings: Settings, make_user: MakeUser
+) -> None:
+    """The offline responder's handoff (a customer asking for a person) turns the AI off: the
+    line has no actor (the system did it)."""
+    app = create_app(ai_settings(settings, None), bcrypt_rounds=4)
+    ai_client = await aiohttp_client(app)
+    agent = await make_user("agent")
+    resp = await ai_client.post(
+        "/auth/signup", json={"email": f"h-{uuid.uuid4().hex[:6]}@example.com", "password": "password123"}
+    )
+    headers = {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
+    created = await ai_client.post("/tickets", json={"subject": "x", "message": "I want a human"}, headers=headers)
+    ticket = (await created.json())["ticket"]
+    for _ in range(100):
+        entries = await activity(ai_client, agent, ticket["id"])
+        if entries:
+            break
+        await asyncio.sleep(0.05)
+    assert [(e["kind"], e["data"], e["actor"]) for e in entries] == [("ai", {"from": True, "to": False}, None)]
