@@ -4,6 +4,7 @@ by it, and the activity line that records it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -114,6 +115,17 @@ async def test_slash_inserts_a_canned_response_with_its_variables_filled(browser
         page.locator(".msg-mine .bubble").last,
         f"Hi Cara [VIP], {AGENT_NAME} here about {ticket['id']} (cara@example.com) {{{{unknown.thing}}}}",
     )
+
+    # An agent saves their own: "Save as canned" asks for the shortcut; "/" offers it at once.
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("hours")))
+    await composer.fill("We are open 9 to 5.")
+    await page.get_by_role("button", name="Save as canned").click()
+    await page.locator("#toast", has_text="Saved as /hours.").wait_for()
+    await composer.fill("")
+    await composer.press_sequentially("/hou")
+    await listbox.get_by_role("option", name="/hours").wait_for()
+    await composer.press("Tab")
+    assert await composer.input_value() == "We are open 9 to 5."
     assert_no_js_errors(page)
 
 

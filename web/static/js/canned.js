@@ -177,3 +177,22 @@ export class CannedPicker {
     this.items = null;
   }
 }
+
+/** Save the composer's text as one of your personal canned responses, asking for its shortcut. */
+export async function saveAsCanned({ api, text, toast, ask = (question) => window.prompt(question, "") }) {
+  const body = text.trim();
+  if (!body) {
+    toast("Write the response first, then save it.");
+    return null;
+  }
+  const shortcut = (ask("Shortcut for this canned response (type / and the shortcut in the composer):") || "").trim();
+  if (!shortcut) return null;
+  try {
+    const item = (await api("/canned-responses", { method: "POST", body: { shortcut, body } })).canned_response;
+    toast(`Saved as /${item.shortcut}.`);
+    return item;
+  } catch (err) {
+    toast(`Could not save it: ${err.message}`);
+    return null;
+  }
+}

@@ -7,7 +7,7 @@ import { Room, apiError, socketUrl } from "./room.js";
 import { Thread } from "./thread.js";
 import { AttachmentTray, AttachmentViewer, attachmentStrings, withAttachments } from "./attachments.js";
 import { LabelCatalogue, TicketLabels, labelChips, renderLabelFilter } from "./labels.js";
-import { CannedPicker } from "./canned.js";
+import { CannedPicker, saveAsCanned } from "./canned.js";
 import { loadActivity, showActivity } from "./activity.js";
 
 const layout = document.getElementById("layout");
@@ -389,6 +389,15 @@ function buildTicketPane(ticketId) {
   els.modeNote = h("input", { type: "radio", name: "mode", value: "note", id: "mode-note" });
   els.send = h("button", { type: "submit", class: "primary", text: "Send" });
   els.suggest = h("button", { type: "button", class: "secondary", text: "Suggest reply", onclick: askCopilot });
+  els.saveCanned = h("button", {
+    type: "button",
+    class: "ghost",
+    text: "Save as canned",
+    title: "Save this text as one of your canned responses (then type / to use it)",
+    onclick: async () => {
+      if (await saveAsCanned({ api, text: els.input.value, toast })) els.canned.refresh();
+    },
+  });
   els.form = h(
     "form",
     { class: "composer", onsubmit: (event) => (event.preventDefault(), sendReply()) },
@@ -401,7 +410,7 @@ function buildTicketPane(ticketId) {
     ),
     h("label", { for: "reply-input", class: "sr-only", id: "reply-label", text: "Message" }),
     els.input,
-    h("div", { class: "composer-actions" }, els.suggest, els.send),
+    h("div", { class: "composer-actions" }, els.saveCanned, els.suggest, els.send),
   );
   for (const radio of [els.modeReply, els.modeNote]) radio.addEventListener("change", renderMode);
   els.input.addEventListener("keydown", (event) => {
