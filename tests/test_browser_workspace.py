@@ -160,3 +160,36 @@ async def test_a_label_added_in_the_console_filters_the_inbox(browser: Any, live
     await page.get_by_label("Filter by label").select_option(label="Any")
     await expect_count(page.locator(".ticket-row"), 2)
     assert_no_js_errors(page)
+
+
+async def test_admin_manages_labels_and_shared_canned_responses(browser: Any, live: Live) -> None:
+    from .test_browser_admin import axe_serious
+
+    await admin_token(live)  # creates the admin account
+    page = await new_page(browser, bypass_csp=True)  # the CSP is bypassed only to inject axe-core
+    await console_login(page, live, ADMIN_EMAIL)
+    await page.goto(live.url("/console/admin/labels"))
+    await page.get_by_role("heading", name="Labels", level=1).wait_for()
+    await page.get_by_label("Name").fill("Refund")
+    await page.get_by_role("button", name="Create label").click()
+    await page.get_by_label("New name for Refund").fill("Refunds")
+    await page.get_by_role("button", name="Save Refund").click()
+    await expect_text(page.locator("table.data tbody tr td .label-chip"), "Refunds")
+    assert await axe_serious(page) == []
+    assert [label["name"] for label in (await rest(live, "GET", "/labels", await agent_token(live)))["labels"]] == [
+        "Refunds"
+    ]
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.get_by_role("button", name="Delete Refunds").click()
+    await page.locator("#admin-root p.muted", has_text="No labels yet.").wait_for()
+
+    await page.goto(live.url("/console/admin/canned"))
+    await page.get_by_role("heading", name="Canned responses", level=1).wait_for()
+    await page.get_by_label("Shortcut").fill("welcome")
+    await page.get_by_label("Text", exact=True).fill("Welcome, {{customer.name}}!")
+    await page.get_by_role("button", name="Create response").click()
+    await expect_text(page.locator("table.data tbody tr td code"), "/welcome")
+    assert await axe_serious(page) == []
+    shared = (await rest(live, "GET", "/canned-responses", await agent_token(live)))["canned_responses"]
+    assert [(c["shortcut"], c["shared"]) for c in shared] == [("welcome", True)]
+    assert_no_js_errors(page)

@@ -4,22 +4,13 @@ room and the inbox of an agent connected to instance B (through the Redis backpl
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
-import pytest
 
-from .conftest import PASSWORD, backplane_env
-from .services import ServerProcess, running_servers
+from .conftest import PASSWORD
+from .services import ServerProcess
 from .test_access_instances import auth, make_account, sign_in
 from .wsutil import drain, recv, recv_type
-
-
-@pytest.fixture
-def two_servers(database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    with running_servers(backplane_env(database_url, redis_url, redis_prefix, tmp_path), tmp_path) as servers:
-        yield servers
 
 
 async def test_a_label_added_on_one_instance_shows_on_the_other_at_once(
