@@ -23,6 +23,8 @@ from .handlers import admin_api_keys as api_key_handlers
 from .handlers import admin_kb as admin_kb_handlers
 from .handlers import admin_webhooks as webhook_handlers
 from .handlers import auth as auth_handlers
+from .handlers import canned as canned_handlers
+from .handlers import labels as label_handlers
 from .handlers import ratings as rating_handlers
 from .handlers import tickets as ticket_handlers
 from .handlers import widget as widget_handlers
@@ -30,6 +32,7 @@ from .handlers.pages import ADMIN_SECTIONS
 from .security import PASSWORD_MIN_CHARS
 from .services import api_keys as api_key_service
 from .services import customer_panel as panel_service
+from .services import labels as label_service
 from .services import messages as message_service
 from .services import search as search_service
 from .services import tickets as ticket_service
@@ -229,6 +232,11 @@ SCHEMAS: dict[str, Schema] = {
             "rating_comment": nullable({"type": "string", "description": "The comment given with the rating."}),
             "rated_at": nullable(TIMESTAMP),
             "match": {**nullable(ref("SearchMatch")), "description": "In GET /tickets?q= results only."},
+            "labels": {
+                "type": "array",
+                "items": ref("TicketLabel"),
+                "description": "Sorted by name. Agents and admins only: absent for customers.",
+            },
         },
         required=[
             "id",
@@ -266,6 +274,7 @@ SCHEMAS: dict[str, Schema] = {
             "next_cursor": nullable({"type": "string", "description": "Pass as ?cursor= for the next page."}),
         }
     ),
+    "TicketLabel": obj({"id": UUID, "name": {"type": "string"}, "color": {"type": "string"}}),
     "TicketResponse": obj({"ticket": ref("Ticket")}),
     "TicketPage": obj(
         {
@@ -629,6 +638,12 @@ LIST_TICKET_PARAMS = [
         f"ticket then carries a `match`. At most {search_service.MAX_QUERY_CHARS} characters and "
         f"{search_service.MAX_TERMS} words, with at least one word (letters or digits): else a 422 naming q. "
         "Blank: no search. Combines with the other filters and the cursor.",
+    ),
+    query_param(
+        "label",
+        {"type": "string", "maxLength": 100},
+        "Only tickets carrying this label (its id, or its name in any case; an unknown name is a 422). "
+        "Agents and admins only (403 for customers).",
     ),
     query_param(
         "cursor",
@@ -2259,6 +2274,215 @@ PATHS.update(
 )
 
 
+# ---- the agent workspace: labels, activity, canned responses (docs/web.md) ---------------
+
+LABEL_COLOR: Schema = {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$", "description": "#rrggbb, stored lower case."}
+ACTOR: Schema = nullable(
+    obj(
+        {"id": UUID, "name": {"type": "string"}, "role": {"type": "string"}},
+        description="Who made the change; null for the system (the AI handing off).",
+    )
+)
+ASSIGNEE_REF: Schema = nullable(obj({"id": UUID, "name": {"type": "string"}}))
+SCHEMAS.update(
+    {
+        "Label": obj(
+            {
+                "id": UUID,
+                "name": {"type": "string"},
+                "color": {"type": "string"},
+                "created_at": TIMESTAMP,
+                "updated_at": TIMESTAMP,
+            }
+        ),
+        "LabelResponse": obj({"label": ref("Label")}),
+        "LabelList": obj({"labels": {"type": "array", "items": ref("Label")}}),
+        "CreateLabelRequest": with_properties(request_schema(label_handlers.CREATE_SCHEMA), color=LABEL_COLOR),
+        "UpdateLabelRequest": with_properties(request_schema(label_handlers.UPDATE_SCHEMA), color=LABEL_COLOR),
+        "TicketLabelsRequest": obj(
+            {
+                "label_ids": {
+                    "type": "array",
+                    "items": UUID,
+                    "maxItems": label_service.MAX_LABELS_PER_TICKET,
+                    "description": "The ticket's labels after the call (the whole set; [] removes all).",
+                }
+            }
+        ),
+        "Activity": obj(
+            {
+                "id": {"type": "integer", "description": "Increases with time; page with ?after_id=."},
+                "ticket_id": UUID,
+                "kind": {"type": "string", "enum": ["status", "priority", "assignee", "ai", "labels"]},
+                "data": {
+                    "type": "object",
+                    "description": "status, priority: {from, to} (strings); ai: {from, to} (booleans); assignee: "
+                    "{from, to}, each null or {id, name} (the name at the time); labels: {added, removed}, "
+                    "lists of {id, name, color}.",
+                },
+                "actor": ACTOR,
+                "created_at": TIMESTAMP,
+            }
+        ),
+        "ActivityPage": obj({"activity": {"type": "array", "items": ref("Activity")}, "has_more": {"type": "boolean"}}),
+        "CannedResponse": obj(
+            {
+                "id": UUID,
+                "shortcut": {"type": "string"},
+                "body": {"type": "string"},
+                "shared": {"type": "boolean", "description": "Shared with every agent (managed by admins)."},
+                "owner_id": nullable(UUID),
+                "created_at": TIMESTAMP,
+                "updated_at": TIMESTAMP,
+            }
+        ),
+        "CannedResponseResponse": obj({"canned_response": ref("CannedResponse")}),
+        "CannedResponseList": obj({"canned_responses": {"type": "array", "items": ref("CannedResponse")}}),
+        "CreateCannedResponseRequest": request_schema(canned_handlers.CREATE_SCHEMA),
+        "UpdateCannedResponseRequest": request_schema(canned_handlers.UPDATE_SCHEMA),
+    }
+)
+LABEL_ID_PARAM: Schema = {"name": "label_id", "in": "path", "required": True, "schema": UUID}
+CANNED_ID_PARAM: Schema = {"name": "canned_id", "in": "path", "required": True, "schema": UUID}
+AGENTS_NOTE = "Agents and admins (403 for customers)."
+CANNED_CHANGE_NOTE = (
+    "Your own personal response, or a shared one (admins only: 403 for agents). Another agent's personal "
+    "response is 404. 409 when the shortcut is taken."
+)
+UPDATE_CANNED: dict[str, Any] = {
+    "params": [CANNED_ID_PARAM],
+    "body": "UpdateCannedResponseRequest",
+    "ok": {"200": json_content(ref("CannedResponseResponse"), "The response after the change.")},
+    "errors": ("Forbidden", "NotFound", "Conflict"),
+    "description": CANNED_CHANGE_NOTE + " PUT and PATCH are the same: fields left out keep their value.",
+}
+PATHS.update(
+    {
+        "/labels": {
+            "get": operation(
+                "List labels",
+                tag="workspace",
+                operation_id="listLabels",
+                ok={"200": json_content(ref("LabelList"), "Every label, by name.")},
+                errors=("Forbidden",),
+                description=AGENTS_NOTE + " An API key needs tickets:read.",
+            ),
+            "post": operation(
+                "Create a label",
+                tag="workspace",
+                operation_id="createLabel",
+                body="CreateLabelRequest",
+                ok={"201": json_content(ref("LabelResponse"), "The new label.")},
+                errors=("Forbidden", "Conflict"),
+                description="Admins only. 409 when a label has this name (in any case).",
+            ),
+        },
+        "/labels/{label_id}": {
+            "patch": operation(
+                "Rename or recolour a label",
+                tag="workspace",
+                operation_id="updateLabel",
+                params=[LABEL_ID_PARAM],
+                body="UpdateLabelRequest",
+                ok={"200": json_content(ref("LabelResponse"), "The label after the change.")},
+                errors=("Forbidden", "NotFound", "Conflict"),
+                description="Admins only. Every ticket carrying the label shows the change.",
+            ),
+            "delete": operation(
+                "Delete a label",
+                tag="workspace",
+                operation_id="deleteLabel",
+                params=[LABEL_ID_PARAM],
+                ok={"204": {"description": "Deleted, and taken off every ticket."}},
+                errors=("Forbidden", "NotFound"),
+                description="Admins only.",
+            ),
+        },
+        "/tickets/{ticket_id}/labels": {
+            "put": operation(
+                "Replace a ticket's labels",
+                tag="workspace",
+                operation_id="setTicketLabels",
+                params=[TICKET_ID_PARAM],
+                body="TicketLabelsRequest",
+                ok={"200": json_content(ref("TicketResponse"), "The ticket with its labels.")},
+                errors=("Forbidden", "NotFound"),
+                description=AGENTS_NOTE + " An API key needs tickets:write. A change is a ticket update: the "
+                'ticket.updated event, an activity line, and `ticket.updated` with changes ["labels"] to agents '
+                "in the room. 422 for an unknown label id.",
+            )
+        },
+        "/tickets/{ticket_id}/activity": {
+            "get": operation(
+                "A ticket's activity log",
+                tag="workspace",
+                operation_id="listTicketActivity",
+                params=[
+                    TICKET_ID_PARAM,
+                    query_param(
+                        "after_id",
+                        {"type": "integer", "minimum": 0, "maximum": 2**62},
+                        "Lines after this id (default: from the start).",
+                    ),
+                    query_param(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "Page size."
+                    ),
+                ],
+                ok={"200": json_content(ref("ActivityPage"), "Lines, oldest first.")},
+                errors=("Forbidden", "NotFound", "ValidationError"),
+                description=AGENTS_NOTE + " Status, priority, assignee, label and AI changes: who, what, when. "
+                "Never part of the messages, so no path that serves messages to customers carries it.",
+            )
+        },
+        "/canned-responses": {
+            "get": operation(
+                "List canned responses",
+                tag="workspace",
+                operation_id="listCannedResponses",
+                params=[
+                    query_param(
+                        "q", {"type": "string", "maxLength": 100}, "Only those whose shortcut or text contains this."
+                    )
+                ],
+                ok={"200": json_content(ref("CannedResponseList"), "The shared ones and your own, by shortcut.")},
+                errors=("Forbidden", "ValidationError"),
+                description=AGENTS_NOTE,
+            ),
+            "post": operation(
+                "Create a canned response",
+                tag="workspace",
+                operation_id="createCannedResponse",
+                body="CreateCannedResponseRequest",
+                ok={"201": json_content(ref("CannedResponseResponse"), "The new response.")},
+                errors=("Forbidden", "Conflict"),
+                description="Personal by default; `shared: true` for admins only (403 for agents). The shortcut "
+                "is 1-40 characters from a-z, 0-9, - and _ (upper case is lowered). 409 when taken.",
+            ),
+        },
+        "/canned-responses/{canned_id}": {
+            "patch": operation(
+                "Change a canned response", tag="workspace", operation_id="updateCannedResponse", **UPDATE_CANNED
+            ),
+            "put": operation(
+                "Change a canned response (as PATCH)",
+                tag="workspace",
+                operation_id="replaceCannedResponse",
+                **UPDATE_CANNED,
+            ),
+            "delete": operation(
+                "Delete a canned response",
+                tag="workspace",
+                operation_id="deleteCannedResponse",
+                params=[CANNED_ID_PARAM],
+                ok={"204": {"description": "Deleted."}},
+                errors=("Forbidden", "NotFound"),
+                description=CANNED_CHANGE_NOTE,
+            ),
+        },
+    }
+)
+
+
 def build_spec() -> dict[str, Any]:
     """The whole document; a fresh copy each call, so callers may change it."""
     return copy.deepcopy(
@@ -2283,6 +2507,7 @@ def build_spec() -> dict[str, Any]:
                 {"name": "console", "description": "The agent console's JSON endpoints"},
                 {"name": "web", "description": "HTML pages: the agent console and the widget demo"},
                 {"name": "admin", "description": "Account management, for admins (docs/security.md)"},
+                {"name": "workspace", "description": "Labels, activity and canned responses for agents (docs/web.md)"},
                 {
                     "name": "reports",
                     "description": 'Figures over a period, for agents and admins (docs/web.md, "Reports")',

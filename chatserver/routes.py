@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .handlers import (
+    activity,
     admin,
     admin_api_keys,
     admin_kb,
@@ -12,6 +13,7 @@ from .handlers import (
     ai,
     attachments,
     auth,
+    canned,
     console,
     console_account,
     console_reports,
@@ -19,6 +21,7 @@ from .handlers import (
     docs,
     events,
     health,
+    labels,
     metrics,
     pages,
     ratings,
@@ -58,6 +61,18 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/reports/agents", reports.agents, name="reports-agents")
     r.add_get("/reports/labels", reports.labels, name="reports-labels")
     r.add_get("/reports/busiest-hours", reports.busiest_hours, name="reports-busiest-hours")
+    # The agent workspace (docs/web.md): labels, the activity log, canned responses.
+    r.add_get("/labels", labels.list_labels, name="labels-list")
+    r.add_post("/labels", labels.create_label, name="labels-create")
+    r.add_patch("/labels/{label_id}", labels.update_label, name="label-update")
+    r.add_delete("/labels/{label_id}", labels.delete_label, name="label-delete")
+    r.add_put("/tickets/{ticket_id}/labels", labels.set_ticket_labels, name="ticket-labels")
+    r.add_get("/tickets/{ticket_id}/activity", activity.list_activity, name="ticket-activity")
+    r.add_get("/canned-responses", canned.list_responses, name="canned-list")
+    r.add_post("/canned-responses", canned.create_response, name="canned-create")
+    r.add_patch("/canned-responses/{canned_id}", canned.update_response, name="canned-update")
+    r.add_put("/canned-responses/{canned_id}", canned.update_response, name="canned-replace")
+    r.add_delete("/canned-responses/{canned_id}", canned.delete_response, name="canned-delete")
 
     # Account management (admins only).
     r.add_get("/admin/users", admin.list_users, name="admin-users-list")

@@ -41,6 +41,44 @@ def ticket_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "rating": row["rating"],
         "rating_comment": row["rating_comment"],
         "rated_at": row["rated_at"],
+        # [{"id", "name", "color"}] sorted by name; agents only (public_ticket).
+        "labels": row["labels"],
+    }
+
+
+# What only agents see of a ticket: customers get it without these (REST, room frames, snapshot).
+STAFF_TICKET_FIELDS = ("labels",)
+
+
+def public_ticket(ticket: dict[str, Any]) -> dict[str, Any]:
+    """A ticket as its customer sees it."""
+    return {k: v for k, v in ticket.items() if k not in STAFF_TICKET_FIELDS}
+
+
+def ticket_for(ticket: dict[str, Any], staff: bool) -> dict[str, Any]:
+    return ticket if staff else public_ticket(ticket)
+
+
+def label_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "color": row["color"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def canned_response_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "shortcut": row["shortcut"],
+        "body": row["body"],
+        # Shared responses have no owner: every agent sees them, admins manage them.
+        "shared": row["owner_id"] is None,
+        "owner_id": row["owner_id"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
     }
 
 

@@ -52,6 +52,25 @@ CASES = [
     # The owner passes authorization and meets the ticket's state: an open ticket is not rateable.
     Case("rate ticket", "POST", "/tickets/{ticket}/rating", {"score": 5}, statuses(401, 409, 404, 403, 403)),
     Case("conversation history", "GET", "/widget/conversations", None, statuses(401, 200, 200, 403, 403)),
+    # The agent workspace (tests/test_workspace.py has the rest): none of it for customers.
+    Case("list labels", "GET", "/labels", None, statuses(401, 403, 403, 200, 200)),
+    Case("create label", "POST", "/labels", {"name": "x", "color": "nope"}, statuses(401, 403, 403, 403, 422)),
+    Case(
+        "set ticket labels",
+        "PUT",
+        "/tickets/{ticket}/labels",
+        {"label_ids": []},
+        statuses(401, 403, 404, 200, 200),
+    ),
+    Case("ticket activity", "GET", "/tickets/{ticket}/activity", None, statuses(401, 403, 404, 200, 200)),
+    Case("canned responses", "GET", "/canned-responses", None, statuses(401, 403, 403, 200, 200)),
+    Case(
+        "create canned response",
+        "POST",
+        "/canned-responses",
+        {"shortcut": "Bad shortcut!", "body": "x"},
+        statuses(401, 403, 403, 422, 422),
+    ),
 ]
 
 
@@ -102,6 +121,8 @@ async def test_operational_endpoints_are_public(client: TestClient, path: str) -
         ("PATCH", "/tickets/{ticket}", {"status": "closed"}),
         ("GET", "/tickets/{ticket}/messages", None),
         ("POST", "/tickets/{ticket}/messages", {"body": "Hi"}),
+        ("PUT", "/tickets/{ticket}/labels", {"label_ids": []}),
+        ("GET", "/tickets/{ticket}/activity", None),
     ],
 )
 async def test_another_customers_ticket_looks_exactly_like_a_missing_one(

@@ -37,6 +37,7 @@ from ..realtime.events import Event
 from ..realtime.publisher import Publisher
 from ..security import Identity
 from ..services import tickets as ticket_service
+from ..services.activity import publish_ticket_change
 from ..settings import Settings
 from ..views import message_view, ticket_view
 from . import handoff, limits, offline
@@ -249,10 +250,7 @@ class AiService:
             row = await tickets_db.update_ticket(self.pool, ticket_id, changes)
             if row is None:
                 return
-            view = ticket_view(row)
-            names = sorted(changes)
-            await publisher.publish(events.ticket_updated(view, names, None))
-            await publisher.publish(events.inbox_ticket_updated(view, names))
+            await publish_ticket_change(publisher, row, sorted(changes), None)
         stored = await messages_db.insert_message(
             self.pool,
             ticket_id=ticket_id,

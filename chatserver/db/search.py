@@ -51,7 +51,8 @@ UNION ALL
 SELECT 1 FROM tickets
 """
 
-# The filters and keyset of GET /tickets (db/tickets.py LIST_TICKETS), same parameter numbers.
+# The filters and keyset of GET /tickets (db/tickets.py LIST_TICKETS), same parameter numbers but
+# the label's ($11 here: $10 is the query).
 _FILTERS = """
   AND ($2::text IS NULL OR t.status = $2)
   AND ($3::text IS NULL OR t.priority = $3)
@@ -59,6 +60,7 @@ _FILTERS = """
   AND ($5::uuid IS NULL OR t.assignee_id = $5)
   AND ($6::timestamptz IS NULL OR (t.last_activity_at, t.id) < ($6, $7::uuid))
   AND ($9::boolean IS NULL OR t.waiting_for_agent = $9)
+  AND ($11::jsonb IS NULL OR t.labels @> $11)
 """
 _COLUMNS = ", ".join(f"t.{name.strip()}" for name in TICKET_COLUMNS.split(","))
 _PLAIN_COLUMNS = ", ".join(f"r.{name.strip()}" for name in TICKET_COLUMNS.split(","))
@@ -189,16 +191,25 @@ async def estimate_candidates(conn: Executor, query: str) -> tuple[int, int]:
     return sum(rows[:-1]), rows[-1]
 
 
-async def search_tickets(conn: Executor, query: str, **filters: Any) -> list[asyncpg.Record]:
+def _label_arg(label_id: uuid.UUID | None) -> list[dict[str, str]] | None:
+    """$11: the label filter as db/tickets.py LIST_TICKETS takes it (labels @> [{"id": ...}])."""
+    return None if label_id is None else [{"id": str(label_id)}]
+
+
+async def search_tickets(
+    conn: Executor, query: str, *, label_id: uuid.UUID | None = None, **filters: Any
+) -> list[asyncpg.Record]:
     """Tickets matching `query` (tsquery text), through the list's filters (`customer_id` set:
     that customer's own tickets and public messages only)."""
     sql = SEARCH_TICKETS_STAFF if filters["customer_id"] is None else SEARCH_TICKETS_CUSTOMER
-    return await conn.fetch(sql, *_filter_args(**filters), query)
+    return await conn.fetch(sql, *_filter_args(**filters), query, _label_arg(label_id))
 
 
-async def search_window(conn: Executor, query: str, **filters: Any) -> list[asyncpg.Record]:
+async def search_window(
+    conn: Executor, query: str, *, label_id: uuid.UUID | None = None, **filters: Any
+) -> list[asyncpg.Record]:
     """SEARCH_WINDOW_STAFF over the next `limit` tickets of the list: rows with `matched`."""
-    return await conn.fetch(SEARCH_WINDOW_STAFF, *_filter_args(**filters), query)
+    return await conn.fetch(SEARCH_WINDOW_STAFF, *_filter_args(**filters), query, _label_arg(label_id))
 
 
 async def matched_messages(

@@ -9,12 +9,13 @@ from typing import Any
 import asyncpg
 
 from . import Executor
+from .activity import ACTIVITY_COLUMNS, ACTIVITY_VIEW
 from .events import TICKET_CREATED, TICKET_UPDATED, json_object
 
 # rating, rating_comment, rated_at: the customer's rating (services/ratings.py), null until rated.
 TICKET_COLUMNS = """id, customer_id, subject, description, status, priority, assignee_id,
     ai_enabled, waiting_for_agent, last_seq, last_activity_at, created_at, updated_at,
-    rating, rating_comment, rated_at"""
+    rating, rating_comment, rated_at, labels"""
 _TICKET_FIELDS = [name.strip() for name in TICKET_COLUMNS.split(",")]
 
 # The ticket and its ticket.created event (the outbox, db/events.py) in one statement.
@@ -45,6 +46,7 @@ WHERE ($1::uuid IS NULL OR customer_id = $1)
   AND ($5::uuid IS NULL OR assignee_id = $5)
   AND ($6::timestamptz IS NULL OR (last_activity_at, id) < ($6, $7::uuid))
   AND ($9::boolean IS NULL OR waiting_for_agent = $9)
+  AND ($10::jsonb IS NULL OR labels @> $10)
 ORDER BY last_activity_at DESC, id DESC
 LIMIT $8
 """
@@ -65,7 +67,30 @@ FROM tickets WHERE customer_id = $1
 """
 
 # Only the columns a caller may change; the caller builds the SET list from this allow-list.
-UPDATABLE = ("status", "priority", "assignee_id", "ai_enabled", "waiting_for_agent")
+UPDATABLE = ("status", "priority", "assignee_id", "ai_enabled", "waiting_for_agent", "labels")
+
+# The activity lines (agents only, docs/web.md "Activity") an update writes, one per kind of change,
+# computed in the update's own statement from the row as it was (locked) and as it is now. Labels
+# record what was added and removed; an assignee is recorded with the name it had then.
+_ASSIGNEE = "(SELECT jsonb_build_object('id', u.id, 'name', u.display_name) FROM users u WHERE u.id = {})"
+_LABEL_DIFF = (
+    "(SELECT coalesce(jsonb_agg(e ORDER BY e->>'name'), '[]'::jsonb) FROM jsonb_array_elements({a}) e "
+    "WHERE NOT {b} @> jsonb_build_array(jsonb_build_object('id', e->'id')))"
+)
+_ACTIVITY_ROWS = f"""(VALUES
+    ('status', jsonb_build_object('from', updated.old_status, 'to', updated.status),
+     updated.old_status IS DISTINCT FROM updated.status),
+    ('priority', jsonb_build_object('from', updated.old_priority, 'to', updated.priority),
+     updated.old_priority IS DISTINCT FROM updated.priority),
+    ('assignee', jsonb_build_object('from', {_ASSIGNEE.format("updated.old_assignee_id")},
+                                    'to', {_ASSIGNEE.format("updated.assignee_id")}),
+     updated.old_assignee_id IS DISTINCT FROM updated.assignee_id),
+    ('ai', jsonb_build_object('from', updated.old_ai_enabled, 'to', updated.ai_enabled),
+     updated.old_ai_enabled IS DISTINCT FROM updated.ai_enabled),
+    ('labels', jsonb_build_object('added', {_LABEL_DIFF.format(a="updated.labels", b="updated.old_labels")},
+                                  'removed', {_LABEL_DIFF.format(a="updated.old_labels", b="updated.labels")}),
+     updated.old_labels IS DISTINCT FROM updated.labels)
+) AS change (kind, data, changed)"""
 
 
 async def insert_ticket(
@@ -98,6 +123,7 @@ async def list_tickets(
     before: tuple[dt.datetime, uuid.UUID] | None,
     limit: int,
     waiting_for_agent: bool | None = None,
+    label_id: uuid.UUID | None = None,
 ) -> list[asyncpg.Record]:
     before_at, before_id = before if before else (None, None)
     return await conn.fetch(
@@ -111,6 +137,7 @@ async def list_tickets(
         before_id,
         limit,
         waiting_for_agent,
+        None if label_id is None else [{"id": str(label_id)}],
     )
 
 
@@ -118,19 +145,32 @@ async def update_ticket(
     conn: Executor, ticket_id: uuid.UUID, changes: dict[str, Any], by: uuid.UUID | None = None
 ) -> asyncpg.Record | None:
     """Apply `changes` (keys from UPDATABLE only) and bump the activity time; records the
-    ticket.updated event (its `changes` and who made them, `by`) in the same statement."""
+    ticket.updated event (its `changes` and who made them, `by`) and the activity lines in the
+    same statement. The row comes back with an extra `activity` column: the lines written, as
+    db/activity.py's ACTIVITY_VIEW shapes them (oldest first)."""
     columns = [name for name in changes if name in UPDATABLE]
     if len(columns) != len(changes):
         raise ValueError(f"not updatable: {set(changes) - set(UPDATABLE)}")
     # Column names come from the fixed allow-list above, never from input; values are $n.
     assignments = ", ".join(f"{name} = ${i + 3}" for i, name in enumerate(columns))
     names = ", ".join(f"'{name}'" for name in sorted(columns))
+    returned = ", ".join(f"t.{name}" for name in _TICKET_FIELDS)
+    # The FROM subquery locks the row and keeps its values from before this update, which
+    # RETURNING could not show otherwise (the activity lines need both).
     sql = (
-        f"WITH updated AS (UPDATE tickets SET {assignments}, updated_at = now(), last_activity_at = now() "
-        f"WHERE id = $1 RETURNING {TICKET_COLUMNS}), "
+        f"WITH updated AS (UPDATE tickets t SET {assignments}, updated_at = now(), last_activity_at = now() "
+        f"FROM (SELECT id, status, priority, assignee_id, ai_enabled, labels FROM tickets WHERE id = $1 "
+        f"FOR NO KEY UPDATE) old WHERE t.id = old.id "
+        f"RETURNING {returned}, old.status AS old_status, old.priority AS old_priority, "
+        f"old.assignee_id AS old_assignee_id, old.ai_enabled AS old_ai_enabled, old.labels AS old_labels), "
         f"event AS (INSERT INTO events (type, ticket_id, data) SELECT '{TICKET_UPDATED}', updated.id, "
         f"jsonb_build_object('ticket', {json_object('updated', _TICKET_FIELDS)}, "
-        f"'changes', jsonb_build_array({names}), 'by', $2::uuid) FROM updated) "
-        f"SELECT {TICKET_COLUMNS} FROM updated"
+        f"'changes', jsonb_build_array({names}), 'by', $2::uuid) FROM updated), "
+        f"activity AS (INSERT INTO ticket_activity (ticket_id, actor_id, kind, data) "
+        f"SELECT updated.id, $2::uuid, change.kind, change.data FROM updated, LATERAL {_ACTIVITY_ROWS} "
+        f"WHERE change.changed RETURNING {ACTIVITY_COLUMNS}) "
+        f"SELECT {', '.join(f'updated.{name}' for name in _TICKET_FIELDS)}, "
+        f"(SELECT coalesce(jsonb_agg({ACTIVITY_VIEW} ORDER BY activity.id), '[]'::jsonb) FROM activity "
+        f"LEFT JOIN users actor ON actor.id = activity.actor_id) AS activity FROM updated"
     )
     return await conn.fetchrow(sql, ticket_id, by, *(changes[name] for name in columns))

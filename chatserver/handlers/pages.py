@@ -194,6 +194,8 @@ ADMIN_SECTIONS: tuple[tuple[str, str], ...] = (
     ("agents", "Agents"),
     ("api-keys", "API keys"),
     ("webhooks", "Webhooks"),
+    ("labels", "Labels"),
+    ("canned", "Canned responses"),
 )
 
 

@@ -8,6 +8,7 @@ from ..jsonutil import json_response
 from ..keys import DB_POOL, PUBLISHER
 from ..services import ratings as rating_service
 from ..validation import Int, Str, parse_uuid, read_body
+from ..views import ticket_for
 from .identity import require_identity
 
 RATING_SCHEMA = {
@@ -28,4 +29,5 @@ async def rate_ticket(request: web.Request) -> web.Response:
         score=body["score"],
         comment=body.get("comment"),
     )
-    return json_response({"rating": rating, "ticket": ticket}, status=201)
+    # A customer rated it: they see their ticket without the agents' labels.
+    return json_response({"rating": rating, "ticket": ticket_for(ticket, who.is_staff)}, status=201)

@@ -28,7 +28,7 @@ from ..validation import (
     reject_unknown_query,
     validate,
 )
-from ..views import ticket_view
+from ..views import ticket_for, ticket_view
 from .identity import require_identity
 
 CREATE_SCHEMA = {
@@ -55,7 +55,7 @@ MESSAGE_WITH_FILES_SCHEMA = {
     **MESSAGE_SCHEMA,
     "body": Str(required=False, min_len=0, max_len=message_service.MAX_BODY_CHARS),
 }
-LIST_QUERY = ("status", "priority", "assignee", "waiting", "q", "cursor", "limit")
+LIST_QUERY = ("status", "priority", "assignee", "waiting", "label", "q", "cursor", "limit")
 MESSAGES_QUERY = ("after_seq", "before_seq", "limit")
 MAX_SEQ = 2**62
 
@@ -73,6 +73,7 @@ def ticket_list_filters(request: web.Request, default_limit: int = 20) -> dict[s
         "priority": query_choice(request, "priority", ticket_service.PRIORITIES),
         "assignee": request.query.get("assignee") or None,
         "waiting": None if waiting is None else waiting == "true",
+        "label": request.query.get("label") or None,
         "cursor": request.query.get("cursor") or None,
         "limit": query_int(request, "limit", default_limit, 1, 100) or default_limit,
         # Blank is "no search"; what is searchable is checked by services/search.py.
@@ -104,7 +105,7 @@ async def create_ticket(request: web.Request) -> web.Response:
         caps=ticket_caps(request.app[SETTINGS]),
         visitor_context=context,
     )
-    return json_response({"ticket": ticket, "message": message}, status=201)
+    return json_response({"ticket": ticket_for(ticket, who.is_staff), "message": message}, status=201)
 
 
 async def customer_panel(request: web.Request) -> web.Response:
@@ -118,7 +119,7 @@ async def get_ticket(request: web.Request) -> web.Response:
     who = require_identity(request)
     ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
     row = await ticket_service.load_visible_ticket(request.app[DB_POOL], who, ticket_id)
-    return json_response({"ticket": ticket_view(row)})
+    return json_response({"ticket": ticket_for(ticket_view(row), who.is_staff)})
 
 
 async def update_ticket(request: web.Request) -> web.Response:
@@ -126,7 +127,7 @@ async def update_ticket(request: web.Request) -> web.Response:
     ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
     body = await read_body(request, UPDATE_SCHEMA)
     ticket = await ticket_service.update_ticket(request.app[DB_POOL], request.app[PUBLISHER], who, ticket_id, body)
-    return json_response({"ticket": ticket})
+    return json_response({"ticket": ticket_for(ticket, who.is_staff)})
 
 
 async def list_messages(request: web.Request) -> web.Response:

@@ -49,7 +49,7 @@ from ..services.attachments import parse_attachment_ids
 from ..services.hooks import AiControl
 from ..settings import Settings
 from ..validation import Bool, Choice, Int, Str, Uuid, parse_uuid, query_int, validate
-from ..views import message_view, participant_view, ticket_view
+from ..views import message_view, participant_view, ticket_for, ticket_view
 from ..web_session import own_origin
 from .identity import checked_bearer_identity, checked_identity, require_identity, session_identity
 from .tickets import MAX_SEQ
@@ -270,7 +270,7 @@ async def _send_snapshot(
     hub = app[HUB]
     hub.note_snapshot(channel, snapshot_seq)
     frame = events.joined_frame(
-        ticket=ticket_view(ticket),
+        ticket=ticket_for(ticket_view(ticket), who.is_staff),
         present=present,
         messages=[message_view(r) for r in rows],
         last_seq=snapshot_seq,

@@ -71,7 +71,10 @@ async def publish_once(url: str, prefix: str, event: Event) -> None:
 
 def encode_envelope(origin: str, event: Event) -> bytes:
     # "o" first: orjson keeps key order, so an envelope starts with origin_prefix(origin).
-    return dumps_bytes({"o": origin, "c": event.channel, "f": event.frame, "s": event.staff_only, "q": event.seq})
+    envelope = {"o": origin, "c": event.channel, "f": event.frame, "s": event.staff_only, "q": event.seq}
+    if event.public_frame is not None:
+        envelope["p"] = event.public_frame
+    return dumps_bytes(envelope)
 
 
 def encode_resync(origin: str, channels: list[str]) -> bytes:
@@ -88,7 +91,7 @@ def decode_envelope(raw: bytes) -> tuple[str, Event | None, dict[str, Any]]:
     data = orjson.loads(raw)
     if "control" in data:
         return data["o"], None, data
-    return data["o"], Event(data["c"], data["f"], staff_only=data["s"], seq=data["q"]), data
+    return data["o"], Event(data["c"], data["f"], staff_only=data["s"], seq=data["q"], public_frame=data.get("p")), data
 
 
 class RedisBroker:

@@ -11,6 +11,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..views import STAFF_TICKET_FIELDS, public_ticket
+
 # Close codes (4000-4999 are free for applications). Clients reconnect and resume on 4000-4099.
 CLOSE_RESUME = 4000  # the server asks the client to reconnect and resume from its last seq
 CLOSE_SLOW_CONSUMER = 4008  # outgoing queue overflowed: reconnect and resume
@@ -38,6 +40,9 @@ class Event:
     # For message events: the seq the room orders and de-duplicates by.
     seq: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # What connections that are not staff get instead of `frame` (when not staff_only): the same
+    # frame without what only agents may know (a ticket's labels).
+    public_frame: dict[str, Any] | None = None
 
 
 # ---- room events -------------------------------------------------------------------------
@@ -53,10 +58,19 @@ def message_created(message: dict[str, Any]) -> Event:
 
 
 def ticket_updated(ticket: dict[str, Any], changes: list[str], by: uuid.UUID | None) -> Event:
-    return Event(
-        ticket_channel(ticket["id"]),
-        {"type": "ticket.updated", "ticket": ticket, "changes": changes, "by": by},
-    )
+    """Agents get the whole ticket; customers the ticket without its labels (views.public_ticket),
+    and nothing at all for a change of labels alone."""
+    frame = {"type": "ticket.updated", "ticket": ticket, "changes": changes, "by": by}
+    public_changes = [name for name in changes if name not in STAFF_TICKET_FIELDS]
+    if not public_changes:
+        return Event(ticket_channel(ticket["id"]), frame, staff_only=True)
+    public = {**frame, "ticket": public_ticket(ticket), "changes": public_changes}
+    return Event(ticket_channel(ticket["id"]), frame, public_frame=public)
+
+
+def activity_created(entry: dict[str, Any]) -> Event:
+    """A line of the ticket's activity log (db/activity.py ACTIVITY_VIEW): agents only."""
+    return Event(ticket_channel(entry["ticket_id"]), {"type": "activity.created", "activity": entry}, staff_only=True)
 
 
 def presence_joined(ticket_id: uuid.UUID, user: dict[str, Any], staff_only: bool = False) -> Event:
@@ -163,6 +177,12 @@ def ai_cancelled(ticket_id: uuid.UUID, reply_id: str, kind: str, reason: str) ->
 
 
 # ---- inbox events (agents and admins) ----------------------------------------------------
+
+
+def inbox_labels_changed(labels: list[dict[str, Any]]) -> Event:
+    """The label catalogue after an admin created, renamed, recoloured or deleted a label (the
+    tickets that carry it changed with it, without ticket frames of their own)."""
+    return Event(INBOX_CHANNEL, {"type": "inbox.labels_changed", "labels": labels}, staff_only=True)
 
 
 def inbox_ticket_created(ticket: dict[str, Any]) -> Event:

@@ -339,10 +339,12 @@ class Hub:
 
     def _fan_out(self, room: Room, event: Event) -> None:
         data = dumps_bytes(event.frame)
+        public = data if event.public_frame is None else dumps_bytes(event.public_frame)
         for conn in room.connections:
-            if event.staff_only and not conn.is_staff:
-                continue
-            conn.enqueue(data, event.seq)
+            if conn.is_staff:
+                conn.enqueue(data, event.seq)
+            elif not event.staff_only:
+                conn.enqueue(public, event.seq)
 
     def _send_local(self, room: Room, frame: dict[str, Any]) -> None:
         data = dumps_bytes(frame)

@@ -54,6 +54,9 @@ ROUTE_SCOPES: dict[str, str | None] = {
     "ticket-update": "tickets:write",
     "messages-post": "messages:write",
     "events-list": "events:read",
+    "labels-list": "tickets:read",
+    "ticket-activity": "tickets:read",
+    "ticket-labels": "tickets:write",
 }
 ADMIN_ROUTE_PREFIX = "admin-"
 # Room-socket frames a key may send, and the scope each needs (AI controls stay with people).

@@ -14,7 +14,8 @@ from ..errors import account_gone, forbidden, not_found
 from ..realtime import events
 from ..realtime.publisher import Publisher
 from ..security import Identity
-from ..views import attachment_summary, message_view, ticket_view
+from ..views import attachment_summary, message_view
+from .activity import publish_ticket_change
 from .attachments import attachments_unavailable
 from .hooks import MessageHook
 from .tickets import load_visible_ticket
@@ -98,10 +99,7 @@ async def post_message(
         if follow_up:
             updated = await tickets_db.update_ticket(pool, ticket_id, follow_up, by=who.user_id)
             if updated is not None:
-                view = ticket_view(updated)
-                names = sorted(follow_up)
-                await publisher.publish(events.ticket_updated(view, names, who.user_id))
-                await publisher.publish(events.inbox_ticket_updated(view, names))
+                await publish_ticket_change(publisher, updated, sorted(follow_up), who.user_id)
         if after_post is not None:
             await after_post(message, ticket, who, client_address=client_address)
     return message, created

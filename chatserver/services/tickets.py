@@ -12,6 +12,7 @@ import asyncpg
 import orjson
 
 from ..db import customer_panel as panel_db
+from ..db import labels as labels_db
 from ..db import messages as messages_db
 from ..db import tickets as tickets_db
 from ..db import users as users_db
@@ -19,8 +20,9 @@ from ..errors import ApiError, account_gone, forbidden, not_found, too_many_requ
 from ..realtime import events
 from ..realtime.publisher import Publisher
 from ..security import Identity
-from ..views import message_view, ticket_view
+from ..views import message_view, ticket_for, ticket_view
 from . import search as search_service
+from .activity import publish_ticket_change
 from .hooks import MessageHook
 
 STATUSES = ("open", "pending", "resolved", "closed")
@@ -163,9 +165,12 @@ async def list_tickets(
     cursor: str | None,
     limit: int,
     q: str | None = None,
+    label: str | None = None,
 ) -> dict[str, Any]:
     """One page, newest activity first. With `q`, only tickets that match it (services/search.py),
-    each with a `match`, and the query's `terms`; the same filters and cursor either way."""
+    each with a `match`, and the query's `terms`; the same filters and cursor either way.
+    `label`: a label's id or name (any case); agents only, since customers do not see labels."""
+    label_id = await resolve_label_filter(pool, who, label) if label else None
     unassigned = False
     assignee_id = None
     if assignee == "none":
@@ -189,12 +194,13 @@ async def list_tickets(
         "before": decode_cursor(cursor) if cursor else None,
         "limit": limit + 1,  # one extra row tells whether another page exists
         "waiting_for_agent": waiting,
+        "label_id": label_id,
     }
     if q is None:
         rows = await tickets_db.list_tickets(pool, **filters)
         page = rows[:limit]
         return {
-            "tickets": [ticket_view(r) for r in page],
+            "tickets": [ticket_for(ticket_view(r), who.is_staff) for r in page],
             "next_cursor": encode_cursor(page[-1]) if len(rows) > limit else None,
         }
     query, lexemes = await search_service.parse_query(pool, q)
@@ -203,10 +209,23 @@ async def list_tickets(
     tickets = [ticket_view(r) for r in page]
     await search_service.attach_matches(pool, who, tickets, {r["id"]: r["text_matched"] for r in page}, query, lexemes)
     return {
-        "tickets": tickets,
+        "tickets": [ticket_for(t, who.is_staff) for t in tickets],
         "next_cursor": encode_cursor(page[-1]) if len(rows) > limit else None,
         "terms": lexemes,
     }
+
+
+async def resolve_label_filter(pool: asyncpg.Pool, who: Identity, label: str) -> uuid.UUID:
+    if not who.is_staff:
+        raise forbidden("Only agents filter tickets by label")
+    try:
+        return uuid.UUID(label)
+    except ValueError:
+        pass
+    label_id = await labels_db.find_by_name(pool, label)
+    if label_id is None:
+        raise validation_error("No label has that name", details={"fields": {"label": "no label has that name"}})
+    return label_id
 
 
 async def update_ticket(
@@ -233,8 +252,4 @@ async def update_ticket(
     row = await tickets_db.update_ticket(pool, ticket_id, effective, by=who.user_id)
     if row is None:
         raise not_found("Ticket")
-    ticket = ticket_view(row)
-    names = sorted(effective)
-    await publisher.publish(events.ticket_updated(ticket, names, who.user_id))
-    await publisher.publish(events.inbox_ticket_updated(ticket, names))
-    return ticket
+    return await publish_ticket_change(publisher, row, sorted(effective), who.user_id)

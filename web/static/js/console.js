@@ -11,6 +11,9 @@ import { pageVisible, seenSeq, showSeen } from "./seen.js";
 import { attachSearchBox, matchLine, revealMatch } from "./search.js";
 import { CustomerPanel } from "./customer-panel.js";
 import { installShortcuts } from "./shortcuts.js";
+import { LabelCatalogue, TicketLabels, labelChips, renderLabelFilter } from "./labels.js";
+import { CannedPicker, saveAsCanned } from "./canned.js";
+import { loadActivity, showActivity } from "./activity.js";
 
 const layout = document.getElementById("layout");
 const me = JSON.parse(layout.dataset.me);
@@ -60,10 +63,12 @@ function getToken(force = false) {
   return tokenPromise;
 }
 
-async function api(path) {
+async function api(path, { method = "GET", body } = {}) {
   for (let attempt = 0; attempt < 2; attempt += 1) {
     const bearer = await getToken(attempt > 0);
-    const response = await fetch(path, { headers: { Authorization: `Bearer ${bearer}` } });
+    const headers = { Authorization: `Bearer ${bearer}` };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     if (response.status === 401 && attempt === 0) continue; // the token expired: get a new one
     if (!response.ok) throw await apiError(response);
     return response.json();
@@ -76,6 +81,21 @@ async function api(path) {
 const attachmentViewer = new AttachmentViewer({
   authHeaders: async () => ({ Authorization: `Bearer ${await getToken()}` }),
   strings: attachmentStrings("en"),
+});
+
+const labelCatalogue = new LabelCatalogue(api);
+
+async function loadLabels() {
+  try {
+    await labelCatalogue.load();
+  } catch (err) {
+    toast(`Could not load the labels: ${err.message}`);
+  }
+}
+
+labelCatalogue.onChange(() => {
+  renderLabelFilter(ui.filters.elements.label, labelCatalogue);
+  renderInbox();
 });
 
 const people = new Map(); // user id -> {name, role}
@@ -127,6 +147,7 @@ function filterValues() {
     assignee: form.assignee.value,
     waiting: form.waiting.checked ? "true" : "",
     q: ui.search.value.trim(),
+    label: form.label.value,
   };
 }
 
@@ -140,6 +161,7 @@ function matchesFilters(ticket) {
   if (f.assignee === "none" && ticket.assignee_id !== null) return false;
   if (f.assignee && f.assignee !== "me" && f.assignee !== "none" && ticket.assignee_id !== f.assignee) return false;
   if (f.waiting && !ticket.waiting_for_agent) return false;
+  if (f.label && !(ticket.labels || []).some((label) => label.id === f.label)) return false;
   return true;
 }
 
@@ -241,6 +263,7 @@ function inboxItem(row) {
     h("div", { class: "subject", text: ticket.subject }),
     row.match ? matchLine(row.match) : h("div", { class: "preview", text: preview(last) }),
     h("div", { class: "badges" }, badges),
+    labelChips(ticket, labelCatalogue),
   );
   return h("li", {}, link);
 }
@@ -259,6 +282,8 @@ function onInboxFrame(frame) {
     } else if (matchesFilters(frame.ticket)) {
       fetchRow(frame.ticket.id);
     }
+  } else if (frame.type === "inbox.labels_changed") {
+    labelCatalogue.set(frame.labels);
   } else if (frame.type === "inbox.message_created") {
     const message = frame.message;
     const row = rows.get(message.ticket_id);
@@ -352,6 +377,12 @@ function buildTicketPane(ticketId) {
     [["", "Unassigned"], ...agents.map((a) => [a.id, a.id === me.id ? `${a.name || a.email} (me)` : a.name || a.email])],
     (value) => update({ assignee_id: value || null }),
   );
+  els.labels = new TicketLabels({
+    catalogue: labelCatalogue,
+    toast,
+    setLabels: async (ids) =>
+      (await api(`/tickets/${encodeURIComponent(ticketId)}/labels`, { method: "PUT", body: { label_ids: ids } })).ticket,
+  });
   els.aiState = h("span", { class: "badge ai", role: "status" });
   els.aiButton = h("button", { type: "button", class: "secondary", onclick: toggleAi });
   els.presence = h("ul", { class: "presence", "aria-label": "In this conversation" });
@@ -375,6 +406,15 @@ function buildTicketPane(ticketId) {
   els.modeNote = h("input", { type: "radio", name: "mode", value: "note", id: "mode-note" });
   els.send = h("button", { type: "submit", class: "primary", text: "Send" });
   els.suggest = h("button", { type: "button", class: "secondary", text: "Suggest reply", onclick: askCopilot });
+  els.saveCanned = h("button", {
+    type: "button",
+    class: "ghost",
+    text: "Save as canned",
+    title: "Save this text as one of your canned responses (then type / to use it)",
+    onclick: async () => {
+      if (await saveAsCanned({ api, text: els.input.value, toast })) els.canned.refresh();
+    },
+  });
   els.form = h(
     "form",
     { class: "composer", onsubmit: (event) => (event.preventDefault(), sendReply()) },
@@ -387,7 +427,7 @@ function buildTicketPane(ticketId) {
     ),
     h("label", { for: "reply-input", class: "sr-only", id: "reply-label", text: "Message" }),
     els.input,
-    h("div", { class: "composer-actions" }, els.suggest, els.send),
+    h("div", { class: "composer-actions" }, els.saveCanned, els.suggest, els.send),
   );
   for (const radio of [els.modeReply, els.modeNote]) radio.addEventListener("change", renderMode);
   els.input.addEventListener("keydown", (event) => {
@@ -397,13 +437,16 @@ function buildTicketPane(ticketId) {
     }
   });
   els.input.addEventListener("input", () => current && current.room.setTyping(els.input.value.trim().length > 0));
+  // "/" in the composer: canned responses (canned.js), with the conversation's variables.
+  els.canned = new CannedPicker({ input: els.input, api, variables: () => cannedVariables(ticketId) });
+  els.form.insertBefore(els.canned.el, els.input);
 
   ui.pane.append(
     h(
       "header",
       { class: "ticket-head" },
       h("div", { class: "title-row" }, els.back, h("div", { class: "titles" }, els.subject, els.customer, els.rating)),
-      h("div", { class: "controls" }, els.status, els.priority, els.assignee, h("div", { class: "control ai-control" }, els.aiState, els.aiButton)),
+      h("div", { class: "controls" }, els.status, els.priority, els.assignee, h("div", { class: "control ai-control" }, els.aiState, els.aiButton), els.labels.el),
       h("div", { class: "presence-row" }, h("span", { class: "presence-label", text: "Here now:" }), els.presence),
     ),
     els.panel.element,
@@ -429,6 +472,32 @@ function pinToBottom(list) {
   });
   observer.observe(list);
   return observer;
+}
+
+function cannedVariables(ticketId) {
+  const customer = (current && current.id === ticketId && current.row && current.row.customer) || {};
+  return {
+    "customer.name": customer.name || "",
+    "customer.email": customer.email || "",
+    "agent.name": me.name || "",
+    "ticket.id": ticketId,
+  };
+}
+
+/** The ticket's activity lines (agents only): all of them on open, what was missed on a reconnect. */
+async function syncActivity(ctx) {
+  try {
+    const entries = await loadActivity(api, ctx.id, ctx.lastActivityId || 0);
+    if (current !== ctx) return;
+    for (const entry of entries) addActivity(ctx, entry);
+  } catch (err) {
+    if (current === ctx) toast(`Could not load the activity log: ${err.message}`);
+  }
+}
+
+function addActivity(ctx, entry) {
+  ctx.lastActivityId = Math.max(ctx.lastActivityId || 0, entry.id);
+  showActivity(ctx.thread, entry, formatTime);
 }
 
 function renderMode() {
@@ -481,7 +550,9 @@ async function openTicket(ticketId, { push = false, match = null } = {}) {
         renderTicket(ctx);
         renderPresence(ctx);
         renderSeen(ctx);
+        syncActivity(ctx);
       },
+      activity: (entry) => addActivity(ctx, entry),
       message: (message) => {
         thread.addMessage(message);
         renderSeen(ctx);
@@ -595,6 +666,7 @@ function renderTicket(ctx) {
   els.status.querySelector("select").value = ticket.status;
   els.priority.querySelector("select").value = ticket.priority;
   els.assignee.querySelector("select").value = ticket.assignee_id || "";
+  els.labels.render(ticket);
   els.aiState.textContent = aiLabel(ticket);
   els.aiState.className = `badge ai ${ticket.waiting_for_agent ? "ai-waiting" : ticket.ai_enabled ? "ai-on" : "ai-off"}`;
   // The visible text is the whole accessible name (no aria-label that says something else).
@@ -742,7 +814,7 @@ document.addEventListener("keydown", (event) => {
 });
 
 (async () => {
-  await loadAgents();
+  await Promise.all([loadAgents(), loadLabels()]);
   connectInbox();
   const initial = layout.dataset.initialTicket;
   if (initial) openTicket(initial);

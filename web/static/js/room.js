@@ -249,6 +249,9 @@ export class Room {
       case "ticket.updated":
         this.ticket = frame.ticket;
         return this.on.ticket?.(frame.ticket, frame.changes || []);
+      case "activity.created":
+        // Agents only (docs/protocol.md): the ticket's activity log, live.
+        return this.on.activity?.(frame.activity);
       case "presence.joined": {
         // Agents hear again of an agent already present when that agent starts writing to the
         // customer (docs/protocol.md): `known` says so.

@@ -43,6 +43,7 @@ export class Thread {
     this.labels = { ...DEFAULT_LABELS, ...(labels || {}) };
     this.onRetry = onRetry || null;
     this.frames = new Map(); // reply id -> pending animation frame (one re-render per frame)
+    this.timed = new Map(); // key -> {at, text}: lines placed by time (addTimedLine)
   }
 
   /** Redraw everything from a Room (after the first join, or a new room). */
@@ -56,6 +57,7 @@ export class Thread {
         for (const state of room.streams.values()) if (state.kind === "reply") this.list.appendChild(this.streamRow(state));
         this.drawPending(room.pendingList());
       }
+      for (const key of this.timed.keys()) this.placeTimed(key);
     });
     this.list.scrollTop = this.list.scrollHeight;
   }
@@ -69,7 +71,7 @@ export class Thread {
     if (incomplete) classes.push("msg-incomplete");
     return h(
       "li",
-      { class: classes.join(" "), dataset: { seq: String(message.seq), clientId: message.client_id || "" } },
+      { class: classes.join(" "), dataset: { seq: String(message.seq), clientId: message.client_id || "", at: message.created_at || "" } },
       look.author ? h("div", { class: "author", text: look.author }) : null,
       renderBody(message),
       message.author_kind === "ai" ? this.sources(meta.citations) : null,
@@ -121,7 +123,26 @@ export class Thread {
     const before = this.list.scrollHeight;
     const first = this.list.querySelector("li[data-seq]") || this.firstTrailing();
     for (const message of messages.slice().sort((a, b) => a.seq - b.seq)) this.list.insertBefore(this.messageRow(message), first);
+    for (const key of this.timed.keys()) this.placeTimed(key);
     this.list.scrollTop += this.list.scrollHeight - before;
+  }
+
+  /**
+   * A compact line placed by time among the stored messages (the console's activity log; not a
+   * message, so it has no seq). `at` is an ISO time as the server writes it (UTC, so the strings
+   * order as the times do); `key` makes it idempotent. Kept across reset().
+   */
+  addTimedLine(key, at, text) {
+    this.timed.set(key, { at, text });
+    stickToBottom(this.list, () => this.placeTimed(key));
+  }
+
+  placeTimed(key) {
+    const { at, text } = this.timed.get(key);
+    this.list.querySelector(`li[data-timed="${CSS.escape(key)}"]`)?.remove();
+    const row = h("li", { class: "msg msg-event msg-activity", dataset: { timed: key, at } }, h("div", { class: "bubble", text }));
+    const later = Array.from(this.list.querySelectorAll("li[data-seq], li[data-timed]")).find((li) => li.dataset.at > at);
+    this.list.insertBefore(row, later || this.firstTrailing());
   }
 
   /** A line about something that happened (an agent joined…), at the end of the stored messages. */
