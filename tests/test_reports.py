@@ -458,7 +458,7 @@ async def test_ratings_and_labels_when_the_database_has_them(full_client: TestCl
         await pool.execute(
             "UPDATE tickets SET rating = $2, rated_at = $3 WHERE id = $1", dataset.tickets[name], rating, at(when)
         )
-    billing = await pool.fetchval("INSERT INTO labels (name) VALUES ('billing') RETURNING id")
+    billing = await pool.fetchval("INSERT INTO labels (name, color) VALUES ('billing', '#b42318') RETURNING id")
     shipping = await pool.fetchval("INSERT INTO labels (name) VALUES ('shipping') RETURNING id")
     await pool.executemany(
         "INSERT INTO ticket_labels (ticket_id, label_id) VALUES ($1, $2)",

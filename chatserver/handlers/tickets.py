@@ -55,7 +55,7 @@ MESSAGE_WITH_FILES_SCHEMA = {
     **MESSAGE_SCHEMA,
     "body": Str(required=False, min_len=0, max_len=message_service.MAX_BODY_CHARS),
 }
-LIST_QUERY = ("status", "priority", "assignee", "waiting", "label", "q", "cursor", "limit")
+LIST_QUERY = ("status", "priority", "assignee", "waiting", "q", "label", "cursor", "limit")
 MESSAGES_QUERY = ("after_seq", "before_seq", "limit")
 MAX_SEQ = 2**62
 
