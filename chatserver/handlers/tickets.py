@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -10,6 +11,7 @@ from ..errors import too_many_requests, validation_error
 from ..jsonutil import json_response
 from ..keys import DB_POOL, MESSAGE_HOOK, MESSAGE_WRITER, PUBLISHER, SEND_BUDGET, SETTINGS
 from ..services import messages as message_service
+from ..services import routing
 from ..services import tickets as ticket_service
 from ..services.attachments import parse_attachment_ids
 from ..settings import Settings
@@ -28,6 +30,8 @@ from ..validation import (
 )
 from ..views import ticket_view
 from .identity import require_identity
+
+log = logging.getLogger(__name__)
 
 CREATE_SCHEMA = {
     "subject": Str(max_len=200),
@@ -96,7 +100,20 @@ async def create_ticket(request: web.Request) -> web.Response:
         client_address=request.remote,
         caps=ticket_caps(request.app[SETTINGS]),
     )
+    ticket = await route_new_ticket(request.app, ticket)
     return json_response({"ticket": ticket, "message": message}, status=201)
+
+
+async def route_new_ticket(app: web.Application, ticket: dict[str, Any]) -> dict[str, Any]:
+    """Assign a just-created ticket to an online agent (AUTO_ASSIGN, services/routing.py); the
+    ticket as it is afterwards. A failure is logged, never the creator's: the ticket exists
+    either way."""
+    try:
+        routed = await routing.assign(app[DB_POOL], app[PUBLISHER], app[SETTINGS], ticket["id"], "new")
+    except Exception:
+        log.exception("could not route new ticket %s", ticket["id"])
+        return ticket
+    return routed or ticket
 
 
 async def get_ticket(request: web.Request) -> web.Response:
