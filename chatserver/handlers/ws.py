@@ -534,7 +534,7 @@ async def inbox_socket(request: web.Request) -> web.StreamResponse:
     conn.start(events.inbox_ready_frame(conn.user), 0)
     try:
         if is_console:
-            await _availability_call(app, availability.console_opened(who.user_id))
+            availability.console_opened(who.user_id)
         async for msg in ws:
             conn.seen()
             if msg.type == WSMsgType.TEXT:
@@ -560,7 +560,7 @@ async def inbox_socket(request: web.Request) -> web.StreamResponse:
         hub.unregister(events.INBOX_CHANNEL, conn)
         await conn.stop()
         if is_console:
-            await _availability_call(app, availability.console_closed(who.user_id))
+            availability.console_closed(who.user_id)
     return ws
 
 

@@ -76,9 +76,13 @@ class Availability:
         # Statuses announced (by any instance), as this instance heard them.
         self.announced: dict[str, str] = {}
         self._last_touch: dict[uuid.UUID, float] = {}
-        # Console counts are written in the order they change.
+        # Agents whose count changed since it was last written, and those whose console opened
+        # (an activity to record); the writer task wakes on _wake.
+        self._changed: set[uuid.UUID] = set()
+        self._opened: set[uuid.UUID] = set()
+        self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._failing = False
 
     @property
@@ -92,12 +96,22 @@ class Availability:
     # ---- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.run(), name="agent-availability")
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self.run(), name="agent-availability"),
+            loop.create_task(self._write_loop(), name="agent-consoles-writer"),
+        ]
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # The consoles closed during shutdown: written now (best effort), so that the grace,
+        # not the presence TTL, decides when their agents count as offline.
+        try:
+            await self._write_changes()
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            log.warning("availability: could not record the consoles closed at shutdown: %s", exc)
 
     async def run(self) -> None:
         """Beat, announce and route forever (cancelled by the cleanup context). A database outage
@@ -120,11 +134,10 @@ class Availability:
     async def sweep(self) -> None:
         ttl = self.settings.agent_presence_ttl_seconds
         await availability_db.heartbeat(self.pool, self.instance_id)
-        async with self._write_lock:
-            # The instance's own counts are the truth: rewrite them (a survivor may have deleted
-            # this instance's rows while it was frozen, or a write failed).
-            for user_id, count in list(self.consoles.items()):
-                await self._write_consoles(user_id, count)
+        # The instance's own counts are the truth: rewrite them all (a survivor may have deleted
+        # this instance's rows while it was frozen, or a write failed).
+        self._changed.update(self.consoles)
+        await self._write_changes(announce=False)
         await availability_db.forget_closed(self.pool, self.instance_id, self.settings.agent_offline_after_seconds)
         await availability_db.forget_dead(self.pool, ttl * FORGET_DEAD_AFTER_TTLS)
         await self.sync()
@@ -137,34 +150,55 @@ class Availability:
             self.announced[str(agent["id"])] = agent["status"]
 
     # ---- consoles and activity ---------------------------------------------------------------
+    # Counted here at once, written by one task of the instance's own: the socket handler that
+    # reports a close may be cancelled right after (its connection is gone), and writes must
+    # reach the database in the order the counts changed.
 
-    async def _write_consoles(self, user_id: uuid.UUID, count: int) -> None:
-        try:
-            await availability_db.set_consoles(self.pool, user_id, self.instance_id, count)
-        except asyncpg.ForeignKeyViolationError:
-            self.consoles.pop(user_id, None)  # the account is gone
-        if count == 0:
-            self.consoles.pop(user_id, None)
-
-    async def console_opened(self, user_id: uuid.UUID) -> None:
+    def console_opened(self, user_id: uuid.UUID) -> None:
         """An agent's console (inbox socket) opened on this instance: opening it is activity."""
-        async with self._write_lock:
-            self.consoles[user_id] = self.consoles.get(user_id, 0) + 1
-            count = self.consoles[user_id]
-            await self._write_consoles(user_id, count)
-        await availability_db.touch(self.pool, user_id)
-        self._last_touch[user_id] = time.monotonic()
-        await self.sync(user_id)
+        self.consoles[user_id] = self.consoles.get(user_id, 0) + 1
+        self._opened.add(user_id)
+        self._changed.add(user_id)
+        self._wake.set()
 
-    async def console_closed(self, user_id: uuid.UUID) -> None:
+    def console_closed(self, user_id: uuid.UUID) -> None:
+        self.consoles[user_id] = max(0, self.consoles.get(user_id, 0) - 1)
+        self._changed.add(user_id)
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._write_changes()
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                # The next heartbeat rewrites every count.
+                log.warning("availability: could not record console changes (%s); retrying with the heartbeat", exc)
+            except Exception:
+                log.exception("availability: recording console changes crashed")
+
+    async def _write_changes(self, announce: bool = True) -> None:
         async with self._write_lock:
-            count = max(0, self.consoles.get(user_id, 0) - 1)
-            self.consoles[user_id] = count
-            await self._write_consoles(user_id, count)
-        if count == 0:
-            self._last_touch.pop(user_id, None)
-            if self.settings.agent_offline_after_seconds <= 0:
-                await self.sync(user_id)
+            while self._changed:
+                user_id = self._changed.pop()
+                count = self.consoles.get(user_id, 0)
+                try:
+                    await availability_db.set_consoles(self.pool, user_id, self.instance_id, count)
+                    if user_id in self._opened:
+                        self._opened.discard(user_id)
+                        await availability_db.touch(self.pool, user_id)
+                        self._last_touch[user_id] = time.monotonic()
+                except asyncpg.ForeignKeyViolationError:
+                    count = 0  # the account is gone
+                except BaseException:
+                    self._changed.add(user_id)
+                    raise
+                if count == 0 and self.consoles.get(user_id, 0) == 0:
+                    self.consoles.pop(user_id, None)
+                    self._last_touch.pop(user_id, None)
+                if announce:
+                    await self.sync(user_id)
 
     async def activity(self, user_id: uuid.UUID) -> None:
         """The console says its agent did something (AGENT_AWAY_AFTER_SECONDS)."""
