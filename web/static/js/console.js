@@ -6,6 +6,8 @@ import { clear, fill, formatTime, h } from "./dom.js";
 import { Room, apiError, socketUrl } from "./room.js";
 import { Thread } from "./thread.js";
 import { AttachmentTray, AttachmentViewer, attachmentStrings, withAttachments } from "./attachments.js";
+import { Availability } from "./availability.js";
+import { Notifier } from "./notify.js";
 
 const layout = document.getElementById("layout");
 const me = JSON.parse(layout.dataset.me);
@@ -51,10 +53,12 @@ function getToken(force = false) {
   return tokenPromise;
 }
 
-async function api(path) {
+async function api(path, { method = "GET", body } = {}) {
   for (let attempt = 0; attempt < 2; attempt += 1) {
     const bearer = await getToken(attempt > 0);
-    const response = await fetch(path, { headers: { Authorization: `Bearer ${bearer}` } });
+    const headers = { Authorization: `Bearer ${bearer}` };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     if (response.status === 401 && attempt === 0) continue; // the token expired: get a new one
     if (!response.ok) throw await apiError(response);
     return response.json();
@@ -262,9 +266,18 @@ function onInboxFrame(frame) {
 // The inbox socket: no snapshot, so every (re)connect reloads the list (on inbox.ready).
 let inboxAttempt = 0;
 
+let inboxSocket = null;
+
+function sendInbox(frame) {
+  if (!inboxSocket || inboxSocket.readyState !== WebSocket.OPEN) return false;
+  inboxSocket.send(JSON.stringify(frame));
+  return true;
+}
+
 function connectInbox() {
   ui.inboxConn.textContent = inboxAttempt ? "Reconnecting…" : "";
   const ws = new WebSocket(socketUrl("/ws/inbox"));
+  inboxSocket = ws;
   let alive = false;
   ws.onmessage = (event) => {
     let frame;
@@ -280,6 +293,8 @@ function connectInbox() {
       ui.inboxConn.classList.remove("offline");
     }
     onInboxFrame(frame);
+    availability.onFrame(frame);
+    notifier.onFrame(frame);
   };
   ws.onclose = (event) => {
     if (event.code === 4003) {
@@ -644,6 +659,18 @@ document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && current && layout.dataset.view === "ticket" && window.matchMedia("(max-width: 800px)").matches) {
     closeTicket({ push: true });
   }
+});
+
+// Availability and notifications (availability.js, notify.js) live in the top bar.
+const request = (method, path, body) => api(path, { method, body });
+const tools = document.getElementById("topbar-tools");
+const availability = new Availability({ root: tools, me, request, send: sendInbox, toast });
+const notifier = new Notifier({
+  root: tools,
+  me,
+  request,
+  viewing: (ticketId) => Boolean(current && current.id === ticketId && document.hasFocus() && document.visibilityState === "visible"),
+  open: (ticketId) => openTicket(ticketId, { push: true }),
 });
 
 (async () => {
