@@ -48,6 +48,10 @@ CASES = [
         statuses(401, 403, 404, 201, 201),
     ),
     Case("websocket ticket", "POST", "/ws/tickets", None, statuses(401, 201, 201, 201, 201)),
+    # Agent availability (docs/web.md, "Never miss a customer"): for agents and admins only.
+    Case("availability", "GET", "/console/api/availability", None, statuses(401, 403, 403, 200, 200)),
+    Case("set availability", "PUT", "/console/api/availability", {"status": "away"}, statuses(401, 403, 403, 200, 200)),
+    Case("queue", "GET", "/console/api/queue", None, statuses(401, 403, 403, 200, 200)),
 ]
 
 

@@ -16,6 +16,7 @@ from chatserver.keys import AI_SERVICE, DB_POOL
 from chatserver.settings import Settings
 
 from .conftest import MakeUser, User, create_ticket
+from .test_openapi import assert_matches_spec
 from .wsutil import drain, recv, recv_type
 
 # The sweep runs every third of the TTL: every second, so that tests wait little (and a
@@ -160,7 +161,7 @@ async def test_an_away_agent_gets_no_new_tickets(client: TestClient, make_user: 
     inbox = await open_console(client, agent)
     resp = await client.put("/console/api/availability", json={"status": "away"}, headers=agent.headers)
     assert resp.status == 200
-    assert (await resp.json())["me"]["status"] == "away"
+    assert (await assert_matches_spec(resp, "put", "/console/api/availability"))["me"]["status"] == "away"
     await availability_frame(inbox, agent, "away")
     assert (await create_ticket(client, customer, message="hi"))["assignee_id"] is None
     resp = await client.put("/console/api/availability", json={"status": "online"}, headers=agent.headers)
@@ -262,7 +263,7 @@ async def test_statuses_follow_the_console_and_the_agents_choice(client: TestCli
     await inbox.close()
     await availability_frame(watching, agent, "offline")
     resp = await client.get("/console/api/availability", headers=watcher.headers)
-    body = await resp.json()
+    body = await assert_matches_spec(resp, "get", "/console/api/availability")
     assert {a["id"]: a["status"] for a in body["agents"]} == {agent.id: "offline", watcher.id: "online"}
     assert body["me"]["id"] == watcher.id and body["auto_assign"] is True
     await watching.close()
@@ -306,7 +307,7 @@ async def test_the_queue_counts_what_waits_for_the_agent(client: TestClient, mak
     await client.post(f"/tickets/{answered['id']}/messages", json={"body": "On it."}, headers=agent.headers)
     resp = await client.get("/console/api/queue", headers=agent.headers)
     assert resp.status == 200
-    queue = await resp.json()
+    queue = await assert_matches_spec(resp, "get", "/console/api/queue")
     assert set(queue["assigned"]) == {waiting["id"], answered["id"]}
     assert queue["waiting"] == [waiting["id"]]
     await inbox.close()
@@ -328,7 +329,7 @@ async def test_customers_and_strangers_see_none_of_it(
     assert resp.status == 401
     resp = await client.request(method, path, json=body, headers=customer.headers)
     assert resp.status == 403
-    assert (await resp.json())["error"]["code"] == "forbidden"
+    assert (await assert_matches_spec(resp, method.lower(), path))["error"]["code"] == "forbidden"
     admin = await make_user("admin")
     resp = await client.request(method, path, json=body, headers=admin.headers)
     assert resp.status == 200, await resp.text()

@@ -203,12 +203,13 @@ class Availability:
     async def activity(self, user_id: uuid.UUID) -> None:
         """The console says its agent did something (AGENT_AWAY_AFTER_SECONDS)."""
         now = time.monotonic()
-        announced = self.announced.get(str(user_id))
-        if announced == "online" and now - self._last_touch.get(user_id, -ACTIVITY_WRITE_EVERY) < ACTIVITY_WRITE_EVERY:
+        # Heard from any instance: an agent away (for inactivity) is written at once.
+        away = self.announced.get(str(user_id)) == "away"
+        if not away and now - self._last_touch.get(user_id, -ACTIVITY_WRITE_EVERY) < ACTIVITY_WRITE_EVERY:
             return
         self._last_touch[user_id] = now
         await availability_db.touch(self.pool, user_id)
-        if announced != "online":
+        if away:
             await self.sync(user_id)
 
     async def set_status(self, who: Identity, status: str) -> dict[str, Any]:
