@@ -31,8 +31,14 @@ FAST = {
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.with_overrides(**FAST)
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """FAST, plus what a test asks for with @with_settings (the app it talks to is then the only
+    one: every instance must run with the same settings, or they disagree about statuses)."""
+    return settings.with_overrides(**{**FAST, **getattr(request, "param", {})})
+
+
+def with_settings(**overrides: Any) -> pytest.MarkDecorator:
+    return pytest.mark.parametrize("settings", [overrides], indirect=True, ids=[""])
 
 
 async def open_console(client: TestClient, agent: User) -> aiohttp.ClientWebSocketResponse:
@@ -221,26 +227,18 @@ async def test_a_waiting_ticket_moves_when_its_agent_goes_offline(client: TestCl
     await inbox_second.close()
 
 
-async def test_routing_off_assigns_nothing(client: TestClient, make_user: MakeUser, aiohttp_client: Any) -> None:
-    from chatserver.app import create_app
-
-    off = create_app(_settings(client).with_overrides(auto_assign=False), bcrypt_rounds=4)
-    other: TestClient = await aiohttp_client(off)
+@with_settings(auto_assign=False)
+async def test_routing_off_assigns_nothing(client: TestClient, make_user: MakeUser) -> None:
     agent = await make_user("agent")
     customer = await make_user("customer")
-    inbox = await other.ws_connect("/ws/inbox", headers=agent.headers)
-    await recv_type(inbox, "agent.availability")
-    resp = await other.post("/tickets", json={"subject": "x", "message": "hi"}, headers=customer.headers)
-    assert (await resp.json())["ticket"]["assignee_id"] is None
-    resp = await other.get("/console/api/availability", headers=agent.headers)
+    inbox = await open_console(client, agent)
+    ticket = await create_ticket(client, customer, message="hi")
+    assert ticket["assignee_id"] is None
+    await asyncio.sleep(2.5)  # two sweeps: they leave it alone too
+    assert (await get_ticket(client, agent, ticket["id"]))["assignee_id"] is None
+    resp = await client.get("/console/api/availability", headers=agent.headers)
     assert (await resp.json())["auto_assign"] is False
     await inbox.close()
-
-
-def _settings(client: TestClient) -> Settings:
-    from chatserver.keys import SETTINGS
-
-    return client.app[SETTINGS]
 
 
 # ---- availability -----------------------------------------------------------------------------
@@ -269,16 +267,11 @@ async def test_statuses_follow_the_console_and_the_agents_choice(client: TestCli
     await watching.close()
 
 
-async def test_an_idle_agent_goes_away_and_activity_brings_them_back(
-    aiohttp_client: Any, client: TestClient, make_user: MakeUser
-) -> None:
-    from chatserver.app import create_app
-
-    idle_app = create_app(_settings(client).with_overrides(agent_away_after_seconds=0.5), bcrypt_rounds=4)
-    idle: TestClient = await aiohttp_client(idle_app)
+@with_settings(agent_away_after_seconds=0.5)
+async def test_an_idle_agent_goes_away_and_activity_brings_them_back(client: TestClient, make_user: MakeUser) -> None:
     agent, watcher = await make_user("agent"), await make_user("admin")
-    watching = await idle.ws_connect("/ws/inbox", headers=watcher.headers)
-    inbox = await idle.ws_connect("/ws/inbox", headers=agent.headers)
+    watching = await client.ws_connect("/ws/inbox", headers=watcher.headers)
+    inbox = await client.ws_connect("/ws/inbox", headers=agent.headers)
     await availability_frame(watching, agent, "online")
     frame = await availability_frame(watching, agent, "away")
     assert frame["agent"]["away"] is False, "away for inactivity, not by choice"
@@ -389,4 +382,33 @@ async def test_the_inbox_refuses_other_frames(client: TestClient, make_user: Mak
     await inbox.send_json({"type": "availability.set", "status": "offline"})
     error = await recv_type(inbox, "error")
     assert error["code"] == "unknown_type"
+    await inbox.close()
+
+
+@with_settings(agent_offline_after_seconds=60.0)
+async def test_a_reload_within_the_grace_is_not_going_offline(client: TestClient, make_user: MakeUser) -> None:
+    agent, watcher = await make_user("agent"), await make_user("admin")
+    watching = await client.ws_connect("/ws/inbox", headers=watcher.headers)
+    inbox = await client.ws_connect("/ws/inbox", headers=agent.headers)
+    await availability_frame(watching, agent, "online")
+    await inbox.close()  # the page reloads...
+    await asyncio.sleep(2.5)  # ...slowly: two sweeps pass
+    inbox = await client.ws_connect("/ws/inbox", headers=agent.headers)
+    frames = await drain(watching, quiet=1.5)
+    assert not [f for f in frames if f["type"] == "agent.availability" and f["agent"]["id"] == agent.id]
+    assert await status_of(client, agent) == "online"
+    await inbox.close()
+    await watching.close()
+
+
+async def test_agents_available_answers_for_the_server(client: TestClient, make_user: MakeUser) -> None:
+    from chatserver.services.availability import agents_available, online_agents
+
+    agent = await make_user("agent")
+    assert await agents_available(client.app) is False
+    inbox = await open_console(client, agent)
+    assert await agents_available(client.app) is True
+    assert [a["id"] for a in await online_agents(client.app)] == [uuid.UUID(agent.id)]
+    await client.put("/console/api/availability", json={"status": "away"}, headers=agent.headers)
+    assert await agents_available(client.app) is False, "an away agent does not count"
     await inbox.close()

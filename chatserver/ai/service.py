@@ -276,9 +276,12 @@ class AiService:
         if self.after_handoff is not None:
             try:
                 await self.after_handoff(ticket_id)
-            except Exception:
+            except Exception as exc:
                 # The handoff itself is done; the routing sweep assigns the ticket later.
-                log.exception("could not route handed-off ticket %s", ticket_id)
+                if is_unavailable(exc):
+                    log.warning("could not route handed-off ticket %s: database unavailable", ticket_id)
+                else:
+                    log.exception("could not route handed-off ticket %s", ticket_id)
 
     def observe(self, event: Event) -> None:
         """Hub observer: every event this instance receives, from any instance. Synchronous."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..db.pool import is_unavailable
 from ..errors import too_many_requests, validation_error
 from ..jsonutil import json_response
 from ..keys import DB_POOL, MESSAGE_HOOK, MESSAGE_WRITER, PUBLISHER, SEND_BUDGET, SETTINGS
@@ -110,8 +111,12 @@ async def route_new_ticket(app: web.Application, ticket: dict[str, Any]) -> dict
     either way."""
     try:
         routed = await routing.assign(app[DB_POOL], app[PUBLISHER], app[SETTINGS], ticket["id"], "new")
-    except Exception:
-        log.exception("could not route new ticket %s", ticket["id"])
+    except Exception as exc:
+        # The routing sweep takes it later if it waits for a person.
+        if is_unavailable(exc):
+            log.warning("could not route new ticket %s: database unavailable", ticket["id"])
+        else:
+            log.exception("could not route new ticket %s", ticket["id"])
         return ticket
     return routed or ticket
 

@@ -23,6 +23,7 @@ import asyncpg
 from aiohttp import web
 
 from ..db import availability as availability_db
+from ..db.pool import is_unavailable
 from ..errors import forbidden
 from ..realtime import events
 from ..realtime.events import Event
@@ -110,8 +111,11 @@ class Availability:
         # not the presence TTL, decides when their agents count as offline.
         try:
             await self._write_changes()
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
-            log.warning("availability: could not record the consoles closed at shutdown: %s", exc)
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("availability: could not record the consoles closed at shutdown: %s", exc)
+            else:
+                log.exception("availability: could not record the consoles closed at shutdown")
 
     async def run(self) -> None:
         """Beat, announce and route forever (cancelled by the cleanup context). A database outage
@@ -119,12 +123,12 @@ class Availability:
         while True:
             try:
                 await self.sweep()
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
-                if not self._failing:
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    log.exception("availability sweep crashed")
+                elif not self._failing:
                     log.warning("availability sweep failed (retrying every %.1fs): %s", self.interval, exc)
-                self._failing = True
-            except Exception:
-                log.exception("availability sweep crashed")
+                    self._failing = True
             else:
                 if self._failing:
                     log.info("availability sweep works again")
@@ -172,11 +176,12 @@ class Availability:
             self._wake.clear()
             try:
                 await self._write_changes()
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:
                 # The next heartbeat rewrites every count.
-                log.warning("availability: could not record console changes (%s); retrying with the heartbeat", exc)
-            except Exception:
-                log.exception("availability: recording console changes crashed")
+                if is_unavailable(exc):
+                    log.warning("availability: could not record console changes (%s); the heartbeat retries", exc)
+                else:
+                    log.exception("availability: recording console changes crashed")
 
     async def _write_changes(self, announce: bool = True) -> None:
         async with self._write_lock:
