@@ -26,7 +26,7 @@ LIMIT = 2
 
 
 @pytest.fixture
-def two_servers(database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
+def routing_servers(database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
     env = backplane_env(
         database_url,
         redis_url,
@@ -100,8 +100,8 @@ async def new_ticket(http: aiohttp.ClientSession, server: ServerProcess, custome
         return str((await resp.json())["ticket"]["id"])
 
 
-async def test_two_instances_routing_at_once_never_pass_the_limit(two_servers: list[ServerProcess], db: Any) -> None:
-    a, b = two_servers
+async def test_two_instances_routing_at_once_never_pass_the_limit(routing_servers: list[ServerProcess], db: Any) -> None:
+    a, b = routing_servers
     async with aiohttp.ClientSession() as http:
         first = await account(db, http, a.base_url, "agent")
         second = await account(db, http, b.base_url, "agent")
@@ -120,8 +120,8 @@ async def test_two_instances_routing_at_once_never_pass_the_limit(two_servers: l
             await inbox.close()
 
 
-async def test_an_agent_with_a_console_on_either_instance_is_online(two_servers: list[ServerProcess], db: Any) -> None:
-    a, b = two_servers
+async def test_an_agent_with_a_console_on_either_instance_is_online(routing_servers: list[ServerProcess], db: Any) -> None:
+    a, b = routing_servers
     async with aiohttp.ClientSession() as http:
         agent = await account(db, http, a.base_url, "agent")
         watcher = await account(db, http, a.base_url, "admin")
@@ -139,9 +139,9 @@ async def test_an_agent_with_a_console_on_either_instance_is_online(two_servers:
 
 
 async def test_a_killed_instances_agents_go_offline_and_their_waiting_tickets_move(
-    two_servers: list[ServerProcess], db: Any
+    routing_servers: list[ServerProcess], db: Any
 ) -> None:
-    a, b = two_servers
+    a, b = routing_servers
     async with aiohttp.ClientSession() as http:
         doomed = await account(db, http, b.base_url, "agent")
         survivor = await account(db, http, a.base_url, "agent")
