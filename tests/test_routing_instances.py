@@ -26,7 +26,9 @@ LIMIT = 2
 
 
 @pytest.fixture
-def routing_servers(database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
+def routing_servers(
+    database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> Iterator[list[ServerProcess]]:
     env = backplane_env(
         database_url,
         redis_url,
@@ -100,7 +102,9 @@ async def new_ticket(http: aiohttp.ClientSession, server: ServerProcess, custome
         return str((await resp.json())["ticket"]["id"])
 
 
-async def test_two_instances_routing_at_once_never_pass_the_limit(routing_servers: list[ServerProcess], db: Any) -> None:
+async def test_two_instances_routing_at_once_never_pass_the_limit(
+    routing_servers: list[ServerProcess], db: Any
+) -> None:
     a, b = routing_servers
     async with aiohttp.ClientSession() as http:
         first = await account(db, http, a.base_url, "agent")
@@ -120,7 +124,9 @@ async def test_two_instances_routing_at_once_never_pass_the_limit(routing_server
             await inbox.close()
 
 
-async def test_an_agent_with_a_console_on_either_instance_is_online(routing_servers: list[ServerProcess], db: Any) -> None:
+async def test_an_agent_with_a_console_on_either_instance_is_online(
+    routing_servers: list[ServerProcess], db: Any
+) -> None:
     a, b = routing_servers
     async with aiohttp.ClientSession() as http:
         agent = await account(db, http, a.base_url, "agent")
