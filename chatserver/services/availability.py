@@ -55,7 +55,7 @@ def require_agent(who: Identity) -> None:
 
 def agent_view(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "id": row["id"] if "id" in row else row["user_id"],
+        "id": row["id"],
         "name": row["display_name"],
         "role": row["role"],
         "status": row["status"],
