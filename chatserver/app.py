@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
 
@@ -19,8 +20,11 @@ from .handlers.pages import setup_templates
 from .keys import (
     ACCESS_CACHE,
     ACCESS_WATCHER,
+    AI_SERVICE,
     API_KEYS,
+    AVAILABILITY,
     BCRYPT_ROUNDS,
+    BROKER,
     DB_HEALTH,
     DB_POOL,
     DB_URL,
@@ -46,8 +50,10 @@ from .realtime.publisher import NullPublisher
 from .realtime.setup import close_sockets_on_shutdown, realtime_ctx
 from .routes import setup_routes
 from .security import DEFAULT_BCRYPT_ROUNDS
+from .services import routing
 from .services.access import AccessCache, AccessWatcher
 from .services.api_keys import ApiKeys
+from .services.availability import Availability
 from .services.hooks import no_hook
 from .services.outbox import EventSignal, retention_loop
 from .services.passwords import PasswordLanes, lane_sizes
@@ -149,6 +155,28 @@ async def integrations_ctx(app: web.Application) -> AsyncIterator[None]:
         await keys.close()
 
 
+async def availability_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Agent availability and routing (services/availability.py); after realtime and AI: it
+    observes the hub, uses the broker's instance id, and routes the AI's handoffs."""
+    settings = app[SETTINGS]
+    pool = app[DB_POOL]
+    availability = Availability(pool, lambda: app[PUBLISHER], settings, app[BROKER].instance_id)
+    app[AVAILABILITY] = availability
+    app[HUB].add_observer(availability.observe)
+    ai = app.get(AI_SERVICE)
+    if ai is not None:
+
+        async def route_handoff(ticket_id: uuid.UUID) -> None:
+            await routing.assign(pool, app[PUBLISHER], settings, ticket_id, "handoff")
+
+        ai.after_handoff = route_handoff
+    availability.start()
+    try:
+        yield
+    finally:
+        await availability.close()
+
+
 async def password_lanes_ctx(app: web.Application) -> AsyncIterator[None]:
     lanes = PasswordLanes(*lane_sizes())
     app[PASSWORD_LANES] = lanes
@@ -213,6 +241,7 @@ def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS
     app.cleanup_ctx.append(integrations_ctx)
     # After realtime: it installs the message hook and observes the hub.
     app.cleanup_ctx.append(ai_ctx)
+    app.cleanup_ctx.append(availability_ctx)
     # First on shutdown, so the log says it before the sockets close and the database stops.
     app.on_shutdown.append(log_stopping)
     app.on_shutdown.append(close_sockets_on_shutdown)

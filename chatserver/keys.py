@@ -19,6 +19,7 @@ from .security import Identity
 from .services.access import AccessCache, AccessWatcher
 from .services.api_keys import ApiKeys
 from .services.attachments import UploadBandwidth
+from .services.availability import Availability
 from .services.hooks import AiControl, MessageHook
 from .services.outbox import EventSignal
 from .services.passwords import PasswordLanes
@@ -69,6 +70,10 @@ ATTACHMENT_STORAGE = web.AppKey[AttachmentStorage]("attachment_storage")
 UPLOAD_THROTTLE = web.AppKey("upload_throttle", Throttle)
 # Bytes per second all uploads on this instance may read together (ATTACHMENT_INSTANCE_BYTES_PER_SECOND).
 UPLOAD_BANDWIDTH = web.AppKey("upload_bandwidth", UploadBandwidth)
+
+# Agent availability on this instance: open consoles, heartbeat, status announcements, and the
+# routing sweep (services/availability.py, services/routing.py).
+AVAILABILITY = web.AppKey("availability", Availability)
 
 # The app's own Prometheus registry (GET /metrics renders it); add gauges and counters to it.
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)

@@ -23,6 +23,7 @@ from .handlers import admin_api_keys as api_key_handlers
 from .handlers import admin_kb as admin_kb_handlers
 from .handlers import admin_webhooks as webhook_handlers
 from .handlers import auth as auth_handlers
+from .handlers import availability as availability_handlers
 from .handlers import canned as canned_handlers
 from .handlers import labels as label_handlers
 from .handlers import ratings as rating_handlers
@@ -1910,6 +1911,92 @@ PATHS.update(
                 ok={"204": {"description": "Deleted, with its sections."}},
                 errors=("Forbidden", "NotFound"),
                 description=ADMIN_NOTE,
+            ),
+        },
+    }
+)
+
+# ---- agent availability and routing (docs/web.md, "Never miss a customer") ------------------
+
+SCHEMAS.update(
+    {
+        "AgentAvailability": obj(
+            {
+                "id": UUID,
+                "name": {"type": "string"},
+                "role": {"type": "string", "enum": ["agent", "admin"]},
+                "status": {
+                    "type": "string",
+                    "enum": ["online", "away", "offline"],
+                    "description": "offline: no console open on any instance; away: chosen, or no "
+                    "activity for AGENT_AWAY_AFTER_SECONDS; else online.",
+                },
+                "away": {"type": "boolean", "description": "The agent chose away."},
+                "since": nullable({**TIMESTAMP, "description": "When this status was announced."}),
+            },
+            description="An agent's availability (also the agent.availability inbox frame's `agent`).",
+        ),
+        "AvailabilityOverview": obj(
+            {
+                "me": ref("AgentAvailability"),
+                "agents": {"type": "array", "items": ref("AgentAvailability")},
+                "auto_assign": {
+                    "type": "boolean",
+                    "description": "AUTO_ASSIGN: new and handed-off tickets are routed.",
+                },
+                "away_after_seconds": {"type": "number", "description": "AGENT_AWAY_AFTER_SECONDS."},
+            }
+        ),
+        "AvailabilityRequest": request_schema(availability_handlers.SET_SCHEMA),
+        "AvailabilityResponse": obj({"me": ref("AgentAvailability")}),
+        "AgentQueue": obj(
+            {
+                "assigned": {
+                    "type": "array",
+                    "items": UUID,
+                    "description": "The caller's open and pending tickets, newest activity first (at most 500).",
+                },
+                "waiting": {
+                    "type": "array",
+                    "items": UUID,
+                    "description": "Those of them awaiting a person's reply: handed off by the AI, or "
+                    "with the AI off and the customer having written last.",
+                },
+            }
+        ),
+    }
+)
+
+AVAILABILITY_NOTE = "Agents and admins only (403 for customers)."
+
+PATHS.update(
+    {
+        "/console/api/availability": {
+            "get": operation(
+                "Every agent's availability, the caller's, and whether routing is on",
+                tag="console",
+                operation_id="consoleAvailability",
+                ok={"200": json_content(ref("AvailabilityOverview"), "Agents and admins, by name.")},
+                description=AVAILABILITY_NOTE,
+            ),
+            "put": operation(
+                "Choose online or away",
+                tag="console",
+                operation_id="consoleSetAvailability",
+                body="AvailabilityRequest",
+                ok={"200": json_content(ref("AvailabilityResponse"), "The caller's availability now.")},
+                description=AVAILABILITY_NOTE
+                + " Away agents get no new tickets; choosing online also counts as activity. Offline is "
+                "not a choice: it is having no console open.",
+            ),
+        },
+        "/console/api/queue": {
+            "get": operation(
+                "The caller's open conversations and those awaiting their reply",
+                tag="console",
+                operation_id="consoleQueue",
+                ok={"200": json_content(ref("AgentQueue"), "Ticket ids.")},
+                description=AVAILABILITY_NOTE + " The console's tab title counts `waiting`.",
             ),
         },
     }

@@ -13,6 +13,7 @@ from .handlers import (
     ai,
     attachments,
     auth,
+    availability,
     canned,
     console,
     console_account,
@@ -143,4 +144,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/console/api/inbox", console.inbox, name="console-inbox")
     r.add_get("/console/api/inbox/{ticket_id}", console.inbox_item, name="console-inbox-item")
     r.add_get("/console/api/agents", console.staff, name="console-agents")
+    r.add_get("/console/api/availability", availability.get_availability, name="console-availability")
+    r.add_put("/console/api/availability", availability.set_availability, name="console-availability-set")
+    r.add_get("/console/api/queue", availability.get_queue, name="console-queue")
     r.add_static(pages.STATIC_PREFIX, pages.STATIC_DIR, name="static")

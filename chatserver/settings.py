@@ -104,6 +104,16 @@ class Settings:
     ai_address_replies_per_window: int = 60
     ai_instance_replies_per_window: int = 3000
     ai_product_name: str = "our product"
+    # Agent availability and routing (docs/web.md, "Never miss a customer"): new and handed-off
+    # tickets go to an online agent, round robin, up to a number of open conversations each; an
+    # agent idle in the console for the away delay is away; one whose last console closed longer
+    # than the offline grace ago is offline; an instance silent for the presence TTL counts as
+    # dead (its consoles with it). Every instance checks every third of the TTL.
+    auto_assign: bool = True
+    agent_max_open_conversations: int = 10
+    agent_away_after_seconds: float = 300.0
+    agent_offline_after_seconds: float = 15.0
+    agent_presence_ttl_seconds: float = 30.0
     log_format: str = "text"
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
@@ -449,6 +459,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         ai_address_replies_per_window=_int(env, "AI_ADDRESS_RATE_LIMIT", 60, 1, 1_000_000),
         ai_instance_replies_per_window=_int(env, "AI_INSTANCE_RATE_LIMIT", 3000, 1, 100_000_000),
         ai_product_name=env.get("AI_PRODUCT_NAME", "").strip() or "our product",
+        auto_assign=_bool(env, "AUTO_ASSIGN", True),
+        agent_max_open_conversations=_int(env, "AGENT_MAX_OPEN_CONVERSATIONS", 10, 1, 100_000),
+        agent_away_after_seconds=_float(env, "AGENT_AWAY_AFTER_SECONDS", 300.0, 1.0, 86_400.0),
+        agent_offline_after_seconds=_float(env, "AGENT_OFFLINE_AFTER_SECONDS", 15.0, 0.0, 3600.0),
+        agent_presence_ttl_seconds=_float(env, "AGENT_PRESENCE_TTL_SECONDS", 30.0, 0.3, 3600.0),
         log_format=log_format,
         log_level=log_level,
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),

@@ -107,7 +107,8 @@ def redis_url() -> Iterator[str]:
 
 def backplane_env(database_url: str, redis_url: str, redis_prefix: str, data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of server processes that share one database and one Redis (several
-    instances of one deployment), with the AI off unless `extra` says otherwise."""
+    instances of one deployment), with the AI and automatic assignment off unless `extra` says
+    otherwise."""
     return {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
@@ -116,6 +117,9 @@ def backplane_env(database_url: str, redis_url: str, redis_prefix: str, data_dir
         "CHATSERVER_DATA_DIR": str(data_dir),
         "LOG_LEVEL": "WARNING",
         "AI_DEFAULT_ENABLED": "false",
+        # Automatic assignment adds ticket updates whenever an agent's inbox is open; the routing
+        # tests (tests/test_routing*.py) turn it on.
+        "AUTO_ASSIGN": "false",
         **extra,
     }
 
@@ -154,6 +158,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         # AI replies would add messages to every customer's ticket in the background; the AI
         # tests (tests/test_ai_*.py) turn them on.
         ai_default_enabled=False,
+        # Likewise automatic assignment, whenever an agent's inbox is open (tests/test_routing*.py).
+        auto_assign=False,
     )
 
 

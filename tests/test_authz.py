@@ -71,6 +71,10 @@ CASES = [
         {"shortcut": "Bad shortcut!", "body": "x"},
         statuses(401, 403, 403, 422, 422),
     ),
+    # Agent availability (docs/web.md, "Never miss a customer"): for agents and admins only.
+    Case("availability", "GET", "/console/api/availability", None, statuses(401, 403, 403, 200, 200)),
+    Case("set availability", "PUT", "/console/api/availability", {"status": "away"}, statuses(401, 403, 403, 200, 200)),
+    Case("queue", "GET", "/console/api/queue", None, statuses(401, 403, 403, 200, 200)),
 ]
 
 

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,6 +172,9 @@ class AiService:
         self.tracker = ReplyTracker()
         # Set when no hub observer feeds the tracker: the service feeds it what it publishes.
         self.feed_tracker_directly = True
+        # Run after every handoff (the ticket's id): automatic assignment plugs in here
+        # (services/routing.py, installed by app.availability_ctx).
+        self.after_handoff: Callable[[uuid.UUID], Awaitable[None]] | None = None
         self.generations: dict[tuple[str, str], Generation] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -268,6 +271,15 @@ class AiService:
             await publisher.publish(events.message_created(message))
             await publisher.publish(events.inbox_message_created(message))
         log.info("ticket %s handed to a human (%s)", ticket_id, reason)
+        if self.after_handoff is not None:
+            try:
+                await self.after_handoff(ticket_id)
+            except Exception as exc:
+                # The handoff itself is done; the routing sweep assigns the ticket later.
+                if is_unavailable(exc):
+                    log.warning("could not route handed-off ticket %s: database unavailable", ticket_id)
+                else:
+                    log.exception("could not route handed-off ticket %s", ticket_id)
 
     def observe(self, event: Event) -> None:
         """Hub observer: every event this instance receives, from any instance. Synchronous."""

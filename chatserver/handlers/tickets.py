@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
 
+from ..db.pool import is_unavailable
 from ..errors import too_many_requests, validation_error
 from ..jsonutil import json_response
 from ..keys import DB_POOL, MESSAGE_HOOK, MESSAGE_WRITER, PUBLISHER, SEND_BUDGET, SETTINGS
 from ..services import customer_panel as panel_service
 from ..services import messages as message_service
+from ..services import routing
 from ..services import tickets as ticket_service
 from ..services.attachments import parse_attachment_ids
 from ..settings import Settings
@@ -30,6 +33,8 @@ from ..validation import (
 )
 from ..views import ticket_for, ticket_view
 from .identity import require_identity
+
+log = logging.getLogger(__name__)
 
 CREATE_SCHEMA = {
     "subject": Str(max_len=200),
@@ -105,6 +110,7 @@ async def create_ticket(request: web.Request) -> web.Response:
         caps=ticket_caps(request.app[SETTINGS]),
         visitor_context=context,
     )
+    ticket = await route_new_ticket(request.app, ticket)
     return json_response({"ticket": ticket_for(ticket, who.is_staff), "message": message}, status=201)
 
 
@@ -113,6 +119,22 @@ async def customer_panel(request: web.Request) -> web.Response:
     who = require_identity(request)
     ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
     return json_response(await panel_service.customer_panel(request.app[DB_POOL], who, ticket_id))
+
+
+async def route_new_ticket(app: web.Application, ticket: dict[str, Any]) -> dict[str, Any]:
+    """Assign a just-created ticket to an online agent (AUTO_ASSIGN, services/routing.py); the
+    ticket as it is afterwards. A failure is logged, never the creator's: the ticket exists
+    either way."""
+    try:
+        routed = await routing.assign(app[DB_POOL], app[PUBLISHER], app[SETTINGS], ticket["id"], "new")
+    except Exception as exc:
+        # The routing sweep takes it later if it waits for a person.
+        if is_unavailable(exc):
+            log.warning("could not route new ticket %s: database unavailable", ticket["id"])
+        else:
+            log.exception("could not route new ticket %s", ticket["id"])
+        return ticket
+    return routed or ticket
 
 
 async def get_ticket(request: web.Request) -> web.Response:

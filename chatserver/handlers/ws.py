@@ -25,6 +25,7 @@ from ..errors import DATABASE_RETRY_AFTER, ApiError, database_unavailable, forbi
 from ..jsonutil import json_response
 from ..keys import (
     AI,
+    AVAILABILITY,
     DB_HEALTH,
     DB_POOL,
     HUB,
@@ -547,10 +548,15 @@ async def inbox_socket(request: web.Request) -> web.StreamResponse:
     ws = _socket(settings)
     address = await _accept_within_limits(ws, request, who)
     hub = app[HUB]
+    availability = app[AVAILABILITY]
+    # An agent's open inbox is their console: it makes them online (services/availability.py).
+    is_console = who.role in ("agent", "admin")
     conn = Connection(ws, who, user, queue_limit=settings.ws_queue_limit, transport=request.transport)
     hub.register(events.INBOX_CHANNEL, conn)
     conn.start(events.inbox_ready_frame(conn.user), 0)
     try:
+        if is_console:
+            availability.console_opened(who.user_id)
         async for msg in ws:
             conn.seen()
             if msg.type == WSMsgType.TEXT:
@@ -558,10 +564,15 @@ async def inbox_socket(request: web.Request) -> web.StreamResponse:
                     frame = orjson.loads(msg.data)
                 except orjson.JSONDecodeError:
                     frame = None
-                if isinstance(frame, dict) and frame.get("type") == "ping":
+                kind = frame.get("type") if isinstance(frame, dict) else None
+                if kind == "ping":
                     conn.send_frame(events.pong_frame(frame.get("ref")))
+                elif kind == "activity" and is_console:
+                    await _availability_call(app, availability.activity(who.user_id))
                 else:
-                    conn.send_frame(events.error_frame("unknown_type", "The inbox accepts only ping frames"))
+                    conn.send_frame(
+                        events.error_frame("unknown_type", "The inbox accepts only ping and activity frames")
+                    )
             elif msg.type == WSMsgType.PING:
                 await conn.pong(msg.data)
             elif msg.type == WSMsgType.ERROR:
@@ -570,4 +581,19 @@ async def inbox_socket(request: web.Request) -> web.StreamResponse:
         app[SOCKET_LIMITS].release(who.user_id, address)
         hub.unregister(events.INBOX_CHANNEL, conn)
         await conn.stop()
+        if is_console:
+            availability.console_closed(who.user_id)
     return ws
+
+
+async def _availability_call(app: web.Application, call: Awaitable[Any]) -> None:
+    """Availability bookkeeping never ends a console: a failed write is repaired by the
+    instance's next heartbeat (services/availability.py)."""
+    try:
+        await call
+    except Exception as exc:
+        if is_unavailable(exc):
+            app[DB_HEALTH].unavailable(exc)
+            log.warning("availability: database unavailable (%s); the next heartbeat catches up", type(exc).__name__)
+        else:
+            log.exception("availability bookkeeping failed")

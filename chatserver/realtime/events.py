@@ -197,6 +197,11 @@ def inbox_message_created(message: dict[str, Any]) -> Event:
     return Event(INBOX_CHANNEL, {"type": "inbox.message_created", "message": message}, staff_only=True)
 
 
+def agent_availability(agent: dict[str, Any]) -> Event:
+    """An agent's status changed (online, away, offline): services/availability.py."""
+    return Event(INBOX_CHANNEL, {"type": "agent.availability", "agent": agent}, staff_only=True)
+
+
 # ---- control events (between instances, never sent to a client) --------------------------
 
 

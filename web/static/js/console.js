@@ -14,6 +14,8 @@ import { installShortcuts } from "./shortcuts.js";
 import { LabelCatalogue, TicketLabels, labelChips, renderLabelFilter } from "./labels.js";
 import { CannedPicker, saveAsCanned } from "./canned.js";
 import { loadActivity, showActivity } from "./activity.js";
+import { Availability } from "./availability.js";
+import { Notifier } from "./notify.js";
 
 const layout = document.getElementById("layout");
 const me = JSON.parse(layout.dataset.me);
@@ -301,9 +303,18 @@ function onInboxFrame(frame) {
 // The inbox socket: no snapshot, so every (re)connect reloads the list (on inbox.ready).
 let inboxAttempt = 0;
 
+let inboxSocket = null;
+
+function sendInbox(frame) {
+  if (!inboxSocket || inboxSocket.readyState !== WebSocket.OPEN) return false;
+  inboxSocket.send(JSON.stringify(frame));
+  return true;
+}
+
 function connectInbox() {
   ui.inboxConn.textContent = inboxAttempt ? "Reconnecting…" : "";
   const ws = new WebSocket(socketUrl("/ws/inbox"));
+  inboxSocket = ws;
   let alive = false;
   ws.onmessage = (event) => {
     let frame;
@@ -319,6 +330,8 @@ function connectInbox() {
       ui.inboxConn.classList.remove("offline");
     }
     onInboxFrame(frame);
+    availability.onFrame(frame);
+    notifier.onFrame(frame);
   };
   ws.onclose = (event) => {
     if (event.code === 4003) {
@@ -811,6 +824,18 @@ document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && current && layout.dataset.view === "ticket" && window.matchMedia("(max-width: 800px)").matches) {
     closeTicket({ push: true });
   }
+});
+
+// Availability and notifications (availability.js, notify.js) live in the top bar.
+const request = (method, path, body) => api(path, { method, body });
+const tools = document.getElementById("topbar-tools");
+const availability = new Availability({ root: tools, me, request, send: sendInbox, toast });
+const notifier = new Notifier({
+  root: tools,
+  me,
+  request,
+  viewing: (ticketId) => Boolean(current && current.id === ticketId && document.hasFocus() && document.visibilityState === "visible"),
+  open: (ticketId) => openTicket(ticketId, { push: true }),
 });
 
 (async () => {
