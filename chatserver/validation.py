@@ -87,6 +87,9 @@ def _check(name: str, spec: Field, value: Any) -> tuple[Any, str | None]:
             return None, "must not contain NUL characters"
         return text, None
     if spec.kind == "int":
+        # JSON Schema's "integer" (what the OpenAPI spec says) includes 4.0; 4.5 is no integer.
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             return None, "must be an integer"
         if spec.lo is not None and value < spec.lo:

@@ -7,6 +7,7 @@ Shares the browser fixtures and helpers of tests/test_browser_web.py.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from .test_browser_web import (
     new_page,
     open_console_ticket,
     open_widget,
+    panel_frame,
     rest,
     screenshot,
     start_live,
@@ -179,3 +181,44 @@ async def test_history_lists_earlier_conversations_and_starts_a_new_one(browser:
     # A closed conversation offers its rating.
     await expect_text(frame.locator("#rating .rating-title"), "How did we do?")
     assert_no_js_errors(visitor)
+
+
+AXE = Path(__file__).resolve().parent.parent / "web" / "static" / "vendor" / "axe-core" / "axe.min.js"
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+
+async def serious_axe_violations(page: Any) -> list[dict[str, Any]]:
+    panel = panel_frame(page)
+    await panel.add_script_tag(path=str(AXE))
+    result = await panel.evaluate(
+        """async () => {
+          const r = await axe.run(document, {resultTypes: ['violations']});
+          return r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}));
+        }"""
+    )
+    return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+async def test_the_rating_card_and_the_history_are_usable_on_a_phone_and_axe_clean(browser: Any, quiet: Live) -> None:
+    # The CSP forbids injected scripts: bypassed for this test's browser only, to load axe-core.
+    context = await browser.new_context(**PHONE, bypass_csp=True)
+    visitor = await context.new_page()
+    visitor.set_default_timeout(web_tests.UI_TIMEOUT_MS)
+    frame = await open_widget(visitor, quiet.url("/demo"))
+    await widget_send(frame, "Phone question")
+    await frame.locator(".msg-mine[data-seq]").wait_for()
+    token = await agent_token(quiet)
+    ticket = (await rest(quiet, "GET", "/tickets", token))["tickets"][0]
+    await rest(quiet, "PATCH", f"/tickets/{ticket['id']}", token, json={"status": "closed"})
+    await frame.locator("#rating .rating-score").first.wait_for()
+    for target in ("#rating .rating-score >> nth=0", "#rating .rating-later", "#history-button"):
+        box = await frame.locator(target).bounding_box()
+        assert box is not None and box["height"] >= 44, (target, box)
+    assert await serious_axe_violations(visitor) == []
+
+    await frame.get_by_role("button", name="Your conversations").click()
+    await frame.locator(".history-item").first.wait_for()
+    box = await frame.locator(".history-item").first.bounding_box()
+    assert box is not None and box["height"] >= 44
+    assert await serious_axe_violations(visitor) == []
+    await context.close()

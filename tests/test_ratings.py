@@ -63,6 +63,13 @@ async def test_a_resolved_ticket_can_be_rated_without_a_comment(
     assert data["rating"]["score"] == 1 and data["rating"]["comment"] is None
 
 
+async def test_a_score_written_as_a_whole_float_is_that_integer(client: TestClient, customer: User) -> None:
+    """JSON Schema's integer (the OpenAPI spec) includes 4.0."""
+    ticket = await create_ticket(client, customer)
+    await close(client, customer, ticket)
+    assert (await rate(client, customer, ticket["id"], {"score": 4.0}, 201))["rating"]["score"] == 4
+
+
 async def test_a_second_rating_is_a_conflict_and_the_first_stays(client: TestClient, customer: User) -> None:
     ticket = await create_ticket(client, customer)
     await close(client, customer, ticket)
