@@ -479,6 +479,7 @@ async function openTicket(ticketId, { push = false, match = null } = {}) {
         thread.endStream(replyId);
         if (how === "failed") thread.addEvent(`AI reply failed: ${frame.message}`);
       },
+      failureDetail: (frame) => thread.addEvent(`Details (agents only): ${frame.detail}`),
       ticket: (ticket, changes) => {
         renderTicket(ctx);
         const row = rows.get(ticket.id);
