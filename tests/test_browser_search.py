@@ -125,6 +125,7 @@ async def test_the_customer_panel_shows_the_page_browser_and_other_tickets(brows
     await expect_text(panel.locator("dd", has_text="fr-FR"), re.compile(r"fr-FR"))
     await expect_text(panel.locator("dd", has_text="Europe/Paris"), re.compile(r"Europe/Paris"))
     await expect_text(panel.locator(".panel-title"), "Other tickets (0)")
+    await screenshot(agent, "console-customer-panel.png")
 
     # A returning customer: the panel lists their other tickets, and one click opens one.
     token = await customer_token(live, "omar@shop.example", "Omar Haddad")
@@ -144,7 +145,6 @@ async def test_the_customer_panel_shows_the_page_browser_and_other_tickets(brows
     # Not a web URL: shown as text, never as a link.
     await expect_text(panel.locator("span.panel-url"), "javascript:alert(1)")
     await expect_count(panel.locator("a.panel-url"), 0)
-    await screenshot(agent, "console-customer-panel.png")
     await panel.locator(".panel-tickets a", has_text="Lost parcel in March").click()
     await expect_text(agent.locator("#ticket-subject"), "Lost parcel in March")
     assert await agent.evaluate("() => location.pathname") == f"/console/tickets/{first}"
