@@ -33,11 +33,11 @@ UPDATE tickets SET resolved_at = updated_at WHERE status IN ('resolved', 'closed
 -- Reports select tickets by when they were opened or resolved.
 CREATE INDEX tickets_created_idx ON tickets (created_at);
 CREATE INDEX tickets_resolved_idx ON tickets (resolved_at) WHERE resolved_at IS NOT NULL;
--- A ticket's replies by the AI or agents, read index-only (who and when, in order), and an
--- agent's replies in a period.
+-- A ticket's replies by the AI or agents, read index-only (who and when, in order).
 CREATE INDEX messages_replies_idx ON messages (ticket_id, created_at, seq) INCLUDE (author_kind, author_id)
     WHERE visibility = 'public' AND author_kind IN ('agent', 'ai');
-CREATE INDEX messages_agent_replies_idx ON messages (author_id, created_at)
+-- Agents' replies in a period, with who wrote them and where (index-only).
+CREATE INDEX messages_agent_replies_idx ON messages (created_at) INCLUDE (author_id, ticket_id)
     WHERE visibility = 'public' AND author_kind = 'agent';
 -- Handoff notices (system messages whose metadata names the reason).
 CREATE INDEX messages_handoffs_idx ON messages (ticket_id, created_at)
