@@ -497,3 +497,33 @@ async def test_without_labels_the_labels_report_says_so(client: TestClient, staf
         pytest.skip("this database has labels: test_ratings_and_labels_when_the_database_has_them covers it")
     data = await get_json(client, "/reports/labels", staff["alice"])
     assert data["labels_available"] is False and data["labels"] == []
+
+
+async def test_first_replies_are_kept_on_the_ticket_as_messages_are_written(
+    client: TestClient, staff: dict[str, User]
+) -> None:
+    """The triggers of migration 0017, through the API's own message path: a note is not a reply,
+    the first public agent message is the first (human) reply and names its author, a later one
+    changes nothing."""
+    pool = client.app[DB_POOL]
+    resp = await client.post("/tickets", json={"subject": "x", "message": "hi"}, headers=staff["customer"].headers)
+    ticket_id = (await resp.json())["ticket"]["id"]
+    columns = "first_reply_at, first_human_reply_at, first_human_reply_by, human_replied, ai_replied"
+
+    async def post(who: str, body: str, **extra: Any) -> None:
+        resp = await client.post(
+            f"/tickets/{ticket_id}/messages", json={"body": body, **extra}, headers=staff[who].headers
+        )
+        assert resp.status == 201, await resp.text()
+
+    await post("alice", "a note", internal=True)
+    row = await pool.fetchrow(f"SELECT {columns} FROM tickets WHERE id = $1", uuid.UUID(ticket_id))
+    assert row["first_reply_at"] is None and not row["human_replied"]
+    await post("bob", "first answer")
+    first = await pool.fetchrow(f"SELECT {columns} FROM tickets WHERE id = $1", uuid.UUID(ticket_id))
+    answered_at = await pool.fetchval("SELECT created_at FROM messages WHERE body = 'first answer'")
+    assert first["first_reply_at"] == first["first_human_reply_at"] == answered_at
+    assert str(first["first_human_reply_by"]) == staff["bob"].id
+    assert first["human_replied"] and not first["ai_replied"]
+    await post("alice", "second answer")
+    assert await pool.fetchrow(f"SELECT {columns} FROM tickets WHERE id = $1", uuid.UUID(ticket_id)) == first

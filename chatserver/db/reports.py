@@ -56,24 +56,16 @@ _FIRST_HUMAN_RESPONSE = SECONDS.format(
 )
 _RESOLUTION = SECONDS.format(later="t.resolved_at", earlier="t.created_at")
 
-# Tickets opened in the period, each with the moments the report times are measured from:
-# its first reply (AI or agent), its first human reply and who wrote it, its first handoff.
-# The human response is timed from the first handoff when one came before it (the moment the
-# conversation asked for a person), else from the opening.
+# Tickets opened in the period, each with the moments the report times are measured from: its
+# first reply (AI or agent), its first human reply and who wrote it, its first handoff. The
+# triggers of migration 0017 keep these on the ticket as messages are written, with the REPLY,
+# HUMAN_REPLY and HANDOFF meanings above. The human response is timed from the first handoff when
+# one came before it (the moment the conversation asked for a person), else from the opening.
 OPENED = f"""
-opened AS MATERIALIZED (
-    SELECT t.id, t.created_at, t.assignee_id, r.replied_at, r.human_by, r.human_at,
-           (SELECT min(m.created_at) FROM messages m WHERE m.ticket_id = t.id AND {HANDOFF}) AS handoff_at
+opened AS (
+    SELECT t.id, t.created_at, t.assignee_id, t.first_reply_at AS replied_at,
+           t.first_human_reply_by AS human_by, t.first_human_reply_at AS human_at, t.first_handoff_at AS handoff_at
     FROM tickets t
-    -- One pass over the ticket's replies (an index-only scan of messages_replies_idx).
-    LEFT JOIN LATERAL (
-        SELECT min(m.created_at) AS replied_at,
-               min(m.created_at) FILTER (WHERE m.author_kind = 'agent') AS human_at,
-               (array_agg(m.author_id ORDER BY m.created_at, m.seq)
-                    FILTER (WHERE m.author_kind = 'agent'))[1] AS human_by
-        FROM messages m
-        WHERE m.ticket_id = t.id AND {REPLY}
-    ) r ON true
     WHERE t.created_at >= $1 AND t.created_at < $2
 ),
 timed AS (
@@ -83,18 +75,10 @@ timed AS (
 
 # Tickets resolved (or closed) in the period, and whether anyone but the AI answered in them.
 RESOLVED = f"""
-resolved AS MATERIALIZED (
-    SELECT t.id, t.assignee_id, t.resolved_at,
-           {_RESOLUTION} AS resolution,
-           coalesce(r.ai_replied, false) AS ai_replied,
-           coalesce(r.human_replied, false) AS human_replied,
-           EXISTS (SELECT 1 FROM messages m WHERE m.ticket_id = t.id AND {HANDOFF}) AS handed_off
+resolved AS (
+    SELECT t.id, t.assignee_id, t.resolved_at, {_RESOLUTION} AS resolution,
+           t.ai_replied, t.human_replied, t.first_handoff_at IS NOT NULL AS handed_off
     FROM tickets t
-    LEFT JOIN LATERAL (
-        SELECT bool_or(m.author_kind = 'ai') AS ai_replied, bool_or(m.author_kind = 'agent') AS human_replied
-        FROM messages m
-        WHERE m.ticket_id = t.id AND {REPLY}
-    ) r ON true
     WHERE t.resolved_at >= $1 AND t.resolved_at < $2
 )"""
 
