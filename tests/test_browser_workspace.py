@@ -116,16 +116,28 @@ async def test_slash_inserts_a_canned_response_with_its_variables_filled(browser
         f"Hi Cara [VIP], {AGENT_NAME} here about {ticket['id']} (cara@example.com) {{{{unknown.thing}}}}",
     )
 
-    # An agent saves their own: "Save as canned" asks for the shortcut; "/" offers it at once.
-    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("hours")))
+    # An agent keeps their own: the "Canned…" dialog saves the composer's text under a shortcut,
+    # "/" offers it at once, and the dialog deletes it again.
     await composer.fill("We are open 9 to 5.")
-    await page.get_by_role("button", name="Save as canned").click()
-    await page.locator("#toast", has_text="Saved as /hours.").wait_for()
+    await page.get_by_role("button", name="Your canned responses").click()
+    dialog = page.get_by_role("dialog", name="Your canned responses")
+    await dialog.get_by_label("Shortcut for the text in the composer").fill("hours")
+    await dialog.get_by_role("button", name="Save", exact=True).click()
+    await dialog.locator("code", has_text="/hours").wait_for()
+    await screenshot(page, "console-canned-mine.png")
+    await dialog.get_by_role("button", name="Close").click()
     await composer.fill("")
     await composer.press_sequentially("/hou")
     await listbox.get_by_role("option", name="/hours").wait_for()
     await composer.press("Tab")
     assert await composer.input_value() == "We are open 9 to 5."
+    await page.get_by_role("button", name="Your canned responses").click()
+    await dialog.get_by_role("button", name="Delete /hours").click()
+    await dialog.locator("code", has_text="/hours").wait_for(state="detached")
+    await expect_count(dialog.locator(".canned-manage li"), 3)  # the three made over REST above
+    await dialog.get_by_role("button", name="Close").click()
+    mine = (await rest(live, "GET", "/canned-responses", token))["canned_responses"]
+    assert "hours" not in [c["shortcut"] for c in mine]
     assert_no_js_errors(page)
 
 

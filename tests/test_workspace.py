@@ -214,6 +214,10 @@ async def test_a_label_change_is_live_for_agents_and_silent_for_the_customer(
         line = await recv_type(aws, "activity.created")
         assert line["activity"]["kind"] == "labels" and line["activity"]["data"]["added"][0]["name"] == "vip"
         assert (await recv_type(inbox, "inbox.ticket_updated"))["changes"] == ["labels"]
+        # A catalogue change reaches every open inbox with the whole list.
+        await client.patch(f"/labels/{vip['id']}", json={"color": "#00aa00"}, headers=admin.headers)
+        catalogue = await recv_type(inbox, "inbox.labels_changed")
+        assert [(label["name"], label["color"]) for label in catalogue["labels"]] == [("vip", "#00aa00")]
         # A later status change reaches the customer without the labels, and is the first frame.
         await client.patch(f"/tickets/{ticket['id']}", json={"status": "pending"}, headers=agent.headers)
         frames = [f for f in await drain(cws, 0.5) if f["type"] not in ("presence.joined", "presence.left")]

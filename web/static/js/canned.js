@@ -178,21 +178,83 @@ export class CannedPicker {
   }
 }
 
-/** Save the composer's text as one of your personal canned responses, asking for its shortcut. */
-export async function saveAsCanned({ api, text, toast, ask = (question) => window.prompt(question, "") }) {
-  const body = text.trim();
-  if (!body) {
-    toast("Write the response first, then save it.");
-    return null;
+/**
+ * The agent's own canned responses in a modal dialog: save the composer's text under a shortcut,
+ * and delete old ones. (Shared responses are managed by admins, /console/admin/canned.)
+ */
+export async function openCannedManager({ api, toast, text, onChange }) {
+  const list = h("ul", { class: "canned-manage", "aria-label": "Your canned responses" });
+  const shortcut = h("input", { id: "canned-new-shortcut", maxlength: "40", autocomplete: "off", required: true });
+  const error = h("p", { class: "form-error", role: "alert" });
+  const save = h(
+    "form",
+    { class: "canned-save" },
+    h("label", { for: "canned-new-shortcut", text: "Shortcut for the text in the composer" }),
+    h("div", { class: "canned-save-row" }, shortcut, h("button", { type: "submit", class: "primary", text: "Save" })),
+    error,
+  );
+  const dialog = h(
+    "dialog",
+    { class: "canned-dialog", "aria-labelledby": "canned-dialog-title" },
+    h("h2", { id: "canned-dialog-title", text: "Your canned responses" }),
+    h("p", { class: "hint", text: "Type / in the composer to use them, with the shared ones. Variables: {{customer.name}}, {{customer.email}}, {{agent.name}}, {{ticket.id}}." }),
+    save,
+    list,
+    h("form", { method: "dialog" }, h("button", { type: "submit", class: "secondary", text: "Close" })),
+  );
+
+  async function reload() {
+    const items = (await api("/canned-responses")).canned_responses.filter((item) => !item.shared);
+    clear(list);
+    if (!items.length) list.appendChild(h("li", { class: "muted", text: "None yet." }));
+    for (const item of items) {
+      const remove = async () => {
+        try {
+          await api(`/canned-responses/${encodeURIComponent(item.id)}`, { method: "DELETE" });
+          onChange();
+          await reload();
+        } catch (err) {
+          toast(`Could not delete it: ${err.message}`);
+        }
+      };
+      list.appendChild(
+        h(
+          "li",
+          {},
+          h("code", { text: `/${item.shortcut}` }),
+          h("span", { class: "canned-preview", text: item.body.slice(0, 100) }),
+          h("button", { type: "button", class: "ghost", text: "Delete", "aria-label": `Delete /${item.shortcut}`, onclick: remove }),
+        ),
+      );
+    }
   }
-  const shortcut = (ask("Shortcut for this canned response (type / and the shortcut in the composer):") || "").trim();
-  if (!shortcut) return null;
+
+  save.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const body = text().trim();
+    if (!body) {
+      error.textContent = "Write the response in the composer first.";
+      return;
+    }
+    try {
+      const item = (await api("/canned-responses", { method: "POST", body: { shortcut: shortcut.value.trim(), body } })).canned_response;
+      toast(`Saved as /${item.shortcut}.`);
+      shortcut.value = "";
+      onChange();
+      await reload();
+    } catch (err) {
+      error.textContent = err.message;
+    }
+  });
+
+  document.body.appendChild(dialog);
+  dialog.addEventListener("close", () => dialog.remove());
   try {
-    const item = (await api("/canned-responses", { method: "POST", body: { shortcut, body } })).canned_response;
-    toast(`Saved as /${item.shortcut}.`);
-    return item;
+    await reload();
   } catch (err) {
-    toast(`Could not save it: ${err.message}`);
-    return null;
+    toast(`Could not load your canned responses: ${err.message}`);
   }
+  dialog.showModal();
+  shortcut.focus();
 }

@@ -12,7 +12,7 @@ import { attachSearchBox, matchLine, revealMatch } from "./search.js";
 import { CustomerPanel } from "./customer-panel.js";
 import { installShortcuts } from "./shortcuts.js";
 import { LabelCatalogue, TicketLabels, labelChips, renderLabelFilter } from "./labels.js";
-import { CannedPicker, saveAsCanned } from "./canned.js";
+import { CannedPicker, openCannedManager } from "./canned.js";
 import { loadActivity, showActivity } from "./activity.js";
 import { Availability } from "./availability.js";
 import { Notifier } from "./notify.js";
@@ -73,7 +73,7 @@ async function api(path, { method = "GET", body } = {}) {
     const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     if (response.status === 401 && attempt === 0) continue; // the token expired: get a new one
     if (!response.ok) throw await apiError(response);
-    return response.json();
+    return response.status === 204 ? null : response.json();
   }
   throw new Error("unreachable");
 }
@@ -422,11 +422,10 @@ function buildTicketPane(ticketId) {
   els.saveCanned = h("button", {
     type: "button",
     class: "ghost",
-    text: "Save as canned",
-    title: "Save this text as one of your canned responses (then type / to use it)",
-    onclick: async () => {
-      if (await saveAsCanned({ api, text: els.input.value, toast })) els.canned.refresh();
-    },
+    text: "Canned…",
+    "aria-label": "Your canned responses",
+    title: "Save the text as a canned response, or delete one (type / to use them)",
+    onclick: () => openCannedManager({ api, toast, text: () => els.input.value, onChange: () => els.canned.refresh() }),
   });
   els.form = h(
     "form",
