@@ -37,6 +37,8 @@ def ticket_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "last_activity_at": row["last_activity_at"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
+        # The address the visitor gave in the widget for replies and transcripts (or null).
+        "contact_email": row["contact_email"],
     }
 
 

@@ -12,7 +12,7 @@ from . import Executor
 from .events import TICKET_CREATED, TICKET_UPDATED, json_object
 
 TICKET_COLUMNS = """id, customer_id, subject, description, status, priority, assignee_id,
-    ai_enabled, waiting_for_agent, last_seq, last_activity_at, created_at, updated_at"""
+    ai_enabled, waiting_for_agent, last_seq, last_activity_at, created_at, updated_at, contact_email"""
 _TICKET_FIELDS = [name.strip() for name in TICKET_COLUMNS.split(",")]
 
 # The ticket and its ticket.created event (the outbox, db/events.py) in one statement.
@@ -63,7 +63,7 @@ FROM tickets WHERE customer_id = $1
 """
 
 # Only the columns a caller may change; the caller builds the SET list from this allow-list.
-UPDATABLE = ("status", "priority", "assignee_id", "ai_enabled", "waiting_for_agent")
+UPDATABLE = ("status", "priority", "assignee_id", "ai_enabled", "waiting_for_agent", "contact_email")
 
 
 async def insert_ticket(
