@@ -239,7 +239,7 @@ async def ticket_socket(request: web.Request) -> web.StreamResponse:
                     await publisher.publish(events.presence_left(ticket_id, user, staff_only=hidden))
                     if who.role == "customer" and MAILER in app:
                         # The visitor's away clock for reply emails starts now (services/mail.py).
-                        await app[MAILER].on_visitor_left(ticket_id, who.user_id)
+                        app[MAILER].note_visitor_left(ticket_id, who.user_id)
             except Exception:
                 log.exception("presence cleanup failed for %s", ticket_id)
     return ws

@@ -282,6 +282,7 @@ class MailWorker:
         self.templates = _templates()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def enabled(self) -> bool:
@@ -304,8 +305,16 @@ class MailWorker:
                 "mail: could not queue a reply email for ticket %s (%s)", message["ticket_id"], type(exc).__name__
             )
 
-    async def on_visitor_left(self, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> None:
-        """The customer's last socket in the room closed (on every instance): start their away clock."""
+    def note_visitor_left(self, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> None:
+        """The customer's last socket in the room closed (on every instance): start their away
+        clock. In a task of the worker's own: the closing socket's handler may be cancelled."""
+        if not self.enabled:
+            return
+        task = asyncio.get_running_loop().create_task(self._note_visitor_left(ticket_id, customer_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _note_visitor_left(self, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> None:
         try:
             await mail_db.note_visitor_left(self.pool, ticket_id, customer_id)
         except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
@@ -321,6 +330,9 @@ class MailWorker:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="mail-worker")
 
     async def close(self) -> None:
+        if self._background:
+            # Let the last "visitor left" notes land before the pool closes.
+            await asyncio.wait(self._background, timeout=5)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
