@@ -26,6 +26,7 @@ from chatserver.settings import Settings
 
 from .conftest import TEST_SECRET, MakeUser, User
 from .services import free_port
+from .test_openapi import assert_matches_spec
 
 WAIT = 15.0
 
@@ -214,7 +215,7 @@ async def test_an_agent_reply_reaches_a_visitor_who_left_with_a_link_that_reopen
     assert page.status == 200
     resp = await client.post("/widget/reopen", json={"token": parts.fragment.removeprefix("reopen=")})
     assert resp.status == 200, await resp.text()
-    signed_in = await resp.json()
+    signed_in = await assert_matches_spec(resp, "post", "/widget/reopen")
     assert signed_in["ticket_id"] == ticket_id
     assert signed_in["user"]["id"] == visitor["user"]["id"]
     headers = bearer(signed_in["access_token"])
@@ -381,7 +382,8 @@ async def test_the_owner_gets_a_transcript_by_email(mail_client: TestClient, mak
     assert (await client.post(path, json={}, headers=agent.headers)).status == 403
     resp = await client.post(path, json={"email": "copy@example.com"}, headers=bearer(visitor["token"]))
     assert resp.status == 202, await resp.text()
-    assert (await resp.json())["transcript"]["email"] == "copy@example.com"
+    queued = await assert_matches_spec(resp, "post", "/tickets/{ticket_id}/transcript")
+    assert queued["transcript"]["email"] == "copy@example.com"
 
     [message] = await inbox.wait_for(1)
     assert message["To"] == "copy@example.com"

@@ -21,6 +21,7 @@ from chatserver.settings import Settings
 
 from .conftest import PASSWORD, MakeUser, backplane_env
 from .services import running_servers
+from .test_openapi import assert_matches_spec
 
 FULL = {
     "color": "#facc15",
@@ -103,11 +104,11 @@ async def test_admin_saves_the_whole_document(client: TestClient, make_user: Mak
     admin = await make_user("admin")
     resp = await client.put("/admin/widget-settings", json=FULL, headers=admin.headers)
     assert resp.status == 200, await resp.text()
-    saved = await resp.json()
+    saved = await assert_matches_spec(resp, "put", "/admin/widget-settings")
     assert saved["settings"] == FULL
     assert saved["updated_by"] == admin.id and saved["version"] >= 1
     resp = await client.get("/admin/widget-settings", headers=admin.headers)
-    assert (await resp.json())["settings"] == FULL
+    assert (await assert_matches_spec(resp, "get", "/admin/widget-settings"))["settings"] == FULL
     # PUT replaces: what is left out is unset again.
     resp = await client.put("/admin/widget-settings", json={"greeting": "Only this"}, headers=admin.headers)
     body = await resp.json()
@@ -121,7 +122,7 @@ async def test_the_widget_gets_the_effective_settings(client: TestClient, make_u
     await client.put("/admin/widget-settings", json=FULL, headers=admin.headers)
     resp = await client.get("/widget/config")
     assert resp.status == 200
-    config = await resp.json()
+    config = await assert_matches_spec(resp, "get", "/widget/config")
     assert config["settings"]["greeting"] == "Hello from the admin"
     assert config["settings"]["strings"] == {"fr": {"greeting": "Bonjour de l'admin"}}
     # The frame page carries the same document, escaped into an attribute.
@@ -225,7 +226,7 @@ def test_the_next_opening_is_found_across_days() -> None:
 async def test_outside_business_hours_the_widget_is_away(client: TestClient, make_user: MakeUser) -> None:
     admin = await make_user("admin")
     await client.put("/admin/widget-settings", json=ALWAYS_CLOSED, headers=admin.headers)
-    config = await (await client.get("/widget/config")).json()
+    config = await assert_matches_spec(await client.get("/widget/config"), "get", "/widget/config")
     assert config["status"]["open"] is False and config["status"]["away"] is True
 
 
