@@ -156,9 +156,9 @@ def bodies(message: EmailMessage) -> tuple[str, str]:
     return str(text.get_content()), str(html.get_content())
 
 
-def reopen_link(message: EmailMessage) -> str:
+def reopen_link(message: EmailMessage, base: str = "https://chat.example.com") -> str:
     text, _ = bodies(message)
-    links = [word for word in text.split() if word.startswith("https://chat.example.com/")]
+    links = [word for word in text.split() if word.startswith(base + "/")]
     assert len(links) == 1, text
     return links[0]
 

@@ -7,6 +7,7 @@ import { textOn } from "./contrast.js";
 import { Room, apiError, socketUrl } from "./room.js";
 import { Thread } from "./thread.js";
 import { AttachmentTray, AttachmentViewer, attachmentStrings, withAttachments } from "./attachments.js";
+import { AwayPanel, adminStrings, awayStrings, languagePolicy, readConfig, takeReopenToken, withAdminSettings } from "./away.js";
 
 const STRINGS = {
   en: {
@@ -170,6 +171,7 @@ const ui = {
   input: el("input"),
   inputLabel: el("input-label"),
   send: el("send"),
+  away: el("away"),
 };
 
 const allowedOrigins = JSON.parse(document.body.dataset.allowedOrigins || "[]");
@@ -247,23 +249,37 @@ window.addEventListener("message", (event) => {
 
 // ---- set-up ---------------------------------------------------------------------------------
 
-/** The site's locale (data-locale) when we have its strings, else the browser's first one we have. */
-function pickLocale(requested) {
+/** The site's locale (data-locale) when we have its strings, else the browser's first one we have;
+ * only among the languages the admin allows (policy.allowed), else the admin's default. */
+function pickLocale(requested, policy = { allowed: null, fallback: "en" }) {
   const candidates = [];
   if (typeof requested === "string" && requested) candidates.push(requested);
   for (const lang of navigator.languages || [navigator.language]) if (lang) candidates.push(lang);
   for (const candidate of candidates) {
     const base = candidate.slice(0, 2).toLowerCase();
-    if (STRINGS[base]) return { locale: candidate, strings: STRINGS[base] };
+    if (STRINGS[base] && (!policy.allowed || policy.allowed.includes(base))) return { locale: candidate, strings: STRINGS[base] };
   }
-  return { locale: candidates[0] || "en", strings: STRINGS.en };
+  const fallback = STRINGS[policy.fallback] ? policy.fallback : "en";
+  return { locale: policy.allowed || !candidates[0] ? fallback : candidates[0], strings: STRINGS[fallback] };
 }
 
+let config = null;
+let away = null;
+
 function init(opts) {
+  // The admin's settings (GET /admin/widget-settings) win over the embed script's data-* options.
+  config = readConfig();
+  opts = withAdminSettings(opts, config.settings);
   options = opts;
-  const picked = pickLocale(opts.locale);
+  const picked = pickLocale(opts.locale, languagePolicy(config.settings));
   locale = picked.locale;
-  t = { ...STRINGS.en, ...picked.strings, ...(opts.strings && typeof opts.strings === "object" ? stringsOnly(opts.strings) : {}) };
+  const base = locale.slice(0, 2).toLowerCase();
+  t = {
+    ...STRINGS.en,
+    ...picked.strings,
+    ...(opts.strings && typeof opts.strings === "object" ? stringsOnly(opts.strings) : {}),
+    ...adminStrings(config.settings, base),
+  };
   if (typeof opts.title === "string" && opts.title) t.title = opts.title;
   if (typeof opts.greeting === "string") t.greeting = opts.greeting;
   if (typeof opts.expectedReply === "string") t.expectedReply = opts.expectedReply;
@@ -284,7 +300,43 @@ function init(opts) {
   store = new Store(identity ? `${STORAGE_PREFIX}:user:${identity.id}` : `${STORAGE_PREFIX}:anonymous`);
   render();
   wireComposer();
-  setupPromise = resume(identity);
+  away = new AwayPanel(ui.away, { config, t: awayStrings(base, t), locale, api: awayApi() });
+  setupPromise = resume(identity, identity ? null : takeReopenToken());
+}
+
+/** What the away panel asks of the server, for the current conversation. */
+function awayApi() {
+  return {
+    setContactEmail: async (email) => {
+      await setupPromise;
+      const ticketId = store.get("ticketId");
+      if (!ticketId || !store.get("token")) return null; // saved once the conversation starts
+      const response = await fetch(`/tickets/${encodeURIComponent(ticketId)}/contact-email`, {
+        method: "PUT",
+        headers: { "Content-Type": "application/json", ...authHeaders() },
+        body: JSON.stringify({ email }),
+      });
+      if (!response.ok) throw await apiError(response);
+      return (await response.json()).ticket;
+    },
+    requestTranscript: async (email) => {
+      const ticketId = store.get("ticketId");
+      const result = await postJson(`/tickets/${encodeURIComponent(ticketId)}/transcript`, email ? { email } : {}, store.get("token"));
+      return result.transcript;
+    },
+  };
+}
+
+/** A reply email's link (#reopen=...): sign this visitor back into that conversation. */
+async function reopen(token) {
+  try {
+    const result = await postJson("/widget/reopen", { token });
+    store.clear();
+    store.set({ token: result.access_token, userId: result.user.id, ticketId: result.ticket_id });
+  } catch (err) {
+    if (err.status === 401 || err.status === 404) showProblem(awayStrings(locale.slice(0, 2), t).linkExpired);
+    else showProblem(t.failed);
+  }
 }
 
 function stringsOnly(object) {
@@ -304,7 +356,8 @@ function validIdentity(user) {
   };
 }
 
-async function resume(identity) {
+async function resume(identity, reopenToken = null) {
+  if (reopenToken) await reopen(reopenToken);
   try {
     if (identity) {
       await identify(identity);
@@ -406,6 +459,7 @@ function newRoom(ticketId) {
         renderWho();
         renderRetry();
         updateUnread();
+        if (away) away.setTicket(room.ticket);
       },
       message: (message) => {
         failedWithoutText = false;
@@ -440,6 +494,7 @@ function newRoom(ticketId) {
         renderHandoff();
         renderWho();
         renderRetry();
+        if (away) away.setTicket(room.ticket);
       },
       presence: (kind, user, known) => {
         renderWho();
@@ -581,6 +636,8 @@ function ensureConversation(firstBody) {
         const subject = firstBody.length > SUBJECT_CHARS ? `${firstBody.slice(0, SUBJECT_CHARS - 1)}…` : firstBody;
         const created = await postJson("/tickets", { subject }, store.get("token"));
         store.set({ ticketId: created.ticket.id, lastReadSeq: 0 });
+        // An address the visitor gave before writing goes to the new conversation.
+        if (away) away.ticketReady().catch(() => {});
       }
       openRoom(store.get("ticketId"));
     })().finally(() => {
@@ -722,9 +779,20 @@ function hideProblem() {
 function setOpen(open) {
   isOpen = open;
   if (open) {
+    refreshConfig();
     markRead();
     ui.list.scrollTop = ui.list.scrollHeight;
     setTimeout(() => ui.input.focus(), 0);
+  }
+}
+
+/** Business hours and agents change while a page stays open: look again when the panel opens. */
+async function refreshConfig() {
+  try {
+    const response = await fetch("/widget/config");
+    if (response.ok && away) away.update(await response.json());
+  } catch (err) {
+    // offline: keep what we had
   }
 }
 
