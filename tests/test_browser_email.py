@@ -5,6 +5,7 @@ server on loopback, and its link reopens the conversation on another device."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,9 +17,9 @@ from chatserver.keys import DB_POOL
 from chatserver.settings import Settings
 
 from .conftest import PASSWORD
+from .services import free_port
 from .test_browser_web import AGENT_EMAIL, Live, browser, new_page, start_live  # noqa: F401 (fixture)
 from .test_email import Inbox, bodies, reopen_link, smtp_server
-from .services import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -123,3 +124,45 @@ async def test_without_smtp_the_widget_does_not_ask_for_an_email(
     assert await page.locator("#away-email").count() == 0
     assert page.js_errors == []
     await page.context.close()
+
+
+async def test_admin_edits_the_widget_settings_and_the_widget_follows(
+    browser: Any, aiohttp_server: Any, settings: Settings
+) -> None:
+    from chatserver.services.auth import create_user
+
+    from .test_browser_admin import ADMIN_EMAIL, axe_serious
+    from .test_browser_web import console_login, expect_text
+
+    live = await start_live(aiohttp_server, settings)
+    await create_user(
+        live.app[DB_POOL], email=ADMIN_EMAIL, password=PASSWORD, role="admin", name="Ada Admin", bcrypt_rounds=4
+    )
+    page = await new_page(browser, bypass_csp=True)  # the CSP is bypassed only to inject axe-core
+    await console_login(page, live, ADMIN_EMAIL)
+    await page.goto(live.url("/console/admin/widget"))
+    await page.get_by_role("heading", name="Widget settings").wait_for()
+    await page.get_by_label("Greeting").fill("Welcome to the shop!")
+    await page.get_by_label("Away message").fill("We're closed; leave a note.")
+    await page.locator("#widget-color").fill("#facc15")
+    # Business hours in a time zone that does not exist: refused, and the form says why.
+    await page.locator("#hours-on").check()
+    await page.get_by_label("Time zone (IANA, e.g. Europe/Paris)").fill("Mars/Olympus")
+    await page.get_by_role("button", name="Save").click()
+    await expect_text(page.locator(".form-error"), re.compile("time zone"))
+    await page.get_by_label("Time zone (IANA, e.g. Europe/Paris)").fill("Europe/Paris")
+    await page.get_by_role("button", name="Save").click()
+    await page.locator("#admin-main").get_by_text("Version 1 · saved").wait_for()
+    assert await axe_serious(page) == []
+    assert page.js_errors == []
+
+    # No hours ticked: the schedule is empty, so the widget is always closed and says so.
+    widget = await new_page(browser)
+    await widget.goto(live.url("/widget/frame"))
+    await widget.locator(".msg-greeting").get_by_text("Welcome to the shop!").wait_for()
+    await widget.locator("#away").get_by_text("We're closed; leave a note.").wait_for()
+    accent = await widget.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--accent')")
+    assert accent.strip() == "#facc15"
+    assert widget.js_errors == []
+    await page.context.close()
+    await widget.context.close()
