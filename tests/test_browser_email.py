@@ -16,12 +16,16 @@ from aiosmtpd.controller import Controller
 from chatserver.keys import DB_POOL
 from chatserver.settings import Settings
 
+from . import test_browser_web as web_tests
 from .conftest import PASSWORD
 from .services import free_port
-from .test_browser_web import AGENT_EMAIL, Live, browser, new_page, start_live  # noqa: F401 (fixture)
+from .test_browser_web import AGENT_EMAIL, Live, new_page, start_live
 from .test_email import Inbox, bodies, reopen_link, smtp_server
 
 pytestmark = pytest.mark.browser
+
+# The same Chromium fixture as the other browser tests.
+browser = web_tests.browser
 
 
 @pytest.fixture
