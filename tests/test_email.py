@@ -481,3 +481,34 @@ def test_the_templates_folder_exists() -> None:
         "transcript.html",
         "transcript.txt",
     ]
+
+
+# ---- settings ------------------------------------------------------------------------------------
+
+
+def test_email_settings_are_read_and_checked(tmp_path: Path) -> None:
+    from chatserver.services.mail import SmtpTarget
+    from chatserver.settings import ConfigError, load_settings
+
+    base = {"CHATSERVER_DATA_DIR": str(tmp_path), "SECRET_KEY": "k" * 40, "HOST": "0.0.0.0", "PORT": "9000"}
+    plain = load_settings(base)
+    assert plain.smtp_url is None and not plain.email_enabled
+    assert plain.public_base_url == "http://0.0.0.0:9000"
+    assert "p%40ss" not in repr(load_settings({**base, "SMTP_URL": "smtp://u:p%40ss@mail:2525"}))
+    on = load_settings(
+        {**base, "SMTP_URL": "smtps://me%40x.com:p%40ss@mail.example.com", "PUBLIC_BASE_URL": "https://chat.x.com/"}
+    )
+    assert on.email_enabled and on.public_base_url == "https://chat.x.com"
+    target = SmtpTarget.from_url(on.smtp_url or "")
+    assert (target.hostname, target.port, target.use_tls) == ("mail.example.com", 465, True)
+    assert (target.username, target.password) == ("me@x.com", "p@ss")
+    for bad in (
+        {"SMTP_URL": "http://mail"},
+        {"SMTP_URL": "smtp://:25"},
+        {"SMTP_URL": "smtp://mail:port"},
+        {"MAIL_FROM": "nobody"},
+        {"VISITOR_AWAY_MINUTES": "-1"},
+    ):
+        with pytest.raises(ConfigError) as info:
+            load_settings({**base, **bad})
+        assert next(iter(bad)) in str(info.value)
