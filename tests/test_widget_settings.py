@@ -175,6 +175,20 @@ async def test_the_widget_gets_the_effective_settings(client: TestClient, make_u
         ({"greeting": "x" * 501}, "greeting"),
         ({"email_capture": "sometimes"}, "email_capture"),
         ({"colour": "#fff"}, "colour"),
+        # Odd JSON types anywhere are a 422, never a 500.
+        ({"business_hours": {"timezone": "UTC", "schedule": [5]}}, "business_hours.schedule[0]"),
+        ({"business_hours": {"timezone": ["UTC"], "schedule": []}}, "business_hours.timezone"),
+        ({"business_hours": {"timezone": "UTC", "schedule": {}}}, "business_hours.schedule"),
+        (
+            {"business_hours": {"timezone": "UTC", "schedule": [{"day": ["mon"], "open": 9, "close": None}]}},
+            "business_hours.schedule[0].day",
+        ),
+        ({"languages": [["en"]]}, "languages"),
+        ({"default_locale": {}}, "default_locale"),
+        ({"strings": {"en": []}}, "strings.en"),
+        ({"strings": []}, "strings"),
+        ({"email_capture": ["away"]}, "email_capture"),
+        ({"greeting": 42}, "greeting"),
     ],
 )
 async def test_bad_settings_are_refused_naming_the_field(

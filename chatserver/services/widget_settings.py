@@ -99,7 +99,7 @@ def _business_hours(value: Any, problems: _Problems) -> dict[str, Any] | None:
     else:
         try:
             zoneinfo.ZoneInfo(tz)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
             problems.add("business_hours.timezone", f"is not a known IANA time zone: {tz!r}")
     schedule = value.get("schedule")
     if not isinstance(schedule, list) or len(schedule) > MAX_INTERVALS:
@@ -216,11 +216,20 @@ def _intervals(hours: dict[str, Any]) -> dict[int, list[tuple[int, int]]]:
     return out
 
 
+def _zone(name: str) -> dt.tzinfo:
+    """The stored zone; UTC (with a warning) should the system's time zone data have lost it."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        log.warning("widget settings: unknown time zone %r, using UTC", name)
+        return dt.UTC
+
+
 def is_open(hours: dict[str, Any] | None, now: dt.datetime) -> bool:
     """Inside business hours at `now` (aware); no hours configured means always open."""
     if hours is None:
         return True
-    local = now.astimezone(zoneinfo.ZoneInfo(hours["timezone"]))
+    local = now.astimezone(_zone(hours["timezone"]))
     minute = local.hour * 60 + local.minute
     return any(start <= minute < end for start, end in _intervals(hours).get(local.weekday(), ()))
 
@@ -229,7 +238,7 @@ def next_opening(hours: dict[str, Any] | None, now: dt.datetime) -> dt.datetime 
     """When business hours next begin after `now` (UTC), or None (always open, or no hours at all)."""
     if hours is None or not hours["schedule"]:
         return None
-    zone = zoneinfo.ZoneInfo(hours["timezone"])
+    zone = _zone(hours["timezone"])
     local = now.astimezone(zone)
     intervals = _intervals(hours)
     for ahead in range(8):
