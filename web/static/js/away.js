@@ -83,24 +83,27 @@ export function readConfig() {
 }
 
 /**
- * The embed script's options with the admin's settings over them: a field the admin set wins,
- * one left unset (null) keeps the data-* attribute, then the built-in default.
+ * The embed script's options with the admin's colour over them: set by the admin, it wins; left
+ * unset (null), the data-color attribute stays, then the built-in default.
  */
 export function withAdminSettings(options, settings) {
   const out = { ...options };
   if (settings.color) out.color = settings.color;
-  if (settings.title) out.title = settings.title;
-  if (settings.greeting) out.greeting = settings.greeting;
-  if (settings.expected_reply) out.expectedReply = settings.expected_reply;
   return out;
 }
 
-/** The admin's strings for a language: they override the built-in ones and data-strings. */
-export function adminStrings(settings, base) {
+/**
+ * The admin's texts over the built-in strings and the embed script's (data-* and its strings):
+ * first their strings for this language, then the fields of their own (title, greeting,
+ * expected reply line), so the dedicated field wins over a string of the same name.
+ */
+export function applyAdminTexts(t, settings, base) {
   const table = settings.strings && settings.strings[base];
-  const out = {};
-  if (table && typeof table === "object") for (const [k, v] of Object.entries(table)) if (typeof v === "string") out[k] = v;
-  return out;
+  if (table && typeof table === "object") for (const [k, v] of Object.entries(table)) if (typeof v === "string") t[k] = v;
+  if (settings.title) t.title = settings.title;
+  if (settings.greeting) t.greeting = settings.greeting;
+  if (settings.expected_reply) t.expectedReply = settings.expected_reply;
+  return t;
 }
 
 /** Languages the admin allows (null: all), and the one to fall back on. */

@@ -7,7 +7,7 @@ import { textOn } from "./contrast.js";
 import { Room, apiError, socketUrl } from "./room.js";
 import { Thread } from "./thread.js";
 import { AttachmentTray, AttachmentViewer, attachmentStrings, withAttachments } from "./attachments.js";
-import { AwayPanel, adminStrings, awayStrings, languagePolicy, readConfig, takeReopenToken, withAdminSettings } from "./away.js";
+import { AwayPanel, applyAdminTexts, awayStrings, languagePolicy, readConfig, takeReopenToken, withAdminSettings } from "./away.js";
 
 const STRINGS = {
   en: {
@@ -278,11 +278,11 @@ function init(opts) {
     ...STRINGS.en,
     ...picked.strings,
     ...(opts.strings && typeof opts.strings === "object" ? stringsOnly(opts.strings) : {}),
-    ...adminStrings(config.settings, base),
   };
   if (typeof opts.title === "string" && opts.title) t.title = opts.title;
   if (typeof opts.greeting === "string") t.greeting = opts.greeting;
   if (typeof opts.expectedReply === "string") t.expectedReply = opts.expectedReply;
+  applyAdminTexts(t, config.settings, base);
   document.documentElement.lang = locale;
   if (typeof opts.color === "string" && /^#[0-9a-fA-F]{3,8}$/.test(opts.color)) {
     document.documentElement.style.setProperty("--accent", opts.color);
