@@ -344,6 +344,11 @@ class MailWorker:
             except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
                 log.warning("mail: could not read the mail jobs (%s)", type(exc).__name__)
                 worked = 0
+            except Exception:
+                # A bug must not stop email for good: log it, and the job's lease lets it be
+                # tried again later.
+                log.exception("mail: the worker failed on a batch")
+                worked = 0
             if worked:
                 continue
             self._wake.clear()
