@@ -86,6 +86,14 @@ async def test_away_mode_asks_for_an_email_and_the_reply_link_reopens_the_conver
     assert ticket_id is not None, "the address given before the first message never reached the ticket"
     assert row is not None and row["contact_email"] == "cara@example.com"
     await page.locator(".msg").get_by_text("Is my order shipped?").wait_for()
+    # The agent sees where replies will go.
+    from .test_browser_web import console_login, open_console_ticket
+
+    agent = await new_page(browser)
+    await console_login(agent, live)
+    await open_console_ticket(agent, "Is my order shipped?")
+    await agent.locator(".customer-line").get_by_text("replies by email to cara@example.com").wait_for()
+    await agent.context.close()
     # The visitor leaves (a reply delivered to an open socket counts as seen: wait for the server
     # to have noticed).
     await page.context.close()
