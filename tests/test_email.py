@@ -512,3 +512,41 @@ def test_email_settings_are_read_and_checked(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             load_settings({**base, **bad})
         assert next(iter(bad)) in str(info.value)
+
+
+async def test_workers_of_several_instances_share_the_jobs_without_sending_one_twice(
+    aiohttp_client: Any, settings: Settings, smtp: Controller, smtp_port: int, inbox: Inbox
+) -> None:
+    from chatserver.services.mail import MailWorker
+
+    # The app's own worker polls rarely here, so the two below do the work.
+    client = await start_client(
+        aiohttp_client, mail_settings(settings, smtp_port).with_overrides(mail_poll_seconds=600.0)
+    )
+    visitor = await visitor_with_ticket(client)
+    pool = client.app[DB_POOL]
+    ticket_id = uuid.UUID(visitor["ticket"]["id"])
+    for i in range(12):
+        await pool.execute(
+            "INSERT INTO mail_jobs (kind, ticket_id, recipient) VALUES ('transcript', $1, $2)",
+            ticket_id,
+            f"copy{i}@example.com",
+        )
+
+    async def nobody_here(ticket: uuid.UUID, customer: uuid.UUID) -> bool:
+        return False
+
+    config = mail_settings(settings, smtp_port)
+    workers = [MailWorker(pool, config, nobody_here), MailWorker(pool, config, nobody_here)]
+
+    async def drain(worker: MailWorker) -> int:
+        sent = 0
+        while claimed := await worker.run_once():
+            sent += claimed
+        return sent
+
+    counts = await asyncio.gather(*(drain(w) for w in workers))
+    assert sum(counts) == 12
+    messages = await inbox.wait_for(12)
+    assert sorted(str(m["To"]) for m in messages) == sorted(f"copy{i}@example.com" for i in range(12))
+    assert [r["status"] for r in await job_rows(client, str(ticket_id))] == ["sent"] * 12
