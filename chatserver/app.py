@@ -63,6 +63,7 @@ from .services.webhooks import TargetGuard, WebhookDispatcher
 from .settings import Settings
 from .storage.setup import attachments_ctx
 from .web_session import console_session_middleware
+from .widget_setup import widget_email_ctx
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,8 @@ def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS
     # After realtime: it installs the message hook and observes the hub.
     app.cleanup_ctx.append(ai_ctx)
     app.cleanup_ctx.append(availability_ctx)
+    # After AI: it wraps the message hook the AI installed (reply emails), and observes the hub.
+    app.cleanup_ctx.append(widget_email_ctx)
     # First on shutdown, so the log says it before the sockets close and the database stops.
     app.on_shutdown.append(log_stopping)
     app.on_shutdown.append(close_sockets_on_shutdown)

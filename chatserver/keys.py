@@ -21,11 +21,13 @@ from .services.api_keys import ApiKeys
 from .services.attachments import UploadBandwidth
 from .services.availability import Availability
 from .services.hooks import AiControl, MessageHook
+from .services.mail import MailWorker
 from .services.outbox import EventSignal
 from .services.passwords import PasswordLanes
 from .services.socket_limits import SocketLimits
 from .services.throttle import LoginThrottle, SendBudget, Throttle
 from .services.webhooks import WebhookDispatcher
+from .services.widget_settings import WidgetSettingsCache
 from .settings import Settings
 from .storage import AttachmentStorage
 
@@ -70,6 +72,10 @@ ATTACHMENT_STORAGE = web.AppKey[AttachmentStorage]("attachment_storage")
 UPLOAD_THROTTLE = web.AppKey("upload_throttle", Throttle)
 # Bytes per second all uploads on this instance may read together (ATTACHMENT_INSTANCE_BYTES_PER_SECOND).
 UPLOAD_BANDWIDTH = web.AppKey("upload_bandwidth", UploadBandwidth)
+# The admin's widget settings as this instance caches them; who is in the console inbox (away
+# mode); the mail jobs worker (widget_setup.py, services/mail.py).
+WIDGET_SETTINGS = web.AppKey("widget_settings", WidgetSettingsCache)
+MAILER = web.AppKey("mailer", MailWorker)
 
 # Agent availability on this instance: open consoles, heartbeat, status announcements, and the
 # routing sweep (services/availability.py, services/routing.py).

@@ -27,6 +27,7 @@ from .handlers import availability as availability_handlers
 from .handlers import canned as canned_handlers
 from .handlers import labels as label_handlers
 from .handlers import ratings as rating_handlers
+from .handlers import ticket_mail as ticket_mail_handlers
 from .handlers import tickets as ticket_handlers
 from .handlers import widget as widget_handlers
 from .handlers.pages import ADMIN_SECTIONS
@@ -37,6 +38,7 @@ from .services import labels as label_service
 from .services import messages as message_service
 from .services import search as search_service
 from .services import tickets as ticket_service
+from .services import widget_settings as widget_settings_service
 from .settings import ROLES
 from .validation import Field
 
@@ -238,6 +240,9 @@ SCHEMAS: dict[str, Schema] = {
                 "items": ref("TicketLabel"),
                 "description": "Sorted by name. Agents and admins only: absent for customers.",
             },
+            "contact_email": nullable(
+                {"type": "string", "description": "The address the visitor gave for replies and transcripts."}
+            ),
         },
         required=[
             "id",
@@ -2565,6 +2570,182 @@ PATHS.update(
                 errors=("Forbidden", "NotFound"),
                 description=CANNED_CHANGE_NOTE,
             ),
+        },
+    }
+)
+
+
+# ---- widget settings, away mode and email (docs/web.md, "Widget settings", "Away mode and email") ----
+
+_TEXT = {"type": ["string", "null"], "maxLength": widget_settings_service.MAX_TEXT_CHARS}
+_LOCALE = {"type": "string", "enum": list(widget_settings_service.LOCALES)}
+_HHMM = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"}
+SCHEMAS.update(
+    {
+        "WidgetSettings": obj(
+            {
+                "color": nullable({"type": "string", "pattern": "^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"}),
+                "title": {"type": ["string", "null"], "maxLength": 100},
+                "greeting": _TEXT,
+                "expected_reply": {"type": ["string", "null"], "maxLength": 200},
+                "away_message": _TEXT,
+                "business_hours": nullable(
+                    obj(
+                        {
+                            "timezone": {"type": "string", "description": "An IANA time zone, e.g. Europe/Paris."},
+                            "schedule": {
+                                "type": "array",
+                                "maxItems": widget_settings_service.MAX_INTERVALS,
+                                "items": obj(
+                                    {
+                                        "day": {"type": "string", "enum": list(widget_settings_service.DAYS)},
+                                        "open": _HHMM,
+                                        "close": _HHMM,
+                                    },
+                                    required=["day", "open", "close"],
+                                ),
+                            },
+                        },
+                        required=["timezone", "schedule"],
+                        description="Weekly opening hours in a time zone; intervals may not overlap or cross "
+                        "midnight (close 24:00 ends the day). Null: always open.",
+                    )
+                ),
+                "default_locale": {"oneOf": [_LOCALE, {"type": "null"}]},
+                "languages": nullable({"type": "array", "items": _LOCALE, "minItems": 1}),
+                "strings": {
+                    "type": "object",
+                    "description": "Per-language overrides of the widget's strings: {locale: {name: text}}.",
+                    "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+                "email_capture": {"type": "string", "enum": list(widget_settings_service.EMAIL_CAPTURE)},
+            },
+            description="Every field is optional in a PUT; a field left out is unset (null: no override).",
+        ),
+        "WidgetSettingsResponse": obj(
+            {
+                "settings": ref("WidgetSettings"),
+                "version": {"type": "integer", "description": "Rises with every save."},
+                "updated_by": nullable(UUID),
+                "updated_at": nullable(TIMESTAMP),
+            }
+        ),
+        "WidgetConfig": obj(
+            {
+                "settings": ref("WidgetSettings"),
+                "version": {"type": "integer"},
+                "status": obj(
+                    {
+                        "open": {"type": "boolean", "description": "Inside business hours."},
+                        "agents_available": {"type": "boolean", "description": "An agent has the console open."},
+                        "away": {"type": "boolean"},
+                        "next_open_at": nullable(TIMESTAMP),
+                    }
+                ),
+                "email": obj(
+                    {
+                        "enabled": {"type": "boolean", "description": "SMTP_URL is set."},
+                        "ask": {"type": "boolean", "description": "The widget asks the visitor for an address."},
+                    }
+                ),
+            }
+        ),
+        "ReopenRequest": request_schema(widget_handlers.REOPEN_SCHEMA),
+        "ReopenResponse": obj(
+            {
+                **SCHEMAS["TokenResponse"]["properties"],
+                "ticket_id": {**UUID, "description": "The conversation the link reopens."},
+            }
+        ),
+        "ContactEmailRequest": request_schema(ticket_mail_handlers.CONTACT_SCHEMA),
+        "TranscriptRequest": request_schema(ticket_mail_handlers.TRANSCRIPT_SCHEMA),
+        "TranscriptQueued": obj(
+            {
+                "transcript": obj(
+                    {
+                        "status": {"type": "string", "enum": ["queued"]},
+                        "email": {"type": "string"},
+                        "requested_at": TIMESTAMP,
+                    }
+                )
+            }
+        ),
+    }
+)
+SCHEMAS["WidgetSettingsRequest"] = {k: v for k, v in SCHEMAS["WidgetSettings"].items() if k != "required"}
+
+PATHS.update(
+    {
+        "/admin/widget-settings": {
+            "get": operation(
+                "The widget settings admins edit",
+                tag="admin",
+                operation_id="adminGetWidgetSettings",
+                ok={"200": json_content(ref("WidgetSettingsResponse"), "The stored document and its version.")},
+                errors=("Forbidden",),
+                description=ADMIN_NOTE,
+            ),
+            "put": operation(
+                "Replace the widget settings",
+                tag="admin",
+                operation_id="adminPutWidgetSettings",
+                body="WidgetSettingsRequest",
+                ok={"200": json_content(ref("WidgetSettingsResponse"), "The document as saved.")},
+                errors=("Forbidden",),
+                description=f"{ADMIN_NOTE} Every instance serves the new settings at once (a backplane event; "
+                "at most WIDGET_SETTINGS_CACHE_SECONDS late if it is lost). 422 names each bad field: colour, "
+                "time zone, overlapping or inverted hours, unknown locale.",
+            ),
+        },
+        "/widget/config": {
+            "get": operation(
+                "The widget's settings and away status",
+                tag="widget",
+                operation_id="widgetConfig",
+                auth=False,
+                ok={"200": json_content(ref("WidgetConfig"), "Settings, away status, and whether to ask for email.")},
+                description="Away: outside business hours, or no agent has the console open. The widget asks "
+                "for an email address only when SMTP_URL is set.",
+            )
+        },
+        "/widget/reopen": {
+            "post": operation(
+                "Sign a visitor back in from the link in a reply email",
+                tag="widget",
+                operation_id="reopenConversation",
+                auth=False,
+                body="ReopenRequest",
+                ok={"200": json_content(ref("ReopenResponse"), "The visitor's token and the ticket to open.")},
+                errors=("Unauthorized", "Forbidden", "NotFound"),
+                description="401 link_expired past MAIL_LINK_TTL_SECONDS, link_invalid for a tampered or foreign "
+                "link (or an account signed out since).",
+            )
+        },
+        "/tickets/{ticket_id}/contact-email": {
+            "put": operation(
+                "Set the visitor's contact address for replies and transcripts",
+                tag="tickets",
+                operation_id="setContactEmail",
+                params=[TICKET_ID_PARAM],
+                body="ContactEmailRequest",
+                ok={"200": json_content(ref("TicketResponse"), "The ticket with its contact_email.")},
+                errors=("NotFound",),
+                description="The ticket's customer, or an agent. null or an empty string clears it.",
+            )
+        },
+        "/tickets/{ticket_id}/transcript": {
+            "post": operation(
+                "Email the conversation's transcript to its customer",
+                tag="tickets",
+                operation_id="requestTranscript",
+                params=[TICKET_ID_PARAM],
+                body="TranscriptRequest",
+                ok={"202": json_content(ref("TranscriptQueued"), "Queued; sent in the background.")},
+                errors=("NotFound", "Conflict", "RateLimited"),
+                description="The ticket's customer only (agents: 403). To `email`, else the ticket's contact "
+                "address (422 with neither). 409 email_disabled without SMTP_URL; 429 past "
+                "three transcripts an hour per ticket.",
+            )
         },
     }
 )

@@ -10,6 +10,7 @@ from .handlers import (
     admin_api_keys,
     admin_kb,
     admin_webhooks,
+    admin_widget,
     ai,
     attachments,
     auth,
@@ -27,6 +28,7 @@ from .handlers import (
     pages,
     ratings,
     reports,
+    ticket_mail,
     tickets,
     widget,
     ws,
@@ -50,6 +52,8 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/tickets/{ticket_id}/messages", tickets.post_message, name="messages-post")
     r.add_post("/tickets/{ticket_id}/attachments", attachments.upload_attachment, name="attachments-upload")
     r.add_get("/attachments/{attachment_id}", attachments.get_attachment, name="attachment-get")
+    r.add_put("/tickets/{ticket_id}/contact-email", ticket_mail.set_contact_email, name="ticket-contact-email")
+    r.add_post("/tickets/{ticket_id}/transcript", ticket_mail.request_transcript, name="ticket-transcript")
     r.add_get("/tickets/{ticket_id}/ai-response", ai.reply_stream, name="ai-response")
     r.add_post("/tickets/{ticket_id}/ai/retry", ai.retry_reply, name="ai-retry")
     r.add_post("/tickets/{ticket_id}/copilot", ai.request_copilot, name="copilot")
@@ -89,6 +93,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/admin/kb/articles/{article_id}", admin_kb.get_article, name="admin-kb-get")
     r.add_patch("/admin/kb/articles/{article_id}", admin_kb.update_article, name="admin-kb-update")
     r.add_delete("/admin/kb/articles/{article_id}", admin_kb.delete_article, name="admin-kb-delete")
+    # Widget settings (admins only; docs/web.md).
+    r.add_get("/admin/widget-settings", admin_widget.get_settings, name="admin-widget-settings-get")
+    r.add_put("/admin/widget-settings", admin_widget.put_settings, name="admin-widget-settings-put")
 
     # Integrations (docs/integrations.md): API keys, webhooks (admins), the event feed.
     r.add_get("/admin/api-keys", admin_api_keys.list_keys, name="admin-api-keys-list")
@@ -127,6 +134,8 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/widget/identify", widget.identify_visitor, name="widget-identify")
     r.add_post("/widget/token", widget.refresh_token, name="widget-token")
     r.add_get("/widget/conversations", conversations.list_conversations, name="widget-conversations")
+    r.add_get("/widget/config", widget.config, name="widget-config")
+    r.add_post("/widget/reopen", widget.reopen, name="widget-reopen")
     r.add_get("/", pages.home_page, name="home")
     r.add_get("/demo", pages.demo_page, name="demo")
     r.add_get("/console", pages.console_page, name="console")

@@ -187,6 +187,28 @@ class Settings:
     s3_secret_access_key: str | None = field(default=None, repr=False)
     s3_prefix: str = "attachments/"
     s3_addressing_style: str = "auto"
+    # Email (docs/operations.md, "Email"): unset SMTP_URL means email is off and the widget asks
+    # for no address. Links in emails start with public_base_url (default http://HOST:PORT).
+    smtp_url: str | None = field(default=None, repr=False)
+    mail_from: str = "Support <support@localhost>"
+    public_base_url: str = "http://127.0.0.1:8080"
+    smtp_timeout_seconds: float = 10.0
+    # A visitor with no socket open on any instance for this long gets agent replies by email.
+    visitor_away_minutes: float = 5.0
+    # How long the "reopen the conversation" link in an email signs the visitor back in.
+    mail_link_ttl_seconds: int = 7 * 24 * 3600
+    # Failed sends are retried with a backoff doubling from this, then given up after
+    # mail_max_attempts; idle workers look for due jobs every mail_poll_seconds.
+    mail_retry_base_seconds: float = 30.0
+    mail_max_attempts: int = 8
+    mail_poll_seconds: float = 2.0
+    # Admin widget settings are cached per instance this long at most (a change also reaches every
+    # instance at once over the backplane).
+    widget_settings_cache_seconds: float = 30.0
+
+    @property
+    def email_enabled(self) -> bool:
+        return self.smtp_url is not None
 
     @property
     def embedded_db(self) -> bool:
@@ -255,6 +277,36 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
     if scheme not in schemes:
         raise ConfigError(f"{name} must start with one of {', '.join(s + '://' for s in schemes)}")
     return raw
+
+
+def _smtp_url(env: Mapping[str, str]) -> str | None:
+    url = _url(env, "SMTP_URL", ("smtp", "smtps"))
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ConfigError("SMTP_URL must look like smtp://user:password@host:587 (or smtps:// for TLS)") from None
+    if not parts.hostname:
+        raise ConfigError("SMTP_URL must name a host, like smtp://user:password@host:587")
+    return url
+
+
+def _mail_from(env: Mapping[str, str]) -> str:
+    from email.utils import parseaddr
+
+    raw = env.get("MAIL_FROM", "").strip() or "Support <support@localhost>"
+    if "@" not in parseaddr(raw)[1] or "\n" in raw or "\r" in raw:
+        raise ConfigError(f"MAIL_FROM must be an address like 'Support <support@example.com>', got {raw!r}")
+    return raw
+
+
+def _public_base_url(env: Mapping[str, str], host: str, port: int) -> str:
+    url = _url(env, "PUBLIC_BASE_URL", ("http", "https"))
+    return (url or f"http://{host}:{port}").rstrip("/")
 
 
 def _redis_prefix(env: Mapping[str, str]) -> str:
@@ -413,9 +465,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
             raise ConfigError(f"ALLOWED_ORIGINS entries must be origins like https://example.com, got {origin!r}")
 
     access_ttl = _int(env, "ACCESS_TOKEN_TTL_SECONDS", 7 * 24 * 3600, 60, 90 * 24 * 3600)
+    host = env.get("HOST", "127.0.0.1").strip() or "127.0.0.1"
+    port = _int(env, "PORT", 8080, 0, 65535)
     return Settings(
-        host=env.get("HOST", "127.0.0.1").strip() or "127.0.0.1",
-        port=_int(env, "PORT", 8080, 0, 65535),
+        host=host,
+        port=port,
         production=production,
         data_dir=data_dir,
         database_url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
@@ -512,4 +566,14 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         s3_secret_access_key=env.get("S3_SECRET_ACCESS_KEY", "").strip() or None,
         s3_prefix=_s3_prefix(env),
         s3_addressing_style=_s3_addressing(env),
+        smtp_url=_smtp_url(env),
+        mail_from=_mail_from(env),
+        public_base_url=_public_base_url(env, host, port),
+        smtp_timeout_seconds=_float(env, "SMTP_TIMEOUT_SECONDS", 10.0, 0.1, 300.0),
+        visitor_away_minutes=_float(env, "VISITOR_AWAY_MINUTES", 5.0, 0.0, 7 * 24 * 60.0),
+        mail_link_ttl_seconds=_int(env, "MAIL_LINK_TTL_SECONDS", 7 * 24 * 3600, 60, 90 * 24 * 3600),
+        mail_retry_base_seconds=_float(env, "MAIL_RETRY_BASE_SECONDS", 30.0, 0.01, 3600.0),
+        mail_max_attempts=_int(env, "MAIL_MAX_ATTEMPTS", 8, 1, 100),
+        mail_poll_seconds=_float(env, "MAIL_POLL_SECONDS", 2.0, 0.05, 600.0),
+        widget_settings_cache_seconds=_float(env, "WIDGET_SETTINGS_CACHE_SECONDS", 30.0, 0.0, 3600.0),
     )

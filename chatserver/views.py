@@ -43,6 +43,8 @@ def ticket_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "rated_at": row["rated_at"],
         # [{"id", "name", "color"}] sorted by name; agents only (public_ticket).
         "labels": row["labels"],
+        # The address the visitor gave in the widget for replies and transcripts (or null).
+        "contact_email": row["contact_email"],
     }
 
 

@@ -109,9 +109,9 @@ def live_settings(settings: Settings, fake: FakeGroq, **overrides: Any) -> Setti
     return ai_settings(settings, fake, widget_identity_secret=IDENTITY_SECRET, **overrides)
 
 
-async def start_live(aiohttp_server: Any, settings: Settings) -> Live:
+async def start_live(aiohttp_server: Any, settings: Settings, port: int | None = None) -> Live:
     app = create_app(settings, bcrypt_rounds=4)
-    server = await aiohttp_server(app)
+    server = await aiohttp_server(app, port=port)
     await app[DB_POOL].execute("TRUNCATE users, tickets, messages CASCADE")
     await create_user(
         app[DB_POOL], email=AGENT_EMAIL, password=PASSWORD, role="agent", name=AGENT_NAME, bcrypt_rounds=4

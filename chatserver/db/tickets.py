@@ -15,7 +15,7 @@ from .events import TICKET_CREATED, TICKET_UPDATED, json_object
 # rating, rating_comment, rated_at: the customer's rating (services/ratings.py), null until rated.
 TICKET_COLUMNS = """id, customer_id, subject, description, status, priority, assignee_id,
     ai_enabled, waiting_for_agent, last_seq, last_activity_at, created_at, updated_at,
-    rating, rating_comment, rated_at, labels"""
+    rating, rating_comment, rated_at, labels, contact_email"""
 _TICKET_FIELDS = [name.strip() for name in TICKET_COLUMNS.split(",")]
 
 # The ticket and its ticket.created event (the outbox, db/events.py) in one statement.
@@ -67,7 +67,7 @@ FROM tickets WHERE customer_id = $1
 """
 
 # Only the columns a caller may change; the caller builds the SET list from this allow-list.
-UPDATABLE = ("status", "priority", "assignee_id", "ai_enabled", "waiting_for_agent", "labels")
+UPDATABLE = ("status", "priority", "assignee_id", "ai_enabled", "waiting_for_agent", "labels", "contact_email")
 
 # The activity lines (agents only, docs/web.md "Activity") an update writes, one per kind of change,
 # computed in the update's own statement from the row as it was (locked) and as it is now. Labels

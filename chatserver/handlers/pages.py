@@ -196,6 +196,7 @@ ADMIN_SECTIONS: tuple[tuple[str, str], ...] = (
     ("webhooks", "Webhooks"),
     ("labels", "Labels"),
     ("canned", "Canned responses"),
+    ("widget", "Widget"),
 )
 
 

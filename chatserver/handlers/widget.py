@@ -11,11 +11,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import forbidden
-from ..jsonutil import json_response
+from ..jsonutil import dumps, json_response
 from ..keys import DB_POOL, SETTINGS, WIDGET_THROTTLE
+from ..services import mail as mail_service
 from ..services import widget as widget_service
 from ..validation import Str, read_body
 from ..web_session import origin_allowed
+from ..widget_setup import widget_config
 from .identity import require_identity, token_config
 from .pages import STATIC_DIR, render
 
@@ -26,6 +28,7 @@ IDENTIFY_SCHEMA = {
     "name": Str(required=False, nullable=True, min_len=0, max_len=100),
     "email": Str(required=False, nullable=True, min_len=0, max_len=254),
 }
+REOPEN_SCHEMA = {"token": Str(max_len=2000)}
 # The loader may be cached briefly by browsers and CDNs; a fix still reaches every site within minutes.
 LOADER_CACHE = "public, max-age=300"
 
@@ -56,8 +59,25 @@ async def loader_script(request: web.Request) -> web.FileResponse:
 async def frame_page(request: web.Request) -> web.Response:
     """GET /widget/frame: the chat panel, framed by the loader on the host page."""
     allowed = request.app[SETTINGS].allowed_origins
-    context = {"allowed_origins": list(allowed)}
+    # The admin's settings and the away status, so the panel is right from its first paint
+    # (docs/web.md, "Widget settings"); GET /widget/config gives the same, fresh.
+    context = {"allowed_origins": list(allowed), "widget_config": dumps(await widget_config(request.app))}
     return render(request, "widget_frame.html", context, frame_ancestors=frame_ancestors(allowed))
+
+
+async def config(request: web.Request) -> web.Response:
+    """GET /widget/config: the admin's widget settings, whether the team is away right now, and
+    whether the widget asks for an email address. Public: the widget needs it before sign-in."""
+    return json_response(await widget_config(request.app), headers={"Cache-Control": "no-store"})
+
+
+async def reopen(request: web.Request) -> web.Response:
+    """POST /widget/reopen: exchange the signed link of a reply email for the visitor's token and
+    the ticket it reopens."""
+    _check_origin(request)
+    body = await read_body(request, REOPEN_SCHEMA)
+    result = await mail_service.reopen_visitor(request.app[DB_POOL], token_config(request.app), body["token"])
+    return json_response(result)
 
 
 async def create_visitor(request: web.Request) -> web.Response:

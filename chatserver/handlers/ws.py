@@ -29,6 +29,7 @@ from ..keys import (
     DB_HEALTH,
     DB_POOL,
     HUB,
+    MAILER,
     MESSAGE_HOOK,
     MESSAGE_WRITER,
     PRESENCE,
@@ -240,6 +241,9 @@ async def ticket_socket(request: web.Request) -> web.StreamResponse:
                 hidden = who.is_staff and not await presence.is_engaged(ticket_id, who.user_id)
                 if await presence.remove(ticket_id, who.user_id):
                     await publisher.publish(events.presence_left(ticket_id, user, staff_only=hidden))
+                    if who.role == "customer" and MAILER in app:
+                        # The visitor's away clock for reply emails starts now (services/mail.py).
+                        app[MAILER].note_visitor_left(ticket_id, who.user_id)
             except Exception:
                 log.exception("presence cleanup failed for %s", ticket_id)
     return ws

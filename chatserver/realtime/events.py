@@ -25,6 +25,9 @@ INBOX_CHANNEL = "inbox"
 # Control events about accounts: no client subscribes to it; each instance's access cache
 # watches it (services/access.py).
 ACCOUNTS_CHANNEL = "accounts"
+# Control events about server-wide settings (the admin's widget settings): no client subscribes;
+# each instance's settings cache watches it (services/widget_settings.py).
+SETTINGS_CHANNEL = "settings"
 
 
 def ticket_channel(ticket_id: uuid.UUID | str) -> str:
@@ -209,6 +212,11 @@ def account_changed(user_id: uuid.UUID) -> Event:
     """An account's access changed (role, disabled, session generation): every instance forgets
     what it cached about it and closes its sockets with CLOSE_POLICY."""
     return Event(ACCOUNTS_CHANNEL, {"type": "account.changed", "user_id": str(user_id)}, staff_only=True)
+
+
+def widget_settings_changed(version: int) -> Event:
+    """An admin saved the widget settings: every instance drops its cached copy."""
+    return Event(SETTINGS_CHANNEL, {"type": "widget_settings.changed", "version": version}, staff_only=True)
 
 
 # ---- frames for one socket ---------------------------------------------------------------

@@ -674,6 +674,8 @@ function renderTicket(ctx) {
     if (customer.anonymous) bits.push("anonymous visitor");
     if (customer.external_id) bits.push(`site user ${customer.external_id}`);
   }
+  // The address the visitor gave in the widget for reply emails (docs/web.md, "Away mode and email").
+  if (ticket.contact_email) bits.push(`replies by email to ${ticket.contact_email}`);
   els.customer.textContent = bits.join(" · ");
   els.status.querySelector("select").value = ticket.status;
   els.priority.querySelector("select").value = ticket.priority;

@@ -10,6 +10,7 @@ import { AttachmentTray, AttachmentViewer, attachmentStrings, withAttachments } 
 import { RatingCard, ratingStrings } from "./rating.js";
 import { HistoryView, historyStrings } from "./history.js";
 import { pageVisible, seenLabel, seenSeq, showSeen } from "./seen.js";
+import { AwayPanel, applyAdminTexts, awayStrings, languagePolicy, readConfig, takeReopenToken, withAdminSettings } from "./away.js";
 
 const STRINGS = {
   en: {
@@ -176,6 +177,7 @@ const ui = {
   historyButton: el("history-button"),
   history: el("history"),
   rating: el("rating"),
+  away: el("away"),
 };
 
 const allowedOrigins = JSON.parse(document.body.dataset.allowedOrigins || "[]");
@@ -254,26 +256,40 @@ window.addEventListener("message", (event) => {
 
 // ---- set-up ---------------------------------------------------------------------------------
 
-/** The site's locale (data-locale) when we have its strings, else the browser's first one we have. */
-function pickLocale(requested) {
+/** The site's locale (data-locale) when we have its strings, else the browser's first one we have;
+ * only among the languages the admin allows (policy.allowed), else the admin's default. */
+function pickLocale(requested, policy = { allowed: null, fallback: "en" }) {
   const candidates = [];
   if (typeof requested === "string" && requested) candidates.push(requested);
   for (const lang of navigator.languages || [navigator.language]) if (lang) candidates.push(lang);
   for (const candidate of candidates) {
     const base = candidate.slice(0, 2).toLowerCase();
-    if (STRINGS[base]) return { locale: candidate, strings: STRINGS[base] };
+    if (STRINGS[base] && (!policy.allowed || policy.allowed.includes(base))) return { locale: candidate, strings: STRINGS[base] };
   }
-  return { locale: candidates[0] || "en", strings: STRINGS.en };
+  const fallback = STRINGS[policy.fallback] ? policy.fallback : "en";
+  return { locale: policy.allowed || !candidates[0] ? fallback : candidates[0], strings: STRINGS[fallback] };
 }
 
+let config = null;
+let away = null;
+
 function init(opts) {
+  // The admin's settings (GET /admin/widget-settings) win over the embed script's data-* options.
+  config = readConfig();
+  opts = withAdminSettings(opts, config.settings);
   options = opts;
-  const picked = pickLocale(opts.locale);
+  const picked = pickLocale(opts.locale, languagePolicy(config.settings));
   locale = picked.locale;
-  t = { ...STRINGS.en, ...picked.strings, ...(opts.strings && typeof opts.strings === "object" ? stringsOnly(opts.strings) : {}) };
+  const base = locale.slice(0, 2).toLowerCase();
+  t = {
+    ...STRINGS.en,
+    ...picked.strings,
+    ...(opts.strings && typeof opts.strings === "object" ? stringsOnly(opts.strings) : {}),
+  };
   if (typeof opts.title === "string" && opts.title) t.title = opts.title;
   if (typeof opts.greeting === "string") t.greeting = opts.greeting;
   if (typeof opts.expectedReply === "string") t.expectedReply = opts.expectedReply;
+  applyAdminTexts(t, config.settings, base);
   document.documentElement.lang = locale;
   if (typeof opts.color === "string" && /^#[0-9a-fA-F]{3,8}$/.test(opts.color)) {
     document.documentElement.style.setProperty("--accent", opts.color);
@@ -292,7 +308,43 @@ function init(opts) {
   render();
   wireComposer();
   wireExtras();
-  setupPromise = resume(identity);
+  away = new AwayPanel(ui.away, { config, t: awayStrings(base, t), locale, api: awayApi() });
+  setupPromise = resume(identity, identity ? null : takeReopenToken());
+}
+
+/** What the away panel asks of the server, for the current conversation. */
+function awayApi() {
+  return {
+    setContactEmail: async (email) => {
+      await setupPromise;
+      const ticketId = store.get("ticketId");
+      if (!ticketId || !store.get("token")) return null; // saved once the conversation starts
+      const response = await fetch(`/tickets/${encodeURIComponent(ticketId)}/contact-email`, {
+        method: "PUT",
+        headers: { "Content-Type": "application/json", ...authHeaders() },
+        body: JSON.stringify({ email }),
+      });
+      if (!response.ok) throw await apiError(response);
+      return (await response.json()).ticket;
+    },
+    requestTranscript: async (email) => {
+      const ticketId = store.get("ticketId");
+      const result = await postJson(`/tickets/${encodeURIComponent(ticketId)}/transcript`, email ? { email } : {}, store.get("token"));
+      return result.transcript;
+    },
+  };
+}
+
+/** A reply email's link (#reopen=...): sign this visitor back into that conversation. */
+async function reopen(token) {
+  try {
+    const result = await postJson("/widget/reopen", { token });
+    store.clear();
+    store.set({ token: result.access_token, userId: result.user.id, ticketId: result.ticket_id });
+  } catch (err) {
+    if (err.status === 401 || err.status === 404) showProblem(awayStrings(locale.slice(0, 2), t).linkExpired);
+    else showProblem(t.failed);
+  }
 }
 
 function stringsOnly(object) {
@@ -312,7 +364,8 @@ function validIdentity(user) {
   };
 }
 
-async function resume(identity) {
+async function resume(identity, reopenToken = null) {
+  if (reopenToken) await reopen(reopenToken);
   try {
     if (identity) {
       await identify(identity);
@@ -415,6 +468,7 @@ function newRoom(ticketId) {
         renderRetry();
         updateUnread();
         renderExtras();
+        if (away) away.setTicket(room.ticket);
       },
       message: (message) => {
         failedWithoutText = false;
@@ -452,6 +506,7 @@ function newRoom(ticketId) {
         renderWho();
         renderRetry();
         renderExtras();
+        if (away) away.setTicket(room.ticket);
       },
       presence: (kind, user, known) => {
         renderWho();
@@ -622,6 +677,8 @@ function ensureConversation(firstBody) {
         const subject = firstBody.length > SUBJECT_CHARS ? `${firstBody.slice(0, SUBJECT_CHARS - 1)}…` : firstBody;
         const created = await postJson("/tickets", { subject, context: visitorContext() }, store.get("token"));
         store.set({ ticketId: created.ticket.id, lastReadSeq: 0 });
+        // An address the visitor gave before writing goes to the new conversation.
+        if (away) away.ticketReady().catch(() => {});
       }
       openRoom(store.get("ticketId"));
     })().finally(() => {
@@ -763,10 +820,21 @@ function hideProblem() {
 function setOpen(open) {
   isOpen = open;
   if (open) {
+    refreshConfig();
     markRead();
     reportRead();
     ui.list.scrollTop = ui.list.scrollHeight;
     setTimeout(() => ui.input.focus(), 0);
+  }
+}
+
+/** Business hours and agents change while a page stays open: look again when the panel opens. */
+async function refreshConfig() {
+  try {
+    const response = await fetch("/widget/config");
+    if (response.ok && away) away.update(await response.json());
+  } catch (err) {
+    // offline: keep what we had
   }
 }
 
