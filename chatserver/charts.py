@@ -88,8 +88,11 @@ def daily_bars(days: list[dict[str, Any]]) -> dict[str, Any]:
             )
         if i % every == 0:
             labels.append({"x": round(MARGIN_LEFT + i * slot + slot / 2, 2), "text": day["date"][5:]})
+    # Whole numbers only: every 1 up to 5, else fifths of a 10, 20, 50… top.
+    step = 1 if top <= 5 else top // 5
     ticks = [
-        {"y": round(MARGIN_TOP + plot_h - plot_h * f, 2), "text": str(round(top * f))} for f in (0, 0.25, 0.5, 0.75, 1)
+        {"y": round(MARGIN_TOP + plot_h - plot_h * value / top, 2), "text": str(value)}
+        for value in range(0, top + 1, step)
     ]
     return {
         "width": BAR_WIDTH,

@@ -527,3 +527,14 @@ async def test_first_replies_are_kept_on_the_ticket_as_messages_are_written(
     assert first["human_replied"] and not first["ai_replied"]
     await post("alice", "second answer")
     assert await pool.fetchrow(f"SELECT {columns} FROM tickets WHERE id = $1", uuid.UUID(ticket_id)) == first
+
+
+@pytest.mark.parametrize(
+    ("highest", "ticks"),
+    [(0, ["0", "1"]), (1, ["0", "1"]), (4, ["0", "1", "2", "3", "4", "5"]), (37, ["0", "10", "20", "30", "40", "50"])],
+)
+def test_chart_ticks_are_whole_distinct_numbers(highest: int, ticks: list[str]) -> None:
+    from chatserver.charts import daily_bars
+
+    chart = daily_bars([{"date": "2026-11-02", "opened": highest, "resolved": 0}])
+    assert [t["text"] for t in chart["ticks"]] == ticks
