@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .handlers import (
     admin,
+    admin_actions,
     admin_api_keys,
     admin_kb,
     admin_webhooks,
@@ -13,6 +14,7 @@ from .handlers import (
     attachments,
     auth,
     console,
+    demo_shop,
     docs,
     events,
     health,
@@ -22,6 +24,7 @@ from .handlers import (
     widget,
     ws,
 )
+from .keys import SETTINGS
 
 
 def setup_routes(app: web.Application) -> None:
@@ -41,6 +44,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/tickets/{ticket_id}/ai-response", ai.reply_stream, name="ai-response")
     r.add_post("/tickets/{ticket_id}/ai/retry", ai.retry_reply, name="ai-retry")
     r.add_post("/tickets/{ticket_id}/copilot", ai.request_copilot, name="copilot")
+    r.add_get("/tickets/{ticket_id}/tool-calls", ai.list_tool_calls, name="tool-calls-list")
+    r.add_post("/tickets/{ticket_id}/tool-calls/{call_id}/approve", ai.approve_tool_call, name="tool-call-approve")
+    r.add_post("/tickets/{ticket_id}/tool-calls/{call_id}/refuse", ai.refuse_tool_call, name="tool-call-refuse")
     r.add_get("/tickets/{ticket_id}/ws", ws.ticket_socket, name="ticket-ws")
     r.add_post("/ws/tickets", ws.create_ws_ticket, name="ws-tickets-create")
     r.add_get("/ws/inbox", ws.inbox_socket, name="inbox-ws")
@@ -59,6 +65,12 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/admin/kb/articles/{article_id}", admin_kb.get_article, name="admin-kb-get")
     r.add_patch("/admin/kb/articles/{article_id}", admin_kb.update_article, name="admin-kb-update")
     r.add_delete("/admin/kb/articles/{article_id}", admin_kb.delete_article, name="admin-kb-delete")
+    # AI actions: the tools the AI may call (admins only; docs/ai.md, "Acting").
+    r.add_get("/admin/actions", admin_actions.list_actions, name="admin-actions-list")
+    r.add_post("/admin/actions", admin_actions.create_action, name="admin-actions-create")
+    r.add_get("/admin/actions/{action_id}", admin_actions.get_action, name="admin-action-get")
+    r.add_patch("/admin/actions/{action_id}", admin_actions.update_action, name="admin-action-update")
+    r.add_delete("/admin/actions/{action_id}", admin_actions.delete_action, name="admin-action-delete")
 
     # Integrations (docs/integrations.md): API keys, webhooks (admins), the event feed.
     r.add_get("/admin/api-keys", admin_api_keys.list_keys, name="admin-api-keys-list")
@@ -98,6 +110,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/widget/token", widget.refresh_token, name="widget-token")
     r.add_get("/", pages.home_page, name="home")
     r.add_get("/demo", pages.demo_page, name="demo")
+    if app[SETTINGS].demo_shop:
+        # The demo shop's mock order API, which the demo AI action calls (development only).
+        r.add_get("/demo/api/orders/{order_id}", demo_shop.order_status, name="demo-shop-order")
     r.add_get("/console", pages.console_page, name="console")
     r.add_get("/console/tickets/{ticket_id}", pages.console_page, name="console-ticket")
     r.add_get("/console/login", pages.login_page, name="console-login")

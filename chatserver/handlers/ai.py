@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..ai.tools import customer_call_view
 from ..errors import forbidden
 from ..jsonutil import dumps_bytes, json_response
 from ..keys import AI_SERVICE, DB_POOL
@@ -68,3 +69,35 @@ async def reply_stream(request: web.Request) -> web.StreamResponse:
     finally:
         stream.close()
     return response
+
+
+async def list_tool_calls(request: web.Request) -> web.Response:
+    """GET /tickets/{id}/tool-calls: the actions the AI called in this ticket (agents)."""
+    who = require_identity(request)
+    if not who.is_staff:
+        raise forbidden("The tool-call log is for agents")
+    ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
+    await ticket_service.load_visible_ticket(request.app[DB_POOL], who, ticket_id)
+    return json_response({"tool_calls": await request.app[AI_SERVICE].tools.list_calls(ticket_id)})
+
+
+async def _decide(request: web.Request, approve: bool) -> web.Response:
+    who = require_identity(request)
+    ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
+    call_id = parse_uuid(request.match_info["call_id"], "Tool call")
+    ticket = await ticket_service.load_visible_ticket(request.app[DB_POOL], who, ticket_id)
+    call = await request.app[AI_SERVICE].tools.decide(ticket, who, call_id, approve)
+    if not who.is_staff:
+        call = customer_call_view(call)
+    return json_response({"tool_call": call})
+
+
+async def approve_tool_call(request: web.Request) -> web.Response:
+    """POST /tickets/{id}/tool-calls/{call_id}/approve: agents, or the ticket's customer where the
+    action allows customer confirmation."""
+    return await _decide(request, True)
+
+
+async def refuse_tool_call(request: web.Request) -> web.Response:
+    """POST /tickets/{id}/tool-calls/{call_id}/refuse: as approve."""
+    return await _decide(request, False)
