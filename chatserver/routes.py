@@ -24,7 +24,6 @@ from .handlers import (
     widget,
     ws,
 )
-from .keys import SETTINGS
 
 
 def setup_routes(app: web.Application) -> None:
@@ -110,9 +109,8 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/widget/token", widget.refresh_token, name="widget-token")
     r.add_get("/", pages.home_page, name="home")
     r.add_get("/demo", pages.demo_page, name="demo")
-    if app[SETTINGS].demo_shop:
-        # The demo shop's mock order API, which the demo AI action calls (development only).
-        r.add_get("/demo/api/orders/{order_id}", demo_shop.order_status, name="demo-shop-order")
+    # The demo shop's mock order API, which the demo AI action calls (404 unless DEMO_SHOP).
+    r.add_get("/demo/api/orders/{order_id}", demo_shop.order_status, name="demo-shop-order")
     r.add_get("/console", pages.console_page, name="console")
     r.add_get("/console/tickets/{ticket_id}", pages.console_page, name="console-ticket")
     r.add_get("/console/login", pages.login_page, name="console-login")

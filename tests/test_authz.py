@@ -48,6 +48,15 @@ CASES = [
         statuses(401, 403, 404, 201, 201),
     ),
     Case("websocket ticket", "POST", "/ws/tickets", None, statuses(401, 201, 201, 201, 201)),
+    Case("list AI actions", "GET", "/admin/actions", None, statuses(401, 403, 403, 403, 200)),
+    Case("tool-call log", "GET", "/tickets/{ticket}/tool-calls", None, statuses(401, 403, 404, 200, 200)),
+    Case(
+        "approve a tool call",
+        "POST",
+        "/tickets/{ticket}/tool-calls/00000000-0000-4000-8000-000000000000/approve",
+        None,
+        statuses(401, 404, 404, 404, 404),
+    ),
 ]
 
 

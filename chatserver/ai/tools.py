@@ -53,6 +53,7 @@ EXCERPT_CHARS = 500
 MAX_CALLS_LISTED = 500
 # Header values shorter than this are not searched for in answers (too likely to match by chance).
 REDACT_MIN_CHARS = 6
+REDACT_WORD_CHARS = 12
 REDACTED = "[redacted]"
 DECISIONS = ("approved", "refused")
 
@@ -117,9 +118,14 @@ def failure(error: str) -> str:
 
 
 def redact(text: str, secrets: Mapping[str, str]) -> str:
+    """Header values (and their long words: the token of "Bearer <token>") replaced wherever an
+    answer echoes them, so the model, and through it the customer, never reads them."""
     for value in secrets.values():
         if len(value) >= REDACT_MIN_CHARS and value in text:
             text = text.replace(value, REDACTED)
+        for word in value.split():
+            if len(word) >= REDACT_WORD_CHARS and word in text:
+                text = text.replace(word, REDACTED)
     return text
 
 

@@ -74,10 +74,11 @@ async def reply_stream(request: web.Request) -> web.StreamResponse:
 async def list_tool_calls(request: web.Request) -> web.Response:
     """GET /tickets/{id}/tool-calls: the actions the AI called in this ticket (agents)."""
     who = require_identity(request)
+    ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
+    # Another customer's ticket is "not found" (first), their own "forbidden".
+    await ticket_service.load_visible_ticket(request.app[DB_POOL], who, ticket_id)
     if not who.is_staff:
         raise forbidden("The tool-call log is for agents")
-    ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
-    await ticket_service.load_visible_ticket(request.app[DB_POOL], who, ticket_id)
     return json_response({"tool_calls": await request.app[AI_SERVICE].tools.list_calls(ticket_id)})
 
 

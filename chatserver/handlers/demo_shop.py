@@ -15,6 +15,8 @@ from ..services import demo_shop
 
 async def order_status(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
+    if not settings.demo_shop:
+        raise not_found("Page")
     given = request.headers.get(demo_shop.KEY_HEADER, "")
     if not hmac.compare_digest(given.encode(), demo_shop.shop_key(settings.actions_secret_key).encode()):
         raise ApiError(401, "unauthorized", f"The demo shop API needs its {demo_shop.KEY_HEADER} header")

@@ -145,6 +145,10 @@ def ai_failure_detail(ticket_id: uuid.UUID, reply_id: str, kind: str, code: str,
     )
 
 
+# "ai." events about a reply that are not part of its stream (its start, deltas and end): the
+# hub's and the reply tracker's stream bookkeeping passes them by.
+SIDE_EVENTS = frozenset({"ai.tool_call", "ai.tool_call_detail"})
+
 # A stored tool call's status (db/actions.py) as the room reads it.
 _ROOM_STATUS = {"running": "started", "succeeded": "finished"}
 
