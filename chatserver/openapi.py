@@ -26,6 +26,7 @@ from .handlers import admin_webhooks as webhook_handlers
 from .handlers import auth as auth_handlers
 from .handlers import tickets as ticket_handlers
 from .handlers import widget as widget_handlers
+from .handlers.pages import ADMIN_SECTIONS
 from .security import PASSWORD_MIN_CHARS
 from .services import actions as actions_service
 from .services import api_keys as api_key_service
@@ -583,6 +584,12 @@ AI_STREAM_EVENT: Schema = {
             obj({"reply_id": REPLY_ID, "kind": REPLY_KIND, "reason": {"type": "string"}}),
             "No reply will come (the AI was turned off, or an agent took over). The stream ends.",
         ),
+        sse_event(
+            "revoked",
+            obj({"code": {"type": "string", "enum": ["access_revoked"]}, "message": {"type": "string"}}),
+            "The caller's access was revoked meanwhile (account disabled, role changed, password reset, "
+            "logged out): sign in again. The stream ends; the reply goes on for everyone else.",
+        ),
     ]
 }
 
@@ -635,6 +642,19 @@ UPLOAD_OPERATION["requestBody"] = {
             }
         }
     },
+}
+
+ADMIN_PAGE_RESPONSES: Schema = {
+    "200": {"description": "An HTML page (admins).", "content": {"text/html": {}}},
+    "303": {"description": "Not logged in: to /console/login."},
+    "403": {"description": "An agent's or a customer's session.", "content": {"text/html": {}}},
+}
+ADMIN_SECTION_PARAM: Schema = {
+    "name": "section",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "enum": [slug for slug, _ in ADMIN_SECTIONS]},
+    "description": 'One of the admin sections (docs/web.md, "Admin pages").',
 }
 
 PATHS: dict[str, dict[str, Schema]] = {
@@ -1014,6 +1034,28 @@ PATHS: dict[str, dict[str, Schema]] = {
             description="404 for a ticket id that is not a UUID.",
         )
     },
+    "/console/admin": {
+        "get": operation(
+            "The console's admin pages (first section)",
+            tag="web",
+            operation_id="consoleAdminPage",
+            auth=False,
+            ok=ADMIN_PAGE_RESPONSES,
+            description="Authenticated by the console session cookie; admins only.",
+        )
+    },
+    "/console/admin/{section}": {
+        "get": operation(
+            "One of the console's admin pages",
+            tag="web",
+            operation_id="consoleAdminSectionPage",
+            auth=False,
+            params=[ADMIN_SECTION_PARAM],
+            ok=ADMIN_PAGE_RESPONSES,
+            errors=("NotFound",),
+            description="Authenticated by the console session cookie; admins only.",
+        )
+    },
     "/console/login": {
         "get": operation(
             "The console login form",
@@ -1281,7 +1323,12 @@ SCHEMAS.update(
             }
         ),
         "ApiKeyResponse": obj({"api_key": ref("ApiKey")}),
-        "ApiKeyList": obj({"api_keys": {"type": "array", "items": ref("ApiKey")}}),
+        "ApiKeyList": obj(
+            {
+                "api_keys": {"type": "array", "items": ref("ApiKey")},
+                "available_scopes": {"type": "array", "items": SCOPES_SCHEMA["items"]},
+            }
+        ),
         "CreateApiKeyRequest": {
             **request_schema(api_key_handlers.CREATE_SCHEMA),
             "properties": {
@@ -1305,7 +1352,12 @@ SCHEMAS.update(
             }
         ),
         "WebhookResponse": obj({"webhook": ref("Webhook")}),
-        "WebhookList": obj({"webhooks": {"type": "array", "items": ref("Webhook")}}),
+        "WebhookList": obj(
+            {
+                "webhooks": {"type": "array", "items": ref("Webhook")},
+                "available_event_types": {"type": "array", "items": EVENT_TYPE_SCHEMA},
+            }
+        ),
         "CreateWebhookRequest": {
             **request_schema(webhook_handlers.CREATE_SCHEMA),
             "properties": {
