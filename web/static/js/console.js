@@ -6,6 +6,7 @@ import { clear, fill, formatTime, h } from "./dom.js";
 import { Room, apiError, socketUrl } from "./room.js";
 import { Thread } from "./thread.js";
 import { AttachmentTray, AttachmentViewer, attachmentStrings, withAttachments } from "./attachments.js";
+import { ToolCallLines } from "./tool-calls.js";
 
 const layout = document.getElementById("layout");
 const me = JSON.parse(layout.dataset.me);
@@ -429,6 +430,11 @@ async function openTicket(ticketId, { push = false } = {}) {
     ticketId: async () => ticketId,
     authHeaders: async (retry) => ({ Authorization: `Bearer ${await getToken(retry)}` }),
   });
+  // AI actions (tool-calls.js): a line per call, with Approve / Refuse while one waits.
+  ctx.tools = new ToolCallLines(thread, {
+    decide: (callId, approve) => ctx.room.sendFrame({ type: approve ? "ai.tool_call.approve" : "ai.tool_call.refuse", call_id: callId }),
+    toast,
+  });
   ctx.room = new Room({
     url: (afterSeq) => socketUrl(`/tickets/${encodeURIComponent(ticketId)}/ws${afterSeq !== null ? `?after_seq=${afterSeq}` : ""}`),
     on: {
@@ -437,6 +443,10 @@ async function openTicket(ticketId, { push = false } = {}) {
         if (first) {
           ctx.hasMore = frame.has_more;
           thread.reset(ctx.room);
+          api(`/tickets/${encodeURIComponent(ticketId)}/tool-calls`).then(
+            (body) => current === ctx && ctx.tools.load(body.tool_calls),
+            () => {}, // the log is extra: the live frames still show new calls
+          );
         } else {
           for (const message of fresh) thread.addMessage(message);
         }
@@ -445,6 +455,8 @@ async function openTicket(ticketId, { push = false } = {}) {
       },
       message: (message) => thread.addMessage(message),
       pending: (entries) => thread.setPending(entries),
+      toolCall: (frame) => ctx.tools.update(frame),
+      toolCallDetail: (call) => ctx.tools.detail(call),
       stream: (state) => {
         if (state.kind === "copilot") renderCopilot(ctx, state.text, false);
         else thread.stream(state);

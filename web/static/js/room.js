@@ -21,7 +21,7 @@ export class Room {
    * @param {(afterSeq: number|null) => Promise<string>|string} options.url  the socket URL to open
    * @param {object} options.on  callbacks: status(state), joined(frame), message(msg), pending(list),
    *   stream(state), streamEnd(replyId, how, frame), ticket(ticket, changes), presence(kind, user, known),
-   *   typing(user, active), error(frame), authFailed()
+   *   typing(user, active), toolCall(frame), toolCallDetail(call), error(frame), authFailed()
    */
   constructor({ url, on }) {
     this.urlFor = url;
@@ -272,6 +272,10 @@ export class Room {
         return this.endStream(frame.reply_id, "failed", frame);
       case "ai.cancelled":
         return this.endStream(frame.reply_id, "cancelled", frame);
+      case "ai.tool_call":
+        return this.on.toolCall?.(frame);
+      case "ai.tool_call_detail":
+        return this.on.toolCallDetail?.(frame.call);
       case "resync":
         return this.reconnectNow();
       case "pong":

@@ -7,6 +7,7 @@ import { textOn } from "./contrast.js";
 import { Room, apiError, socketUrl } from "./room.js";
 import { Thread } from "./thread.js";
 import { AttachmentTray, AttachmentViewer, attachmentStrings, withAttachments } from "./attachments.js";
+import { runningLabel } from "./tool-calls.js";
 
 const STRINGS = {
   en: {
@@ -182,6 +183,7 @@ let room = null;
 let isOpen = false;
 let setupPromise = null;
 let typingUsers = new Map(); // user id -> name
+let actionLabel = null; // the label of the AI action under way (tool-calls.js), or null
 let aiTyping = false;
 let identityRefused = false;
 
@@ -414,6 +416,11 @@ function newRoom(ticketId) {
         updateUnread();
       },
       pending: (entries) => thread.setPending(entries),
+      // While the assistant runs an action, its label ("Looking up order 1042…") replaces "typing".
+      toolCall: (frame) => {
+        actionLabel = runningLabel(frame);
+        renderTyping();
+      },
       stream: (state) => {
         if (state.kind !== "reply") return;
         aiTyping = state.text.length === 0;
@@ -423,6 +430,7 @@ function newRoom(ticketId) {
       },
       streamEnd: (replyId, how, frame, state) => {
         aiTyping = false;
+        actionLabel = null;
         renderTyping();
         if (how === "cancelled") {
           // A person took over mid-reply: what the visitor already read stays, with a word on why.
@@ -684,6 +692,7 @@ function renderTyping() {
   const names = Array.from(typingUsers.values());
   let text = "";
   if (names.length) text = fill(t.typing, { name: names.join(", ") });
+  else if (actionLabel) text = actionLabel;
   else if (aiTyping) text = t.assistantTyping;
   ui.typing.textContent = text;
   ui.typing.classList.toggle("active", Boolean(text));
