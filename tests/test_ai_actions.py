@@ -813,3 +813,66 @@ async def test_the_demo_shop_action_answers_about_an_order(
 
 async def test_the_demo_shop_api_is_not_served_without_demo_shop(client: TestClient) -> None:
     assert (await client.get("/demo/api/orders/1042")).status == 404
+
+
+# ---- across instances ---------------------------------------------------------------------------------
+
+
+async def _two_instances(aiohttp_client: Any, settings: Settings) -> tuple[TestClient, TestClient]:
+    from chatserver.app import create_app
+
+    a: TestClient = await aiohttp_client(create_app(settings, bcrypt_rounds=4))
+    b: TestClient = await aiohttp_client(create_app(settings, bcrypt_rounds=4))
+    await a.app[DB_POOL].execute("TRUNCATE users, tickets, messages CASCADE")
+    return a, b
+
+
+async def _login(client: TestClient, role: str) -> User:
+    from chatserver.services.auth import create_user
+
+    from .conftest import PASSWORD
+
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+    await create_user(client.app[DB_POOL], email=email, password=PASSWORD, role=role, name=role, bcrypt_rounds=4)
+    resp = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
+    return User("", email, role, (await resp.json())["access_token"])
+
+
+@pytest.fixture
+def with_redis(settings: Settings, redis_url: str, redis_prefix: str) -> Settings:
+    return settings.with_overrides(redis_url=redis_url, redis_prefix=redis_prefix)
+
+
+@pytest.mark.parametrize("decision", ["approve", "takeover"])
+async def test_an_approval_waiting_on_one_instance_is_decided_on_another(
+    aiohttp_client: Any, with_redis: Settings, shop: Shop, fake_groq: FakeGroq, decision: str
+) -> None:
+    from .fake_groq import attach_log
+
+    # A long heartbeat and decision poll: only the backplane can carry the decision quickly.
+    a, b = await _two_instances(aiohttp_client, with_redis.with_overrides(ai_claim_heartbeat_seconds=2.0))
+    log_a = attach_log(a.app)
+    admin, agent, customer = await _login(a, "admin"), await _login(b, "agent"), await _login(a, "customer")
+    await add_action(
+        a,
+        admin,
+        definition(
+            shop, name="cancel_order", method="POST", url_template=shop.url("/orders/{order_id}/cancel"), mutating=True
+        ),
+    )
+    fake_groq.push(Script(text="", tool_calls=[call("cancel_order", {"order_id": "9"})]), Script(text="Cancelled."))
+    ticket = await ask(a, customer, "cancel order 9")
+    [waiting] = await log_a.wait_type("ai.tool_call")
+    assert waiting["status"] == "awaiting_approval"
+
+    if decision == "approve":
+        path = f"/tickets/{ticket['id']}/tool-calls/{waiting['call_id']}/approve"
+        assert (await b.post(path, headers=agent.headers)).status == 200
+        assert (await final(log_a))["type"] == "ai.completed"
+        assert [r["path"] for r in shop.requests] == ["/orders/9/cancel"]
+    else:
+        resp = await b.patch(f"/tickets/{ticket['id']}", json={"ai_enabled": False}, headers=agent.headers)
+        assert resp.status == 200
+        assert (await final(log_a))["reason"] == "takeover"
+        await log_a.wait_for(lambda: log_a.frames("ai.tool_call")[-1]["status"] == "cancelled")
+        assert shop.requests == []
