@@ -1779,7 +1779,7 @@ SCHEMAS.update(
                 "arguments": {"description": "What the model passed (JSON), or {raw} when it was not JSON."},
                 "label": {"type": "string"},
                 "mutating": {"type": "boolean"},
-                "confirm_by": nullable({"type": "string", "enum": ["agent", "customer"]}),
+                "confirm_by": {"oneOf": [{"type": "string", "enum": ["agent", "customer"]}, {"type": "null"}]},
                 "status": TOOL_CALL_STATUS,
                 "decided_by": nullable(UUID),
                 "decided_at": nullable(TIMESTAMP),

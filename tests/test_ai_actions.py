@@ -27,6 +27,7 @@ from chatserver.settings import Settings
 
 from .conftest import MakeUser, User, create_ticket
 from .fake_groq import EventLog, _events_log, _fake_groq, ai_settings  # noqa: F401  (fixtures)
+from .test_openapi import assert_matches_spec
 from .wsutil import recv, recv_type
 
 SECRET = "sk_live_very_secret_shop_token_4242"
@@ -252,7 +253,7 @@ async def test_a_read_only_action_runs_at_once_and_the_model_answers_with_its_re
     assert room == [("started", "Looking up order 1042…"), ("finished", "Looking up order 1042…")]
     # Agents can read the log.
     resp = await client.get(f"/tickets/{ticket['id']}/tool-calls", headers=agent.headers)
-    [logged] = (await resp.json())["tool_calls"]
+    [logged] = (await assert_matches_spec(resp, "get", "/tickets/{ticket_id}/tool-calls"))["tool_calls"]
     assert (logged["name"], logged["status"], logged["http_status"]) == ("get_order", "succeeded", 200)
     assert logged["arguments"] == {"order_id": "1042"}
     assert "shipped" in logged["result_excerpt"]
@@ -473,7 +474,8 @@ async def test_a_mutating_action_waits_for_an_agents_approval(
 
     resp = await client.post(f"{path}/approve", headers=agent.headers)
     assert resp.status == 200, await resp.text()
-    assert (await resp.json())["tool_call"]["status"] == "approved"
+    approved = await assert_matches_spec(resp, "post", "/tickets/{ticket_id}/tool-calls/{call_id}/approve")
+    assert approved["tool_call"]["status"] == "approved"
     completed = await final(events_log)
     assert completed["text"] == "I can cancel it.\n\nDone: order 1042 is cancelled."
     [request] = shop.requests
@@ -546,7 +548,7 @@ async def test_a_customer_confirms_where_the_admin_allows_it(
     assert (await client.post(path, headers=stranger.headers)).status == 404
     resp = await client.post(path, headers=customer.headers)
     assert resp.status == 200, await resp.text()
-    body = (await resp.json())["tool_call"]
+    body = (await assert_matches_spec(resp, "post", "/tickets/{ticket_id}/tool-calls/{call_id}/approve"))["tool_call"]
     assert set(body) == {"id", "reply_id", "name", "label", "status"}
     assert (await final(events_log))["type"] == "ai.completed"
     assert [r["path"] for r in shop.requests] == ["/orders/1042/cancel"]
@@ -686,7 +688,8 @@ async def test_header_secrets_never_leave_the_server(
 
 
 async def test_admins_manage_actions(client: TestClient, admin: User, shop: Shop) -> None:
-    created = await add_action(client, admin, definition(shop))
+    resp = await client.post("/admin/actions", json=definition(shop), headers=admin.headers)
+    created = (await assert_matches_spec(resp, "post", "/admin/actions"))["action"]
     assert created["timeout_seconds"] == 5.0 and created["mutating"] is False and created["enabled"] is True
     path = f"/admin/actions/{created['id']}"
     resp = await client.patch(
@@ -695,7 +698,8 @@ async def test_admins_manage_actions(client: TestClient, admin: User, shop: Shop
     assert resp.status == 200, await resp.text()
     changed = (await resp.json())["action"]
     assert (changed["mutating"], changed["customer_confirmation"], changed["header_names"]) == (True, True, [])
-    listed = (await (await client.get("/admin/actions", headers=admin.headers)).json())["actions"]
+    resp = await client.get("/admin/actions", headers=admin.headers)
+    listed = (await assert_matches_spec(resp, "get", "/admin/actions"))["actions"]
     assert [a["name"] for a in listed] == ["get_order"]
     assert (await client.delete(path, headers=admin.headers)).status == 204
     assert (await client.get(path, headers=admin.headers)).status == 404
@@ -708,6 +712,10 @@ async def test_admins_manage_actions(client: TestClient, admin: User, shop: Shop
         ({"parameters": {"type": "object", "properties": {"x": {"type": "nonsense"}}}}, "parameters"),
         ({"parameters": {"type": "string"}}, "parameters"),
         ({"parameters": []}, "parameters"),
+        (
+            {"parameters": {"type": "object", "properties": {"a": {"$ref": "https://evil.example/s.json"}}}},
+            "parameters",
+        ),
         ({"name": "handoff_to_human"}, "name"),
         ({"name": "has spaces"}, "name"),
         ({"label": "Order {missing}"}, "label"),

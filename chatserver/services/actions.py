@@ -23,6 +23,7 @@ import orjson
 from cryptography.fernet import Fernet, InvalidToken
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from referencing.exceptions import Unresolvable as ReferencingError
 
 from ..ai.handoff import HANDOFF_TOOL_NAME
 from ..db import actions as actions_db
@@ -114,6 +115,27 @@ def check_parameters(schema: Any) -> None:
         raise _fail("parameters", f"is not a valid JSON Schema: {exc.message}") from None
     if schema.get("type") != "object" or not isinstance(schema.get("properties", {}), dict):
         raise _fail("parameters", 'must be an object schema ("type": "object" with "properties")')
+    outside = _outside_refs(schema)
+    if outside:
+        # Nothing is ever fetched: a reference must point inside the schema ("#/$defs/…").
+        raise _fail("parameters", f"may only reference its own definitions, not {outside[:200]!r}")
+
+
+def _outside_refs(node: Any) -> str | None:
+    """The first $ref (or $dynamicRef) that does not point inside the schema, if any."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("$ref", "$dynamicRef") and not (isinstance(value, str) and value.startswith("#")):
+                return str(value)
+            found = _outside_refs(value)
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for item in node:
+            found = _outside_refs(item)
+            if found is not None:
+                return found
+    return None
 
 
 def check_template(guard: TargetGuard, template: str, properties: Mapping[str, Any]) -> None:
@@ -266,7 +288,13 @@ class Action:
         """Why `arguments` do not fit the schema (empty: they do)."""
         validator = Draft202012Validator(self.parameters)
         problems = []
-        for error in sorted(validator.iter_errors(arguments), key=lambda e: list(e.path)):
+        try:
+            errors = sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.path])
+        except ReferencingError:
+            # A reference inside the schema that leads nowhere ("#/$defs/missing"): the call
+            # cannot be checked, so it is not made.
+            return ["the action's schema could not be applied (a broken $ref); tell an agent"]
+        for error in errors:
             where = "/".join(str(p) for p in error.path)
             problems.append(f"{where}: {error.message}" if where else error.message)
         return problems[:10]
