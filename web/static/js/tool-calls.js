@@ -24,6 +24,21 @@ export function runningLabel(frame) {
   return ACTIVE.has(frame.status) ? frame.label || null : null;
 }
 
+/** The widget's question for an action its customer may confirm: the text and two buttons.
+ * `decide(approve)` sends the frame; the row goes once the call is decided (any ai.tool_call
+ * with another status). */
+export function confirmRow(frame, { ask, yes, no }, decide) {
+  const buttons = [
+    h("button", { type: "button", class: "retry-button confirm-yes", text: yes, onclick: () => decide(true) }),
+    h("button", { type: "button", class: "retry-button confirm-no", text: no, onclick: () => decide(false) }),
+  ];
+  return h(
+    "li",
+    { class: "msg msg-event msg-confirm", "data-tool-call": frame.call_id },
+    h("div", { class: "bubble" }, h("p", { text: ask }), h("div", { class: "confirm-actions" }, buttons)),
+  );
+}
+
 /** The console's tool-call lines in a Thread's list. `decide(callId, approve)` sends the frame
  * (ai.tool_call.approve / ai.tool_call.refuse); it returns false when offline. */
 export class ToolCallLines {

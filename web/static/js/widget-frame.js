@@ -7,7 +7,7 @@ import { textOn } from "./contrast.js";
 import { Room, apiError, socketUrl } from "./room.js";
 import { Thread } from "./thread.js";
 import { AttachmentTray, AttachmentViewer, attachmentStrings, withAttachments } from "./attachments.js";
-import { runningLabel } from "./tool-calls.js";
+import { confirmRow, runningLabel } from "./tool-calls.js";
 
 const STRINGS = {
   en: {
@@ -40,6 +40,9 @@ const STRINGS = {
     retry: "Try again",
     replying: "The assistant is replying…",
     tookOver: "A person is taking over this conversation.",
+    confirmAction: "The assistant would like to: {label}. Shall it go ahead?",
+    confirmYes: "Yes, go ahead",
+    confirmNo: "No",
     answeringAi: "AI assistant",
     answeringAgent: "{name} is answering",
     expectedReply: "We usually reply in a few minutes.",
@@ -74,6 +77,9 @@ const STRINGS = {
     retry: "Réessayer",
     replying: "L'assistant répond…",
     tookOver: "Une personne prend le relais de cette conversation.",
+    confirmAction: "L'assistant souhaite : {label}. Faut-il continuer ?",
+    confirmYes: "Oui, continuer",
+    confirmNo: "Non",
     answeringAi: "Assistant IA",
     answeringAgent: "{name} vous répond",
     expectedReply: "Nous répondons en général en quelques minutes.",
@@ -108,6 +114,9 @@ const STRINGS = {
     retry: "Erneut versuchen",
     replying: "Der Assistent antwortet…",
     tookOver: "Ein Mensch übernimmt dieses Gespräch.",
+    confirmAction: "Der Assistent möchte: {label}. Soll er fortfahren?",
+    confirmYes: "Ja, fortfahren",
+    confirmNo: "Nein",
     answeringAi: "KI-Assistent",
     answeringAgent: "{name} antwortet Ihnen",
     expectedReply: "Wir antworten normalerweise innerhalb weniger Minuten.",
@@ -142,6 +151,9 @@ const STRINGS = {
     retry: "Reintentar",
     replying: "El asistente está respondiendo…",
     tookOver: "Una persona se hace cargo de esta conversación.",
+    confirmAction: "El asistente quiere: {label}. ¿Continuar?",
+    confirmYes: "Sí, continuar",
+    confirmNo: "No",
     answeringAi: "Asistente de IA",
     answeringAgent: "{name} te responde",
     expectedReply: "Solemos responder en pocos minutos.",
@@ -420,6 +432,14 @@ function newRoom(ticketId) {
       toolCall: (frame) => {
         actionLabel = runningLabel(frame);
         renderTyping();
+        // An action the admin lets the customer confirm (a cancellation…): ask here.
+        const ask = thread.list.querySelector(`li[data-tool-call="${CSS.escape(frame.call_id)}"]`);
+        if (frame.status === "awaiting_approval" && frame.confirm_by === "customer" && !ask) {
+          const decide = (approve) => room && room.sendFrame({ type: approve ? "ai.tool_call.approve" : "ai.tool_call.refuse", call_id: frame.call_id });
+          thread.addNode(confirmRow(frame, { ask: fill(t.confirmAction, { label: frame.label }), yes: t.confirmYes, no: t.confirmNo }, decide));
+        } else if (frame.status !== "awaiting_approval" && ask) {
+          ask.remove();
+        }
       },
       stream: (state) => {
         if (state.kind !== "reply") return;
