@@ -1790,7 +1790,16 @@ SCHEMAS.update(
                 "finished_at": nullable(TIMESTAMP),
             }
         ),
-        "ToolCallList": obj({"tool_calls": {"type": "array", "items": ref("ToolCall")}}),
+        "ToolCallList": obj(
+            {
+                "tool_calls": {
+                    "type": "array",
+                    "items": {"oneOf": [ref("ToolCall"), ref("CustomerToolCall")]},
+                    "description": "Agents: every call. The ticket's customer: the calls waiting for their "
+                    "confirmation, as the room sees them.",
+                }
+            }
+        ),
         "CustomerToolCall": obj(
             {
                 "id": UUID,
@@ -1798,6 +1807,7 @@ SCHEMAS.update(
                 "name": {"type": "string"},
                 "label": {"type": "string"},
                 "status": TOOL_CALL_STATUS,
+                "confirm_by": {"oneOf": [{"type": "string", "enum": ["agent", "customer"]}, {"type": "null"}]},
             }
         ),
         "ToolCallDecision": obj(
@@ -1878,13 +1888,14 @@ PATHS.update(
         },
         "/tickets/{ticket_id}/tool-calls": {
             "get": operation(
-                "The actions the AI called in a ticket (agents)",
+                "The actions the AI called in a ticket",
                 tag="ai",
                 operation_id="listToolCalls",
                 params=[TICKET_ID_PARAM],
                 ok={"200": json_content(ref("ToolCallList"), "Every call, oldest first.")},
-                errors=("Forbidden", "NotFound"),
-                description="Arguments, outcome and an excerpt of each answer; never a header value.",
+                errors=("NotFound",),
+                description="Agents: every call, with its arguments, outcome and an excerpt of its answer (never "
+                "a header value). The ticket's customer: only the calls waiting for their confirmation.",
             )
         },
         "/tickets/{ticket_id}/tool-calls/{call_id}/approve": {"post": _decision("Approve", "approveToolCall")},

@@ -257,7 +257,9 @@ async def test_a_read_only_action_runs_at_once_and_the_model_answers_with_its_re
     assert (logged["name"], logged["status"], logged["http_status"]) == ("get_order", "succeeded", 200)
     assert logged["arguments"] == {"order_id": "1042"}
     assert "shipped" in logged["result_excerpt"]
-    assert (await client.get(f"/tickets/{ticket['id']}/tool-calls", headers=customer.headers)).status == 403
+    # The customer sees none of it: only calls waiting for their confirmation are listed to them.
+    resp = await client.get(f"/tickets/{ticket['id']}/tool-calls", headers=customer.headers)
+    assert (await resp.json())["tool_calls"] == []
 
 
 async def test_customers_never_receive_the_detail_frames(
@@ -543,13 +545,24 @@ async def test_a_customer_confirms_where_the_admin_allows_it(
 ) -> None:
     ticket, waiting = await _waiting(client, admin, customer, shop, fake_groq, events_log, customer_confirmation=True)
     assert waiting["confirm_by"] == "customer"
+    # A widget opened again finds what waits for its customer.
+    resp = await client.get(f"/tickets/{ticket['id']}/tool-calls", headers=customer.headers)
+    [listed] = (await assert_matches_spec(resp, "get", "/tickets/{ticket_id}/tool-calls"))["tool_calls"]
+    assert listed == {
+        "id": waiting["call_id"],
+        "reply_id": waiting["reply_id"],
+        "name": "cancel_order",
+        "label": "Cancelling order 1042",
+        "status": "awaiting_approval",
+        "confirm_by": "customer",
+    }
     path = f"/tickets/{ticket['id']}/tool-calls/{waiting['call_id']}/approve"
     stranger = await make_user("customer")
     assert (await client.post(path, headers=stranger.headers)).status == 404
     resp = await client.post(path, headers=customer.headers)
     assert resp.status == 200, await resp.text()
     body = (await assert_matches_spec(resp, "post", "/tickets/{ticket_id}/tool-calls/{call_id}/approve"))["tool_call"]
-    assert set(body) == {"id", "reply_id", "name", "label", "status"}
+    assert set(body) == {"id", "reply_id", "name", "label", "status", "confirm_by"}
     assert (await final(events_log))["type"] == "ai.completed"
     assert [r["path"] for r in shop.requests] == ["/orders/1042/cancel"]
 

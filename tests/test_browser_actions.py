@@ -90,6 +90,10 @@ async def test_a_customer_confirms_an_action_in_the_widget(browser: Any, live: L
     ask = frame.locator("li.msg-confirm")
     await expect_text(ask.locator("p"), "The assistant would like to: Cancel order 1042. Shall it go ahead?")
     await screenshot(visitor, "widget-action-confirm.png")
+    # Opened again (a reload), the widget still asks.
+    frame = await open_widget(visitor, live.url("/demo"))
+    ask = frame.locator("li.msg-confirm")
+    await expect_text(ask.locator("p"), "The assistant would like to: Cancel order 1042. Shall it go ahead?")
     await ask.get_by_role("button", name="Yes, go ahead").click()
     await expect_count(frame.locator(".msg-ai", has_text="Order 1042 is shipped"), 1)
     await expect_count(frame.locator("li.msg-confirm"), 0)

@@ -82,8 +82,8 @@ def call_view(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def customer_call_view(call: Mapping[str, Any]) -> dict[str, Any]:
-    """What a customer who confirmed a call is answered: what the room hears of it."""
-    return {k: call[k] for k in ("id", "reply_id", "name", "label", "status")}
+    """A call as its customer may see it: what the room hears of it."""
+    return {k: call[k] for k in ("id", "reply_id", "name", "label", "status", "confirm_by")}
 
 
 @dataclass(frozen=True)

@@ -108,14 +108,18 @@ async def _relay(response: web.StreamResponse, events: AsyncIterator[tuple[str, 
 
 
 async def list_tool_calls(request: web.Request) -> web.Response:
-    """GET /tickets/{id}/tool-calls: the actions the AI called in this ticket (agents)."""
+    """GET /tickets/{id}/tool-calls: the actions the AI called in this ticket. Agents get the
+    whole log; the ticket's customer only the calls waiting for their confirmation (what the
+    room saw of them), so a widget opened again can still ask."""
     who = require_identity(request)
     ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
-    # Another customer's ticket is "not found" (first), their own "forbidden".
     await ticket_service.load_visible_ticket(request.app[DB_POOL], who, ticket_id)
+    calls = await request.app[AI_SERVICE].tools.list_calls(ticket_id)
     if not who.is_staff:
-        raise forbidden("The tool-call log is for agents")
-    return json_response({"tool_calls": await request.app[AI_SERVICE].tools.list_calls(ticket_id)})
+        calls = [
+            customer_call_view(c) for c in calls if c["status"] == "awaiting_approval" and c["confirm_by"] == "customer"
+        ]
+    return json_response({"tool_calls": calls})
 
 
 async def _decide(request: web.Request, approve: bool) -> web.Response:

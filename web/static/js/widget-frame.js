@@ -398,6 +398,33 @@ async function postJson(path, body, token) {
 
 // ---- the room -------------------------------------------------------------------------------
 
+/** ai.tool_call: the action's label replaces "typing…" while it runs (tool-calls.js), and an
+ * action the admin lets the customer confirm (a cancellation…) is asked about here. */
+function showToolCall(frame) {
+  actionLabel = runningLabel(frame);
+  renderTyping();
+  const ask = thread.list.querySelector(`li[data-tool-call="${CSS.escape(frame.call_id)}"]`);
+  if (frame.status === "awaiting_approval" && frame.confirm_by === "customer" && !ask) {
+    const decide = (approve) => room && room.sendFrame({ type: approve ? "ai.tool_call.approve" : "ai.tool_call.refuse", call_id: frame.call_id });
+    thread.addNode(confirmRow(frame, { ask: fill(t.confirmAction, { label: frame.label }), yes: t.confirmYes, no: t.confirmNo }, decide));
+  } else if (frame.status !== "awaiting_approval" && ask) {
+    ask.remove();
+  }
+}
+
+/** After (re)opening: the calls still waiting for this visitor's confirmation. */
+async function askAgain(ticketId) {
+  try {
+    const response = await fetch(`/tickets/${encodeURIComponent(ticketId)}/tool-calls`, { headers: authHeaders() });
+    if (!response.ok) return;
+    for (const call of (await response.json()).tool_calls) {
+      showToolCall({ call_id: call.id, reply_id: call.reply_id, label: call.label, status: call.status, confirm_by: call.confirm_by });
+    }
+  } catch {
+    // Only a convenience: the agents can still approve.
+  }
+}
+
 function newRoom(ticketId) {
   const created = new Room({
     url: async (afterSeq) => {
@@ -413,6 +440,8 @@ function newRoom(ticketId) {
           // History a visitor has on arriving (e.g. on a new device) counts as read.
           if (store.get("lastReadSeq") === undefined) store.set({ lastReadSeq: frame.last_seq });
           renderAll();
+          // A reply in flight may be waiting for this visitor to confirm an action.
+          if (frame.streams.some((s) => s.kind === "reply")) askAgain(ticketId);
         } else {
           for (const message of fresh) thread.addMessage(message);
         }
@@ -429,18 +458,7 @@ function newRoom(ticketId) {
       },
       pending: (entries) => thread.setPending(entries),
       // While the assistant runs an action, its label ("Looking up order 1042…") replaces "typing".
-      toolCall: (frame) => {
-        actionLabel = runningLabel(frame);
-        renderTyping();
-        // An action the admin lets the customer confirm (a cancellation…): ask here.
-        const ask = thread.list.querySelector(`li[data-tool-call="${CSS.escape(frame.call_id)}"]`);
-        if (frame.status === "awaiting_approval" && frame.confirm_by === "customer" && !ask) {
-          const decide = (approve) => room && room.sendFrame({ type: approve ? "ai.tool_call.approve" : "ai.tool_call.refuse", call_id: frame.call_id });
-          thread.addNode(confirmRow(frame, { ask: fill(t.confirmAction, { label: frame.label }), yes: t.confirmYes, no: t.confirmNo }, decide));
-        } else if (frame.status !== "awaiting_approval" && ask) {
-          ask.remove();
-        }
-      },
+      toolCall: showToolCall,
       stream: (state) => {
         if (state.kind !== "reply") return;
         aiTyping = state.text.length === 0;
