@@ -897,3 +897,33 @@ async def test_an_approval_waiting_on_one_instance_is_decided_on_another(
         assert (await final(log_a))["reason"] == "takeover"
         await log_a.wait_for(lambda: log_a.frames("ai.tool_call")[-1]["status"] == "cancelled")
         assert shop.requests == []
+
+
+async def test_without_a_groq_key_the_demo_looks_up_an_order_itself(
+    aiohttp_client: Any, settings: Settings, make_user: MakeUser
+) -> None:
+    from chatserver.app import create_app
+
+    from .fake_groq import attach_log
+
+    offline_demo = ai_settings(settings, None, demo_shop=True, actions_allow_private_networks=("127.0.0.0/8",))
+    client: TestClient = await aiohttp_client(create_app(offline_demo, bcrypt_rounds=4))
+    log = attach_log(client.app)
+    await client.app[DB_POOL].execute(
+        "UPDATE ai_actions SET url_template = $2 WHERE name = $1",
+        demo_shop.DEMO_ACTION_NAME,
+        f"http://127.0.0.1:{client.server.port}{demo_shop.DEMO_PATH}",
+    )
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer, "Parcel")
+    await client.post(
+        f"/tickets/{ticket['id']}/messages", json={"body": "where's my order 1043?"}, headers=customer.headers
+    )
+    await log.wait_for(lambda: bool(log.frames("ai.completed", "ai.failed", "ai.cancelled")))
+    [completed] = log.frames("ai.completed")
+    assert "Order 1043 is **processing**" in completed["text"]
+    assert completed["message"]["metadata"]["offline"] is True
+    assert [(f["status"], f["label"]) for f in log.frames("ai.tool_call")] == [
+        ("started", "Looking up order 1043…"),
+        ("finished", "Looking up order 1043…"),
+    ]

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import re
 import socket
 import struct
 import time
@@ -47,6 +46,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..services.demo_shop import ORDER_QUESTION, describe_order_result
 from .stream import split_tokens
 
 COMPLETIONS_PATH = "/openai/v1/chat/completions"
@@ -496,7 +496,6 @@ def filler_text(tokens: int) -> str:
 
 # ---- the demo model (--demo) ---------------------------------------------------------------------
 
-_ORDER_NUMBER = re.compile(r"\border\b\D{0,20}?(\d{3,10})\b", re.IGNORECASE)
 _TOOL_CHOICE_NONE = "none"
 
 
@@ -509,10 +508,10 @@ def demo_responder(body: dict[str, Any]) -> Script | None:
         return None
     last = messages[-1]
     if last.get("role") == "tool":
-        return Script(text=describe_tool_result(str(last.get("content") or "")))
+        return Script(text=describe_order_result(str(last.get("content") or "")))
     if last.get("role") != "user" or body.get("tool_choice") == _TOOL_CHOICE_NONE:
         return None
-    match = _ORDER_NUMBER.search(str(last.get("content") or ""))
+    match = ORDER_QUESTION.search(str(last.get("content") or ""))
     for tool in body.get("tools") or []:
         function = tool.get("function", {}) if isinstance(tool, dict) else {}
         properties = (function.get("parameters") or {}).get("properties") or {}
@@ -520,35 +519,6 @@ def demo_responder(body: dict[str, Any]) -> Script | None:
             arguments = orjson.dumps({"order_id": match.group(1)}).decode()
             return Script(text="Let me check that order for you.", tool_calls=[ToolCall(function["name"], arguments)])
     return None
-
-
-def describe_tool_result(content: str) -> str:
-    try:
-        result = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        result = {}
-    if not isinstance(result, dict) or not result.get("ok"):
-        return 'I couldn\'t look that up right now. Write "talk to a person" and a human agent will check it for you.'
-    data = result.get("body")
-    order = data.get("order") if isinstance(data, dict) else None
-    if not isinstance(order, dict):
-        return f"Here is what I found: {orjson.dumps(data).decode()[:300]}"
-    facts = [f"Order {order.get('order_id')} is **{order.get('status')}**."]
-    labels = {
-        "items": "Items",
-        "carrier": "Carrier",
-        "tracking_number": "Tracking number",
-        "shipped_on": "Shipped on",
-        "estimated_delivery": "Expected delivery",
-        "estimated_ship_date": "Expected to ship",
-        "delivered_on": "Delivered on",
-        "refund": "Refund",
-    }
-    for key, label in labels.items():
-        value = order.get(key)
-        if value:
-            facts.append(f"- {label}: {', '.join(value) if isinstance(value, list) else value}")
-    return "\n".join(facts)
 
 
 async def _serve(args: argparse.Namespace) -> None:

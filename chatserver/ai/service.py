@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import orjson
 from groq import AsyncGroq
 
 from ..db import ai as ai_db
@@ -36,6 +37,7 @@ from ..realtime import events
 from ..realtime.events import Event
 from ..realtime.publisher import Publisher
 from ..security import Identity
+from ..services import demo_shop
 from ..services import tickets as ticket_service
 from ..settings import Settings
 from ..views import message_view, ticket_view
@@ -560,7 +562,8 @@ class AiService:
             if self.groq is not None:
                 outcome = await self._converse(gen, prompt)
             else:
-                outcome = await offline.stream_text(self._offline_text(gen, prompt), gen.add)
+                text = await self._offline_action(gen, prompt) if gen.kind == REPLY else None
+                outcome = await offline.stream_text(text or self._offline_text(gen, prompt), gen.add)
             model_handoff = handoff.handoff_call(outcome.tool_calls) if gen.kind == REPLY else None
             if model_handoff is None and not gen.text.strip():
                 raise GenerationError(
@@ -691,6 +694,22 @@ class AiService:
         if gen.kind == REPLY:
             return self.prompts.reply(view, customer, history, articles)
         return self.prompts.copilot(view, customer, history, articles)
+
+    async def _offline_action(self, gen: Generation, prompt: Prompt) -> str | None:
+        """The demo's offline path (DEMO_SHOP, no Groq key): a question naming an order is looked
+        up with the demo action, through the same runner (events, log, guard) a model's call
+        takes. None when it does not apply; the knowledge-base answer is given instead."""
+        if not self.settings.demo_shop:
+            return None
+        question = next((m["content"] for m in reversed(prompt.messages) if m["role"] == "user"), "")
+        match = demo_shop.ORDER_QUESTION.search(question)
+        actions = [a for a in await self.tools.actions() if a.name == demo_shop.DEMO_ACTION_NAME and not a.mutating]
+        if match is None or not actions:
+            return None
+        arguments = orjson.dumps({"order_id": match.group(1)}).decode()
+        call = {"id": f"offline_{gen.reply_id.hex[:12]}", "name": demo_shop.DEMO_ACTION_NAME, "arguments": arguments}
+        [result] = await self.tools.run(gen.ticket_id, gen.reply_id, [call], actions, CallBudget(1))
+        return offline.compose_action_reply(demo_shop.describe_order_result(result["content"]))
 
     def _offline_text(self, gen: Generation, prompt: Prompt) -> str:
         question = next((m["content"] for m in reversed(prompt.messages) if m["role"] == "user"), "")

@@ -6,13 +6,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import orjson
 
 from ..db import actions as actions_db
 from ..db import kb as kb_db
-from .actions import SecretBox
+
+if TYPE_CHECKING:  # the fake Groq imports this module: it stays free of the crypto and schema libraries
+    from .actions import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +24,10 @@ DEMO_ACTION_NAME = "get_order_status"
 DEMO_PATH = "/demo/api/orders/{order_id}"
 KEY_HEADER = "X-Shop-Key"
 SEEDED_FLAG = "demo_action_seeded"
+
+# A question about an order ("where is order 1042?"): the demo model and the offline demo path
+# look it up with the demo action.
+ORDER_QUESTION = re.compile(r"\border\b\D{0,20}?(\d{3,10})\b", re.IGNORECASE)
 
 # Northwind Outdoor's orders, as its order system would answer.
 ORDERS: dict[str, dict[str, Any]] = {
@@ -107,3 +115,34 @@ async def seed_demo_action(pool: asyncpg.Pool, box: SecretBox, actions_secret_ke
                 row["id"],
                 {"url_template": url, "headers_encrypted": fields["headers_encrypted"]},
             )
+
+
+def describe_order_result(content: str) -> str:
+    """A tool result of the order action (ai/tools.py HttpOutcome.for_model) told in words: what
+    the demo model (fake Groq --demo) and the offline demo path answer."""
+    try:
+        result = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        result = {}
+    if not isinstance(result, dict) or not result.get("ok"):
+        return 'I couldn\'t look that up right now. Write "talk to a person" and a human agent will check it for you.'
+    data = result.get("body")
+    order = data.get("order") if isinstance(data, dict) else None
+    if not isinstance(order, dict):
+        return f"Here is what I found: {orjson.dumps(data).decode()[:300]}"
+    facts = [f"Order {order.get('order_id')} is **{order.get('status')}**."]
+    labels = {
+        "items": "Items",
+        "carrier": "Carrier",
+        "tracking_number": "Tracking number",
+        "shipped_on": "Shipped on",
+        "estimated_delivery": "Expected delivery",
+        "estimated_ship_date": "Expected to ship",
+        "delivered_on": "Delivered on",
+        "refund": "Refund",
+    }
+    for key, label in labels.items():
+        value = order.get(key)
+        if value:
+            facts.append(f"- {label}: {', '.join(value) if isinstance(value, list) else value}")
+    return "\n".join(facts)
