@@ -927,3 +927,15 @@ async def test_without_a_groq_key_the_demo_looks_up_an_order_itself(
         ("started", "Looking up order 1043…"),
         ("finished", "Looking up order 1043…"),
     ]
+
+
+async def test_decision_frames_are_checked(client: TestClient, customer: User) -> None:
+    ticket = await create_ticket(client, customer, "Order")
+    ws = await client.ws_connect(f"/tickets/{ticket['id']}/ws", headers=customer.headers)
+    assert (await recv(ws))["type"] == "joined"
+    await ws.send_json({"type": "ai.tool_call.approve", "call_id": "nope", "client_id": "c1"})
+    error = await recv_type(ws, "error")
+    assert (error["code"], error["ref"]) == ("validation_error", "c1")
+    await ws.send_json({"type": "ai.tool_call.refuse", "call_id": str(uuid.uuid4())})
+    assert (await recv_type(ws, "error"))["code"] == "not_found"
+    await ws.close()
