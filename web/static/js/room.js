@@ -21,7 +21,7 @@ export class Room {
    * @param {(afterSeq: number|null) => Promise<string>|string} options.url  the socket URL to open
    * @param {object} options.on  callbacks: status(state), joined(frame), message(msg), pending(list),
    *   stream(state), streamEnd(replyId, how, frame), ticket(ticket, changes), presence(kind, user, known),
-   *   typing(user, active), toolCall(frame), toolCallDetail(call), error(frame), authFailed()
+   *   typing(user, active), failureDetail(frame), toolCall(frame), toolCallDetail(call), error(frame), authFailed()
    */
   constructor({ url, on }) {
     this.urlFor = url;
@@ -276,6 +276,9 @@ export class Room {
         return this.on.toolCall?.(frame);
       case "ai.tool_call_detail":
         return this.on.toolCallDetail?.(frame.call);
+      case "ai.failure_detail":
+        // Staff only: what the AI service said about the failure just reported.
+        return this.on.failureDetail?.(frame);
       case "resync":
         return this.reconnectNow();
       case "pong":
