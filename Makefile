@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench chaos fuzz install clean
+.PHONY: run run-ai-demo test lint bench chaos fuzz install clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m chatserver serve
+
+# `make run` with the fake Groq's demo model instead of the offline responder: it calls the demo
+# shop's order action when a message names an order (docs/ai.md, "Acting"). No Groq key needed.
+FAKE_GROQ_PORT ?= 8765
+run-ai-demo: $(STAMP)
+	$(PY) -m chatserver.ai.fake_groq --demo --port $(FAKE_GROQ_PORT) --tokens-per-second 60 --ttft-ms 300 & \
+	fake=$$!; trap 'kill $$fake' EXIT INT TERM; \
+	GROQ_API_KEY=fake-demo-key GROQ_BASE_URL=http://127.0.0.1:$(FAKE_GROQ_PORT) $(PY) -m chatserver serve
 
 # Ctrl-C or a SIGTERM (make passes it on) stops pytest, which first tears down what the tests
 # started: the embedded PostgreSQL, redis-server, server processes (tests/conftest.py).

@@ -55,11 +55,12 @@ from .services.access import AccessCache, AccessWatcher
 from .services.api_keys import ApiKeys
 from .services.availability import Availability
 from .services.hooks import no_hook
+from .services.outbound import TargetGuard
 from .services.outbox import EventSignal, retention_loop
 from .services.passwords import PasswordLanes, lane_sizes
 from .services.socket_limits import SocketLimits
 from .services.throttle import LoginThrottle, SendBudget, Throttle
-from .services.webhooks import TargetGuard, WebhookDispatcher
+from .services.webhooks import WebhookDispatcher
 from .settings import Settings
 from .storage.setup import attachments_ctx
 from .web_session import console_session_middleware

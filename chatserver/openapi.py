@@ -19,6 +19,7 @@ from typing import Any
 from . import __version__
 from .db.events import EVENT_TYPES
 from .handlers import admin as admin_handlers
+from .handlers import admin_actions as admin_actions_handlers
 from .handlers import admin_api_keys as api_key_handlers
 from .handlers import admin_kb as admin_kb_handlers
 from .handlers import admin_webhooks as webhook_handlers
@@ -32,6 +33,7 @@ from .handlers import tickets as ticket_handlers
 from .handlers import widget as widget_handlers
 from .handlers.pages import ADMIN_SECTIONS
 from .security import PASSWORD_MIN_CHARS
+from .services import actions as actions_service
 from .services import api_keys as api_key_service
 from .services import customer_panel as panel_service
 from .services import labels as label_service
@@ -2745,6 +2747,213 @@ PATHS.update(
                 description="The ticket's customer only (agents: 403). To `email`, else the ticket's contact "
                 "address (422 with neither). 409 email_disabled without SMTP_URL; 429 past "
                 "three transcripts an hour per ticket.",
+            )
+        },
+    }
+)
+
+
+# ---- AI actions (docs/ai.md, "Acting") -------------------------------------------------------
+
+ACTION_ID_PARAM: Schema = {"name": "action_id", "in": "path", "required": True, "schema": UUID}
+CALL_ID_PARAM: Schema = {"name": "call_id", "in": "path", "required": True, "schema": UUID}
+TOOL_CALL_STATUS: Schema = {
+    "type": "string",
+    "enum": ["running", "awaiting_approval", "approved", "refused", "succeeded", "failed", "cancelled"],
+}
+ACTION_NOTE = (
+    f"{ADMIN_NOTE} Header values are write-only: answers list `header_names`. The URL template may have "
+    "`{parameter}` placeholders in its path and query only (filled URL-encoded); http(s) only, and "
+    "private, loopback and link-local targets are refused unless ACTIONS_ALLOW_PRIVATE_NETWORKS allows them."
+)
+_ACTION_FIELDS: dict[str, Schema] = {
+    "parameters": {"type": "object", "description": "A JSON Schema (an object schema) of the arguments."},
+    "headers": {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "description": "Header names to values, stored encrypted; on update, replaces every header.",
+    },
+    "timeout_seconds": {"type": "number", "minimum": 0.1, "maximum": 60, "description": "Default 5."},
+}
+
+
+def _action_request(schema: Mapping[str, Field], required: list[str]) -> Schema:
+    base = request_schema(schema)
+    out = {**base, "properties": {**base["properties"], **_ACTION_FIELDS}}
+    out.pop("required", None)
+    if required:
+        out["required"] = required
+    return out
+
+
+SCHEMAS.update(
+    {
+        "Action": obj(
+            {
+                "id": UUID,
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "parameters": {"type": "object"},
+                "method": {"type": "string", "enum": list(actions_service.METHODS)},
+                "url_template": {"type": "string"},
+                "label": {"type": "string", "description": "What the room reads while it runs."},
+                "header_names": {"type": "array", "items": {"type": "string"}},
+                "timeout_seconds": {"type": "number"},
+                "mutating": {"type": "boolean", "description": "Changes something: waits for approval."},
+                "customer_confirmation": {"type": "boolean", "description": "The customer may approve it too."},
+                "enabled": {"type": "boolean"},
+                "created_at": TIMESTAMP,
+                "updated_at": TIMESTAMP,
+            }
+        ),
+        "ActionResponse": obj({"action": ref("Action")}),
+        "ActionList": obj({"actions": {"type": "array", "items": ref("Action")}}),
+        "CreateActionRequest": _action_request(
+            admin_actions_handlers.CREATE_SCHEMA, ["name", "description", "parameters", "method", "url_template"]
+        ),
+        "UpdateActionRequest": _action_request(admin_actions_handlers.UPDATE_SCHEMA, []),
+        "ToolCall": obj(
+            {
+                "id": UUID,
+                "ticket_id": UUID,
+                "reply_id": UUID,
+                "name": {"type": "string"},
+                "action_id": nullable(UUID),
+                "arguments": {"description": "What the model passed (JSON), or {raw} when it was not JSON."},
+                "label": {"type": "string"},
+                "mutating": {"type": "boolean"},
+                "confirm_by": {"oneOf": [{"type": "string", "enum": ["agent", "customer"]}, {"type": "null"}]},
+                "status": TOOL_CALL_STATUS,
+                "decided_by": nullable(UUID),
+                "decided_at": nullable(TIMESTAMP),
+                "http_status": nullable({"type": "integer"}),
+                "error": nullable({"type": "string"}),
+                "result_excerpt": nullable({"type": "string", "description": "The answer's first 500 characters."}),
+                "created_at": TIMESTAMP,
+                "finished_at": nullable(TIMESTAMP),
+            }
+        ),
+        "ToolCallList": obj(
+            {
+                "tool_calls": {
+                    "type": "array",
+                    "items": {"oneOf": [ref("ToolCall"), ref("CustomerToolCall")]},
+                    "description": "Agents: every call. The ticket's customer: the calls waiting for their "
+                    "confirmation, as the room sees them.",
+                }
+            }
+        ),
+        "CustomerToolCall": obj(
+            {
+                "id": UUID,
+                "reply_id": UUID,
+                "name": {"type": "string"},
+                "label": {"type": "string"},
+                "status": TOOL_CALL_STATUS,
+                "confirm_by": {"oneOf": [{"type": "string", "enum": ["agent", "customer"]}, {"type": "null"}]},
+            }
+        ),
+        "ToolCallDecision": obj(
+            {
+                "tool_call": {
+                    "oneOf": [ref("ToolCall"), ref("CustomerToolCall")],
+                    "description": "Agents get the whole call; a customer what the room sees of it.",
+                }
+            }
+        ),
+    }
+)
+
+
+def _decision(verb: str, operation_id: str) -> Schema:
+    return operation(
+        f"{verb} an action the AI wants to run",
+        tag="ai",
+        operation_id=operation_id,
+        params=[TICKET_ID_PARAM, CALL_ID_PARAM],
+        ok={"200": json_content(ref("ToolCallDecision"), "The decision, also sent to the room as ai.tool_call.")},
+        errors=("Forbidden", "NotFound", "Conflict"),
+        description="Agents; the ticket's customer too where the action allows customer confirmation "
+        "(confirm_by customer). 409 when the call is not waiting (decided, cancelled by a takeover, expired).",
+    )
+
+
+PATHS.update(
+    {
+        "/admin/actions": {
+            "get": operation(
+                "List the actions the AI may call",
+                tag="admin",
+                operation_id="adminListActions",
+                ok={"200": json_content(ref("ActionList"), "Every action, by name.")},
+                errors=("Forbidden",),
+                description=ACTION_NOTE,
+            ),
+            "post": operation(
+                "Create an action",
+                tag="admin",
+                operation_id="adminCreateAction",
+                body="CreateActionRequest",
+                ok={"201": json_content(ref("ActionResponse"), "The new action.")},
+                errors=("Forbidden", "Conflict"),
+                description=f"{ACTION_NOTE} 409 when the name is taken.",
+            ),
+        },
+        "/admin/actions/{action_id}": {
+            "get": operation(
+                "One action",
+                tag="admin",
+                operation_id="adminGetAction",
+                params=[ACTION_ID_PARAM],
+                ok={"200": json_content(ref("ActionResponse"), "The action.")},
+                errors=("Forbidden", "NotFound"),
+                description=ACTION_NOTE,
+            ),
+            "patch": operation(
+                "Change an action",
+                tag="admin",
+                operation_id="adminUpdateAction",
+                params=[ACTION_ID_PARAM],
+                body="UpdateActionRequest",
+                ok={"200": json_content(ref("ActionResponse"), "The action as saved.")},
+                errors=("Forbidden", "NotFound", "Conflict"),
+                description=ACTION_NOTE,
+            ),
+            "delete": operation(
+                "Delete an action",
+                tag="admin",
+                operation_id="adminDeleteAction",
+                params=[ACTION_ID_PARAM],
+                ok={"204": {"description": "Deleted; the calls it made stay in the tickets' logs."}},
+                errors=("Forbidden", "NotFound"),
+                description=ACTION_NOTE,
+            ),
+        },
+        "/tickets/{ticket_id}/tool-calls": {
+            "get": operation(
+                "The actions the AI called in a ticket",
+                tag="ai",
+                operation_id="listToolCalls",
+                params=[TICKET_ID_PARAM],
+                ok={"200": json_content(ref("ToolCallList"), "Every call, oldest first.")},
+                errors=("NotFound",),
+                description="Agents: every call, with its arguments, outcome and an excerpt of its answer (never "
+                "a header value). The ticket's customer: only the calls waiting for their confirmation.",
+            )
+        },
+        "/tickets/{ticket_id}/tool-calls/{call_id}/approve": {"post": _decision("Approve", "approveToolCall")},
+        "/tickets/{ticket_id}/tool-calls/{call_id}/refuse": {"post": _decision("Refuse", "refuseToolCall")},
+        "/demo/api/orders/{order_id}": {
+            "get": operation(
+                "The demo shop's mock order API (development only)",
+                tag="web",
+                operation_id="demoShopOrder",
+                auth=False,
+                params=[{"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                ok={"200": json_content(obj({"order": {"type": "object"}}), "The order.")},
+                errors=("Unauthorized", "NotFound"),
+                description="What the demo AI action calls, with its X-Shop-Key header; 404 unless DEMO_SHOP "
+                "(on in development, never in production).",
             )
         },
     }

@@ -7,6 +7,7 @@ from aiohttp import web
 from .handlers import (
     activity,
     admin,
+    admin_actions,
     admin_api_keys,
     admin_kb,
     admin_webhooks,
@@ -20,6 +21,7 @@ from .handlers import (
     console_account,
     console_reports,
     conversations,
+    demo_shop,
     docs,
     events,
     health,
@@ -57,6 +59,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/tickets/{ticket_id}/ai-response", ai.reply_stream, name="ai-response")
     r.add_post("/tickets/{ticket_id}/ai/retry", ai.retry_reply, name="ai-retry")
     r.add_post("/tickets/{ticket_id}/copilot", ai.request_copilot, name="copilot")
+    r.add_get("/tickets/{ticket_id}/tool-calls", ai.list_tool_calls, name="tool-calls-list")
+    r.add_post("/tickets/{ticket_id}/tool-calls/{call_id}/approve", ai.approve_tool_call, name="tool-call-approve")
+    r.add_post("/tickets/{ticket_id}/tool-calls/{call_id}/refuse", ai.refuse_tool_call, name="tool-call-refuse")
     r.add_get("/tickets/{ticket_id}/ws", ws.ticket_socket, name="ticket-ws")
     r.add_post("/ws/tickets", ws.create_ws_ticket, name="ws-tickets-create")
     r.add_get("/ws/inbox", ws.inbox_socket, name="inbox-ws")
@@ -96,6 +101,12 @@ def setup_routes(app: web.Application) -> None:
     # Widget settings (admins only; docs/web.md).
     r.add_get("/admin/widget-settings", admin_widget.get_settings, name="admin-widget-settings-get")
     r.add_put("/admin/widget-settings", admin_widget.put_settings, name="admin-widget-settings-put")
+    # AI actions: the tools the AI may call (admins only; docs/ai.md, "Acting").
+    r.add_get("/admin/actions", admin_actions.list_actions, name="admin-actions-list")
+    r.add_post("/admin/actions", admin_actions.create_action, name="admin-actions-create")
+    r.add_get("/admin/actions/{action_id}", admin_actions.get_action, name="admin-action-get")
+    r.add_patch("/admin/actions/{action_id}", admin_actions.update_action, name="admin-action-update")
+    r.add_delete("/admin/actions/{action_id}", admin_actions.delete_action, name="admin-action-delete")
 
     # Integrations (docs/integrations.md): API keys, webhooks (admins), the event feed.
     r.add_get("/admin/api-keys", admin_api_keys.list_keys, name="admin-api-keys-list")
@@ -138,6 +149,8 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/widget/reopen", widget.reopen, name="widget-reopen")
     r.add_get("/", pages.home_page, name="home")
     r.add_get("/demo", pages.demo_page, name="demo")
+    # The demo shop's mock order API, which the demo AI action calls (404 unless DEMO_SHOP).
+    r.add_get("/demo/api/orders/{order_id}", demo_shop.order_status, name="demo-shop-order")
     r.add_get("/console", pages.console_page, name="console")
     r.add_get("/console/tickets/{ticket_id}", pages.console_page, name="console-ticket")
     r.add_get("/console/admin", pages.admin_page, name="console-admin")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import logging
 import os
@@ -162,6 +164,16 @@ class Settings:
     webhook_allow_private_networks: tuple[str, ...] = ()
     webhook_timeout_seconds: float = 10.0
     webhook_workers: int = 16
+    # AI actions (docs/ai.md, "Acting"): the key their header secrets are encrypted with (derived
+    # from SECRET_KEY unless ACTIONS_SECRET_KEY is set), the CIDRs their targets may resolve into
+    # despite the private-address refusal, and per-reply limits.
+    actions_secret_key: str = field(default="", repr=False)
+    actions_allow_private_networks: tuple[str, ...] = ()
+    ai_actions_max_calls_per_reply: int = 5
+    ai_actions_max_response_bytes: int = 16 * 1024
+    ai_actions_approval_timeout_seconds: float = 600.0
+    # The demo shop's mock order API (GET /demo/api/orders/{id}) and its demo action: development only.
+    demo_shop: bool = False
     api_key_rate: float = 20.0
     api_key_burst: int = 100
     # Attachments (docs/operations.md, "Attachments"): largest file, files per message, the
@@ -418,6 +430,22 @@ def _create_key_file(path: Path) -> None:
         tmp.unlink()
 
 
+# Development: the demo's own address (the mock shop API the demo action calls) is reachable.
+DEV_ACTION_NETWORKS = "127.0.0.1/32,::1/128"
+
+
+def _actions_secret_key(env: Mapping[str, str], secret_key: str) -> str:
+    """ACTIONS_SECRET_KEY, or one derived from SECRET_KEY (its own key: an HMAC of a label), so a
+    development setup needs nothing more. Set it in production to rotate SECRET_KEY (signing
+    out everyone) without losing the action headers stored under the derived key."""
+    key = env.get("ACTIONS_SECRET_KEY", "").strip()
+    if key:
+        if len(key) < 32:
+            raise ConfigError(f"ACTIONS_SECRET_KEY must be at least 32 characters long; {_MAKE_A_KEY}")
+        return key
+    return hmac.new(secret_key.encode(), b"chatserver ai-actions headers v1", hashlib.sha256).hexdigest()
+
+
 # The sample knowledge base shipped next to the package (a source checkout or the Docker image).
 SAMPLE_KB_DIR = Path(__file__).resolve().parent.parent / "kb"
 
@@ -467,6 +495,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
     access_ttl = _int(env, "ACCESS_TOKEN_TTL_SECONDS", 7 * 24 * 3600, 60, 90 * 24 * 3600)
     host = env.get("HOST", "127.0.0.1").strip() or "127.0.0.1"
     port = _int(env, "PORT", 8080, 0, 65535)
+    secret_key = _secret_key(env, data_dir, production)
     return Settings(
         host=host,
         port=port,
@@ -484,7 +513,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         ws_send_rate=_float(env, "WS_SEND_RATE", 5.0, 0.1, 10_000.0),
         ws_send_burst=_int(env, "WS_SEND_BURST", 20, 1, 100_000),
         ws_queue_limit=_int(env, "WS_QUEUE_LIMIT", 512, 8, 1_000_000),
-        secret_key=_secret_key(env, data_dir, production),
+        secret_key=secret_key,
         access_token_ttl=access_ttl,
         staff_token_ttl=_staff_token_ttl(env, access_ttl),
         visitor_session_max_age=_int(env, "VISITOR_SESSION_MAX_SECONDS", 30 * 24 * 3600, 60, 365 * 24 * 3600),
@@ -546,6 +575,15 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         ),
         webhook_timeout_seconds=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0, 0.1, 120.0),
         webhook_workers=_int(env, "WEBHOOK_WORKERS", 16, 1, 256),
+        actions_secret_key=_actions_secret_key(env, secret_key),
+        actions_allow_private_networks=_cidrs(
+            "ACTIONS_ALLOW_PRIVATE_NETWORKS",
+            env.get("ACTIONS_ALLOW_PRIVATE_NETWORKS", DEV_ACTION_NETWORKS if environment == "development" else ""),
+        ),
+        ai_actions_max_calls_per_reply=_int(env, "AI_ACTIONS_MAX_CALLS_PER_REPLY", 5, 0, 50),
+        ai_actions_max_response_bytes=_int(env, "AI_ACTIONS_MAX_RESPONSE_BYTES", 16 * 1024, 256, 1024 * 1024),
+        ai_actions_approval_timeout_seconds=_float(env, "AI_ACTIONS_APPROVAL_TIMEOUT_SECONDS", 600.0, 1.0, 86_400.0),
+        demo_shop=_bool(env, "DEMO_SHOP", environment == "development"),
         api_key_rate=_float(env, "API_KEY_RATE", 20.0, 0.1, 100_000.0),
         api_key_burst=_int(env, "API_KEY_BURST", 100, 1, 1_000_000),
         attachment_max_bytes=_int(env, "ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, 1, 5 * 1024**3),

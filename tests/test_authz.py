@@ -75,6 +75,15 @@ CASES = [
     Case("availability", "GET", "/console/api/availability", None, statuses(401, 403, 403, 200, 200)),
     Case("set availability", "PUT", "/console/api/availability", {"status": "away"}, statuses(401, 403, 403, 200, 200)),
     Case("queue", "GET", "/console/api/queue", None, statuses(401, 403, 403, 200, 200)),
+    Case("list AI actions", "GET", "/admin/actions", None, statuses(401, 403, 403, 403, 200)),
+    Case("tool-call log", "GET", "/tickets/{ticket}/tool-calls", None, statuses(401, 200, 404, 200, 200)),
+    Case(
+        "approve a tool call",
+        "POST",
+        "/tickets/{ticket}/tool-calls/00000000-0000-4000-8000-000000000000/approve",
+        None,
+        statuses(401, 404, 404, 404, 404),
+    ),
 ]
 
 

@@ -22,6 +22,9 @@ deltas as OpenAI-style streams do), and the final chunk's `finish_reason` is "to
 follow-up request must answer each call with a `tool` message whose `tool_call_id` names a call
 of an earlier assistant message, or it gets Groq's 400.
 
+`responder` scripts a request from its body (tests, and `--demo`: a model that calls the demo
+shop's order action when asked about an order, then describes what it returned).
+
 Content chunks are encoded once per script; each request only builds its first and last chunk and
 a per-request prefix, so the fake stays cheap at hundreds of tokens per second and many streams.
 """
@@ -36,12 +39,14 @@ import struct
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from ..services.demo_shop import ORDER_QUESTION, describe_order_result
 from .stream import split_tokens
 
 COMPLETIONS_PATH = "/openai/v1/chat/completions"
@@ -126,12 +131,20 @@ class RecordedRequest:
     outcome: str = "pending"
 
 
-class FakeGroq:
-    """The fake server. `push()` scripts for the next requests; otherwise `default` answers."""
+# Decides a script from the request body (e.g. answer a `tool` message); None: the default.
+Responder = Callable[[dict[str, Any]], "Script | None"]
 
-    def __init__(self, default: Script | None = None, api_key: str | None = None) -> None:
+
+class FakeGroq:
+    """The fake server. `push()` scripts for the next requests; otherwise `responder` (when set)
+    picks one from the request, else `default` answers."""
+
+    def __init__(
+        self, default: Script | None = None, api_key: str | None = None, responder: Responder | None = None
+    ) -> None:
         self.default = default or Script()
         self.api_key = api_key
+        self.responder = responder
         self.queue: deque[Script] = deque()
         self.requests: list[RecordedRequest] = []
         self._runner: web.AppRunner | None = None
@@ -194,7 +207,10 @@ class FakeGroq:
         record = RecordedRequest(body, dict(request.headers))
         self.requests.append(record)
         await self._note()
-        script = self.queue.popleft() if self.queue else self.default
+        script = self.queue.popleft() if self.queue else None
+        if script is None and self.responder is not None:
+            script = self.responder(body)
+        script = script or self.default
         try:
             return await self._respond(request, record, script)
         finally:
@@ -478,9 +494,40 @@ def filler_text(tokens: int) -> str:
     return "".join((" " if i else "") + words[i % len(words)] for i in range(tokens))
 
 
+# ---- the demo model (--demo) ---------------------------------------------------------------------
+
+_TOOL_CHOICE_NONE = "none"
+
+
+def demo_responder(body: dict[str, Any]) -> Script | None:
+    """A scripted model for trying AI actions without a Groq key: a customer message that names
+    an order number ("where is order 1042?") calls the offered tool that takes an `order_id`; a
+    tool result is answered in words. Anything else gets the default reply."""
+    messages = [m for m in body.get("messages", []) if isinstance(m, dict)]
+    if not messages:
+        return None
+    last = messages[-1]
+    if last.get("role") == "tool":
+        return Script(text=describe_order_result(str(last.get("content") or "")))
+    if last.get("role") != "user" or body.get("tool_choice") == _TOOL_CHOICE_NONE:
+        return None
+    match = ORDER_QUESTION.search(str(last.get("content") or ""))
+    for tool in body.get("tools") or []:
+        function = tool.get("function", {}) if isinstance(tool, dict) else {}
+        properties = (function.get("parameters") or {}).get("properties") or {}
+        if match and "order_id" in properties:
+            arguments = orjson.dumps({"order_id": match.group(1)}).decode()
+            return Script(text="Let me check that order for you.", tool_calls=[ToolCall(function["name"], arguments)])
+    return None
+
+
 async def _serve(args: argparse.Namespace) -> None:
-    text = filler_text(args.tokens)
-    fake = FakeGroq(Script(text=text, ttft_ms=args.ttft_ms, tokens_per_second=args.tokens_per_second))
+    # The demo answers other questions with a short reply, not benchmark filler.
+    text = DEFAULT_TEXT if args.demo else filler_text(args.tokens)
+    fake = FakeGroq(
+        Script(text=text, ttft_ms=args.ttft_ms, tokens_per_second=args.tokens_per_second),
+        responder=demo_responder if args.demo else None,
+    )
     fake.default.encoded_contents()  # pre-encode before the first request
     await fake.start(args.host, args.port)
     print(f"fake Groq on {fake.base_url} (GROQ_BASE_URL={fake.base_url})", flush=True)
@@ -497,6 +544,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens-per-second", type=float, default=750.0, help="0 sends every token at once")
     parser.add_argument("--ttft-ms", type=float, default=100.0, help="time to first token")
     parser.add_argument("--tokens", type=int, default=300, help="tokens per reply")
+    parser.add_argument(
+        "--demo", action="store_true", help="act as a model that calls an order-lookup action (docs/ai.md, Acting)"
+    )
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))

@@ -30,6 +30,11 @@ def compose_reply(articles: Sequence[Article], question: str) -> str:
     )
 
 
+def compose_action_reply(result: str) -> str:
+    """What an action looked up (the demo's order status), labelled like every offline answer."""
+    return f"{LABEL}\n\n{result}"
+
+
 def compose_suggestion(articles: Sequence[Article], question: str) -> str:
     if not articles:
         return "[Offline suggestion: no help-center article matched this conversation.]"

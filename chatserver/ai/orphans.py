@@ -5,8 +5,8 @@ AI_SWEEP_INTERVAL_SECONDS it
 1. takes the generation claims whose lease ran out (`ai_db.take_orphans`: FOR UPDATE SKIP LOCKED,
    so each orphan goes to exactly one instance) and, for each, tells the room how the reply ended
    (`ai.completed` when its instance stored it before dying, else `ai.failed` with code
-   `instance_lost`) and has the customer's question answered again or handed to a person
-   (`AiService.follow_up_orphan`);
+   `instance_lost`), cancels the actions it left open (running or awaiting approval), and has
+   the customer's question answered again or handed to a person (`AiService.follow_up_orphan`);
 2. checks the reply streams its hub and reply tracker still list against the claims: a stream
    whose claim is gone for longer than a grace period (its final event was lost, e.g. while the
    backplane was away) is ended locally, so no `joined.streams` entry outlives its claim.
@@ -103,6 +103,9 @@ class OrphanSweeper:
         )
         ending = await self._ending(ticket_id, reply_id, kind)
         await service.publish_event(ending)
+        # Actions it left running or waiting for approval will never be finished: nothing is
+        # left for an agent to approve (docs/ai.md, "Acting").
+        await service.tools.abandon(uuid.UUID(reply_id), INSTANCE_LOST)
         if ending.frame["type"] == "ai.completed" or kind != "reply":
             message = ending.frame.get("message")
             if message is not None:

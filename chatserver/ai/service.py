@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import orjson
 from groq import AsyncGroq
 
 from ..db import ai as ai_db
@@ -36,6 +37,7 @@ from ..realtime import events
 from ..realtime.events import Event
 from ..realtime.publisher import Publisher
 from ..security import Identity
+from ..services import demo_shop
 from ..services import tickets as ticket_service
 from ..services.activity import publish_ticket_change
 from ..settings import Settings
@@ -47,6 +49,7 @@ from .handoff import HandoffDetector
 from .knowledge import Article, KnowledgeBase
 from .prompts import Prompt, PromptBuilder
 from .stream import DeltaBatcher, StreamOutcome, stream_chat
+from .tools import CallBudget, ToolRunner
 from .tracker import ReplyTracker, TrackedReply, Watch
 
 log = logging.getLogger(__name__)
@@ -170,6 +173,8 @@ class AiService:
             window_seconds=settings.ai_user_window_seconds,
         )
         self.tracker = ReplyTracker()
+        # The admin-configured actions the model may call, and the calls waiting for approval.
+        self.tools = ToolRunner(pool, settings, self._publish, self.instance_id)
         # Set when no hub observer feeds the tracker: the service feeds it what it publishes.
         self.feed_tracker_directly = True
         # Run after every handoff (the ticket's id): automatic assignment plugs in here
@@ -298,6 +303,8 @@ class AiService:
                 gen = self.generations.get((str(message["ticket_id"]), REPLY))
                 if gen is not None and gen.in_reply_to is not None and message["seq"] > gen.in_reply_to:
                     gen.cancel("superseded")
+        elif kind == "ai.tool_call":
+            self.tools.observe(frame)
         elif kind == "ai.started" and frame.get("kind") == REPLY:
             # Another instance started a newer reply for this ticket: ours is stale.
             ticket_id = event.channel.split(":", 1)[1]
@@ -311,6 +318,7 @@ class AiService:
             gen.cancel("shutdown")
         if self.tasks:
             await asyncio.wait(set(self.tasks), timeout=5)
+        await self.tools.close()
 
     # ---- generations -----------------------------------------------------------------------
 
@@ -439,6 +447,8 @@ class AiService:
                     await self._publish(events.ai_cancelled(gen.ticket_id, str(gen.reply_id), gen.kind, reason))
                 with contextlib.suppress(Exception):
                     await self._charge_unfinished(gen)
+                with contextlib.suppress(Exception):
+                    await self.tools.abandon(gen.reply_id, reason)
                 log.info("AI %s %s for ticket %s cancelled (%s)", gen.kind, gen.reply_id, gen.ticket_id, reason)
             raise
         except Exception as exc:
@@ -457,6 +467,8 @@ class AiService:
                 log.exception("AI %s %s for ticket %s crashed", gen.kind, gen.reply_id, gen.ticket_id)
             if gen.batcher is not None:
                 await gen.batcher.abort()
+            with contextlib.suppress(Exception):
+                await self.tools.abandon(gen.reply_id, "failed")
             if gen.started and not gen.settled:
                 with contextlib.suppress(Exception):
                     await self._publish(
@@ -558,17 +570,10 @@ class AiService:
         began = time.monotonic()
         try:
             if self.groq is not None:
-                outcome = await stream_chat(
-                    self.groq,
-                    model=settings.groq_model,
-                    messages=prompt.messages,
-                    max_tokens=settings.ai_max_reply_tokens,
-                    temperature=settings.ai_temperature,
-                    on_text=gen.add,
-                    tools=[handoff.HANDOFF_TOOL] if gen.kind == REPLY else None,
-                )
+                outcome = await self._converse(gen, prompt)
             else:
-                outcome = await offline.stream_text(self._offline_text(gen, prompt), gen.add)
+                text = await self._offline_action(gen, prompt) if gen.kind == REPLY else None
+                outcome = await offline.stream_text(text or self._offline_text(gen, prompt), gen.add)
             model_handoff = handoff.handoff_call(outcome.tool_calls) if gen.kind == REPLY else None
             if model_handoff is None and not gen.text.strip():
                 raise GenerationError(
@@ -583,6 +588,75 @@ class AiService:
             await self._model_handoff(gen, outcome, prompt, model_handoff, time.monotonic() - began)
             return
         await self._complete(gen, outcome, prompt, time.monotonic() - began)
+
+    async def _converse(self, gen: Generation, prompt: Prompt) -> StreamOutcome:
+        """Stream the model's answer. A customer-facing reply offers it the handoff tool and the
+        enabled actions: when it calls actions, they run (tools.py) and the conversation goes
+        on with their results, until it answers in words (or hands off). The text of every round
+        is the one reply; the usage of all rounds is summed."""
+        assert self.groq is not None  # only called with a Groq client
+        settings = self.settings
+        actions = await self.tools.actions() if gen.kind == REPLY else []
+        tools = [handoff.HANDOFF_TOOL, *(a.tool() for a in actions)] if gen.kind == REPLY else None
+        budget = CallBudget(settings.ai_actions_max_calls_per_reply)
+        messages: list[dict[str, Any]] = list(prompt.messages)
+        usage: dict[str, int] = {}
+        rounds = 0
+        while True:
+            rounds += 1
+            before = len(gen.text)
+            separate = before > 0 and not gen.text[-1].isspace()
+
+            def on_text(piece: str) -> None:
+                nonlocal separate
+                if separate:
+                    separate = False
+                    gen.add("\n\n")
+                gen.add(piece)
+
+            outcome = await stream_chat(
+                self.groq,
+                model=settings.groq_model,
+                messages=messages,
+                max_tokens=settings.ai_max_reply_tokens,
+                temperature=settings.ai_temperature,
+                on_text=on_text,
+                tools=tools,
+                # Out of calls: the model must answer with what it has.
+                tool_choice="none" if tools and budget.left <= 0 else "auto",
+            )
+            for name, value in (outcome.usage or {}).items():
+                if isinstance(value, int):
+                    usage[name] = usage.get(name, 0) + value
+            calls = [c for c in outcome.tool_calls if c["name"] != handoff.HANDOFF_TOOL_NAME]
+            if (
+                gen.kind != REPLY
+                or not calls
+                or handoff.handoff_call(outcome.tool_calls) is not None
+                or rounds > settings.ai_actions_max_calls_per_reply + 1
+            ):
+                break
+            for i, call in enumerate(calls):
+                call["id"] = call["id"] or f"call_{gen.reply_id.hex[:8]}_{rounds}_{i}"
+            results = await self.tools.run(gen.ticket_id, gen.reply_id, calls, actions, budget)
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": gen.text[before:].strip() or None,
+                    "tool_calls": [
+                        {
+                            "id": c["id"],
+                            "type": "function",
+                            "function": {"name": c["name"], "arguments": c["arguments"]},
+                        }
+                        for c in calls
+                    ],
+                }
+            )
+            messages.extend(results)
+        if rounds > 1 and usage:
+            outcome.usage = {**(outcome.usage or {}), **usage}
+        return outcome
 
     async def _model_handoff(
         self, gen: Generation, outcome: StreamOutcome, prompt: Prompt, reason: str, seconds: float
@@ -630,6 +704,22 @@ class AiService:
         if gen.kind == REPLY:
             return self.prompts.reply(view, customer, history, articles)
         return self.prompts.copilot(view, customer, history, articles)
+
+    async def _offline_action(self, gen: Generation, prompt: Prompt) -> str | None:
+        """The demo's offline path (DEMO_SHOP, no Groq key): a question naming an order is looked
+        up with the demo action, through the same runner (events, log, guard) a model's call
+        takes. None when it does not apply; the knowledge-base answer is given instead."""
+        if not self.settings.demo_shop:
+            return None
+        question = next((m["content"] for m in reversed(prompt.messages) if m["role"] == "user"), "")
+        match = demo_shop.ORDER_QUESTION.search(question)
+        actions = [a for a in await self.tools.actions() if a.name == demo_shop.DEMO_ACTION_NAME and not a.mutating]
+        if match is None or not actions:
+            return None
+        arguments = orjson.dumps({"order_id": match.group(1)}).decode()
+        call = {"id": f"offline_{gen.reply_id.hex[:12]}", "name": demo_shop.DEMO_ACTION_NAME, "arguments": arguments}
+        [result] = await self.tools.run(gen.ticket_id, gen.reply_id, [call], actions, CallBudget(1))
+        return offline.compose_action_reply(demo_shop.describe_order_result(result["content"]))
 
     def _offline_text(self, gen: Generation, prompt: Prompt) -> str:
         question = next((m["content"] for m in reversed(prompt.messages) if m["role"] == "user"), "")

@@ -12,6 +12,8 @@ import asyncpg
 from aiohttp import web
 
 from ..keys import AI, AI_SERVICE, DB_POOL, HUB, MESSAGE_HOOK, PUBLISHER, SETTINGS
+from ..services.demo_shop import demo_base_url, seed_demo_action
+from ..settings import Settings
 from .groq_client import create_groq_client
 from .knowledge import load_sample_once
 from .orphans import OrphanSweeper
@@ -31,6 +33,19 @@ async def _load_sample(service: AiService, folder: Path) -> None:
         log.info("knowledge base: loaded %d sample articles from %s (once; delete them freely)", loaded, folder)
 
 
+async def _seed_demo_action(service: AiService, settings: Settings) -> None:
+    """The demo action against the demo shop's order API (DEMO_SHOP); a failure only costs it."""
+    try:
+        await seed_demo_action(
+            service.pool,
+            service.tools.box,
+            settings.actions_secret_key,
+            demo_base_url(settings.host, settings.port),
+        )
+    except asyncpg.PostgresError as exc:
+        log.warning("could not register the demo AI action: %s", exc)
+
+
 async def ai_ctx(app: web.Application) -> AsyncIterator[None]:
     """Runs after the database and realtime contexts (it needs the pool and the hub)."""
     settings = app[SETTINGS]
@@ -46,6 +61,8 @@ async def ai_ctx(app: web.Application) -> AsyncIterator[None]:
     await service.handoff.load()
     if settings.kb_sample_dir is not None:
         await _load_sample(service, settings.kb_sample_dir)
+    if settings.demo_shop:
+        await _seed_demo_action(service, settings)
     hub = app.get(HUB)
     if hub is not None:
         # Every event from every instance: cross-instance cancellation and reply tracking.

@@ -174,10 +174,11 @@ class _SseParser:
 def chat_request_body(
     *,
     model: str,
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     max_tokens: int,
     temperature: float,
     tools: list[dict[str, Any]] | None = None,
+    tool_choice: str = "auto",
 ) -> bytes:
     """The JSON body `chat.completions.create(..., stream=True)` would send for these arguments."""
     body: dict[str, Any] = {
@@ -189,7 +190,7 @@ def chat_request_body(
     }
     if tools:
         body["tools"] = tools
-        body["tool_choice"] = "auto"
+        body["tool_choice"] = tool_choice
     return orjson.dumps(body)
 
 
@@ -197,18 +198,24 @@ async def stream_chat(
     client: AsyncGroq,
     *,
     model: str,
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     max_tokens: int,
     temperature: float,
     on_text: Callable[[str], None],
     tools: list[dict[str, Any]] | None = None,
+    tool_choice: str = "auto",
 ) -> StreamOutcome:
     """Stream one completion, calling `on_text` for each non-empty piece. Raises GenerationError
     for every failure (text already passed to `on_text` stays the caller's to keep)."""
     outcome = StreamOutcome(model=None)
     parser = _SseParser(on_text, outcome)
     body = chat_request_body(
-        model=model, messages=messages, max_tokens=max_tokens, temperature=temperature, tools=tools
+        model=model,
+        messages=messages,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        tools=tools,
+        tool_choice=tool_choice,
     )
     try:
         # cast_to=httpx.Response: the SDK hands back the open response once the status is OK

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..realtime.events import Event
+from ..realtime.events import SIDE_EVENTS, Event
 
 ENDINGS = ("ai.completed", "ai.failed", "ai.cancelled")
 # A reply whose instance died never sends a final event; forget it after this long.
@@ -87,7 +87,7 @@ class ReplyTracker:
     def observe(self, event: Event) -> None:
         frame = event.frame
         kind = frame.get("type", "")
-        if not kind.startswith("ai.") or not event.channel.startswith("ticket:"):
+        if not kind.startswith("ai.") or kind in SIDE_EVENTS or not event.channel.startswith("ticket:"):
             return
         ticket_id = event.channel.split(":", 1)[1]
         reply_id = str(frame["reply_id"])

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..ai.tools import customer_call_view
 from ..errors import forbidden
 from ..jsonutil import dumps_bytes, json_response
 from ..keys import ACCESS_WATCHER, AI_SERVICE, DB_POOL
@@ -104,3 +105,40 @@ async def _relay_until_revoked(
 async def _relay(response: web.StreamResponse, events: AsyncIterator[tuple[str, Any]]) -> None:
     async for event, data in events:
         await response.write(sse_frame(event, data))
+
+
+async def list_tool_calls(request: web.Request) -> web.Response:
+    """GET /tickets/{id}/tool-calls: the actions the AI called in this ticket. Agents get the
+    whole log; the ticket's customer only the calls waiting for their confirmation (what the
+    room saw of them), so a widget opened again can still ask."""
+    who = require_identity(request)
+    ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
+    await ticket_service.load_visible_ticket(request.app[DB_POOL], who, ticket_id)
+    calls = await request.app[AI_SERVICE].tools.list_calls(ticket_id)
+    if not who.is_staff:
+        calls = [
+            customer_call_view(c) for c in calls if c["status"] == "awaiting_approval" and c["confirm_by"] == "customer"
+        ]
+    return json_response({"tool_calls": calls})
+
+
+async def _decide(request: web.Request, approve: bool) -> web.Response:
+    who = require_identity(request)
+    ticket_id = parse_uuid(request.match_info["ticket_id"], "Ticket")
+    call_id = parse_uuid(request.match_info["call_id"], "Tool call")
+    ticket = await ticket_service.load_visible_ticket(request.app[DB_POOL], who, ticket_id)
+    call = await request.app[AI_SERVICE].tools.decide(ticket, who, call_id, approve)
+    if not who.is_staff:
+        call = customer_call_view(call)
+    return json_response({"tool_call": call})
+
+
+async def approve_tool_call(request: web.Request) -> web.Response:
+    """POST /tickets/{id}/tool-calls/{call_id}/approve: agents, or the ticket's customer where the
+    action allows customer confirmation."""
+    return await _decide(request, True)
+
+
+async def refuse_tool_call(request: web.Request) -> web.Response:
+    """POST /tickets/{id}/tool-calls/{call_id}/refuse: as approve."""
+    return await _decide(request, False)

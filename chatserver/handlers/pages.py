@@ -197,6 +197,7 @@ ADMIN_SECTIONS: tuple[tuple[str, str], ...] = (
     ("labels", "Labels"),
     ("canned", "Canned responses"),
     ("widget", "Widget"),
+    ("actions", "AI actions"),
 )
 
 

@@ -25,6 +25,7 @@ from ..errors import DATABASE_RETRY_AFTER, ApiError, database_unavailable, forbi
 from ..jsonutil import json_response
 from ..keys import (
     AI,
+    AI_SERVICE,
     AVAILABILITY,
     DB_HEALTH,
     DB_POOL,
@@ -85,6 +86,7 @@ SEND_WITH_FILES_SCHEMA = {
 }
 TYPING_SCHEMA = {"type": Str(), "active": Bool()}
 READ_SCHEMA = {"type": Str(), "seq": Int(lo=0, hi=MAX_SEQ)}
+TOOL_CALL_DECISION_SCHEMA = {"type": Str(), "call_id": Uuid(), "client_id": Str(required=False, max_len=100)}
 UPDATE_SCHEMA = {
     "type": Str(),
     "status": Choice(*ticket_service.STATUSES, required=False),
@@ -522,6 +524,16 @@ class RoomSession:
         ticket = await ticket_service.load_visible_ticket(self.app[DB_POOL], self.who, self.ticket_id)
         await ai.copilot(ticket, self.who)
 
+    async def on_tool_call_decision(self, frame: dict[str, Any]) -> None:
+        """ai.tool_call.approve / ai.tool_call.refuse {call_id}: the room hears the outcome as
+        ai.tool_call (services in chatserver/ai/tools.py decide who may)."""
+        fields = validate(frame, TOOL_CALL_DECISION_SCHEMA)
+        service = self.app.get(AI_SERVICE)
+        if service is None:
+            raise FrameError("ai_unavailable", "AI replies are not configured on this server")
+        ticket = await ticket_service.load_visible_ticket(self.app[DB_POOL], self.who, self.ticket_id)
+        await service.tools.decide(ticket, self.who, fields["call_id"], fields["type"] == "ai.tool_call.approve")
+
     def _ai(self) -> AiControl:
         ai = self.app.get(AI)
         if ai is None:
@@ -538,6 +550,8 @@ class RoomSession:
         "ai.handback": on_handback,
         "ai.retry": on_ai_retry,
         "copilot.request": on_copilot,
+        "ai.tool_call.approve": on_tool_call_decision,
+        "ai.tool_call.refuse": on_tool_call_decision,
     }
 
 

@@ -171,6 +171,40 @@ def ai_failure_detail(ticket_id: uuid.UUID, reply_id: str, kind: str, code: str,
     )
 
 
+# "ai." events about a reply that are not part of its stream (its start, deltas and end): the
+# hub's and the reply tracker's stream bookkeeping passes them by.
+SIDE_EVENTS = frozenset({"ai.tool_call", "ai.tool_call_detail"})
+
+# A stored tool call's status (db/actions.py) as the room reads it.
+_ROOM_STATUS = {"running": "started", "succeeded": "finished"}
+
+
+def ai_tool_call(call: dict[str, Any]) -> Event:
+    """An action the AI calls during a reply, as the whole room sees it: a short human label
+    ("Looking up order 1042"), never its arguments' raw form, its headers or its answer.
+    status: awaiting_approval (confirm_by says who may approve: "agent", or "customer" for the
+    ticket's customer or an agent), approved, refused, started, finished, failed, cancelled."""
+    return Event(
+        ticket_channel(call["ticket_id"]),
+        {
+            "type": "ai.tool_call",
+            "reply_id": call["reply_id"],
+            "call_id": call["id"],
+            "name": call["name"],
+            "label": call["label"],
+            "status": _ROOM_STATUS.get(call["status"], call["status"]),
+            "confirm_by": call["confirm_by"] if call["status"] == "awaiting_approval" else None,
+        },
+    )
+
+
+def ai_tool_call_detail(call: dict[str, Any]) -> Event:
+    """The same call for agents and admins: its arguments, outcome and an excerpt of the answer
+    (header values are never in it). Sent with every change, and for calls the room does not
+    hear of (an unknown tool, arguments that fail the schema)."""
+    return Event(ticket_channel(call["ticket_id"]), {"type": "ai.tool_call_detail", "call": call}, staff_only=True)
+
+
 def ai_cancelled(ticket_id: uuid.UUID, reply_id: str, kind: str, reason: str) -> Event:
     return Event(
         ticket_channel(ticket_id),

@@ -25,7 +25,7 @@ from aiohttp import WSCloseCode
 from ..jsonutil import dumps_bytes
 from . import events
 from .client import Connection
-from .events import CLOSE_RESUME, Event
+from .events import CLOSE_RESUME, SIDE_EVENTS, Event
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class Hub:
                 if keep:
                     self.streams[event.channel] = keep
             return True
-        if not kind.startswith("ai."):
+        if not kind.startswith("ai.") or kind in SIDE_EVENTS:
             return True
         reply_id = frame["reply_id"]
         if reply_id in self.cancelled.get(event.channel, ()):

@@ -16,6 +16,7 @@ import { CannedPicker, openCannedManager } from "./canned.js";
 import { loadActivity, showActivity } from "./activity.js";
 import { Availability } from "./availability.js";
 import { Notifier } from "./notify.js";
+import { ToolCallLines } from "./tool-calls.js";
 
 const layout = document.getElementById("layout");
 const me = JSON.parse(layout.dataset.me);
@@ -544,6 +545,11 @@ async function openTicket(ticketId, { push = false, match = null } = {}) {
     ticketId: async () => ticketId,
     authHeaders: async (retry) => ({ Authorization: `Bearer ${await getToken(retry)}` }),
   });
+  // AI actions (tool-calls.js): a line per call, with Approve / Refuse while one waits.
+  ctx.tools = new ToolCallLines(thread, {
+    decide: (callId, approve) => ctx.room.sendFrame({ type: approve ? "ai.tool_call.approve" : "ai.tool_call.refuse", call_id: callId }),
+    toast,
+  });
   ctx.room = new Room({
     url: (afterSeq) => socketUrl(`/tickets/${encodeURIComponent(ticketId)}/ws${afterSeq !== null ? `?after_seq=${afterSeq}` : ""}`),
     on: {
@@ -556,6 +562,10 @@ async function openTicket(ticketId, { push = false, match = null } = {}) {
             revealMatch(els.list, ctx.reveal, searchTerms, loadOlder);
             ctx.reveal = null;
           }
+          api(`/tickets/${encodeURIComponent(ticketId)}/tool-calls`).then(
+            (body) => current === ctx && ctx.tools.load(body.tool_calls),
+            () => {}, // the log is extra: the live frames still show new calls
+          );
         } else {
           for (const message of fresh) thread.addMessage(message);
         }
@@ -571,6 +581,8 @@ async function openTicket(ticketId, { push = false, match = null } = {}) {
       },
       read: () => renderSeen(ctx),
       pending: (entries) => thread.setPending(entries),
+      toolCall: (frame) => ctx.tools.update(frame),
+      toolCallDetail: (call) => ctx.tools.detail(call),
       stream: (state) => {
         if (state.kind === "copilot") renderCopilot(ctx, state.text, false);
         else thread.stream(state);

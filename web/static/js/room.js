@@ -21,7 +21,8 @@ export class Room {
    * @param {(afterSeq: number|null) => Promise<string>|string} options.url  the socket URL to open
    * @param {object} options.on  callbacks: status(state), joined(frame), message(msg), pending(list),
    *   stream(state), streamEnd(replyId, how, frame), ticket(ticket, changes), presence(kind, user, known),
-   *   typing(user, active), error(frame), authFailed(), read(user, seq)
+   *   typing(user, active), failureDetail(frame), toolCall(frame), toolCallDetail(call), error(frame), authFailed(),
+   *   read(user, seq)
    */
   constructor({ url, on }) {
     this.urlFor = url;
@@ -280,6 +281,10 @@ export class Room {
         return this.endStream(frame.reply_id, "failed", frame);
       case "ai.cancelled":
         return this.endStream(frame.reply_id, "cancelled", frame);
+      case "ai.tool_call":
+        return this.on.toolCall?.(frame);
+      case "ai.tool_call_detail":
+        return this.on.toolCallDetail?.(frame.call);
       case "ai.failure_detail":
         // Staff only: what the AI service said about the failure just reported.
         return this.on.failureDetail?.(frame);

@@ -152,6 +152,11 @@ export class Thread {
     });
   }
 
+  /** A line built elsewhere (the console's tool calls), at the end of the stored messages. */
+  addNode(li) {
+    stickToBottom(this.list, () => this.list.insertBefore(li, this.firstTrailing()));
+  }
+
   /** Show (or remove) the "Try again" button after the last failed reply. */
   setRetry(show) {
     const existing = this.list.querySelector("li.msg-retry");

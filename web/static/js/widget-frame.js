@@ -11,6 +11,7 @@ import { RatingCard, ratingStrings } from "./rating.js";
 import { HistoryView, historyStrings } from "./history.js";
 import { pageVisible, seenLabel, seenSeq, showSeen } from "./seen.js";
 import { AwayPanel, applyAdminTexts, awayStrings, languagePolicy, readConfig, takeReopenToken, withAdminSettings } from "./away.js";
+import { confirmRow, runningLabel } from "./tool-calls.js";
 
 const STRINGS = {
   en: {
@@ -43,6 +44,9 @@ const STRINGS = {
     retry: "Try again",
     replying: "The assistant is replying…",
     tookOver: "A person is taking over this conversation.",
+    confirmAction: "The assistant would like to: {label}. Shall it go ahead?",
+    confirmYes: "Yes, go ahead",
+    confirmNo: "No",
     answeringAi: "AI assistant",
     answeringAgent: "{name} is answering",
     expectedReply: "We usually reply in a few minutes.",
@@ -77,6 +81,9 @@ const STRINGS = {
     retry: "Réessayer",
     replying: "L'assistant répond…",
     tookOver: "Une personne prend le relais de cette conversation.",
+    confirmAction: "L'assistant souhaite : {label}. Faut-il continuer ?",
+    confirmYes: "Oui, continuer",
+    confirmNo: "Non",
     answeringAi: "Assistant IA",
     answeringAgent: "{name} vous répond",
     expectedReply: "Nous répondons en général en quelques minutes.",
@@ -111,6 +118,9 @@ const STRINGS = {
     retry: "Erneut versuchen",
     replying: "Der Assistent antwortet…",
     tookOver: "Ein Mensch übernimmt dieses Gespräch.",
+    confirmAction: "Der Assistent möchte: {label}. Soll er fortfahren?",
+    confirmYes: "Ja, fortfahren",
+    confirmNo: "Nein",
     answeringAi: "KI-Assistent",
     answeringAgent: "{name} antwortet Ihnen",
     expectedReply: "Wir antworten normalerweise innerhalb weniger Minuten.",
@@ -145,6 +155,9 @@ const STRINGS = {
     retry: "Reintentar",
     replying: "El asistente está respondiendo…",
     tookOver: "Una persona se hace cargo de esta conversación.",
+    confirmAction: "El asistente quiere: {label}. ¿Continuar?",
+    confirmYes: "Sí, continuar",
+    confirmNo: "No",
     answeringAi: "Asistente de IA",
     answeringAgent: "{name} te responde",
     expectedReply: "Solemos responder en pocos minutos.",
@@ -190,6 +203,7 @@ let room = null;
 let isOpen = false;
 let setupPromise = null;
 let typingUsers = new Map(); // user id -> name
+let actionLabel = null; // the label of the AI action under way (tool-calls.js), or null
 let aiTyping = false;
 let identityRefused = false;
 
@@ -445,6 +459,33 @@ async function postJson(path, body, token) {
 
 // ---- the room -------------------------------------------------------------------------------
 
+/** ai.tool_call: the action's label replaces "typing…" while it runs (tool-calls.js), and an
+ * action the admin lets the customer confirm (a cancellation…) is asked about here. */
+function showToolCall(frame) {
+  actionLabel = runningLabel(frame);
+  renderTyping();
+  const ask = thread.list.querySelector(`li[data-tool-call="${CSS.escape(frame.call_id)}"]`);
+  if (frame.status === "awaiting_approval" && frame.confirm_by === "customer" && !ask) {
+    const decide = (approve) => room && room.sendFrame({ type: approve ? "ai.tool_call.approve" : "ai.tool_call.refuse", call_id: frame.call_id });
+    thread.addNode(confirmRow(frame, { ask: fill(t.confirmAction, { label: frame.label }), yes: t.confirmYes, no: t.confirmNo }, decide));
+  } else if (frame.status !== "awaiting_approval" && ask) {
+    ask.remove();
+  }
+}
+
+/** After (re)opening: the calls still waiting for this visitor's confirmation. */
+async function askAgain(ticketId) {
+  try {
+    const response = await fetch(`/tickets/${encodeURIComponent(ticketId)}/tool-calls`, { headers: authHeaders() });
+    if (!response.ok) return;
+    for (const call of (await response.json()).tool_calls) {
+      showToolCall({ call_id: call.id, reply_id: call.reply_id, label: call.label, status: call.status, confirm_by: call.confirm_by });
+    }
+  } catch {
+    // Only a convenience: the agents can still approve.
+  }
+}
+
 function newRoom(ticketId) {
   const created = new Room({
     url: async (afterSeq) => {
@@ -460,6 +501,8 @@ function newRoom(ticketId) {
           // History a visitor has on arriving (e.g. on a new device) counts as read.
           if (store.get("lastReadSeq") === undefined) store.set({ lastReadSeq: frame.last_seq });
           renderAll();
+          // A reply in flight may be waiting for this visitor to confirm an action.
+          if (frame.streams.some((s) => s.kind === "reply")) askAgain(ticketId);
         } else {
           for (const message of fresh) thread.addMessage(message);
         }
@@ -479,6 +522,8 @@ function newRoom(ticketId) {
       },
       read: () => renderSeen(),
       pending: (entries) => thread.setPending(entries),
+      // While the assistant runs an action, its label ("Looking up order 1042…") replaces "typing".
+      toolCall: showToolCall,
       stream: (state) => {
         if (state.kind !== "reply") return;
         aiTyping = state.text.length === 0;
@@ -488,6 +533,7 @@ function newRoom(ticketId) {
       },
       streamEnd: (replyId, how, frame, state) => {
         aiTyping = false;
+        actionLabel = null;
         renderTyping();
         if (how === "cancelled") {
           // A person took over mid-reply: what the visitor already read stays, with a word on why.
@@ -782,6 +828,7 @@ function renderTyping() {
   const names = Array.from(typingUsers.values());
   let text = "";
   if (names.length) text = fill(t.typing, { name: names.join(", ") });
+  else if (actionLabel) text = actionLabel;
   else if (aiTyping) text = t.assistantTyping;
   ui.typing.textContent = text;
   ui.typing.classList.toggle("active", Boolean(text));

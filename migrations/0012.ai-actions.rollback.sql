@@ -1,0 +1,2 @@
+DROP TABLE ai_tool_calls;
+DROP TABLE ai_actions;
