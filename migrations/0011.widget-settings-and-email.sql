@@ -1,7 +1,7 @@
 -- Widget settings edited by admins (docs/web.md, "Widget settings"), the visitor's contact email
 -- on tickets, and the mail jobs table that sends reply notifications and transcripts
 -- (docs/operations.md, "Email").
--- depends: 0009.integrations
+-- depends: 0010.ticket-ratings-and-reads
 
 -- One row: the settings every instance serves to the widget. `version` rises with each change,
 -- so an instance can tell a stale cached copy from the current one.

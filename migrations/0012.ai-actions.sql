@@ -1,6 +1,6 @@
 -- AI actions (docs/ai.md, "Acting"): HTTP calls on the company's own API that admins configure
 -- and the model may make during a reply, and the log of every call made, per ticket.
--- depends: 0009.integrations
+-- depends: 0011.widget-settings-and-email
 
 CREATE TABLE ai_actions (
     id                    uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -1,7 +1,7 @@
 -- Agent availability and routing (docs/web.md, "Never miss a customer"): which server instances
 -- are alive, which agents have a console open on which instance, each agent's chosen and last
 -- announced status, and the round-robin position of automatic assignment.
--- depends: 0009.integrations
+-- depends: 0012.ai-actions
 
 -- One row per running server process, its heartbeat refreshed every third of
 -- AGENT_PRESENCE_TTL_SECONDS. A process that stops refreshing (killed, frozen) stops counting

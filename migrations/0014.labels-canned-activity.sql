@@ -1,6 +1,6 @@
 -- The agent workspace (issue 14): labels on tickets, canned responses, and the activity log of
 -- ticket changes (docs/web.md, "Labels", "Canned responses", "Activity").
--- depends: 0009.integrations
+-- depends: 0013.agent-availability-and-routing
 
 -- Labels: a catalogue managed by admins. Names are unique regardless of case.
 CREATE TABLE labels (

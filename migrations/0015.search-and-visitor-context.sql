@@ -1,6 +1,6 @@
 -- Search across tickets (docs/web.md "Search") and the visitor context the widget sends with a
 -- new ticket (docs/web.md "Customer panel").
--- depends: 0009.integrations
+-- depends: 0014.labels-canned-activity
 
 -- Full-text search uses the `simple` configuration everywhere: the widget speaks en/fr/de/es and a
 -- ticket's language is not known, so words are lower-cased but never stemmed or dropped as stop
