@@ -25,6 +25,7 @@ from .handlers import admin_webhooks as webhook_handlers
 from .handlers import auth as auth_handlers
 from .handlers import tickets as ticket_handlers
 from .handlers import widget as widget_handlers
+from .handlers.pages import ADMIN_SECTIONS
 from .security import PASSWORD_MIN_CHARS
 from .services import api_keys as api_key_service
 from .services import messages as message_service
@@ -635,6 +636,19 @@ UPLOAD_OPERATION["requestBody"] = {
     },
 }
 
+ADMIN_PAGE_RESPONSES: Schema = {
+    "200": {"description": "An HTML page (admins).", "content": {"text/html": {}}},
+    "303": {"description": "Not logged in: to /console/login."},
+    "403": {"description": "An agent's or a customer's session.", "content": {"text/html": {}}},
+}
+ADMIN_SECTION_PARAM: Schema = {
+    "name": "section",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "enum": [slug for slug, _ in ADMIN_SECTIONS]},
+    "description": 'One of the admin sections (docs/web.md, "Admin pages").',
+}
+
 PATHS: dict[str, dict[str, Schema]] = {
     "/auth/signup": {
         "post": operation(
@@ -1012,6 +1026,28 @@ PATHS: dict[str, dict[str, Schema]] = {
             description="404 for a ticket id that is not a UUID.",
         )
     },
+    "/console/admin": {
+        "get": operation(
+            "The console's admin pages (first section)",
+            tag="web",
+            operation_id="consoleAdminPage",
+            auth=False,
+            ok=ADMIN_PAGE_RESPONSES,
+            description="Authenticated by the console session cookie; admins only.",
+        )
+    },
+    "/console/admin/{section}": {
+        "get": operation(
+            "One of the console's admin pages",
+            tag="web",
+            operation_id="consoleAdminSectionPage",
+            auth=False,
+            params=[ADMIN_SECTION_PARAM],
+            ok=ADMIN_PAGE_RESPONSES,
+            errors=("NotFound",),
+            description="Authenticated by the console session cookie; admins only.",
+        )
+    },
     "/console/login": {
         "get": operation(
             "The console login form",
@@ -1279,7 +1315,12 @@ SCHEMAS.update(
             }
         ),
         "ApiKeyResponse": obj({"api_key": ref("ApiKey")}),
-        "ApiKeyList": obj({"api_keys": {"type": "array", "items": ref("ApiKey")}}),
+        "ApiKeyList": obj(
+            {
+                "api_keys": {"type": "array", "items": ref("ApiKey")},
+                "available_scopes": {"type": "array", "items": SCOPES_SCHEMA["items"]},
+            }
+        ),
         "CreateApiKeyRequest": {
             **request_schema(api_key_handlers.CREATE_SCHEMA),
             "properties": {
@@ -1303,7 +1344,12 @@ SCHEMAS.update(
             }
         ),
         "WebhookResponse": obj({"webhook": ref("Webhook")}),
-        "WebhookList": obj({"webhooks": {"type": "array", "items": ref("Webhook")}}),
+        "WebhookList": obj(
+            {
+                "webhooks": {"type": "array", "items": ref("Webhook")},
+                "available_event_types": {"type": "array", "items": EVENT_TYPE_SCHEMA},
+            }
+        ),
         "CreateWebhookRequest": {
             **request_schema(webhook_handlers.CREATE_SCHEMA),
             "properties": {

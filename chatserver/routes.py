@@ -100,6 +100,8 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/demo", pages.demo_page, name="demo")
     r.add_get("/console", pages.console_page, name="console")
     r.add_get("/console/tickets/{ticket_id}", pages.console_page, name="console-ticket")
+    r.add_get("/console/admin", pages.admin_page, name="console-admin")
+    r.add_get("/console/admin/{section}", pages.admin_page, name="console-admin-section")
     r.add_get("/console/login", pages.login_page, name="console-login")
     r.add_post("/console/login", pages.login_submit, name="console-login-submit")
     r.add_post("/console/logout", pages.logout, name="console-logout")

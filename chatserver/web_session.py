@@ -64,7 +64,16 @@ def session_storage(settings: Settings) -> EncryptedCookieStorage:
 # The routes (names from routes.py) whose handlers use the session: the console's pages, which read
 # it, create it (CSRF token, login) or end it, and its token endpoint (session + CSRF check).
 SESSION_ROUTES = frozenset(
-    {"console", "console-ticket", "console-login", "console-login-submit", "console-logout", "console-token"}
+    {
+        "console",
+        "console-ticket",
+        "console-admin",
+        "console-admin-section",
+        "console-login",
+        "console-login-submit",
+        "console-logout",
+        "console-token",
+    }
 )
 # The sockets read the session cookie only when the client sent neither a Bearer header nor a
 # ?ticket= (handlers/ws.py, socket_identity), and never write it: without the cookie there is

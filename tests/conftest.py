@@ -28,7 +28,7 @@ from chatserver.keys import DB_POOL
 from chatserver.services.auth import create_user
 from chatserver.settings import Settings
 
-from .services import RedisProcess, require_redis_server
+from .services import RedisProcess, ServerProcess, require_redis_server, running_servers
 
 TEST_SECRET = "test-secret-" + "x" * 40
 PASSWORD = "correct horse battery"
@@ -118,6 +118,22 @@ def backplane_env(database_url: str, redis_url: str, redis_prefix: str, data_dir
         "AI_DEFAULT_ENABLED": "false",
         **extra,
     }
+
+
+@pytest.fixture
+def two_servers(database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    """Two server processes of one deployment (one database, one Redis), with account caches that
+    would not run out during a test: only the backplane's invalidation can explain a refusal."""
+    env = backplane_env(
+        database_url,
+        redis_url,
+        redis_prefix,
+        tmp_path,
+        ACCOUNT_CACHE_SECONDS="300",
+        ACCOUNT_RECHECK_SECONDS="3600",
+    )
+    with running_servers(env, tmp_path) as servers:
+        yield servers
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,23 +14,9 @@ import pytest
 from chatserver.db.pool import create_pool
 from chatserver.services.auth import create_user
 
-from .conftest import PASSWORD, backplane_env
-from .services import ServerProcess, running_servers
+from .conftest import PASSWORD
+from .services import ServerProcess
 from .wsutil import close_code, recv_type
-
-
-@pytest.fixture
-def two_servers(database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    env = backplane_env(
-        database_url,
-        redis_url,
-        redis_prefix,
-        tmp_path,
-        ACCOUNT_CACHE_SECONDS="300",
-        ACCOUNT_RECHECK_SECONDS="3600",
-    )
-    with running_servers(env, tmp_path) as servers:
-        yield servers
 
 
 async def make_account(database_url: str, role: str) -> str:

@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,8 +17,8 @@ from aiohttp.test_utils import TestClient
 from chatserver.keys import DB_POOL
 from chatserver.settings import Settings
 
-from .conftest import MakeUser, User, backplane_env, create_ticket
-from .services import ServerProcess, running_servers
+from .conftest import MakeUser, User, create_ticket
+from .services import ServerProcess
 from .test_access_instances import make_account, sign_in
 from .wsutil import close_code, recv_type
 
@@ -200,21 +198,6 @@ async def test_a_key_joins_a_room_socket_and_posts_only_with_its_scope(client: T
     ack = await recv_type(ws, "ack")
     assert ack["message"]["author_kind"] == "integration"
     await ws.close()
-
-
-@pytest.fixture
-def two_servers(database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    env = backplane_env(
-        database_url,
-        redis_url,
-        redis_prefix,
-        tmp_path,
-        # Caches that would not run out during the test: only the backplane explains a refusal.
-        ACCOUNT_CACHE_SECONDS="300",
-        ACCOUNT_RECHECK_SECONDS="3600",
-    )
-    with running_servers(env, tmp_path) as servers:
-        yield servers
 
 
 async def test_a_key_revoked_on_one_instance_is_refused_on_the_other_at_once(

@@ -71,7 +71,9 @@ async def create_key(request: web.Request) -> web.Response:
 async def list_keys(request: web.Request) -> web.Response:
     """GET /admin/api-keys: every key (never the secret), newest first."""
     require_admin(request)
-    return json_response({"api_keys": await keys_service.list_keys(request.app[DB_POOL])})
+    keys = await keys_service.list_keys(request.app[DB_POOL])
+    # The scopes a key may have, so a client (the console's admin page) never hard-codes them.
+    return json_response({"api_keys": keys, "available_scopes": list(keys_service.SCOPES)})
 
 
 async def get_key(request: web.Request) -> web.Response:

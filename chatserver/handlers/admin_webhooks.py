@@ -54,7 +54,9 @@ async def create_endpoint(request: web.Request) -> web.Response:
 async def list_endpoints(request: web.Request) -> web.Response:
     """GET /admin/webhooks."""
     require_admin(request)
-    return json_response({"webhooks": await webhooks_service.list_endpoints(request.app[DB_POOL])})
+    endpoints = await webhooks_service.list_endpoints(request.app[DB_POOL])
+    # The event types an endpoint may ask for, so a client never hard-codes them.
+    return json_response({"webhooks": endpoints, "available_event_types": list(webhooks_service.EVENT_TYPES)})
 
 
 async def get_endpoint(request: web.Request) -> web.Response:

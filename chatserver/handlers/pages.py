@@ -185,6 +185,41 @@ async def console_page(request: web.Request) -> web.Response:
     return render(request, "console.html", context)
 
 
+# ---- the admin pages ---------------------------------------------------------------------
+
+# The console's admin sections, in menu order: (slug, title). Each is a module
+# web/static/js/admin/<slug>.js exporting render(root, ctx) (docs/web.md, "Admin pages"); the page
+# only frames it, and everything it shows comes from the /admin REST API with the console token.
+ADMIN_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("api-keys", "API keys"),
+    ("webhooks", "Webhooks"),
+)
+
+
+async def admin_page(request: web.Request) -> web.Response:
+    """GET /console/admin and /console/admin/{section}: the admins' pages (one page per section)."""
+    slugs = [slug for slug, _ in ADMIN_SECTIONS]
+    section = request.match_info.get("section", slugs[0])
+    if section not in slugs:
+        raise not_found("Page")
+    who = await session_identity(request)
+    if who is None:
+        return _redirect(LOGIN_PATH)
+    if who.role != "admin":
+        # Agents and stray customer sessions alike: the REST calls behind it would be refused too.
+        return render(request, "console_forbidden.html", {"admin_only": who.is_staff}, status=403)
+    user = await auth_service.current_user(request.app[DB_POOL], who.user_id)
+    context = {
+        "csrf_token": await csrf_token(request),
+        "me": {"id": str(user["id"]), "name": user["display_name"] or user["email"], "role": user["role"]},
+        "sections": ADMIN_SECTIONS,
+        "section": section,
+        "section_title": dict(ADMIN_SECTIONS)[section],
+        "section_script": static_url(f"js/admin/{section}.js"),
+    }
+    return render(request, "console_admin.html", context)
+
+
 # ---- the widget demo ---------------------------------------------------------------------
 
 

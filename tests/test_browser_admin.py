@@ -1,0 +1,156 @@
+"""The console's admin pages in a real browser: API keys (create, shown once, works, revoke) and
+webhooks (add an endpoint, send a test event to a real receiver, read the delivery log, send it
+again); axe-core finds no serious problem on them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from chatserver.keys import DB_POOL
+from chatserver.services.auth import create_user
+from chatserver.services.webhooks import sign
+
+from . import test_browser_web as web_tests
+from .conftest import PASSWORD
+from .test_browser_web import (
+    Live,
+    assert_no_js_errors,
+    console_login,
+    expect_text,
+    live_settings,
+    new_page,
+    screenshot,
+    start_live,
+)
+
+pytestmark = pytest.mark.browser
+
+# The same fixtures as the other browser tests (a Chromium, the fake Groq).
+browser = web_tests.browser
+fake_groq = web_tests.fake_groq
+
+ADMIN_EMAIL = "ada@example.com"
+AXE = Path(__file__).resolve().parent.parent / "web" / "static" / "vendor" / "axe-core" / "axe.min.js"
+
+
+@pytest.fixture
+async def live(aiohttp_server: Any, settings: Any, fake_groq: Any) -> Live:
+    # The receiver is on loopback: allowed here as an operator would for local development.
+    allowed = replace(
+        live_settings(settings, fake_groq),
+        webhook_allow_private_networks=("127.0.0.0/8",),
+        webhook_retry_base_seconds=0.2,
+    )
+    running = await start_live(aiohttp_server, allowed)
+    await create_user(
+        running.app[DB_POOL], email=ADMIN_EMAIL, password=PASSWORD, role="admin", name="Ada Admin", bcrypt_rounds=4
+    )
+    return running
+
+
+@pytest.fixture
+async def receiver(aiohttp_server: Any) -> tuple[str, list[dict[str, Any]]]:
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        raw = await request.read()
+        received.append({"headers": dict(request.headers), "raw": raw, "body": json.loads(raw)})
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = await aiohttp_server(app)
+    return str(server.make_url("/hook")), received
+
+
+async def axe_serious(page: Any) -> list[dict[str, Any]]:
+    await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate(
+        """async () => {
+          const r = await axe.run(document, {resultTypes: ['violations']});
+          return r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}));
+        }"""
+    )
+    return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+async def test_admin_creates_uses_and_revokes_an_api_key(browser: Any, live: Live) -> None:
+    page = await new_page(browser, bypass_csp=True)  # the CSP is bypassed only to inject axe-core
+    await console_login(page, live, ADMIN_EMAIL)
+    await page.get_by_role("link", name="Admin").click()
+    await page.get_by_role("heading", name="API keys", level=1).wait_for()
+    await expect_text(page.locator("#admin-root p.muted"), "No API keys yet.")
+
+    await page.get_by_label("Name").fill("CRM sync")
+    await page.get_by_label("tickets:read").check()
+    await page.get_by_role("button", name="Create key").click()
+    secret = (await page.locator(".secret-once .secret").text_content()) or ""
+    assert secret.startswith("csk_")
+    await expect_text(page.locator("table.data tbody tr td").first, "CRM sync")
+    await screenshot(page, "console-admin-api-keys.png")
+    assert await axe_serious(page) == []
+
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {secret}"}
+        async with http.get(live.url("/tickets"), headers=headers) as resp:
+            assert resp.status == 200
+        page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await page.get_by_role("button", name="Revoke CRM sync").click()
+        await page.locator(".badge.off", has_text="Revoked").wait_for()
+        async with http.get(live.url("/tickets"), headers=headers) as resp:
+            assert resp.status == 401
+    # Shown once: a reload lists the key by its prefix only.
+    await page.reload()
+    await page.locator("table.data").wait_for()
+    assert secret not in await page.content()
+    assert_no_js_errors(page)
+
+
+async def test_admin_adds_a_webhook_sends_a_test_event_and_reads_the_log(
+    browser: Any, live: Live, receiver: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = receiver
+    page = await new_page(browser, bypass_csp=True)
+    await console_login(page, live, ADMIN_EMAIL)
+    await page.goto(live.url("/console/admin/webhooks"))
+    # A private address this server is not allowed to call: refused, and the form says why.
+    await page.get_by_label("URL").fill("http://10.0.0.1/hook")
+    await page.get_by_label("ticket.created").check()
+    await page.get_by_role("button", name="Add endpoint").click()
+    await expect_text(page.locator(".form-error"), re.compile(r"\S"))
+
+    await page.get_by_label("URL").fill(url)
+    await page.get_by_role("button", name="Add endpoint").click()
+    secret = (await page.locator(".secret-once .secret").text_content()) or ""
+    assert secret.startswith("whsec_")
+    await page.get_by_role("button", name=f"Send test event to {url}").click()
+    for _ in range(100):
+        if received:
+            break
+        await asyncio.sleep(0.1)
+    assert received, "the test event never reached the receiver"
+    # Signed with the secret the page showed once.
+    first = received[0]
+    stamp = int(first["headers"]["webhook-timestamp"])
+    assert first["headers"]["webhook-signature"] == sign(secret, first["headers"]["webhook-id"], stamp, first["raw"])
+
+    await page.get_by_role("button", name=f"Deliveries to {url}").click()
+    await expect_text(page.locator(".delivery-log tbody tr td").nth(1), "delivered")
+    await page.get_by_role("button", name=re.compile(r"^Send again \(delivery \d+\)$")).first.click()
+    for _ in range(100):
+        if len(received) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert len(received) == 2 and received[1]["body"]["type"] == "webhook.test"
+    await screenshot(page, "console-admin-webhooks.png")
+    assert await axe_serious(page) == []
+    assert_no_js_errors(page)
