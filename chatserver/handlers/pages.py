@@ -193,6 +193,7 @@ async def console_page(request: web.Request) -> web.Response:
 ADMIN_SECTIONS: tuple[tuple[str, str], ...] = (
     ("api-keys", "API keys"),
     ("webhooks", "Webhooks"),
+    ("kb", "Knowledge base"),
 )
 
 
