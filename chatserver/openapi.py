@@ -23,6 +23,7 @@ from .handlers import admin_api_keys as api_key_handlers
 from .handlers import admin_kb as admin_kb_handlers
 from .handlers import admin_webhooks as webhook_handlers
 from .handlers import auth as auth_handlers
+from .handlers import kb_suggestions as kb_suggestion_handlers
 from .handlers import tickets as ticket_handlers
 from .handlers import widget as widget_handlers
 from .handlers.pages import ADMIN_SECTIONS
@@ -1633,10 +1634,39 @@ SCHEMAS.update(
             admin_kb_handlers.CREATE_SCHEMA, {"slug": "Default: made from the title."}
         ),
         "KbUpdateArticleRequest": request_schema(admin_kb_handlers.UPDATE_SCHEMA),
+        "KbSuggestion": obj(
+            {
+                "id": UUID,
+                "article": nullable(
+                    obj(
+                        {"id": UUID, "slug": {"type": "string"}, "title": {"type": "string"}},
+                        description="The article whose new text this is; null for a new article.",
+                    )
+                ),
+                "title": {"type": "string"},
+                "body": {"type": "string", "description": "Markdown, as for an article."},
+                "url": KB_URL,
+                "note": {"type": "string", "description": "The author's note to the admins ('' for none)."},
+                "author": nullable(obj({"id": UUID, "name": {"type": "string"}})),
+                "created_at": TIMESTAMP,
+            }
+        ),
+        "KbSuggestionResponse": obj({"suggestion": ref("KbSuggestion")}),
+        "KbSuggestionList": obj({"suggestions": {"type": "array", "items": ref("KbSuggestion")}}),
+        "KbSuggestRequest": request_schema(
+            kb_suggestion_handlers.SUGGEST_SCHEMA,
+            {"article_id": "The article this is a new text for; omit or null for a new article."},
+        ),
+        "KbPublishRequest": request_schema(
+            admin_kb_handlers.PUBLISH_SCHEMA,
+            {"slug": "Default: the article's, or for a new article one made from the title."},
+        ),
     }
 )
 
 ARTICLE_ID_PARAM: Schema = {"name": "article_id", "in": "path", "required": True, "schema": UUID}
+SUGGESTION_ID_PARAM: Schema = {"name": "suggestion_id", "in": "path", "required": True, "schema": UUID}
+STAFF_KB_NOTE = "Agents and admins (403 for customers; API keys cannot use it)."
 REINDEX_NOTE = (
     "Saving splits the article into sections and embeds them in the same transaction; every instance "
     "uses the change from its next search."
@@ -1702,6 +1732,93 @@ PATHS.update(
     }
 )
 
+PATHS.update(
+    {
+        "/admin/kb/suggestions/{suggestion_id}/publish": {
+            "post": operation(
+                "Publish a knowledge-base suggestion",
+                tag="admin",
+                operation_id="adminPublishKbSuggestion",
+                params=[SUGGESTION_ID_PARAM],
+                body="KbPublishRequest",
+                ok={
+                    "201": json_content(ref("KbArticleResponse"), "A new article."),
+                    "200": json_content(ref("KbArticleResponse"), "The article it was for, with its new text."),
+                },
+                errors=("Forbidden", "NotFound", "Conflict"),
+                description=f"{ADMIN_NOTE} Fields sent override the suggestion's. {REINDEX_NOTE} "
+                "The suggestion is deleted; rejecting one is DELETE /kb/suggestions/{suggestion_id}.",
+            ),
+        },
+        "/kb/articles": {
+            "get": operation(
+                "List knowledge-base articles (agents and admins)",
+                tag="kb",
+                operation_id="listKbArticles",
+                params=[
+                    query_param(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."
+                    ),
+                    query_param("offset", {"type": "integer", "minimum": 0, "default": 0}, "Articles to skip."),
+                ],
+                ok={"200": json_content(ref("KbArticlePage"), "One page of articles (without bodies).")},
+                errors=("Forbidden", "ValidationError"),
+                description=STAFF_KB_NOTE,
+            ),
+        },
+        "/kb/articles/{article_id}": {
+            "get": operation(
+                "One knowledge-base article (agents and admins)",
+                tag="kb",
+                operation_id="getKbArticle",
+                params=[ARTICLE_ID_PARAM],
+                ok={"200": json_content(ref("KbArticleResponse"), "The article.")},
+                errors=("Forbidden", "NotFound"),
+                description=STAFF_KB_NOTE,
+            ),
+        },
+        "/kb/suggestions": {
+            "get": operation(
+                "Knowledge-base suggestions: an agent's own, or every one for an admin",
+                tag="kb",
+                operation_id="listKbSuggestions",
+                ok={"200": json_content(ref("KbSuggestionList"), "Oldest first.")},
+                errors=("Forbidden",),
+                description=STAFF_KB_NOTE,
+            ),
+            "post": operation(
+                "Suggest a new article, or a new text for an article",
+                tag="kb",
+                operation_id="createKbSuggestion",
+                body="KbSuggestRequest",
+                ok={"201": json_content(ref("KbSuggestionResponse"), "The suggestion, waiting for an admin.")},
+                errors=("Forbidden", "NotFound"),
+                description=f"{STAFF_KB_NOTE} The AI never answers from a suggestion until an admin publishes it.",
+            ),
+        },
+        "/kb/suggestions/{suggestion_id}": {
+            "get": operation(
+                "One knowledge-base suggestion",
+                tag="kb",
+                operation_id="getKbSuggestion",
+                params=[SUGGESTION_ID_PARAM],
+                ok={"200": json_content(ref("KbSuggestionResponse"), "The suggestion.")},
+                errors=("Forbidden", "NotFound"),
+                description=f"{STAFF_KB_NOTE} An agent sees only their own (another's is 404).",
+            ),
+            "delete": operation(
+                "Withdraw (its author) or reject (an admin) a knowledge-base suggestion",
+                tag="kb",
+                operation_id="deleteKbSuggestion",
+                params=[SUGGESTION_ID_PARAM],
+                ok={"204": {"description": "Deleted."}},
+                errors=("Forbidden", "NotFound"),
+                description=f"{STAFF_KB_NOTE} An agent may delete only their own (another's is 404).",
+            ),
+        },
+    }
+)
+
 
 def build_spec() -> dict[str, Any]:
     """The whole document; a fresh copy each call, so callers may change it."""
@@ -1727,6 +1844,7 @@ def build_spec() -> dict[str, Any]:
                 {"name": "console", "description": "The agent console's JSON endpoints"},
                 {"name": "web", "description": "HTML pages: the agent console and the widget demo"},
                 {"name": "admin", "description": "Account management, for admins (docs/security.md)"},
+                {"name": "kb", "description": "The knowledge base for agents: read it, suggest changes (docs/ai.md)"},
                 {
                     "name": "integrations",
                     "description": "API keys, webhooks and the event feed (docs/integrations.md)",
