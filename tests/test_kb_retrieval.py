@@ -155,6 +155,40 @@ async def test_with_nothing_relevant_the_model_is_told_to_say_it_does_not_know(
     assert completed["message"]["metadata"]["citations"] == []
 
 
+async def test_with_only_loose_matches_the_model_is_told_they_may_not_answer(
+    client: TestClient, make_user: MakeUser, fake_groq: FakeGroq, events_log: EventLog, shop_kb: KnowledgeBase
+) -> None:
+    # Shares words with the shipping and care articles, answered by none of them.
+    question = "Do you have a physical store in Manchester?"
+    assert await shop_kb.search(question, 3)
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer, "Shop")
+    fake_groq.push(Script(text="I don't know; write talk to a person and a colleague will help."))
+    await post(client, customer, ticket, question)
+    completed = (await events_log.wait_type("ai.completed"))[0]
+    system = fake_groq.requests[0].body["messages"][0]["content"]
+    assert "closest does not\nmean relevant" in system
+    assert "say plainly that you don't know, and offer a human agent" in system
+    assert "Answer only from the help-center articles below" in system
+    # What the model was shown is what the reply cites.
+    assert completed["message"]["metadata"]["citations"]
+
+
+def test_the_copilot_is_told_to_say_the_help_center_does_not_cover_it() -> None:
+    from chatserver.ai.knowledge import Article
+    from chatserver.ai.prompts import PromptBuilder
+
+    builder = PromptBuilder(product_name="Northwind", history_token_budget=6000)
+    ticket = {"subject": "Q", "description": "", "status": "open", "priority": "normal"}
+    history = [{"author_kind": "customer", "visibility": "public", "body": "Are you hiring?", "metadata": {}}]
+    article = Article(id="1", slug="returns", title="Returns", body="Free returns for 60 days.", rank=1.0)
+    for articles in ([], [article]):
+        copilot = builder.copilot(ticket, {"name": "C"}, history, articles).messages[0]["content"]
+        assert "help center does not" in copilot and "talk to a person" not in copilot
+        reply = builder.reply(ticket, {"name": "C"}, history, articles).messages[0]["content"]
+        assert "offer a human agent" in reply and "talk to a person" in reply
+
+
 async def test_the_sample_loads_once_and_stays_deleted(client: TestClient) -> None:
     pool = client.app[DB_POOL]
     await clear_kb(client)
