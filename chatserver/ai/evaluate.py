@@ -212,6 +212,7 @@ async def run_offline_evals(kb: KnowledgeBase, detector: HandoffDetector) -> lis
     """Every evaluation that needs no Groq key, in report order."""
     results = [
         await evaluate_retrieval(kb, "retrieval"),
+        await evaluate_retrieval(kb, "retrieval_dev"),
         await evaluate_retrieval(kb, "retrieval_heldout"),
         await evaluate_retrieval(kb, "retrieval_fresh"),
         await evaluate_retrieval(kb, "retrieval_unseen"),
