@@ -583,6 +583,12 @@ AI_STREAM_EVENT: Schema = {
             obj({"reply_id": REPLY_ID, "kind": REPLY_KIND, "reason": {"type": "string"}}),
             "No reply will come (the AI was turned off, or an agent took over). The stream ends.",
         ),
+        sse_event(
+            "revoked",
+            obj({"code": {"type": "string", "enum": ["access_revoked"]}, "message": {"type": "string"}}),
+            "The caller's access was revoked meanwhile (account disabled, role changed, password reset, "
+            "logged out): sign in again. The stream ends; the reply goes on for everyone else.",
+        ),
     ]
 }
 

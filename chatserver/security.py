@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from functools import cache
 
 import bcrypt
 import jwt
@@ -38,6 +40,15 @@ async def hash_password(password: str, rounds: int = DEFAULT_BCRYPT_ROUNDS) -> s
     salt = bcrypt.gensalt(rounds)
     hashed = await loop.run_in_executor(None, bcrypt.hashpw, password.encode(), salt)
     return hashed.decode()
+
+
+@cache
+def unusable_password_hash() -> str:
+    """The password hash of accounts that never sign in with a password (widget visitors, API
+    keys' integration accounts): a well-formed bcrypt hash, so the login path needs no special
+    case, of 256 random bits that no one ever sees. Made once per process at the lowest cost,
+    so creating such accounts costs no bcrypt work at all."""
+    return bcrypt.hashpw(secrets.token_urlsafe(32).encode(), bcrypt.gensalt(4)).decode()
 
 
 async def verify_password(password: str, hashed: str) -> bool:

@@ -52,7 +52,7 @@ def test_the_stream_is_documented_as_json_events_not_strings() -> None:
         data = branch["properties"]["data"]
         assert data["contentMediaType"] == "application/json"
         assert data["contentSchema"]["type"] == "object"
-    assert names == ["started", "delta", "completed", "failed", "cancelled"]
+    assert names == ["started", "delta", "completed", "failed", "cancelled", "revoked"]
 
 
 async def test_a_real_reply_stream_matches_the_documented_events(client: TestClient, make_user: MakeUser) -> None:

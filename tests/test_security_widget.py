@@ -128,3 +128,21 @@ async def test_a_visitor_token_is_renewed_only_up_to_the_cap_from_sign_in(client
     resp = await client.post("/widget/token", json={}, headers=bearer(old))
     assert resp.status == 401
     assert (await resp.json())["error"]["code"] == "session_expired"
+
+
+async def test_visitor_accounts_have_no_password_anyone_could_use(client: TestClient) -> None:
+    """A visitor holds a token, never a password: its account's hash is one nobody knows, and no
+    bcrypt work is spent making it (the process's one unusable hash, cost 4)."""
+    emails = []
+    for _ in range(2):
+        resp = await client.post("/widget/visitors", json={})
+        assert resp.status == 201, await resp.text()
+        token = (await resp.json())["access_token"]
+        me = await (await client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})).json()
+        emails.append(me["user"]["email"])
+    hashes = await client.app[DB_POOL].fetch("SELECT password_hash FROM users WHERE email = ANY($1)", emails)
+    assert len(hashes) == 2 and all(row["password_hash"].startswith("$2b$04$") for row in hashes)
+    for email in emails:
+        for password in ("", "password", email, hashes[0]["password_hash"]):
+            resp = await client.post("/auth/login", json={"email": email, "password": password})
+            assert resp.status in (401, 422), await resp.text()

@@ -113,6 +113,22 @@ async def check_access(pool: asyncpg.Pool, cache: AccessCache, who: Identity) ->
     return who
 
 
+class RevocableStream:
+    """An open response that is not a socket (the AI reply's Server-Sent Events), watched like one:
+    when its account's access is revoked, `revoked` is set and the handler ends the stream."""
+
+    __slots__ = ("closing", "identity", "revoked")
+
+    def __init__(self, identity: Identity) -> None:
+        self.identity = identity
+        self.closing = False
+        self.revoked = asyncio.Event()
+
+    def close_soon(self, code: int, message: str) -> None:
+        self.closing = True
+        self.revoked.set()
+
+
 class AccessWatcher:
     """Applies account changes to this instance: forgets the cached state and closes the
     account's sockets, on every `account.changed` event (from any instance or the CLI); and
@@ -129,7 +145,12 @@ class AccessWatcher:
         self.cache = cache
         self.connections = connections
         self.recheck_seconds = recheck_seconds
+        # The open AI reply streams (handlers/ai.py adds and removes its own).
+        self.streams: set[RevocableStream] = set()
         self._task: asyncio.Task[None] | None = None
+
+    def _watched(self) -> list[Connection | RevocableStream]:
+        return [*self.connections(), *self.streams]
 
     def observe(self, event: Event) -> None:
         """Hub observer (synchronous): every event this instance receives."""
@@ -142,7 +163,7 @@ class AccessWatcher:
             return
         self.cache.forget(user_id)
         closed = 0
-        for conn in list(self.connections()):
+        for conn in self._watched():
             if conn.identity.user_id == user_id and not conn.closing:
                 conn.close_soon(events.CLOSE_POLICY, CLOSE_REASON)
                 closed += 1
@@ -167,7 +188,7 @@ class AccessWatcher:
 
     async def recheck_sockets(self) -> int:
         """Close the sockets whose account no longer lets them act; returns how many."""
-        conns = [c for c in self.connections() if not c.closing]
+        conns = [c for c in self._watched() if not c.closing]
         ids = list({c.identity.user_id for c in conns})
         states: dict[uuid.UUID, AccountState] = {}
         for start in range(0, len(ids), RECHECK_BATCH):

@@ -28,7 +28,7 @@ from ..db import api_keys as keys_db
 from ..errors import ApiError, not_found, too_many_requests, validation_error
 from ..realtime import events
 from ..realtime.publisher import Publisher
-from ..security import Identity, hash_password
+from ..security import Identity, unusable_password_hash
 from .access import AccessCache, access_problem
 from .throttle import SendBudget
 
@@ -223,13 +223,10 @@ async def create_key(
     if expires_at is not None and expires_at <= dt.datetime.now(dt.UTC):
         raise validation_error("expires_at must be in the future", details={"fields": {"expires_at": "is past"}})
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    # The account never signs in with a password: a hash of 256 random bits nobody keeps (cost 4
-    # is enough for a secret nobody can guess; it only has to be a well-formed bcrypt hash).
-    unusable = await hash_password(secrets.token_urlsafe(32), rounds=4)
     row = await keys_db.insert_key(
         pool,
         email=f"key-{uuid.uuid4().hex}@integrations.invalid",
-        password_hash=unusable,
+        password_hash=unusable_password_hash(),  # the account never signs in with a password
         name=name,
         prefix=key[:SHOWN_CHARS],
         secret_hash=hash_key(key),

@@ -15,7 +15,7 @@ import asyncpg
 from ..db import users as users_db
 from ..db import widget as widget_db
 from ..errors import ApiError, too_many_requests
-from ..security import Identity, hash_password
+from ..security import Identity, unusable_password_hash
 from .access import account_disabled
 from .auth import TokenConfig, check_email, current_user, token_response
 from .throttle import Throttle
@@ -61,15 +61,9 @@ def check_identity_signature(secret: str | None, external_id: str, signature: st
         raise ApiError(403, "identity_unverified", "The visitor's identity signature is not valid")
 
 
-def _throwaway_password() -> str:
-    # Never shown to anyone and never needed: the visitor holds a token, not a password. 32 random
-    # bytes of base64 are 43 characters, inside bcrypt's 72-byte limit.
-    return secrets.token_urlsafe(32)
-
-
-async def _new_customer(conn: asyncpg.Connection | asyncpg.Pool, email: str, name: str, rounds: int) -> asyncpg.Record:
-    hashed = await hash_password(_throwaway_password(), rounds)
-    return await users_db.insert_user(conn, email, hashed, "customer", name)
+async def _new_customer(conn: asyncpg.Connection | asyncpg.Pool, email: str, name: str) -> asyncpg.Record:
+    # The visitor holds a token, never a password: no bcrypt work for a new conversation.
+    return await users_db.insert_user(conn, email, unusable_password_hash(), "customer", name)
 
 
 async def create_anonymous_visitor(
@@ -83,7 +77,7 @@ async def create_anonymous_visitor(
         raise too_many_requests("Too many new conversations from this address; try again later", wait)
     throttle.record_failure(key)
     email = f"visitor-{uuid.uuid4()}@{VISITOR_EMAIL_DOMAIN}"
-    user = await _new_customer(pool, email, (name or "").strip() or ANONYMOUS_NAME, tokens.bcrypt_rounds)
+    user = await _new_customer(pool, email, (name or "").strip() or ANONYMOUS_NAME)
     return token_response(user, tokens)
 
 
@@ -124,7 +118,7 @@ async def _create_identified(
     # may already belong to someone's own account here.
     digest = hashlib.sha256(external_id.encode()).hexdigest()[:32]
     login = f"user-{digest}-{secrets.token_hex(4)}@{VISITOR_EMAIL_DOMAIN}"
-    hashed = await hash_password(_throwaway_password(), tokens.bcrypt_rounds)
+    hashed = unusable_password_hash()
     async with pool.acquire() as conn:
         try:
             async with conn.transaction():

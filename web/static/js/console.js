@@ -463,6 +463,7 @@ async function openTicket(ticketId, { push = false } = {}) {
         thread.endStream(replyId);
         if (how === "failed") thread.addEvent(`AI reply failed: ${frame.message}`);
       },
+      failureDetail: (frame) => thread.addEvent(`Details (agents only): ${frame.detail}`),
       ticket: (ticket, changes) => {
         renderTicket(ctx);
         const row = rows.get(ticket.id);

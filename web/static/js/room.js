@@ -272,6 +272,9 @@ export class Room {
         return this.endStream(frame.reply_id, "failed", frame);
       case "ai.cancelled":
         return this.endStream(frame.reply_id, "cancelled", frame);
+      case "ai.failure_detail":
+        // Staff only: what the AI service said about the failure just reported.
+        return this.on.failureDetail?.(frame);
       case "resync":
         return this.reconnectNow();
       case "pong":
