@@ -1606,6 +1606,17 @@ KB_URL: Schema = nullable(
     }
 )
 
+# services/kb.py check_article_url (knowledge.check_url) on the text as sent (it is stripped first).
+KB_URL_PATTERN: Schema = {
+    "pattern": f"^[{SPACE_CHARS}]*[Hh][Tt][Tt][Pp][Ss]?://[^{SPACE_CHARS}\\u0000]+[{SPACE_CHARS}]*$",
+    "description": "The article's public page: an http:// or https:// address (null: none).",
+}
+
+# services/kb.py SLUG, on the text as sent (it is stripped first).
+KB_SLUG_PATTERN: Schema = {
+    "pattern": f"^[{SPACE_CHARS}]*[a-z0-9][a-z0-9_-]{{0,199}}[{SPACE_CHARS}]*$",
+}
+
 SCHEMAS.update(
     {
         "KbArticleSummary": obj(
@@ -1636,10 +1647,14 @@ SCHEMAS.update(
                 "total": {"type": "integer"},
             }
         ),
-        "KbCreateArticleRequest": request_schema(
-            admin_kb_handlers.CREATE_SCHEMA, {"slug": "Default: made from the title."}
+        "KbCreateArticleRequest": with_properties(
+            request_schema(admin_kb_handlers.CREATE_SCHEMA, {"slug": "Default: made from the title."}),
+            url=KB_URL_PATTERN,
+            slug=KB_SLUG_PATTERN,
         ),
-        "KbUpdateArticleRequest": request_schema(admin_kb_handlers.UPDATE_SCHEMA),
+        "KbUpdateArticleRequest": with_properties(
+            request_schema(admin_kb_handlers.UPDATE_SCHEMA), url=KB_URL_PATTERN, slug=KB_SLUG_PATTERN
+        ),
         "KbSuggestion": obj(
             {
                 "id": UUID,
@@ -1659,13 +1674,20 @@ SCHEMAS.update(
         ),
         "KbSuggestionResponse": obj({"suggestion": ref("KbSuggestion")}),
         "KbSuggestionList": obj({"suggestions": {"type": "array", "items": ref("KbSuggestion")}}),
-        "KbSuggestRequest": request_schema(
-            kb_suggestion_handlers.SUGGEST_SCHEMA,
-            {"article_id": "The article this is a new text for; omit or null for a new article."},
+        "KbSuggestRequest": with_properties(
+            request_schema(
+                kb_suggestion_handlers.SUGGEST_SCHEMA,
+                {"article_id": "The article this is a new text for; omit or null for a new article."},
+            ),
+            url=KB_URL_PATTERN,
         ),
-        "KbPublishRequest": request_schema(
-            admin_kb_handlers.PUBLISH_SCHEMA,
-            {"slug": "Default: the article's, or for a new article one made from the title."},
+        "KbPublishRequest": with_properties(
+            request_schema(
+                admin_kb_handlers.PUBLISH_SCHEMA,
+                {"slug": "Default: the article's, or for a new article one made from the title."},
+            ),
+            url=KB_URL_PATTERN,
+            slug=KB_SLUG_PATTERN,
         ),
     }
 )
@@ -1689,7 +1711,11 @@ PATHS.update(
                     query_param(
                         "limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."
                     ),
-                    query_param("offset", {"type": "integer", "minimum": 0, "default": 0}, "Articles to skip."),
+                    query_param(
+                        "offset",
+                        {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0},
+                        "Articles to skip.",
+                    ),
                 ],
                 ok={"200": json_content(ref("KbArticlePage"), "One page of articles (without bodies).")},
                 errors=("Forbidden", "ValidationError"),
@@ -1765,7 +1791,11 @@ PATHS.update(
                     query_param(
                         "limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."
                     ),
-                    query_param("offset", {"type": "integer", "minimum": 0, "default": 0}, "Articles to skip."),
+                    query_param(
+                        "offset",
+                        {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0},
+                        "Articles to skip.",
+                    ),
                 ],
                 ok={"200": json_content(ref("KbArticlePage"), "One page of articles (without bodies).")},
                 errors=("Forbidden", "ValidationError"),

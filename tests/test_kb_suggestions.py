@@ -207,3 +207,23 @@ async def test_who_may_call_each_endpoint(
         assert resp.status == expected[who], (who, await resp.text())
         if resp.status >= 400:
             assert "error" in await resp.json()
+
+
+async def test_the_specs_url_and_slug_patterns_agree_with_the_server(
+    client: TestClient, make_user: MakeUser, admin: User
+) -> None:
+    import re
+
+    from chatserver.openapi import SCHEMAS
+
+    agent = await make_user("agent")
+    url_pattern = re.compile(SCHEMAS["KbSuggestRequest"]["properties"]["url"]["pattern"])
+    for url in ("https://help.example/a", "HTTP://X", " https://a.example ", "ftp://x", "javascript:alert(1)", "0"):
+        status, _ = await call(client, "POST", "/kb/suggestions", agent, {"title": "T", "body": "B", "url": url})
+        assert (status == 201) == bool(url_pattern.search(url)), (url, status)
+    slug_pattern = re.compile(SCHEMAS["KbCreateArticleRequest"]["properties"]["slug"]["pattern"])
+    for i, slug in enumerate(("ok-slug", "a_b", "Bad", "-x", " y ", "ü")):
+        status, _ = await call(
+            client, "POST", "/admin/kb/articles", admin, {"title": f"T{i}", "body": "B", "slug": slug}
+        )
+        assert (status == 201) == bool(slug_pattern.search(slug)), (slug, status)
