@@ -46,8 +46,8 @@ VECTOR_FLOOR = 0.2
 # not one of the reported sets (docs/ai.md).
 FTS_WEIGHT = 0.25
 # A chunk's vector score is its own cosine plus this much of its whole article's: a section is
-# judged in its article's context (a question about "sending the rucksack back" belongs with the
-# returns article even when the pack-care section shares more words).
+# judged in its article's context, so a short section that happens to share a word with the
+# question does not outrank the article that is about the question's subject.
 ARTICLE_WEIGHT = 0.3
 # Chunks of one article passed on (the best ones, in the article's order).
 CHUNKS_PER_ARTICLE = 3
@@ -56,7 +56,8 @@ _WORD = re.compile(r"[a-z0-9]{3,}")
 _QUERY_WORD = re.compile(r"[\w'’-]+")
 # Function words dropped from a question before it is embedded: an embedding that averages its
 # tokens' vectors ("I", "my", "can", "it" are a third of a short question) is pulled towards every
-# other text full of them, and away from the words that say what the question is about.
+# other text full of them, and away from the words that say what the question is about. English
+# only: a question in another language is embedded as it is (WordLlama is English-centred).
 _QUERY_FILLER = frozenset(
     [
         "a",
