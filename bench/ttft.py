@@ -4,7 +4,11 @@ minus the fake Groq's own time to first token (as the fake measured it: request 
 token written), is what the server adds. Then the burst case: every customer asks at once.
 
     python -m bench.ttft [--rooms 100] [--interval 10] [--duration 30] [--burst-rounds 2]
-                         [--delta-window-ms N]
+                         [--delta-window-ms N] [--kb-articles N]
+
+`--kb-articles 0` turns the knowledge-base search off (AI_KB_ARTICLES=0: no embedding, no
+retrieval), for the before/after comparison of the retrieval step's cost (docs/performance.md).
+The server loads the sample knowledge base (kb/) either way.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ def summarise(case: str, results: list[dict[str, Any]], fake: FakeGroqProcess, m
 
 def run(args: Any) -> dict[str, Any]:
     window = f"AI_DELTA_WINDOW_MS={args.delta_window_ms}" if args.delta_window_ms else "default delta window"
+    if args.kb_articles is not None:
+        window += f", AI_KB_ARTICLES={args.kb_articles}"
     header(
         f"TTFT overhead: {args.rooms} rooms x (customer + 2 agents), one question per room every "
         f"{args.interval:g}s, fake TTFT {args.ttft_ms:g} ms, {window}"
@@ -64,7 +70,12 @@ def run(args: Any) -> dict[str, Any]:
         FakeGroqProcess(args.tokens_per_second, args.ttft_ms, args.tokens) as fake,
     ):
         customers, agents = seed(url, customers=args.rooms, tickets_each=1, agents=2, ai_enabled=True)
-        env = {**ai_server_env(fake.url, args.delta_window_ms), "DB_POOL_MIN": args.pool, "DB_POOL_MAX": args.pool}
+        env = {
+            **ai_server_env(fake.url, args.delta_window_ms),
+            "DB_POOL_MIN": args.pool,
+            "DB_POOL_MAX": args.pool,
+            "AI_KB_ARTICLES": args.kb_articles,
+        }
         with ServerProcess(url, **env) as server:
             assert server.ps is not None
             plan = room_plan(customers, agents, [[server.ws_base] * 3])
@@ -96,7 +107,7 @@ def run(args: Any) -> dict[str, Any]:
     print("target (every 10 s): overhead p50 <= 5 ms, p99 <= 25 ms; the burst has no target")
     if warnings:
         print(f"server logged {len(warnings)} warning(s), e.g.: {warnings[0][:200]}")
-    result = {"delta_window_ms": args.delta_window_ms, "cases": rows}
+    result = {"delta_window_ms": args.delta_window_ms, "kb_articles": args.kb_articles, "cases": rows}
     emit("ttft", result, args.json)
     return result
 
@@ -107,6 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=10, help="seconds between a room's questions")
     parser.add_argument("--duration", type=float, default=30, help="seconds of periodic questions")
     parser.add_argument("--burst-rounds", type=int, default=2, help="bursts of every room asking at once (0: none)")
+    parser.add_argument(
+        "--kb-articles", type=int, default=None, help="AI_KB_ARTICLES for the server (0: no knowledge-base search)"
+    )
     add_ai_arguments(parser)
     install_signal_handlers()
     run(parser.parse_args(argv))

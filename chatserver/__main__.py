@@ -199,10 +199,16 @@ def cmd_load_kb(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_eval_ai(settings: Settings, args: argparse.Namespace) -> int:
     """Score retrieval and handoff detection on the shipped evaluation sets (docs/ai.md), in a
     scratch database on the configured server; non-zero when a figure is under its threshold."""
-    from .ai.evaluate import run_evals
+    from .ai.evaluate import AnswerTarget, run_evals
 
     with ExitStack() as stack:
-        failures = run_evals(_database_url(settings, stack), settings, print, verbose=args.verbose)
+        failures = run_evals(
+            _database_url(settings, stack),
+            settings,
+            print,
+            verbose=args.verbose,
+            answers=AnswerTarget.from_args(settings, args.base_url, args.model, args.api_key_env),
+        )
     for failure in failures:
         print(f"below threshold: {failure}", file=sys.stderr)
     return 1 if failures else 0
@@ -231,6 +237,17 @@ def main(argv: list[str] | None = None) -> int:
     load_kb.add_argument("--prune", action="store_true", help="also delete articles whose file is gone")
     eval_ai = sub.add_parser("eval-ai", help="score retrieval and handoff detection on the shipped evaluation sets")
     eval_ai.add_argument("--verbose", action="store_true", help="also list every case it got wrong")
+    eval_ai.add_argument(
+        "--base-url",
+        help="answer checks against this OpenAI-compatible API (e.g. http://127.0.0.1:8000/v1: requests go to "
+        "<base-url>/chat/completions) instead of Groq (GROQ_BASE_URL)",
+    )
+    eval_ai.add_argument("--model", help="the model for the answer checks (default: GROQ_MODEL)")
+    eval_ai.add_argument(
+        "--api-key-env",
+        default="GROQ_API_KEY",
+        help="the environment variable holding the API key for the answer checks (default: GROQ_API_KEY)",
+    )
     sub.add_parser("check-config", help="validate the settings (environment and .env), start nothing")
     args = parser.parse_args(argv)
 

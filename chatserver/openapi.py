@@ -26,6 +26,7 @@ from .handlers import admin_webhooks as webhook_handlers
 from .handlers import auth as auth_handlers
 from .handlers import availability as availability_handlers
 from .handlers import canned as canned_handlers
+from .handlers import kb_suggestions as kb_suggestion_handlers
 from .handlers import labels as label_handlers
 from .handlers import ratings as rating_handlers
 from .handlers import ticket_mail as ticket_mail_handlers
@@ -1820,6 +1821,17 @@ KB_URL: Schema = nullable(
     }
 )
 
+# services/kb.py check_article_url (knowledge.check_url) on the text as sent (it is stripped first).
+KB_URL_PATTERN: Schema = {
+    "pattern": f"^[{SPACE_CHARS}]*[Hh][Tt][Tt][Pp][Ss]?://[^{SPACE_CHARS}\\u0000]+[{SPACE_CHARS}]*$",
+    "description": "The article's public page: an http:// or https:// address (null: none).",
+}
+
+# services/kb.py SLUG, on the text as sent (it is stripped first).
+KB_SLUG_PATTERN: Schema = {
+    "pattern": f"^[{SPACE_CHARS}]*[a-z0-9][a-z0-9_-]{{0,199}}[{SPACE_CHARS}]*$",
+}
+
 SCHEMAS.update(
     {
         "KbArticleSummary": obj(
@@ -1850,14 +1862,54 @@ SCHEMAS.update(
                 "total": {"type": "integer"},
             }
         ),
-        "KbCreateArticleRequest": request_schema(
-            admin_kb_handlers.CREATE_SCHEMA, {"slug": "Default: made from the title."}
+        "KbCreateArticleRequest": with_properties(
+            request_schema(admin_kb_handlers.CREATE_SCHEMA, {"slug": "Default: made from the title."}),
+            url=KB_URL_PATTERN,
+            slug=KB_SLUG_PATTERN,
         ),
-        "KbUpdateArticleRequest": request_schema(admin_kb_handlers.UPDATE_SCHEMA),
+        "KbUpdateArticleRequest": with_properties(
+            request_schema(admin_kb_handlers.UPDATE_SCHEMA), url=KB_URL_PATTERN, slug=KB_SLUG_PATTERN
+        ),
+        "KbSuggestion": obj(
+            {
+                "id": UUID,
+                "article": nullable(
+                    obj(
+                        {"id": UUID, "slug": {"type": "string"}, "title": {"type": "string"}},
+                        description="The article whose new text this is; null for a new article.",
+                    )
+                ),
+                "title": {"type": "string"},
+                "body": {"type": "string", "description": "Markdown, as for an article."},
+                "url": KB_URL,
+                "note": {"type": "string", "description": "The author's note to the admins ('' for none)."},
+                "author": nullable(obj({"id": UUID, "name": {"type": "string"}})),
+                "created_at": TIMESTAMP,
+            }
+        ),
+        "KbSuggestionResponse": obj({"suggestion": ref("KbSuggestion")}),
+        "KbSuggestionList": obj({"suggestions": {"type": "array", "items": ref("KbSuggestion")}}),
+        "KbSuggestRequest": with_properties(
+            request_schema(
+                kb_suggestion_handlers.SUGGEST_SCHEMA,
+                {"article_id": "The article this is a new text for; omit or null for a new article."},
+            ),
+            url=KB_URL_PATTERN,
+        ),
+        "KbPublishRequest": with_properties(
+            request_schema(
+                admin_kb_handlers.PUBLISH_SCHEMA,
+                {"slug": "Default: the article's, or for a new article one made from the title."},
+            ),
+            url=KB_URL_PATTERN,
+            slug=KB_SLUG_PATTERN,
+        ),
     }
 )
 
 ARTICLE_ID_PARAM: Schema = {"name": "article_id", "in": "path", "required": True, "schema": UUID}
+SUGGESTION_ID_PARAM: Schema = {"name": "suggestion_id", "in": "path", "required": True, "schema": UUID}
+STAFF_KB_NOTE = "Agents and admins (403 for customers; API keys cannot use it)."
 REINDEX_NOTE = (
     "Saving splits the article into sections and embeds them in the same transaction; every instance "
     "uses the change from its next search."
@@ -1874,7 +1926,11 @@ PATHS.update(
                     query_param(
                         "limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."
                     ),
-                    query_param("offset", {"type": "integer", "minimum": 0, "default": 0}, "Articles to skip."),
+                    query_param(
+                        "offset",
+                        {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0},
+                        "Articles to skip.",
+                    ),
                 ],
                 ok={"200": json_content(ref("KbArticlePage"), "One page of articles (without bodies).")},
                 errors=("Forbidden", "ValidationError"),
@@ -2959,6 +3015,97 @@ PATHS.update(
     }
 )
 
+PATHS.update(
+    {
+        "/admin/kb/suggestions/{suggestion_id}/publish": {
+            "post": operation(
+                "Publish a knowledge-base suggestion",
+                tag="admin",
+                operation_id="adminPublishKbSuggestion",
+                params=[SUGGESTION_ID_PARAM],
+                body="KbPublishRequest",
+                ok={
+                    "201": json_content(ref("KbArticleResponse"), "A new article."),
+                    "200": json_content(ref("KbArticleResponse"), "The article it was for, with its new text."),
+                },
+                errors=("Forbidden", "NotFound", "Conflict"),
+                description=f"{ADMIN_NOTE} Fields sent override the suggestion's. {REINDEX_NOTE} "
+                "The suggestion is deleted; rejecting one is DELETE /kb/suggestions/{suggestion_id}.",
+            ),
+        },
+        "/kb/articles": {
+            "get": operation(
+                "List knowledge-base articles (agents and admins)",
+                tag="kb",
+                operation_id="listKbArticles",
+                params=[
+                    query_param(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."
+                    ),
+                    query_param(
+                        "offset",
+                        {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0},
+                        "Articles to skip.",
+                    ),
+                ],
+                ok={"200": json_content(ref("KbArticlePage"), "One page of articles (without bodies).")},
+                errors=("Forbidden", "ValidationError"),
+                description=STAFF_KB_NOTE,
+            ),
+        },
+        "/kb/articles/{article_id}": {
+            "get": operation(
+                "One knowledge-base article (agents and admins)",
+                tag="kb",
+                operation_id="getKbArticle",
+                params=[ARTICLE_ID_PARAM],
+                ok={"200": json_content(ref("KbArticleResponse"), "The article.")},
+                errors=("Forbidden", "NotFound"),
+                description=STAFF_KB_NOTE,
+            ),
+        },
+        "/kb/suggestions": {
+            "get": operation(
+                "Knowledge-base suggestions: an agent's own, or every one for an admin",
+                tag="kb",
+                operation_id="listKbSuggestions",
+                ok={"200": json_content(ref("KbSuggestionList"), "Oldest first.")},
+                errors=("Forbidden",),
+                description=STAFF_KB_NOTE,
+            ),
+            "post": operation(
+                "Suggest a new article, or a new text for an article",
+                tag="kb",
+                operation_id="createKbSuggestion",
+                body="KbSuggestRequest",
+                ok={"201": json_content(ref("KbSuggestionResponse"), "The suggestion, waiting for an admin.")},
+                errors=("Forbidden", "NotFound"),
+                description=f"{STAFF_KB_NOTE} The AI never answers from a suggestion until an admin publishes it.",
+            ),
+        },
+        "/kb/suggestions/{suggestion_id}": {
+            "get": operation(
+                "One knowledge-base suggestion",
+                tag="kb",
+                operation_id="getKbSuggestion",
+                params=[SUGGESTION_ID_PARAM],
+                ok={"200": json_content(ref("KbSuggestionResponse"), "The suggestion.")},
+                errors=("Forbidden", "NotFound"),
+                description=f"{STAFF_KB_NOTE} An agent sees only their own (another's is 404).",
+            ),
+            "delete": operation(
+                "Withdraw (its author) or reject (an admin) a knowledge-base suggestion",
+                tag="kb",
+                operation_id="deleteKbSuggestion",
+                params=[SUGGESTION_ID_PARAM],
+                ok={"204": {"description": "Deleted."}},
+                errors=("Forbidden", "NotFound"),
+                description=f"{STAFF_KB_NOTE} An agent may delete only their own (another's is 404).",
+            ),
+        },
+    }
+)
+
 
 def build_spec() -> dict[str, Any]:
     """The whole document; a fresh copy each call, so callers may change it."""
@@ -2984,6 +3131,7 @@ def build_spec() -> dict[str, Any]:
                 {"name": "console", "description": "The agent console's JSON endpoints"},
                 {"name": "web", "description": "HTML pages: the agent console and the widget demo"},
                 {"name": "admin", "description": "Account management, for admins (docs/security.md)"},
+                {"name": "kb", "description": "The knowledge base for agents: read it, suggest changes (docs/ai.md)"},
                 {"name": "workspace", "description": "Labels, activity and canned responses for agents (docs/web.md)"},
                 {
                     "name": "reports",

@@ -25,6 +25,7 @@ from .handlers import (
     docs,
     events,
     health,
+    kb_suggestions,
     labels,
     metrics,
     pages,
@@ -107,6 +108,17 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/admin/actions/{action_id}", admin_actions.get_action, name="admin-action-get")
     r.add_patch("/admin/actions/{action_id}", admin_actions.update_action, name="admin-action-update")
     r.add_delete("/admin/actions/{action_id}", admin_actions.delete_action, name="admin-action-delete")
+    r.add_post(
+        "/admin/kb/suggestions/{suggestion_id}/publish",
+        admin_kb.publish_suggestion,
+        name="admin-kb-suggestion-publish",
+    )
+    r.add_get("/kb/articles", kb_suggestions.list_articles, name="kb-articles-list")
+    r.add_get("/kb/articles/{article_id}", kb_suggestions.get_article, name="kb-article-get")
+    r.add_get("/kb/suggestions", kb_suggestions.list_suggestions, name="kb-suggestions-list")
+    r.add_post("/kb/suggestions", kb_suggestions.create_suggestion, name="kb-suggestions-create")
+    r.add_get("/kb/suggestions/{suggestion_id}", kb_suggestions.get_suggestion, name="kb-suggestion-get")
+    r.add_delete("/kb/suggestions/{suggestion_id}", kb_suggestions.delete_suggestion, name="kb-suggestion-delete")
 
     # Integrations (docs/integrations.md): API keys, webhooks (admins), the event feed.
     r.add_get("/admin/api-keys", admin_api_keys.list_keys, name="admin-api-keys-list")

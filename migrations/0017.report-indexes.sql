@@ -2,7 +2,7 @@
 -- answered, kept on the ticket by triggers so that every path that changes a status or writes a
 -- message records them (REST, sockets, the AI, routing, a customer closing), and the indexes the
 -- report queries read by period. A report then reads tickets, not each ticket's messages.
--- depends: 0015.search-and-visitor-context
+-- depends: 0016.kb-suggestions
 
 -- The moment the ticket last became resolved or closed; NULL while it is open or pending (a
 -- customer writing again reopens it, and a later resolution counts from then).

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from chatserver.ai.knowledge import read_kb_dir
 from chatserver.ai.offline import LABEL
-from chatserver.keys import DB_POOL
+from chatserver.app import create_app
+from chatserver.keys import AI_SERVICE, DB_POOL
 from chatserver.settings import SAMPLE_KB_DIR, Settings, load_settings
 
 from .conftest import MakeUser, create_ticket
@@ -30,6 +33,23 @@ async def test_a_first_start_loads_the_shop_sample(client: TestClient) -> None:
     slugs = {r["slug"] for r in await client.app[DB_POOL].fetch("SELECT slug FROM kb_articles")}
     assert {"orders", "shipping", "returns", "sizing", "warranty", "tent-care", "pack-care"} <= slugs
     assert await client.app[DB_POOL].fetchval("SELECT count(*) FROM app_flags WHERE name = 'kb_sample_loaded'") == 1
+
+
+async def test_articles_an_admin_deleted_stay_deleted_after_a_restart(
+    client: TestClient, make_user: MakeUser, aiohttp_client: Any, settings: Settings
+) -> None:
+    # `make run` = `python -m chatserver serve` in development: KB_SAMPLE_DIR is kb/ (last test).
+    admin = await make_user("admin")
+    page = await (await client.get("/admin/kb/articles", headers=admin.headers)).json()
+    assert page["total"] == len(read_kb_dir(SAMPLE_KB_DIR))
+    for article in page["articles"]:
+        resp = await client.delete(f"/admin/kb/articles/{article['id']}", headers=admin.headers)
+        assert resp.status == 204
+    # A second start on the same database (a restart, or another instance): nothing comes back.
+    again = create_app(settings, bcrypt_rounds=4)
+    await aiohttp_client(again)
+    assert await again[DB_POOL].fetchval("SELECT count(*) FROM kb_articles") == 0
+    assert await again[AI_SERVICE].knowledge.search("Where is my order?", 3) == []
 
 
 @pytest.mark.parametrize(

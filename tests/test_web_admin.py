@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp.test_utils import TestClient
 
-from chatserver.handlers.pages import ADMIN_SECTIONS, STATIC_DIR
+from chatserver.handlers.pages import ADMIN_SECTIONS, STAFF_SECTIONS, STATIC_DIR
 from chatserver.services.api_keys import SCOPES
 from chatserver.services.webhooks import EVENT_TYPES
 
@@ -25,9 +25,23 @@ async def test_an_agent_is_refused_and_sees_no_admin_link(client: TestClient, ma
     inbox = await (await client.get("/console")).text()
     assert 'href="/console/admin"' not in inbox
     for slug, _ in ADMIN_SECTIONS:
+        if slug in STAFF_SECTIONS:
+            continue
         resp = await client.get(f"/console/admin/{slug}", allow_redirects=False)
         assert resp.status == 403
         assert "This page is for admins" in await resp.text()
+
+
+async def test_an_agent_opens_the_knowledge_base_section_only(client: TestClient, make_user: MakeUser) -> None:
+    agent = await make_user("agent")
+    await console_login(client, agent)
+    assert 'href="/console/admin/kb"' in await (await client.get("/console")).text()
+    resp = await client.get("/console/admin/kb", allow_redirects=False)
+    assert resp.status == 200
+    page = await resp.text()
+    assert "/static/js/admin/kb.js?v=" in page
+    # The navigation lists only what the agent may open.
+    assert 'href="/console/admin/kb"' in page and 'href="/console/admin/api-keys"' not in page
 
 
 async def test_an_admin_gets_every_section_with_its_module(client: TestClient, make_user: MakeUser) -> None:

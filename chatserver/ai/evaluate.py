@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +20,11 @@ from groq import AsyncGroq
 from ..settings import Settings
 from . import handoff
 from .embedding import Embedder
-from .groq_client import create_groq_client
+from .groq_client import groq_client
 from .handoff import HandoffDetector
 from .knowledge import KnowledgeBase, read_kb_dir, store_articles
 from .prompts import PromptBuilder
-from .stream import stream_chat
+from .stream import CHAT_COMPLETIONS_PATH, stream_chat
 
 EVALSETS = Path(__file__).resolve().parent / "evalsets"
 
@@ -36,6 +37,32 @@ def load_set(name: str) -> dict[str, Any]:
 def thresholds() -> dict[str, dict[str, float]]:
     data: dict[str, dict[str, float]] = load_set("thresholds")["minimum"]
     return data
+
+
+@dataclass(frozen=True)
+class AnswerTarget:
+    """Where the answer checks send their questions: Groq (GROQ_BASE_URL, or Groq's own), or any
+    server that speaks OpenAI's chat-completions API, streamed (`--base-url`, which, as OpenAI's
+    clients expect, includes the version: requests go to <base-url>/chat/completions)."""
+
+    api_key: str | None
+    key_name: str
+    model: str
+    base_url: str | None = None
+    path: str = CHAT_COMPLETIONS_PATH
+
+    @classmethod
+    def from_args(
+        cls, settings: Settings, base_url: str | None, model: str | None, key_env: str = "GROQ_API_KEY"
+    ) -> AnswerTarget:
+        key = settings.groq_api_key if key_env == "GROQ_API_KEY" else os.environ.get(key_env) or None
+        if base_url:
+            return cls(key, key_env, model or settings.groq_model, base_url.rstrip("/"), "/chat/completions")
+        return cls(key, key_env, model or settings.groq_model, settings.groq_base_url)
+
+    def describe(self) -> str:
+        where = f"{self.base_url}{self.path}" if self.base_url else "Groq"
+        return f"{where}, model {self.model}"
 
 
 @dataclass
@@ -113,7 +140,9 @@ async def evaluate_handoff(detector: HandoffDetector, name: str) -> Result:
     )
 
 
-async def evaluate_answers(kb: KnowledgeBase, client: AsyncGroq, settings: Settings, name: str = "answers") -> Result:
+async def evaluate_answers(
+    kb: KnowledgeBase, client: AsyncGroq, settings: Settings, target: AnswerTarget, name: str = "answers"
+) -> Result:
     """Ask the model each question with the prompt a real reply would have (no history but the
     question) and check its answer: grounded, cites the right article, offers a person when the
     articles do not answer."""
@@ -132,12 +161,13 @@ async def evaluate_answers(kb: KnowledgeBase, client: AsyncGroq, settings: Setti
         pieces: list[str] = []
         outcome = await stream_chat(
             client,
-            model=settings.groq_model,
+            model=target.model,
             messages=prompt.messages,
             max_tokens=settings.ai_max_reply_tokens,
             temperature=0.0,
             on_text=pieces.append,
             tools=[handoff.HANDOFF_TOOL],
+            path=target.path,
         )
         return "".join(pieces), prompt.citations, handoff.handoff_call(outcome.tool_calls) is not None
 
@@ -182,8 +212,10 @@ async def run_offline_evals(kb: KnowledgeBase, detector: HandoffDetector) -> lis
     """Every evaluation that needs no Groq key, in report order."""
     results = [
         await evaluate_retrieval(kb, "retrieval"),
+        await evaluate_retrieval(kb, "retrieval_dev"),
         await evaluate_retrieval(kb, "retrieval_heldout"),
         await evaluate_retrieval(kb, "retrieval_fresh"),
+        await evaluate_retrieval(kb, "retrieval_unseen"),
         await evaluate_unanswerable(kb),
         await evaluate_handoff(detector, "handoff"),
         await evaluate_handoff(detector, "handoff_heldout"),
@@ -203,9 +235,18 @@ def report(results: list[Result], out: Callable[[str], None], *, verbose: bool =
     return failures
 
 
-def run_evals(server_url: str, settings: Settings, out: Callable[[str], None], *, verbose: bool = False) -> list[str]:
+def run_evals(
+    server_url: str,
+    settings: Settings,
+    out: Callable[[str], None],
+    *,
+    verbose: bool = False,
+    answers: AnswerTarget | None = None,
+) -> list[str]:
     """The offline evaluations on the sample knowledge base, in a scratch database on
-    `server_url`'s server. Blocking (runs its own event loop). Returns the threshold failures."""
+    `server_url`'s server, and the answer checks when `answers` (default: Groq, from the
+    settings) has a key. Blocking (runs its own event loop). Returns the threshold failures."""
+    target = answers or AnswerTarget.from_args(settings, None, None)
     from ..db.migrate import apply_migrations
     from ..db.pool import create_pool
     from ..db.scratch import scratch_database
@@ -218,10 +259,15 @@ def run_evals(server_url: str, settings: Settings, out: Callable[[str], None], *
             await store_articles(pool, read_kb_dir(SAMPLE_KB_DIR), embedder=embedder)
             kb = KnowledgeBase(pool, embedder)
             results = await run_offline_evals(kb, HandoffDetector(embedder))
-            client = create_groq_client(settings)
-            if client is not None:
+            if target.api_key:
+                client = groq_client(
+                    api_key=target.api_key,
+                    base_url=target.base_url,
+                    timeout=settings.groq_timeout,
+                    max_retries=settings.groq_max_retries,
+                )
                 try:
-                    results.append(await evaluate_answers(kb, client, settings))
+                    results.append(await evaluate_answers(kb, client, settings, target))
                 finally:
                     await client.close()
             return results
@@ -232,6 +278,8 @@ def run_evals(server_url: str, settings: Settings, out: Callable[[str], None], *
         apply_migrations(url)
         results = asyncio.run(measure(url))
     failures = report(results, out, verbose=verbose)
-    if not settings.groq_api_key:
-        out("answer checks: skipped (no GROQ_API_KEY)")
+    if target.api_key:
+        out(f"answer checks: against {target.describe()}")
+    else:
+        out(f"answer checks: skipped (no {target.key_name} set; they need a model to ask)")
     return failures

@@ -93,7 +93,7 @@ class Generation:
     supersede: bool
     # What the knowledge base is searched for; known when the generation starts (_kb_query), so
     # the search need not wait for the history.
-    kb_query: str
+    kb_query: tuple[str, str]
     previous: Generation | None = None
     # Which attempt at answering `in_reply_to` this is: 2 and more after an orphaned reply was
     # taken over (chatserver/ai/orphans.py); an orphaned attempt MAX_ATTEMPTS goes to a person.
@@ -519,7 +519,9 @@ class AiService:
                 )
             )
             rows = group.create_task(history)
-            articles = group.create_task(self.knowledge.search(gen.kb_query, settings.ai_kb_articles))
+            articles = group.create_task(
+                self.knowledge.search(gen.kb_query[0], settings.ai_kb_articles, context=gen.kb_query[1])
+            )
         return started.result(), [message_view(r) for r in rows.result()], articles.result()
 
     async def _heartbeat(self, gen: Generation) -> None:
@@ -1001,12 +1003,12 @@ class ReplyStream:
         return "cancelled", {"reply_id": reply_id, "kind": REPLY, "reason": reason}
 
 
-def _kb_query(ticket: Mapping[str, Any], answering: Mapping[str, Any] | None) -> str:
+def _kb_query(ticket: Mapping[str, Any], answering: Mapping[str, Any] | None) -> tuple[str, str]:
     """The knowledge-base search for a generation: the customer message it answers (the subject
-    when there is none yet) and the ticket's subject."""
-    subject = ticket["subject"]
+    when there is none yet), and the ticket's subject as its context."""
+    subject = str(ticket["subject"])
     question = answering["body"] if answering is not None else subject
-    return f"{question}\n{subject}"
+    return str(question), subject
 
 
 def _completed_data(message: dict[str, Any]) -> dict[str, Any]:

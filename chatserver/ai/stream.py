@@ -204,9 +204,12 @@ async def stream_chat(
     on_text: Callable[[str], None],
     tools: list[dict[str, Any]] | None = None,
     tool_choice: str = "auto",
+    path: str = CHAT_COMPLETIONS_PATH,
 ) -> StreamOutcome:
     """Stream one completion, calling `on_text` for each non-empty piece. Raises GenerationError
-    for every failure (text already passed to `on_text` stays the caller's to keep)."""
+    for every failure (text already passed to `on_text` stays the caller's to keep). `path` is
+    joined to the client's base URL: Groq's by default, "/chat/completions" for a server that
+    follows OpenAI's layout (a base URL ending in /v1; `eval-ai --base-url`)."""
     outcome = StreamOutcome(model=None)
     parser = _SseParser(on_text, outcome)
     body = chat_request_body(
@@ -221,7 +224,7 @@ async def stream_chat(
         # cast_to=httpx.Response: the SDK hands back the open response once the status is OK
         # (error statuses are retried or raised as its exceptions before that).
         response = await client.post(
-            CHAT_COMPLETIONS_PATH,
+            path,
             cast_to=httpx.Response,
             content=body,
             options={"headers": {"Accept": "text/event-stream"}},

@@ -167,3 +167,61 @@ async def set_flag(conn: Executor, name: str) -> bool:
 async def lock_article(conn: asyncpg.Connection, article_id: uuid.UUID) -> asyncpg.Record | None:
     """The article's title and body, its row locked until the transaction ends."""
     return await conn.fetchrow("SELECT title, body FROM kb_articles WHERE id = $1 FOR UPDATE", article_id)
+
+
+# ---- suggestions (agents propose, admins publish or reject) ----------------------------------
+
+SUGGESTION_COLUMNS = """
+s.id, s.article_id, s.title, s.body, s.url, s.note, s.author_id, s.created_at,
+a.title AS article_title, a.slug AS article_slug, u.display_name AS author_name, u.email AS author_email
+"""
+SUGGESTION_FROM = """
+FROM kb_suggestions s
+LEFT JOIN kb_articles a ON a.id = s.article_id
+LEFT JOIN users u ON u.id = s.author_id
+"""
+INSERT_SUGGESTION = """
+INSERT INTO kb_suggestions (article_id, title, body, url, note, author_id) VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING id
+"""
+# $1: only this author's (an agent's own), or NULL: everyone's (an admin).
+LIST_SUGGESTIONS = f"""
+SELECT {SUGGESTION_COLUMNS} {SUGGESTION_FROM}
+WHERE $1::uuid IS NULL OR s.author_id = $1
+ORDER BY s.created_at, s.id
+LIMIT $2
+"""
+GET_SUGGESTION = f"SELECT {SUGGESTION_COLUMNS} {SUGGESTION_FROM} WHERE s.id = $1"
+LOCK_SUGGESTION = "SELECT id, article_id, title, body, url FROM kb_suggestions WHERE id = $1 FOR UPDATE"
+DELETE_SUGGESTION = "DELETE FROM kb_suggestions WHERE id = $1"
+
+
+async def insert_suggestion(
+    conn: Executor,
+    *,
+    article_id: uuid.UUID | None,
+    title: str,
+    body: str,
+    url: str | None,
+    note: str,
+    author_id: uuid.UUID | None,
+) -> uuid.UUID:
+    suggestion_id: uuid.UUID = await conn.fetchval(INSERT_SUGGESTION, article_id, title, body, url, note, author_id)
+    return suggestion_id
+
+
+async def list_suggestions(conn: Executor, author_id: uuid.UUID | None, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(LIST_SUGGESTIONS, author_id, limit)
+
+
+async def get_suggestion(conn: Executor, suggestion_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(GET_SUGGESTION, suggestion_id)
+
+
+async def lock_suggestion(conn: asyncpg.Connection, suggestion_id: uuid.UUID) -> asyncpg.Record | None:
+    """The suggestion, its row locked until the transaction ends (one publish wins)."""
+    return await conn.fetchrow(LOCK_SUGGESTION, suggestion_id)
+
+
+async def delete_suggestion(conn: Executor, suggestion_id: uuid.UUID) -> bool:
+    return (await conn.execute(DELETE_SUGGESTION, suggestion_id)) != "DELETE 0"

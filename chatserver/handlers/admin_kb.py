@@ -78,3 +78,25 @@ async def delete_article(request: web.Request) -> web.Response:
     require_admin(request)
     await kb_service.delete_article(request.app[DB_POOL], _article_id(request))
     return web.Response(status=204)
+
+
+PUBLISH_SCHEMA = {
+    "title": Str(required=False, max_len=300),
+    "body": Str(required=False, max_len=MAX_ARTICLE_CHARS),
+    "slug": Str(required=False, max_len=200),
+    "url": Str(required=False, nullable=True, max_len=MAX_URL_CHARS),
+}
+
+
+async def publish_suggestion(request: web.Request) -> web.Response:
+    """POST /admin/kb/suggestions/{suggestion_id}/publish: the suggestion becomes an article (201),
+    or the new text of the article it was for (200), indexed at once; optional fields override
+    the suggestion's (send {} to publish it as it is). The suggestion is deleted. (Rejecting is
+    DELETE /kb/suggestions/{id}.)"""
+    require_admin(request)
+    suggestion_id = parse_uuid(request.match_info["suggestion_id"], "Suggestion")
+    body = await read_body(request, PUBLISH_SCHEMA)
+    article, created = await kb_service.publish_suggestion(
+        request.app[DB_POOL], request.app[AI_SERVICE].embedder, suggestion_id, body
+    )
+    return json_response({"article": article}, status=201 if created else 200)

@@ -198,7 +198,11 @@ ADMIN_SECTIONS: tuple[tuple[str, str], ...] = (
     ("canned", "Canned responses"),
     ("widget", "Widget"),
     ("actions", "AI actions"),
+    ("kb", "Knowledge base"),
 )
+# Sections agents may open too (their REST is open to agents): there they read the knowledge base
+# and suggest changes, which admins review in the same section.
+STAFF_SECTIONS = frozenset({"kb"})
 
 
 async def admin_page(request: web.Request) -> web.Response:
@@ -210,14 +214,15 @@ async def admin_page(request: web.Request) -> web.Response:
     who = await session_identity(request)
     if who is None:
         return _redirect(LOGIN_PATH)
-    if who.role != "admin":
+    agent_allowed = who.role == "agent" and section in STAFF_SECTIONS
+    if who.role != "admin" and not agent_allowed:
         # Agents and stray customer sessions alike: the REST calls behind it would be refused too.
         return render(request, "console_forbidden.html", {"admin_only": who.is_staff}, status=403)
     user = await auth_service.current_user(request.app[DB_POOL], who.user_id)
     context = {
         "csrf_token": await csrf_token(request),
         "me": {"id": str(user["id"]), "name": user["display_name"] or user["email"], "role": user["role"]},
-        "sections": ADMIN_SECTIONS,
+        "sections": ADMIN_SECTIONS if who.role == "admin" else [s for s in ADMIN_SECTIONS if s[0] in STAFF_SECTIONS],
         "section": section,
         "section_title": dict(ADMIN_SECTIONS)[section],
         "section_script": static_url(f"js/admin/{section}.js"),

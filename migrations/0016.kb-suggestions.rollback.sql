@@ -1,0 +1,2 @@
+-- depends: 0009.integrations
+DROP TABLE kb_suggestions;
