@@ -117,6 +117,33 @@ async def test_a_new_ticket_goes_to_the_online_agent(client: TestClient, make_us
     )
     assert event is not None
     assert event["data"]["changes"] == ["assignee_id"] and event["data"]["by"] is None
+    # And in the ticket's activity log, with no actor, live to an agent in the room too.
+    room = await client.ws_connect(f"/tickets/{ticket['id']}/ws", headers=agent.headers)
+    await recv_type(room, "joined")
+    resp = await client.get(f"/tickets/{ticket['id']}/activity", headers=agent.headers)
+    lines = (await resp.json())["activity"]
+    assert [(line["kind"], line["actor"]) for line in lines] == [("assignee", None)]
+    await room.close()
+    await inbox.close()
+
+
+async def test_an_assignment_by_the_sweep_is_live_in_the_room_as_an_activity_line(
+    client: TestClient, make_user: MakeUser
+) -> None:
+    customer = await make_user("customer")
+    ticket = await create_ticket(client, customer, message="Anyone?")
+    # Waiting for a person, and nobody online: it stays unassigned until an agent comes.
+    await client.app[AI_SERVICE].pool.execute(
+        "UPDATE tickets SET waiting_for_agent = true, ai_enabled = false WHERE id = $1", uuid.UUID(ticket["id"])
+    )
+    watcher = await make_user("admin")
+    room = await client.ws_connect(f"/tickets/{ticket['id']}/ws", headers=watcher.headers)
+    await recv_type(room, "joined")
+    agent = await make_user("agent")
+    inbox = await open_console(client, agent)
+    frame = await recv_type(room, "activity.created", timeout=10)
+    assert frame["activity"]["kind"] == "assignee" and frame["activity"]["actor"] is None
+    await room.close()
     await inbox.close()
 
 

@@ -21,10 +21,9 @@ import asyncpg
 
 from ..db import availability as availability_db
 from ..db import tickets as tickets_db
-from ..realtime import events
 from ..realtime.publisher import Publisher
 from ..settings import Settings
-from ..views import ticket_view
+from .activity import publish_ticket_change
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +90,8 @@ async def assign(
         if outcome == "no_agent":
             log.info("ticket %s (%s) stays unrouted: no online agent has room", ticket_id, reason)
         return None
-    ticket = ticket_view(row)
-    await publisher.publish(events.ticket_updated(ticket, ["assignee_id"], None))
-    await publisher.publish(events.inbox_ticket_updated(ticket, ["assignee_id"]))
+    # As every ticket change: ticket.updated, the inbox's frame, and the activity line it wrote.
+    ticket = await publish_ticket_change(publisher, row, ["assignee_id"], None)
     log.info("ticket %s (%s) assigned to %s", ticket_id, reason, ticket["assignee_id"])
     return ticket
 
@@ -112,9 +110,7 @@ async def route_waiting(pool: asyncpg.Pool, publisher: Publisher, settings: Sett
             break
         if row is not None:
             assigned += 1
-            ticket = ticket_view(row)
-            await publisher.publish(events.ticket_updated(ticket, ["assignee_id"], None))
-            await publisher.publish(events.inbox_ticket_updated(ticket, ["assignee_id"]))
+            await publish_ticket_change(publisher, row, ["assignee_id"], None)
     if assigned:
         log.info("routing sweep assigned %d waiting tickets", assigned)
     return assigned
