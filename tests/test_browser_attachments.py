@@ -6,7 +6,6 @@ and can be retried. Same Chromium and Playwright set-up as tests/test_browser_we
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,10 @@ import pytest
 
 from chatserver.settings import Settings
 
+from . import test_browser_web as web_tests
 from .attachment_files import pdf, png
 from .test_browser_web import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     Live,
-    _require_browser,
     assert_no_js_errors,
     console_login,
     expect_count,
@@ -59,17 +56,8 @@ LOADED_IMAGES = """([selector, count]) =>
   Array.from(document.querySelectorAll(selector)).filter((i) => i.complete && i.naturalWidth > 0).length >= count"""
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    _require_browser()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+# The same Chromium as the other browser tests.
+browser = web_tests.browser
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,15 +15,13 @@ from chatserver.keys import DB_POOL
 from chatserver.services.auth import create_user
 from chatserver.settings import Settings
 
+from . import test_browser_web as web_tests
 from .conftest import PASSWORD
 from .test_browser_web import (
     AGENT_EMAIL,
     AGENT_NAME,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     UI_TIMEOUT_MS,
     Live,
-    _require_browser,
     assert_no_js_errors,
     console_login,
     expect_text,
@@ -57,17 +54,8 @@ if (Original) {
 """
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    _require_browser()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+# The same Chromium as the other browser tests.
+browser = web_tests.browser
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ real server (fixtures and helpers from tests/test_browser_web.py)."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,12 +12,10 @@ from chatserver.keys import DB_POOL
 from chatserver.services.auth import create_user
 from chatserver.settings import Settings
 
+from . import test_browser_web as web_tests
 from .conftest import PASSWORD
 from .test_browser_web import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     Live,
-    _require_browser,
     agent_token,
     assert_no_js_errors,
     console_login,
@@ -35,17 +32,8 @@ from .test_browser_web import (
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    _require_browser()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+# The same Chromium as the other browser tests.
+browser = web_tests.browser
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ by it, and the activity line that records it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,13 +13,11 @@ from chatserver.keys import DB_POOL
 from chatserver.services.auth import create_user
 from chatserver.settings import Settings
 
+from . import test_browser_web as web_tests
 from .conftest import PASSWORD
 from .test_browser_web import (
     AGENT_NAME,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     Live,
-    _require_browser,
     agent_token,
     assert_no_js_errors,
     console_login,
@@ -38,17 +35,8 @@ pytestmark = pytest.mark.browser
 ADMIN_EMAIL = "admin@example.com"
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    _require_browser()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+# The same Chromium as the other browser tests.
+browser = web_tests.browser
 
 
 @pytest.fixture
