@@ -2043,9 +2043,10 @@ SCHEMAS.update(
             "PostgreSQL's percentile_cont); null when count is 0.",
         ),
         "ReportRating": obj(
-            {"available": {"type": "boolean"}, "ratings": {"type": "integer"}, "average": NUMBER_OR_NULL},
-            required=["available"],
-            description="available is false when this server has no ratings.",
+            {"ratings": {"type": "integer"}, "average": NUMBER_OR_NULL},
+            required=["ratings", "average"],
+            description="The ratings given in the period (by rated_at) to the tickets counted; average is "
+            "null when there are none.",
         ),
         "OverviewReport": obj(
             {
@@ -2085,13 +2086,18 @@ SCHEMAS.update(
                 ),
                 "satisfaction": obj(
                     {
-                        "available": {"type": "boolean"},
                         "ratings": {"type": "integer"},
                         "average": NUMBER_OR_NULL,
                         "satisfied_share": NUMBER_OR_NULL,
-                        "distribution": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "distribution": obj(
+                            {str(n): {"type": "integer"} for n in range(1, 6)},
+                            required=[str(n) for n in range(1, 6)],
+                            description="Ratings given per number of stars.",
+                        ),
                     },
-                    required=["available"],
+                    required=["ratings", "average", "satisfied_share", "distribution"],
+                    description="Ratings given in the period (by rated_at); average and satisfied_share "
+                    "(rated 4 or 5) are null when there are none.",
                 ),
                 "daily": {
                     "type": "array",
@@ -2120,7 +2126,6 @@ SCHEMAS.update(
         "AgentsReport": obj(
             {
                 "period": ref("ReportPeriod"),
-                "ratings_available": {"type": "boolean"},
                 "agents": {
                     "type": "array",
                     "items": obj(
@@ -2153,13 +2158,11 @@ SCHEMAS.update(
                     ),
                 },
             },
-            required=["period", "ratings_available", "agents"],
+            required=["period", "agents"],
         ),
         "LabelsReport": obj(
             {
                 "period": ref("ReportPeriod"),
-                "labels_available": {"type": "boolean"},
-                "ratings_available": {"type": "boolean"},
                 "labels": {
                     "type": "array",
                     "items": obj(
@@ -2188,7 +2191,7 @@ SCHEMAS.update(
                     ),
                 },
             },
-            required=["period", "labels_available", "ratings_available", "labels"],
+            required=["period", "labels"],
         ),
         "BusiestHoursReport": obj(
             {
