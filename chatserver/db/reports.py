@@ -193,9 +193,11 @@ ORDER BY coalesce(replies.replies, 0) DESC, lower(coalesce(nullif(u.display_name
 # The per-label figures unnest the labels of the period's tickets (already narrowed by the
 # created_at, resolved_at and rated_at indexes) and group by label id: one pass over those tickets
 # whatever the number of labels. The other way round, each label probing its tickets with
-# `t.labels @> jsonb_build_array(jsonb_build_object('id', l.id))` through the GIN index
-# tickets_labels_idx, finds every ticket that ever carried the label, in any period, and is then
-# filtered down to the period: a nested loop of labels × their whole history.
+# `t.labels @> jsonb_build_array(jsonb_build_object('id', l.id))`, PostgreSQL ANDs a bitmap of the
+# GIN index tickets_labels_idx (every ticket that ever carried the label, in any period) with one
+# of the period's index range, once per label and per figure: labels × period. Measured with
+# bench/reports.py's dataset (20,000 tickets, 20 labels), even a cut-down containment statement
+# (three figures) took 18 ms over 7 days and 165 ms over 90, this one 13 and 72 ms.
 _LABEL_IDS = "jsonb_array_elements(labels) AS e"
 _LABEL_ID = "(e->>'id')::uuid"
 
