@@ -8,7 +8,9 @@ they are for.
 
 The dataset: 70 % of tickets answered first by the AI (5-55 s), the others by an agent
 (30 s-33 min); 12 % handed off; 65 % resolved and 10 % closed within three days; 40 agents;
-one customer per two tickets. It is generated here (not bench/dataset.py) so that the figures
+one customer per two tickets; 20 labels, a third of the tickets carrying none, one or two of them
+(in `tickets.labels`, as PUT /tickets/{id}/labels stores them); 30 % of the resolved tickets
+rated, an hour after their resolution. It is generated here (not bench/dataset.py) so that the figures
 do not depend on another scenario's data.
 """
 
@@ -59,6 +61,35 @@ SELECT people.ids[1 + (i % people.n)], 'Bench ticket ' || i,
 FROM drawn, staff, people
 """
 
+LABELS = """
+INSERT INTO labels (name, color)
+SELECT 'Label ' || lpad(i::text, 2, '0'), '#' || lpad(to_hex(i * 40503 % 16777216), 6, '0')
+FROM generate_series(1, $1) i
+"""
+
+# A third of the tickets carry no label, a third one, a third two: the copies
+# [{"id", "name", "color"}] that PUT /tickets/{id}/labels stores on the ticket.
+TICKET_LABELS = """
+WITH catalogue AS (
+    SELECT array_agg(jsonb_build_object('id', id, 'name', name, 'color', color) ORDER BY name) AS l,
+           count(*)::int AS n
+    FROM labels
+),
+drawn AS (SELECT id, abs(hashtext(id::text)) AS h FROM tickets)
+UPDATE tickets t SET labels = CASE d.h % 3
+    WHEN 0 THEN '[]'::jsonb
+    WHEN 1 THEN jsonb_build_array(c.l[1 + d.h / 3 % c.n])
+    ELSE jsonb_build_array(c.l[1 + d.h / 3 % c.n], c.l[1 + (d.h / 3 + 1) % c.n]) END
+FROM catalogue c, drawn d
+WHERE d.id = t.id
+"""
+
+# 30 % of the resolved tickets are rated (1-5), an hour after their resolution.
+RATINGS = """
+UPDATE tickets SET rating = 1 + abs(hashtext(id::text || 'score')) % 5, rated_at = resolved_at + interval '1 hour'
+WHERE resolved_at IS NOT NULL AND abs(hashtext(id::text || 'rated')) % 10 < 3
+"""
+
 # Ten messages per ticket (by default): the customer, a first reply (AI for h < 70, else the
 # assignee), a handoff notice for h < 12, then customer and AI-or-agent turns five minutes apart.
 MESSAGES = """
@@ -95,7 +126,10 @@ async def build(pool: asyncpg.Pool, tickets: int, per_ticket: int, days: int) ->
     await pool.execute(USERS, 40, max(1, tickets // 2), timeout=3600)
     await pool.execute(TICKETS, tickets, days, per_ticket, timeout=3600)
     await pool.execute(MESSAGES, per_ticket, timeout=3600)
-    for table in ("users", "tickets", "messages"):
+    await pool.execute(LABELS, 20, timeout=3600)
+    await pool.execute(TICKET_LABELS, timeout=3600)
+    await pool.execute(RATINGS, timeout=3600)
+    for table in ("users", "labels", "tickets", "messages"):
         await pool.execute(f"VACUUM ANALYZE {table}", timeout=3600)
     counts = await pool.fetchrow(
         "SELECT (SELECT count(*) FROM tickets) AS tickets, (SELECT count(*) FROM messages) AS messages"
@@ -110,7 +144,7 @@ async def time_reports(pool: asyncpg.Pool, repeat: int, label: str) -> list[dict
         period = reports_service.parse_period(
             (today - dt.timedelta(days=days - 1)).isoformat(), today.isoformat(), "Europe/Paris"
         )
-        for name in ("overview", "agents", "busiest-hours"):
+        for name in reports_service.REPORTS:
             await reports_service.report(pool, name, period)  # warm the cache and the plans
             took = []
             for _ in range(repeat):

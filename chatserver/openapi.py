@@ -2099,9 +2099,10 @@ SCHEMAS.update(
             "PostgreSQL's percentile_cont); null when count is 0.",
         ),
         "ReportRating": obj(
-            {"available": {"type": "boolean"}, "ratings": {"type": "integer"}, "average": NUMBER_OR_NULL},
-            required=["available"],
-            description="available is false when this server has no ratings.",
+            {"ratings": {"type": "integer"}, "average": NUMBER_OR_NULL},
+            required=["ratings", "average"],
+            description="The ratings given in the period (by rated_at) to the tickets counted; average is "
+            "null when there are none.",
         ),
         "OverviewReport": obj(
             {
@@ -2141,13 +2142,18 @@ SCHEMAS.update(
                 ),
                 "satisfaction": obj(
                     {
-                        "available": {"type": "boolean"},
                         "ratings": {"type": "integer"},
                         "average": NUMBER_OR_NULL,
                         "satisfied_share": NUMBER_OR_NULL,
-                        "distribution": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "distribution": obj(
+                            {str(n): {"type": "integer"} for n in range(1, 6)},
+                            required=[str(n) for n in range(1, 6)],
+                            description="Ratings given per number of stars.",
+                        ),
                     },
-                    required=["available"],
+                    required=["ratings", "average", "satisfied_share", "distribution"],
+                    description="Ratings given in the period (by rated_at); average and satisfied_share "
+                    "(rated 4 or 5) are null when there are none.",
                 ),
                 "daily": {
                     "type": "array",
@@ -2176,7 +2182,6 @@ SCHEMAS.update(
         "AgentsReport": obj(
             {
                 "period": ref("ReportPeriod"),
-                "ratings_available": {"type": "boolean"},
                 "agents": {
                     "type": "array",
                     "items": obj(
@@ -2209,13 +2214,11 @@ SCHEMAS.update(
                     ),
                 },
             },
-            required=["period", "ratings_available", "agents"],
+            required=["period", "agents"],
         ),
         "LabelsReport": obj(
             {
                 "period": ref("ReportPeriod"),
-                "labels_available": {"type": "boolean"},
-                "ratings_available": {"type": "boolean"},
                 "labels": {
                     "type": "array",
                     "items": obj(
@@ -2244,7 +2247,7 @@ SCHEMAS.update(
                     ),
                 },
             },
-            required=["period", "labels_available", "ratings_available", "labels"],
+            required=["period", "labels"],
         ),
         "BusiestHoursReport": obj(
             {

@@ -1,30 +1,26 @@
 """Reports (docs/web.md, "Reports"): the figures on a known dataset, to the second; who may read
-them; periods; CSV; and ratings and labels when the database has them."""
+them; periods; CSV; satisfaction and the per-label figures, with ratings and labels given through
+the API."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import io
+import re
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
-import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from chatserver.app import create_app
-from chatserver.db.migrate import apply_migrations
 from chatserver.keys import DB_POOL
 from chatserver.services.reports import parse_period
-from chatserver.settings import Settings
 
-from .conftest import TEST_SECRET, MakeUser, User
-from .dbutil import throwaway_database
+from .conftest import MakeUser, User
 from .test_openapi import assert_matches_spec
+from .test_web_console import console_login
 
 UTC = dt.UTC
 PERIOD = "from=2026-11-02&to=2026-11-08"
@@ -186,19 +182,6 @@ async def test_overview_figures_on_the_known_dataset(
     ]
 
 
-async def test_without_ratings_the_overview_says_none_are_available(
-    client: TestClient, staff: dict[str, User], dataset: Dataset
-) -> None:
-    pool = client.app[DB_POOL]
-    has = await pool.fetchval(
-        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'tickets' AND column_name = 'rating'"
-    )
-    if has:
-        pytest.skip("this database has ratings: test_ratings_and_labels_when_the_database_has_them covers it")
-    data = await get_json(client, f"/reports/overview?{PERIOD}", staff["bob"])
-    assert data["satisfaction"] == {"available": False}
-
-
 async def test_the_time_zone_moves_days_and_hours(client: TestClient, staff: dict[str, User], dataset: Dataset) -> None:
     data = await get_json(client, f"/reports/overview?{PERIOD}&tz=America/New_York", staff["bob"])
     assert data["period"]["start"] == "2026-11-02T00:00:00-05:00"
@@ -273,6 +256,12 @@ async def test_an_empty_period_has_no_times(client: TestClient, staff: dict[str,
     assert data["conversations"]["opened"] == 0
     assert data["first_response"] == {"count": 0, "median_seconds": None, "p90_seconds": None}
     assert data["ai"]["resolved_without_human_share"] is None and data["handoffs"]["rate"] is None
+    assert data["satisfaction"] == {
+        "ratings": 0,
+        "average": None,
+        "satisfied_share": None,
+        "distribution": {"1": 0, "2": 0, "3": 0, "4": 0, "5": 0},
+    }
 
 
 # ---- who may read them ---------------------------------------------------------------------------
@@ -403,100 +392,178 @@ async def test_json_is_the_default_and_format_json_wins(client: TestClient, staf
 
 
 @pytest.fixture
-async def full_client(server_url: str, aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[TestClient]:
-    """A server on a database that has ratings and labels (added here when the features that bring
-    them are not merged yet, in the shape they are expected to have)."""
-    with throwaway_database(server_url) as url:
-        apply_migrations(url)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(
-                """ALTER TABLE tickets ADD COLUMN IF NOT EXISTS rating smallint,
-                       ADD COLUMN IF NOT EXISTS rating_comment text, ADD COLUMN IF NOT EXISTS rated_at timestamptz"""
-            )
-            conn.execute(
-                """CREATE TABLE IF NOT EXISTS labels (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name text NOT NULL,
-                       color text NOT NULL DEFAULT '#888888')"""
-            )
-            conn.execute(
-                """CREATE TABLE IF NOT EXISTS ticket_labels (ticket_id uuid REFERENCES tickets ON DELETE CASCADE,
-                       label_id uuid REFERENCES labels ON DELETE CASCADE, PRIMARY KEY (ticket_id, label_id))"""
-            )
-        settings = Settings(
-            database_url=url,
-            secret_key=TEST_SECRET,
-            data_dir=tmp_path,
-            redis_url=None,
-            db_pool_min=1,
-            db_pool_max=3,
-            ai_default_enabled=False,
-        )
-        app = create_app(settings, bcrypt_rounds=4)
-        yield await aiohttp_client(app)
-
-
-async def test_ratings_and_labels_when_the_database_has_them(full_client: TestClient) -> None:
-    from chatserver.services.auth import create_user
-
-    from .conftest import PASSWORD
-
-    client = full_client
-    users = {}
-    for role, name in (("customer", "Cara"), ("agent", "Alice"), ("agent", "Bob")):
-        email = f"{name.lower()}@example.com"
-        await create_user(client.app[DB_POOL], email=email, password=PASSWORD, role=role, name=name, bcrypt_rounds=4)
-        data = await (await client.post("/auth/login", json={"email": email, "password": PASSWORD})).json()
-        users[name] = User(data["user"]["id"], email, role, data["access_token"])
-    dataset = Dataset(client.app[DB_POOL], users["Cara"], users["Alice"], users["Bob"])
-    await dataset.load()
+async def rated_and_labelled(client: TestClient, staff: dict[str, User], dataset: Dataset) -> dict[str, str]:
+    """The dataset with labels and ratings given through the API. An admin creates billing,
+    shipping and refunds (POST /labels); Alice labels T1, T2 and T6 billing and T2, T3 and T4
+    shipping (PUT /tickets/{id}/labels); refunds is on no ticket. Cara rates T1 5, T2 2, T3 4 and
+    T6 1 (POST /tickets/{id}/rating), and the ratings are then dated inside the period (T6's after
+    it), as the API dates them now. Returns the label ids by name."""
     pool = client.app[DB_POOL]
-    for name, rating, when in (
+    # Labels belong to no user, so the client fixture's TRUNCATE leaves them behind.
+    await pool.execute("TRUNCATE labels")
+    label_ids = {}
+    for name, color in (("billing", "#b42318"), ("shipping", "#175cd3"), ("refunds", "#067647")):
+        resp = await client.post("/labels", json={"name": name, "color": color}, headers=staff["admin"].headers)
+        assert resp.status == 201, await resp.text()
+        label_ids[name] = (await resp.json())["label"]["id"]
+    carried = {
+        "T1": ["billing"],
+        "T2": ["billing", "shipping"],
+        "T3": ["shipping"],
+        "T4": ["shipping"],
+        "T6": ["billing"],
+    }
+    for ticket, names in carried.items():
+        resp = await client.put(
+            f"/tickets/{dataset.tickets[ticket]}/labels",
+            json={"label_ids": [label_ids[n] for n in names]},
+            headers=staff["alice"].headers,
+        )
+        assert resp.status == 200, await resp.text()
+    for ticket, score, when in (
         ("T1", 5, "2026-11-02T12:00:00"),
         ("T2", 2, "2026-11-03T12:00:00"),
         ("T3", 4, "2026-11-04T12:00:00"),
-        ("T4", 1, "2026-11-20T12:00:00"),
+        ("T6", 1, "2026-11-20T12:00:00"),
     ):
-        await pool.execute(
-            "UPDATE tickets SET rating = $2, rated_at = $3 WHERE id = $1", dataset.tickets[name], rating, at(when)
+        resp = await client.post(
+            f"/tickets/{dataset.tickets[ticket]}/rating", json={"score": score}, headers=staff["customer"].headers
         )
-    billing = await pool.fetchval("INSERT INTO labels (name, color) VALUES ('billing', '#b42318') RETURNING id")
-    shipping = await pool.fetchval("INSERT INTO labels (name) VALUES ('shipping') RETURNING id")
-    await pool.executemany(
-        "INSERT INTO ticket_labels (ticket_id, label_id) VALUES ($1, $2)",
-        [(dataset.tickets["T1"], billing), (dataset.tickets["T2"], billing), (dataset.tickets["T3"], shipping)],
-    )
+        assert resp.status == 201, await resp.text()
+        await pool.execute("UPDATE tickets SET rated_at = $2 WHERE id = $1", dataset.tickets[ticket], at(when))
+    return label_ids
 
-    overview = await get_json(client, f"/reports/overview?{PERIOD}", users["Alice"])
+
+async def test_satisfaction_counts_the_ratings_given_in_the_period(
+    client: TestClient, staff: dict[str, User], rated_and_labelled: dict[str, str]
+) -> None:
+    overview = await get_json(client, f"/reports/overview?{PERIOD}", staff["alice"])
     assert overview["satisfaction"] == {
-        "available": True,
-        "ratings": 3,  # T4's rating came after the period
+        "ratings": 3,  # T6's rating came after the period
         "average": round(11 / 3, 3),
         "satisfied_share": round(2 / 3, 4),
         "distribution": {"1": 0, "2": 1, "3": 0, "4": 1, "5": 1},
     }
-    agents = {a["name"]: a for a in (await get_json(client, f"/reports/agents?{PERIOD}", users["Alice"]))["agents"]}
-    assert agents["Alice"]["satisfaction"] == {"available": True, "ratings": 1, "average": 2.0}
-    assert agents["Bob"]["satisfaction"] == {"available": True, "ratings": 1, "average": 4.0}
-
-    labels = await get_json(client, f"/reports/labels?{PERIOD}", users["Bob"])
-    assert labels["labels_available"] is True
-    by_name = {label["name"]: label for label in labels["labels"]}
-    assert by_name["billing"]["opened"] == 2 and by_name["billing"]["handoffs"] == 1
-    assert by_name["billing"]["resolved"] == 2 and by_name["billing"]["resolved_without_human"] == 1
-    assert by_name["billing"]["resolution"]["median_seconds"] == 2100.0
-    assert by_name["billing"]["satisfaction"] == {"available": True, "ratings": 2, "average": 3.5}
-    assert by_name["shipping"]["first_response"]["median_seconds"] == 300.0
-    rows = rows_of(
-        await (await client.get(f"/reports/labels?{PERIOD}&format=csv", headers=users["Bob"].headers)).text()
+    agents = {a["name"]: a for a in (await get_json(client, f"/reports/agents?{PERIOD}", staff["alice"]))["agents"]}
+    assert agents["Alice"]["satisfaction"] == {"ratings": 1, "average": 2.0}  # T2 (T6's is outside)
+    assert agents["Bob"]["satisfaction"] == {"ratings": 1, "average": 4.0}  # T3
+    assert agents["Carol"]["satisfaction"] == {"ratings": 0, "average": None}
+    metrics = dict(
+        rows_of(
+            await (await client.get(f"/reports/overview?{PERIOD}&format=csv", headers=staff["alice"].headers)).text()
+        )
     )
-    assert rows[0][:3] == ["label_id", "name", "opened"] and {r[1] for r in rows[1:]} == {"billing", "shipping"}
+    assert (metrics["ratings"], metrics["rating_average"], metrics["satisfied_share"]) == ("3", "3.667", "0.6667")
 
 
-async def test_without_labels_the_labels_report_says_so(client: TestClient, staff: dict[str, User]) -> None:
-    pool = client.app[DB_POOL]
-    if await pool.fetchval("SELECT to_regclass('labels') IS NOT NULL"):
-        pytest.skip("this database has labels: test_ratings_and_labels_when_the_database_has_them covers it")
-    data = await get_json(client, "/reports/labels", staff["alice"])
-    assert data["labels_available"] is False and data["labels"] == []
+def timing(count: int, median: float | None = None, p90: float | None = None) -> dict[str, Any]:
+    return {"count": count, "median_seconds": median, "p90_seconds": p90}
+
+
+async def test_labels_report_figures_on_the_known_dataset(
+    client: TestClient, staff: dict[str, User], rated_and_labelled: dict[str, str]
+) -> None:
+    resp = await client.get(f"/reports/labels?{PERIOD}", headers=staff["bob"].headers)
+    assert resp.status == 200
+    await assert_matches_spec(resp, "get", "/reports/labels")
+    data = await resp.json()
+    assert set(data) == {"period", "labels"}
+    ids = rated_and_labelled
+    # Ordered by conversations opened, then name; a ticket with two labels (T2) counts under both.
+    assert data["labels"] == [
+        {
+            # Opened T2, T3, T4: first replies 20, 300, 40 s; resolved T2 3600 s and T3 7200 s, by
+            # people; rated T2 2 and T3 4.
+            "id": ids["shipping"],
+            "name": "shipping",
+            "opened": 3,
+            "handoffs": 1,
+            "first_response": timing(3, 40.0, 248.0),
+            "resolved": 2,
+            "resolved_without_human": 0,
+            "resolution": timing(2, 5400.0, 6840.0),
+            "satisfaction": {"ratings": 2, "average": 3.0},
+        },
+        {
+            # Opened T1, T2 (T6 before the period): first replies 10 and 20 s; resolved T1 600 s
+            # (by the AI alone), T2 3600 s and T6 345600 s; rated T1 5 and T2 2 (T6 after).
+            "id": ids["billing"],
+            "name": "billing",
+            "opened": 2,
+            "handoffs": 1,
+            "first_response": timing(2, 15.0, 19.0),
+            "resolved": 3,
+            "resolved_without_human": 1,
+            "resolution": timing(3, 3600.0, 277200.0),
+            "satisfaction": {"ratings": 2, "average": 3.5},
+        },
+        {
+            "id": ids["refunds"],
+            "name": "refunds",
+            "opened": 0,
+            "handoffs": 0,
+            "first_response": timing(0),
+            "resolved": 0,
+            "resolved_without_human": 0,
+            "resolution": timing(0),
+            "satisfaction": {"ratings": 0, "average": None},
+        },
+    ]
+    rows = rows_of(
+        await (await client.get(f"/reports/labels?{PERIOD}&format=csv", headers=staff["bob"].headers)).text()
+    )
+    assert rows[0][:3] == ["label_id", "name", "opened"] and rows[0][-2:] == ["ratings", "rating_average"]
+    assert rows[1] == [ids["shipping"], "shipping", "3", "1", "40.0", "248.0", "2", "0", "5400.0", "6840.0", "2", "3.0"]
+    assert rows[3] == [ids["refunds"], "refunds", "0", "0", "", "", "0", "0", "", "", "0", ""]
+
+
+async def test_labels_count_as_the_ticket_is_labelled_now(
+    client: TestClient, staff: dict[str, User], dataset: Dataset, rated_and_labelled: dict[str, str]
+) -> None:
+    """Taking a label off a ticket takes the ticket out of that label's figures; renaming a label
+    renames its row; deleting it removes the row."""
+    resp = await client.put(
+        f"/tickets/{dataset.tickets['T4']}/labels", json={"label_ids": []}, headers=staff["alice"].headers
+    )
+    assert resp.status == 200
+    resp = await client.patch(
+        f"/labels/{rated_and_labelled['billing']}", json={"name": "invoices"}, headers=staff["admin"].headers
+    )
+    assert resp.status == 200, await resp.text()
+    resp = await client.delete(f"/labels/{rated_and_labelled['refunds']}", headers=staff["admin"].headers)
+    assert resp.status == 204
+    data = await get_json(client, f"/reports/labels?{PERIOD}", staff["bob"])
+    assert [(label["name"], label["opened"]) for label in data["labels"]] == [("invoices", 2), ("shipping", 2)]
+
+
+async def test_without_labels_the_labels_report_is_empty(client: TestClient, staff: dict[str, User]) -> None:
+    await client.app[DB_POOL].execute("TRUNCATE labels")
+    data = await get_json(client, f"/reports/labels?{PERIOD}", staff["alice"])
+    assert data == {"period": data["period"], "labels": []}
+
+
+async def test_the_reports_page_shows_satisfaction_and_labels(
+    client: TestClient, staff: dict[str, User], rated_and_labelled: dict[str, str]
+) -> None:
+    await console_login(client, staff["alice"])
+    resp = await client.get(f"/console/reports?{PERIOD}&tz=UTC")
+    assert resp.status == 200
+    html = await resp.text()
+    assert "3.67 / 5" in html and "3 ratings, 66.7 % rated 4 or 5" in html
+    assert 'id="no-ratings"' not in html
+    rows = re.findall(
+        r"<tr><th scope=\"row\">(\w+)</th><td>(\d+)</td><td>(\d+)</td>", html.split('id="labels-table"')[1]
+    )
+    assert rows == [("shipping", "3", "1"), ("billing", "2", "1"), ("refunds", "0", "0")]
+    assert "3.50 (2)" in html and "3.00 (2)" in html
+
+
+async def test_the_reports_page_without_ratings_or_labels(client: TestClient, staff: dict[str, User]) -> None:
+    await client.app[DB_POOL].execute("TRUNCATE labels")
+    await console_login(client, staff["alice"])
+    html = await (await client.get(f"/console/reports?{PERIOD}&tz=UTC")).text()
+    assert 'id="kpi-satisfaction">No ratings<' in html and 'id="no-ratings"' in html
+    assert "No labels defined yet." in html
 
 
 async def test_first_replies_are_kept_on_the_ticket_as_messages_are_written(

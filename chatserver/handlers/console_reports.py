@@ -79,11 +79,7 @@ async def reports_page(request: web.Request) -> web.Response:
             "daily_chart": charts.daily_bars(overview["daily"]),
             "heatmap": charts.heatmap(hours["cells"], hours["weekdays"], "customer_messages"),
             "opened_heatmap": charts.heatmap(hours["cells"], hours["weekdays"], "conversations"),
-            "rating_chart": (
-                charts.rating_bars(overview["satisfaction"]["distribution"])
-                if overview["satisfaction"]["available"]
-                else None
-            ),
+            "rating_chart": charts.rating_bars(overview["satisfaction"]["distribution"]),
         }
     )
     return render(request, "console_reports.html", context)

@@ -126,20 +126,16 @@ async def _timezone_checked(pool: asyncpg.Pool, period: Period) -> None:
 async def overview(pool: asyncpg.Pool, period: Period) -> dict[str, Any]:
     await _timezone_checked(pool, period)
     async with reports_db.reading(pool) as conn:
-        features = await reports_db.optional_features(conn)
         row = await reports_db.overview(conn, period.start, period.end)
         reasons = await reports_db.handoff_reasons(conn, period.start, period.end)
         days = await reports_db.daily(conn, period.start, period.end, period.tz)
-        rated = await reports_db.satisfaction(conn, period.start, period.end) if features["ratings"] else None
-    satisfaction: dict[str, Any] = {"available": False}
-    if rated is not None:
-        satisfaction = {
-            "available": True,
-            "ratings": rated["ratings"],
-            "average": None if rated["average"] is None else round(rated["average"], 3),
-            "satisfied_share": _share(rated["satisfied"], rated["ratings"]),
-            "distribution": {str(n): rated[f"r{n}"] for n in range(1, 6)},
-        }
+        rated = await reports_db.satisfaction(conn, period.start, period.end)
+    satisfaction = {
+        "ratings": rated["ratings"],
+        "average": _average(rated["average"]),
+        "satisfied_share": _share(rated["satisfied"], rated["ratings"]),
+        "distribution": {str(n): rated[f"r{n}"] for n in range(1, 6)},
+    }
     return {
         "period": period.view(),
         "conversations": {
@@ -169,11 +165,9 @@ async def overview(pool: asyncpg.Pool, period: Period) -> dict[str, Any]:
 
 async def agents(pool: asyncpg.Pool, period: Period) -> dict[str, Any]:
     async with reports_db.reading(pool) as conn:
-        features = await reports_db.optional_features(conn)
-        rows = await reports_db.agents(conn, period.start, period.end, ratings=features["ratings"])
+        rows = await reports_db.agents(conn, period.start, period.end)
     return {
         "period": period.view(),
-        "ratings_available": features["ratings"],
         "agents": [
             {
                 "id": r["id"],
@@ -186,7 +180,7 @@ async def agents(pool: asyncpg.Pool, period: Period) -> dict[str, Any]:
                 "first_response": _timing(r["first_responses"], r["first_response_median"], r["first_response_p90"]),
                 "resolved": r["resolved"],
                 "resolution": _timing(r["resolved"], r["resolution_median"], r["resolution_p90"]),
-                "satisfaction": _rating(r, features["ratings"]),
+                "satisfaction": _rating(r),
             }
             for r in rows
         ],
@@ -194,19 +188,10 @@ async def agents(pool: asyncpg.Pool, period: Period) -> dict[str, Any]:
 
 
 async def labels(pool: asyncpg.Pool, period: Period) -> dict[str, Any]:
-    features = await reports_db.optional_features(pool)
-    if not features["labels"]:
-        return {
-            "period": period.view(),
-            "labels_available": False,
-            "ratings_available": features["ratings"],
-            "labels": [],
-        }
-    rows = await reports_db.labels(pool, period.start, period.end, ratings=features["ratings"])
+    async with reports_db.reading(pool) as conn:
+        rows = await reports_db.labels(conn, period.start, period.end)
     return {
         "period": period.view(),
-        "labels_available": True,
-        "ratings_available": features["ratings"],
         "labels": [
             {
                 "id": r["id"],
@@ -217,18 +202,20 @@ async def labels(pool: asyncpg.Pool, period: Period) -> dict[str, Any]:
                 "resolved": r["resolved"],
                 "resolved_without_human": r["resolved_by_ai"],
                 "resolution": _timing(r["resolved"], r["resolution_median"], r["resolution_p90"]),
-                "satisfaction": _rating(r, features["ratings"]),
+                "satisfaction": _rating(r),
             }
             for r in rows
         ],
     }
 
 
-def _rating(row: asyncpg.Record, available: bool) -> dict[str, Any]:
-    if not available:
-        return {"available": False}
-    average = row["rating_average"]
-    return {"available": True, "ratings": row["ratings"], "average": None if average is None else round(average, 3)}
+def _average(average: float | None) -> float | None:
+    return None if average is None else round(average, 3)
+
+
+def _rating(row: asyncpg.Record) -> dict[str, Any]:
+    """The ratings given in the period to an agent's or a label's tickets (average null without)."""
+    return {"ratings": row["ratings"], "average": _average(row["rating_average"])}
 
 
 async def busiest_hours(pool: asyncpg.Pool, period: Period) -> dict[str, Any]:
@@ -314,9 +301,9 @@ def to_csv(name: str, data: dict[str, Any]) -> str:
             ("resolved_without_human_share", data["ai"]["resolved_without_human_share"]),
             ("handoff_conversations", data["handoffs"]["conversations"]),
             ("handoff_rate", data["handoffs"]["rate"]),
-            ("ratings", s.get("ratings") if s["available"] else None),
-            ("rating_average", s.get("average") if s["available"] else None),
-            ("satisfied_share", s.get("satisfied_share") if s["available"] else None),
+            ("ratings", s["ratings"]),
+            ("rating_average", s["average"]),
+            ("satisfied_share", s["satisfied_share"]),
         ]
         metrics += [(f"opened_on_{d['date']}", d["opened"]) for d in data["daily"]]
         metrics += [(f"resolved_on_{d['date']}", d["resolved"]) for d in data["daily"]]
@@ -355,8 +342,8 @@ def to_csv(name: str, data: dict[str, Any]) -> str:
                     a["resolved"],
                     a["resolution"]["median_seconds"],
                     a["resolution"]["p90_seconds"],
-                    a["satisfaction"].get("ratings"),
-                    a["satisfaction"].get("average"),
+                    a["satisfaction"]["ratings"],
+                    a["satisfaction"]["average"],
                 )
                 for a in data["agents"]
             ),
@@ -389,8 +376,8 @@ def to_csv(name: str, data: dict[str, Any]) -> str:
                     label["resolved_without_human"],
                     label["resolution"]["median_seconds"],
                     label["resolution"]["p90_seconds"],
-                    label["satisfaction"].get("ratings"),
-                    label["satisfaction"].get("average"),
+                    label["satisfaction"]["ratings"],
+                    label["satisfaction"]["average"],
                 )
                 for label in data["labels"]
             ),

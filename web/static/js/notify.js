@@ -51,7 +51,6 @@ export class Notifier {
   renderControls() {
     this.soundButton.textContent = this.sound ? "Sound on" : "Sound off";
     this.soundButton.setAttribute("aria-pressed", this.sound ? "true" : "false");
-    this.soundButton.setAttribute("aria-label", "Notification sound");
     const supported = "Notification" in window;
     this.permissionButton.hidden = !supported || Notification.permission !== "default";
   }
