@@ -135,6 +135,7 @@ async def test_the_copilot_panel_keeps_the_newest_messages_in_view(
     await console_login(page, live)
     await open_console_ticket(page, "Late parcel")
     await expect_text(page.locator(".msg[data-seq] .bubble").last, "Update 13: still looking into it.")
+    await screenshot(page, f"console-ticket-{'phone' if options is PHONE else 'desktop'}.png")
     assert await newest_message_in_view(page)
 
     fake_groq.push(Script(text=LONG_SUGGESTION))

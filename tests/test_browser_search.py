@@ -107,6 +107,9 @@ async def test_the_customer_panel_shows_the_page_browser_and_other_tickets(brows
     await console_login(agent, live)
     await agent.locator(".ticket-row", has_text="Do you ship to Lyon?").click()
     panel = agent.locator(".customer-panel")
+    # Closed at first (the conversation keeps the height); opened, it stays open from then on.
+    assert await panel.get_attribute("open") is None
+    await panel.locator(".panel-summary").click()
     await expect_text(panel.locator("dd a.panel-url"), live.url("/demo?from=ad"))
     assert await panel.locator("dd a.panel-url").get_attribute("rel") == "noopener noreferrer nofollow"
     await expect_text(panel.locator(".panel-summary .panel-hint").first, re.compile(r"^Chrome \d+ on Linux$"))

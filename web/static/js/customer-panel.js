@@ -54,7 +54,9 @@ export class CustomerPanel {
     this.summary = h("summary", { class: "panel-summary" }, h("span", { text: "Customer" }));
     this.body = h("div", { class: "panel-body" });
     this.element = h("details", { class: "customer-panel", "aria-label": "Customer details" }, this.summary, this.body);
-    if (localStorage.getItem(OPEN_KEY) !== "closed") this.element.open = true;
+    // Closed until the agent opens it (then as they left it): the conversation needs the height,
+    // with the copilot's panel open too.
+    if (localStorage.getItem(OPEN_KEY) === "open") this.element.open = true;
     this.element.addEventListener("toggle", () => localStorage.setItem(OPEN_KEY, this.element.open ? "open" : "closed"));
     this.loaded = null;
   }
