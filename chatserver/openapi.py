@@ -2353,7 +2353,10 @@ PATHS.update(
                     "200": {"description": "An HTML page with charts and tables.", "content": {"text/html": {}}},
                     "303": {"description": "Not logged in: to /console/login."},
                     "403": {"description": "A customer's session.", "content": {"text/html": {}}},
-                    "422": {"description": "A bad period: the page says why.", "content": {"text/html": {}}},
+                    "422": {
+                        "description": "A bad period: the page says why; without a session, the JSON error.",
+                        "content": {"text/html": {}, **RESPONSES["ValidationError"]["content"]},
+                    },
                 },
                 description="Authenticated by the console session cookie (agents and admins).",
             )
@@ -2418,7 +2421,11 @@ PATHS.update(
                     "303": {"description": "Changed: to /console/account?changed=1; this session carries on."},
                     **FORM_ERRORS,
                     "403": {"description": "Wrong current password or CSRF token: the form again, with the reason."},
-                    "422": {"description": "A new password that is too short, or not repeated alike."},
+                    "422": {
+                        "description": "A new password that is too short, or not repeated alike: the form again. "
+                        "A field missing altogether, without a session: the JSON error.",
+                        "content": {"text/html": {}, **RESPONSES["ValidationError"]["content"]},
+                    },
                     "429": {"description": "Too many failed attempts."},
                 },
             }

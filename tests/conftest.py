@@ -167,7 +167,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 async def client(aiohttp_client: Any, settings: Settings) -> AsyncIterator[TestClient]:
     app = create_app(settings, bcrypt_rounds=4)
     test_client: TestClient = await aiohttp_client(app)
-    await app[DB_POOL].execute("TRUNCATE users, tickets, messages CASCADE")
+    # The AI actions too: a test that defines one would otherwise offer it to every later test's model.
+    await app[DB_POOL].execute("TRUNCATE users, tickets, messages, ai_actions CASCADE")
     yield test_client
 
 

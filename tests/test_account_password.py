@@ -182,3 +182,22 @@ async def test_a_customer_session_gets_neither_reports_nor_the_account_page(
     )
     assert resp.status == 403
     assert await login(client, customer, PASSWORD) == 200
+
+
+async def test_junk_without_a_session_is_refused_as_junk_not_redirected(client: TestClient) -> None:
+    """Found by the fuzzer: a form missing its fields, or a malformed report period, from someone
+    not logged in is a 422 naming what is wrong; a well-formed one is sent to the login page."""
+    resp = await client.post(
+        "/console/account/password", data={"csrf_token": "", "current_password": ""}, allow_redirects=False
+    )
+    assert resp.status == 422
+    fields = (await resp.json())["error"]["details"]["fields"]
+    assert set(fields) == {"new_password", "repeat_password"}
+    whole = {"csrf_token": "", "current_password": "a", "new_password": "b", "repeat_password": "b"}
+    resp = await client.post("/console/account/password", data=whole, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/console/login"
+
+    resp = await client.get("/console/reports?to=AAA", allow_redirects=False)
+    assert resp.status == 422 and (await resp.json())["error"]["code"] == "validation_error"
+    resp = await client.get("/console/reports?to=2026-12-01", allow_redirects=False)
+    assert resp.status == 303

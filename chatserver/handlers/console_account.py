@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp_session import get_session
 
-from ..errors import ApiError
+from ..errors import ApiError, validation_error
 from ..keys import ACCESS_CACHE, BCRYPT_ROUNDS, DB_POOL, LOGIN_THROTTLE, PASSWORD_LANES, PUBLISHER
 from ..services import auth as auth_service
 from ..services import users as users_service
@@ -50,11 +50,21 @@ async def account_page(request: web.Request) -> web.Response:
     return render(request, "console_account.html", context)
 
 
+# The form's fields (templates/console_account.html).
+FORM_FIELDS = (CSRF_FORM_FIELD, "current_password", "new_password", "repeat_password")
+
+
 async def change_password(request: web.Request) -> web.Response:
     """POST /console/account/password: current and new password (twice), CSRF-checked."""
     form = await read_form(request)
     who = await session_identity(request)
     if who is None:
+        # A form without its fields is refused as such before the redirect: junk earns no redirect.
+        missing = [name for name in FORM_FIELDS if not isinstance(form.get(name), str)]
+        if missing:
+            raise validation_error(
+                f"Invalid form: {', '.join(missing)} missing", details={"fields": dict.fromkeys(missing, "is required")}
+            )
         return _to_login()
     if not who.is_staff:
         return render(request, "console_forbidden.html", {}, status=403)

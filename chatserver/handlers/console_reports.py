@@ -42,11 +42,14 @@ def _period_query(period: reports_service.Period) -> str:
 
 async def reports_page(request: web.Request) -> web.Response:
     """GET /console/reports?from=&to=&tz=: the overview, busiest hours, agents and labels."""
+    q = request.query
+    if await session_identity(request) is None:
+        # A malformed period is refused as such before the redirect (422): junk earns no redirect.
+        reports_service.parse_period(q.get("from"), q.get("to"), q.get("tz"))
     who = await _staff_page_identity(request)
     if isinstance(who, web.Response):
         return who
     user = await auth_service.current_user(request.app[DB_POOL], who.user_id)
-    q = request.query
     context: dict[str, Any] = {
         "csrf_token": await csrf_token(request),
         "me": {"id": str(user["id"]), "name": user["display_name"] or user["email"], "role": user["role"]},
