@@ -193,6 +193,12 @@ async def test_junk_without_a_session_is_refused_as_junk_not_redirected(client: 
     assert resp.status == 422
     fields = (await resp.json())["error"]["details"]["fields"]
     assert set(fields) == {"new_password", "repeat_password"}
+    resp = await client.post(
+        "/console/account/password",
+        data={"csrf_token": "", "current_password": "", "new_password": "", "repeat_password": "", "x": "1"},
+        allow_redirects=False,
+    )
+    assert resp.status == 422 and set((await resp.json())["error"]["details"]["fields"]) == {"x"}
     whole = {"csrf_token": "", "current_password": "a", "new_password": "b", "repeat_password": "b"}
     resp = await client.post("/console/account/password", data=whole, allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"] == "/console/login"

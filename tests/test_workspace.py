@@ -483,3 +483,11 @@ async def test_the_ai_handing_off_is_recorded_without_an_actor(
             break
         await asyncio.sleep(0.05)
     assert [(e["kind"], e["data"], e["actor"]) for e in entries] == [("ai", {"from": True, "to": False}, None)]
+
+
+async def test_a_canned_search_longer_than_documented_is_a_422(client: TestClient, make_user: MakeUser) -> None:
+    """Found by the fuzzer: q past its documented 100 characters was cut and accepted."""
+    agent = await make_user("agent")
+    assert (await client.get(f"/canned-responses?q={'x' * 100}", headers=agent.headers)).status == 200
+    resp = await client.get(f"/canned-responses?q={'x' * 101}", headers=agent.headers)
+    assert resp.status == 422 and (await resp.json())["error"]["details"]["fields"] == {"q": "at most 100"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..errors import validation_error
 from ..jsonutil import json_response
 from ..keys import DB_POOL
 from ..services import canned as canned_service
@@ -26,7 +27,12 @@ async def list_responses(request: web.Request) -> web.Response:
     """GET /canned-responses[?q=]: the shared ones and your own, by shortcut."""
     who = require_identity(request)
     reject_unknown_query(request, ("q",))
-    q = (request.query.get("q") or "").strip()[:MAX_QUERY_CHARS] or None
+    raw = request.query.get("q") or ""
+    if len(raw) > MAX_QUERY_CHARS:
+        raise validation_error(
+            f"q must be at most {MAX_QUERY_CHARS} characters", details={"fields": {"q": f"at most {MAX_QUERY_CHARS}"}}
+        )
+    q = raw.strip() or None
     items = await canned_service.list_responses(request.app[DB_POOL], who, q)
     return json_response({"canned_responses": items})
 

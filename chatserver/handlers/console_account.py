@@ -61,10 +61,10 @@ async def change_password(request: web.Request) -> web.Response:
     if who is None:
         # A form without its fields is refused as such before the redirect: junk earns no redirect.
         missing = [name for name in FORM_FIELDS if not isinstance(form.get(name), str)]
-        if missing:
-            raise validation_error(
-                f"Invalid form: {', '.join(missing)} missing", details={"fields": dict.fromkeys(missing, "is required")}
-            )
+        unknown = sorted(set(form) - set(FORM_FIELDS))
+        if missing or unknown:
+            fields = {**dict.fromkeys(missing, "is required"), **dict.fromkeys(unknown, "is not a field of this form")}
+            raise validation_error(f"Invalid form: {', '.join(fields)}", details={"fields": fields})
         return _to_login()
     if not who.is_staff:
         return render(request, "console_forbidden.html", {}, status=403)
