@@ -491,3 +491,15 @@ async def test_a_canned_search_longer_than_documented_is_a_422(client: TestClien
     assert (await client.get(f"/canned-responses?q={'x' * 100}", headers=agent.headers)).status == 200
     resp = await client.get(f"/canned-responses?q={'x' * 101}", headers=agent.headers)
     assert resp.status == 422 and (await resp.json())["error"]["details"]["fields"] == {"q": "at most 100"}
+
+
+async def test_junk_label_filters_and_unknown_label_ids_are_4xx(client: TestClient, make_user: MakeUser) -> None:
+    """Found by the fuzzer: a label filter with a NUL in it, and a list of made-up label ids, were 500s."""
+    agent, customer = await make_user("agent"), await make_user("customer")
+    for junk in ("a\x00b", "x" * 101, "\x1b[31m"):
+        resp = await client.get("/tickets", params={"label": junk}, headers=agent.headers)
+        assert resp.status == 422, await resp.text()
+    ticket = await create_ticket(client, customer, "Labels")
+    ids = [str(uuid.uuid4()) for _ in range(19)]
+    resp = await client.put(f"/tickets/{ticket['id']}/labels", json={"label_ids": ids}, headers=agent.headers)
+    assert 400 <= resp.status < 500, await resp.text()

@@ -222,6 +222,10 @@ async def resolve_label_filter(pool: asyncpg.Pool, who: Identity, label: str) ->
         return uuid.UUID(label)
     except ValueError:
         pass
+    # Names are short printable text (services/labels.py): anything else names no label, and
+    # PostgreSQL refuses text with a NUL in it.
+    if len(label) > 100 or not label.isprintable():
+        raise validation_error("No label has that name", details={"fields": {"label": "no label has that name"}})
     label_id = await labels_db.find_by_name(pool, label)
     if label_id is None:
         raise validation_error("No label has that name", details={"fields": {"label": "no label has that name"}})
