@@ -3,7 +3,8 @@
 // use a short-lived bearer token fetched with the page's CSRF token.
 
 import { clear, fill, formatTime, h, stickToBottom } from "./dom.js";
-import { Room, apiError, socketUrl } from "./room.js";
+import { Room, socketUrl } from "./room.js";
+import { consoleApi } from "./console-api.js";
 import { Thread } from "./thread.js";
 import { AttachmentTray, AttachmentViewer, attachmentStrings, withAttachments } from "./attachments.js";
 import { ratingSummary } from "./rating.js";
@@ -39,44 +40,14 @@ const STATUS_LABELS = { open: "Open", pending: "Pending", resolved: "Resolved", 
 const PRIORITY_LABELS = { low: "Low", normal: "Normal", high: "High", urgent: "Urgent" };
 const TYPING_TEXT = "{name} is typing…";
 
-// ---- REST with a short-lived token ----------------------------------------------------------
+// ---- REST with a short-lived token (console-api.js, shared with the admin pages) -------------
 
-let token = null;
-let tokenPromise = null;
+const rest = consoleApi(csrfToken);
+const getToken = rest.getToken;
 
-async function fetchToken() {
-  const response = await fetch("/console/api/token", {
-    method: "POST",
-    headers: { "X-CSRF-Token": csrfToken },
-    credentials: "same-origin",
-  });
-  if (response.status === 401 || response.status === 403) {
-    // The session ended (logged out elsewhere, or expired): back to the login page.
-    window.location.assign("/console/login");
-    throw await apiError(response);
-  }
-  if (!response.ok) throw await apiError(response);
-  token = (await response.json()).access_token;
-  return token;
-}
-
-function getToken(force = false) {
-  if (token && !force) return Promise.resolve(token);
-  if (!tokenPromise) tokenPromise = fetchToken().finally(() => (tokenPromise = null));
-  return tokenPromise;
-}
-
-async function api(path, { method = "GET", body } = {}) {
-  for (let attempt = 0; attempt < 2; attempt += 1) {
-    const bearer = await getToken(attempt > 0);
-    const headers = { Authorization: `Bearer ${bearer}` };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    if (response.status === 401 && attempt === 0) continue; // the token expired: get a new one
-    if (!response.ok) throw await apiError(response);
-    return response.status === 204 ? null : response.json();
-  }
-  throw new Error("unreachable");
+/** api("/path") or api("/path", {method: "PUT", body}): the parsed JSON (null for a 204). */
+function api(path, { method = "GET", body } = {}) {
+  return rest.api(method, path, body);
 }
 
 // ---- people -----------------------------------------------------------------------------------
