@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -464,3 +465,13 @@ def emit(scenario: str, result: dict[str, Any], json_path: str | None) -> None:
     if json_path:
         with open(json_path, "a") as fh:
             fh.write(json.dumps(record, default=str) + "\n")
+
+
+def statement_figures(samples: list[float], batch_size: int) -> dict[str, float]:
+    """Median and p90 of one statement's wall times (seconds), and the median per message."""
+    median = statistics.median(samples)
+    return {
+        "statement_median_ms": round(median * 1000, 3),
+        "statement_p90_ms": round(sorted(samples)[int(len(samples) * 0.9)] * 1000, 3),
+        "per_message_us": round(median / batch_size * 1e6, 1),
+    }

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import statistics
 import time
 from contextlib import ExitStack
 from typing import Any
@@ -25,7 +24,7 @@ from chatserver.db.messages import INSERT_MESSAGES
 from chatserver.db.migrate import MIGRATIONS_DIR, rollback_migrations
 from chatserver.db.pool import create_pool
 
-from .common import base_parser, bench_database, emit, header, seed
+from .common import base_parser, bench_database, emit, header, seed, statement_figures
 
 # The last migration of the "before" database (--before).
 BEFORE_LAST = "0014"
@@ -62,15 +61,7 @@ async def measure(
     finally:
         for pool in pools.values():
             await pool.close()
-    out: dict[str, Any] = {}
-    for form, samples in times.items():
-        median = statistics.median(samples)
-        out[form] = {
-            "statement_median_ms": round(median * 1000, 3),
-            "statement_p90_ms": round(sorted(samples)[int(len(samples) * 0.9)] * 1000, 3),
-            "per_message_us": round(median / batch_size * 1e6, 1),
-        }
-    return out
+    return {form: statement_figures(samples, batch_size) for form, samples in times.items()}
 
 
 def run(args: Any) -> dict[str, Any]:

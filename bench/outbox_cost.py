@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import statistics
 import time
 from typing import Any
 
 from chatserver.db.messages import INSERT_MESSAGES
 from chatserver.db.pool import create_pool
 
-from .common import base_parser, bench_database, emit, header, seed
+from .common import base_parser, bench_database, emit, header, seed, statement_figures
 
 # The statement as it was before the outbox: the message_event CTE removed.
 WITHOUT_OUTBOX = re.sub(
@@ -55,15 +54,7 @@ async def measure(url: str, batches: int, batch_size: int, tickets: list[Any], a
             times[form].append(time.perf_counter() - start)
     finally:
         await pool.close()
-    out: dict[str, Any] = {}
-    for form, samples in times.items():
-        median = statistics.median(samples)
-        out[form] = {
-            "statement_median_ms": round(median * 1000, 3),
-            "statement_p90_ms": round(sorted(samples)[int(len(samples) * 0.9)] * 1000, 3),
-            "per_message_us": round(median / batch_size * 1e6, 1),
-        }
-    return out
+    return {form: statement_figures(samples, batch_size) for form, samples in times.items()}
 
 
 def run(args: Any) -> dict[str, Any]:
