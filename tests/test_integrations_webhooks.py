@@ -24,7 +24,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from chatserver.db.pool import create_pool
 from chatserver.keys import DB_POOL
-from chatserver.services.webhooks import TargetGuard, TargetRefused, backoff
+from chatserver.services.outbound import TargetGuard, TargetRefused
+from chatserver.services.webhooks import backoff
 from chatserver.settings import Settings
 
 from .conftest import TEST_SECRET, MakeUser, User, backplane_env, create_ticket

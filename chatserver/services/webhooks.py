@@ -29,7 +29,7 @@ import orjson
 from ..db import events as events_db
 from ..db import webhooks as webhooks_db
 from ..errors import not_found, validation_error
-from .outbound import AddressRefused, GuardedResolver, TargetGuard, TargetRefused, guarded_connector
+from .outbound import AddressRefused, TargetGuard, TargetRefused, guarded_connector
 from .outbox import event_view
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,6 @@ UNBLOCK_SWEEP_SECONDS = 5.0
 MAX_URL_CHARS = 2000
 MAX_ENDPOINTS_LISTED = 500
 USER_AGENT = "chatserver-webhooks/1"
-
-__all__ = ["AddressRefused", "GuardedResolver", "TargetGuard", "TargetRefused"]  # re-exported
 
 
 def new_secret() -> str:
