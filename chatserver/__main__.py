@@ -1,5 +1,5 @@
-"""Command line: serve (default), migrate, create-user, set-role, disable-user, enable-user, load-kb,
-eval-ai, check-config."""
+"""Command line: serve (default), webhook-worker, migrate, create-user, set-role, disable-user,
+enable-user, load-kb, eval-ai, check-config."""
 
 from __future__ import annotations
 
@@ -63,6 +63,21 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         keepalive_timeout=settings.http_header_timeout,
     )
     log.info("chatserver stopped")
+    return 0
+
+
+def cmd_webhook_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Deliver webhooks only (services/webhook_worker.py), beside instances run with
+    WEBHOOK_DELIVERY=off."""
+    from .db.migrate import apply_migrations
+    from .services.webhook_worker import run_webhook_worker
+
+    if not settings.database_url:
+        # The embedded PostgreSQL belongs to one `serve` process; a worker shares a real one.
+        log.error("webhook-worker needs DATABASE_URL: the database the serving instances use")
+        return 2
+    apply_migrations(settings.database_url)  # a no-op when the instances have applied them
+    asyncio.run(run_webhook_worker(settings, settings.database_url))
     return 0
 
 
@@ -218,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chatserver", description="Customer-support chat server")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the server (default)")
+    sub.add_parser("webhook-worker", help="only deliver webhooks (beside instances run with WEBHOOK_DELIVERY=off)")
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--rollback", type=int, metavar="N", help="roll back the newest N migrations instead")
     create = sub.add_parser("create-user", help="create an account (how the first agents and admins are made)")
@@ -264,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_format, settings.log_level)
     handlers = {
         "serve": cmd_serve,
+        "webhook-worker": cmd_webhook_worker,
         "migrate": cmd_migrate,
         "create-user": cmd_create_user,
         "set-role": cmd_account_change,

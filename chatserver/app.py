@@ -55,7 +55,6 @@ from .services.access import AccessCache, AccessWatcher
 from .services.api_keys import ApiKeys
 from .services.availability import Availability
 from .services.hooks import no_hook
-from .services.outbound import TargetGuard
 from .services.outbox import EventSignal, retention_loop
 from .services.passwords import PasswordLanes, lane_sizes
 from .services.socket_limits import SocketLimits
@@ -129,14 +128,7 @@ async def integrations_ctx(app: web.Application) -> AsyncIterator[None]:
     app[API_KEYS] = keys
     signal = EventSignal()
     app[EVENT_SIGNAL] = signal
-    webhooks = WebhookDispatcher(
-        pool,
-        TargetGuard.from_cidrs(settings.webhook_allow_private_networks),
-        retry_base=settings.webhook_retry_base_seconds,
-        timeout=settings.webhook_timeout_seconds,
-        workers=settings.webhook_workers,
-        retry_for=settings.webhook_retry_for_seconds,
-    )
+    webhooks = WebhookDispatcher.from_settings(pool, settings)
     app[WEBHOOKS] = webhooks
 
     def wake(event: Event) -> None:
@@ -144,7 +136,10 @@ async def integrations_ctx(app: web.Application) -> AsyncIterator[None]:
         webhooks.nudge()
 
     app[HUB].add_observer(wake)
-    webhooks.start()
+    if settings.webhook_delivery:
+        webhooks.start()
+    else:  # the admin routes still use its guard; its nudges go nowhere
+        log.info("webhook delivery is off here: a `python -m chatserver webhook-worker` process delivers")
     retention = asyncio.get_running_loop().create_task(
         retention_loop(pool, settings.event_retention_days), name="event-retention"
     )

@@ -164,6 +164,9 @@ class Settings:
     webhook_allow_private_networks: tuple[str, ...] = ()
     webhook_timeout_seconds: float = 10.0
     webhook_workers: int = 16
+    # Off: this instance only serves clients and a separate `python -m chatserver webhook-worker`
+    # process delivers, so delivery never competes with the message path for its cores.
+    webhook_delivery: bool = True
     # AI actions (docs/ai.md, "Acting"): the key their header secrets are encrypted with (derived
     # from SECRET_KEY unless ACTIONS_SECRET_KEY is set), the CIDRs their targets may resolve into
     # despite the private-address refusal, and per-reply limits.
@@ -575,6 +578,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         ),
         webhook_timeout_seconds=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0, 0.1, 120.0),
         webhook_workers=_int(env, "WEBHOOK_WORKERS", 16, 1, 256),
+        webhook_delivery=_bool(env, "WEBHOOK_DELIVERY", True),
         actions_secret_key=_actions_secret_key(env, secret_key),
         actions_allow_private_networks=_cidrs(
             "ACTIONS_ALLOW_PRIVATE_NETWORKS",

@@ -179,6 +179,8 @@ async def console_login(page: Any, live: Live, email: str = AGENT_EMAIL) -> None
 async def open_console_ticket(page: Any, subject: str) -> None:
     await page.locator(".ticket-row", has_text=subject).first.click()
     await page.locator("#reply-input").wait_for()
+    # Joined, not just drawn: typing or frames sent before the room's socket is online are dropped.
+    await page.locator(".conn[data-state=online]").wait_for(state="attached")
 
 
 async def expect_text(locator: Any, text: str | re.Pattern[str]) -> None:

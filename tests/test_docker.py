@@ -117,7 +117,8 @@ def test_a_configuration_error_stops_compose_once_instead_of_a_restart_loop() ->
     config = services["config"]
     assert config["command"] == ["python", "-m", "chatserver", "check-config"]
     assert config["restart"] == "no"
-    assert config["environment"] == services["app"]["environment"]
+    # The replicas add only WEBHOOK_DELIVERY=off (a worker service delivers).
+    assert config["environment"] == {k: v for k, v in services["app"]["environment"].items() if k != "WEBHOOK_DELIVERY"}
     assert config["image"] == services["app"]["image"]
 
 
@@ -125,3 +126,17 @@ def test_compose_requires_the_postgres_password_everywhere_it_is_used() -> None:
     services = compose()["services"]
     assert services["db"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
     assert "${POSTGRES_PASSWORD:?" in services["app"]["environment"]["DATABASE_URL"]
+
+
+def test_compose_replicas_leave_webhook_delivery_to_a_worker_service() -> None:
+    """Delivery off on the replicas is only safe with a worker that delivers, on the same
+    database, and started after the configuration check."""
+    services = compose()["services"]
+    app, worker = services["app"], services["webhooks"]
+    assert app["environment"]["WEBHOOK_DELIVERY"] == "off"
+    assert worker["command"] == ["python", "-m", "chatserver", "webhook-worker"]
+    assert worker["image"] == app["image"]
+    assert worker["environment"]["DATABASE_URL"] == app["environment"]["DATABASE_URL"]
+    assert "WEBHOOK_DELIVERY" not in worker["environment"]  # the worker delivers whatever it says
+    assert worker["depends_on"]["config"] == {"condition": "service_completed_successfully"}
+    assert worker["cpu_shares"] < 1024  # below the replicas' default weight

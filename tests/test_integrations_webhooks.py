@@ -1,7 +1,7 @@
 """Webhooks (issue 16) against a real HTTP receiver on loopback: signed deliveries of every event
 type, retries with backoff on errors and timeouts, per-ticket order, the SSRF guard, disabling an
 endpoint that keeps failing, "send again" and test events, and no event lost when an instance is
-killed mid-delivery."""
+killed mid-delivery, and delivery left to a separate webhook-worker process."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,7 +31,7 @@ from chatserver.services.webhooks import backoff
 from chatserver.settings import Settings
 
 from .conftest import TEST_SECRET, MakeUser, User, backplane_env, create_ticket
-from .services import ServerProcess, running_servers
+from .services import ROOT, ServerProcess, running_servers
 from .test_access_instances import make_account, sign_in
 from .test_integrations_events import reset_outbox
 
@@ -496,3 +498,95 @@ def test_allowed_private_networks_are_cidrs_checked_at_startup(tmp_path: Path) -
     with pytest.raises(ConfigError) as info:
         load_settings({**base, "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "localhost"})
     assert "WEBHOOK_ALLOW_PRIVATE_NETWORKS" in str(info.value)
+
+
+# ---- a delivery-only worker process -------------------------------------------------------------
+
+
+def start_webhook_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "chatserver", "webhook-worker"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def test_an_instance_with_delivery_off_leaves_it_to_a_webhook_worker_process(
+    database_url: str, redis_url: str, redis_prefix: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    pool = await create_pool(database_url, 1, 1)
+    try:
+        await pool.execute(
+            "TRUNCATE events, webhook_deliveries, webhook_endpoints CASCADE;"
+            " UPDATE event_positions SET dispatched_xid = '0', dispatched_id = 0"
+        )
+        env = backplane_env(
+            database_url,
+            redis_url,
+            redis_prefix,
+            tmp_path,
+            WEBHOOK_ALLOW_PRIVATE_NETWORKS="127.0.0.0/8",
+            WEBHOOK_RETRY_BASE_SECONDS="0.05",
+            WEBHOOK_TIMEOUT_SECONDS="2",
+        )
+        with running_servers({**env, "WEBHOOK_DELIVERY": "off"}, tmp_path, count=1) as [server]:
+            admin_email = await make_account(database_url, "admin")
+            customer_email = await make_account(database_url, "customer")
+            base = server.base_url
+            async with aiohttp.ClientSession() as http:
+
+                async def bearer(email: str) -> dict[str, str]:
+                    return {"Authorization": f"Bearer {(await sign_in(http, base, email))['access_token']}"}
+
+                admin, customer = await bearer(admin_email), await bearer(customer_email)
+                hook = {"url": receiver.url, "event_types": ["message.created"]}
+                async with http.post(f"{base}/admin/webhooks", json=hook, headers=admin) as resp:
+                    assert resp.status == 201
+                    secret = (await resp.json())["webhook"]["secret"]
+                async with http.post(f"{base}/tickets", json={"subject": "worker"}, headers=customer) as resp:
+                    ticket_id = (await resp.json())["ticket"]["id"]
+
+                async def post(body: str) -> str:
+                    async with http.post(
+                        f"{base}/tickets/{ticket_id}/messages", json={"body": body}, headers=customer
+                    ) as resp:
+                        assert resp.status == 201
+                        message_id: str = (await resp.json())["message"]["id"]
+                        return message_id
+
+                before = [await post(f"before {i}") for i in range(3)]
+                # The events are in the outbox, but this instance sends nothing: several of the
+                # dispatcher's poll intervals pass without a delivery row or a request.
+                assert await pool.fetchval("SELECT count(*) FROM events WHERE type = 'message.created'") == 3
+                await asyncio.sleep(1.5)
+                assert receiver.calls == []
+                assert await pool.fetchval("SELECT count(*) FROM webhook_deliveries") == 0
+
+                worker = start_webhook_worker(env, tmp_path / "worker.log")
+                try:
+                    await until(lambda: len(receiver.delivered()) >= 3)
+                    after = await post("while the worker runs")
+                    await until(lambda: len(receiver.delivered()) >= 4)
+                finally:
+                    worker.send_signal(signal.SIGTERM)
+                    code = worker.wait(15)
+        assert code == 0, (tmp_path / "worker.log").read_text()
+        delivered = receiver.delivered()
+        assert [c.event["data"]["message"]["id"] for c in delivered] == [*before, after]
+        assert all(verify(secret, c.headers, c.body) for c in delivered)
+        statuses = await pool.fetch("SELECT status FROM webhook_deliveries")
+        assert [r["status"] for r in statuses] == ["delivered"] * 4
+    finally:
+        await pool.close()
+
+
+def test_the_webhook_worker_needs_the_shared_database(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(CHATSERVER_DATA_DIR=str(tmp_path), SECRET_KEY=TEST_SECRET)
+    done = subprocess.run(
+        [sys.executable, "-m", "chatserver", "webhook-worker"], cwd=ROOT, env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert b"webhook-worker needs DATABASE_URL" in done.stdout + done.stderr

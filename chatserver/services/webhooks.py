@@ -20,7 +20,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import asyncpg
@@ -31,6 +31,9 @@ from ..db import webhooks as webhooks_db
 from ..errors import not_found, validation_error
 from .outbound import AddressRefused, TargetGuard, TargetRefused, guarded_connector
 from .outbox import event_view
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +224,9 @@ class Outcome:
 
 
 class WebhookDispatcher:
-    """Every instance runs one: a fan-out loop (events -> deliveries; one instance at a time,
-    the others skip the position row's lock) and `workers` delivery tasks."""
+    """Every instance runs one (unless WEBHOOK_DELIVERY is off there; then webhook-worker
+    processes do, see services/webhook_worker.py): a fan-out loop (events -> deliveries; one
+    process at a time, the others skip the position row's lock) and `workers` delivery tasks."""
 
     def __init__(
         self,
@@ -248,6 +252,17 @@ class WebhookDispatcher:
         self._delivered: list[tuple[int, int, int, str]] = []
         self._flushing: asyncio.Task[None] | None = None
         self.sent = 0  # attempts made by this instance (tests, metrics)
+
+    @classmethod
+    def from_settings(cls, pool: asyncpg.Pool, settings: Settings) -> WebhookDispatcher:
+        return cls(
+            pool,
+            TargetGuard.from_cidrs(settings.webhook_allow_private_networks),
+            retry_base=settings.webhook_retry_base_seconds,
+            timeout=settings.webhook_timeout_seconds,
+            workers=settings.webhook_workers,
+            retry_for=settings.webhook_retry_for_seconds,
+        )
 
     def start(self) -> None:
         connector = guarded_connector(self.guard, limit=max(10, self.workers * 2))

@@ -640,6 +640,7 @@ function showView(view) {
 function renderConn(ctx, state) {
   const text = state === "online" ? "" : state === "connecting" ? "Connecting…" : state === "offline" ? "Offline — reconnecting…" : "";
   ctx.els.conn.textContent = text;
+  ctx.els.conn.dataset.state = state; // what tests (and styles) key on; the text is empty when online
   ctx.els.conn.classList.toggle("offline", state === "offline");
   ctx.els.send.disabled = false;
 }
