@@ -8,7 +8,9 @@ then a closed-loop run (each customer sends its next message when the previous o
                                [--uploads 4 --upload-kib 1024 --upload-mib-per-s 0]
 
 --webhooks N registers N webhook endpoints for message.created (a sink process answering 204) so
-webhook delivery runs during the measurement (issue 16: delivery must not slow the message path).
+webhook delivery runs during the measurement (issue 16: delivery must not slow the message path);
+add --webhook-worker NICE to deliver from a `webhook-worker` process at that niceness instead of
+the server (WEBHOOK_DELIVERY=off there; the sink runs at the same niceness).
 
 With --uploads N, every step runs twice: as usual, then with N clients uploading files
 (POST /tickets/{id}/attachments, one after another each) beside the messages; the rows' `uploads`
@@ -28,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -36,6 +38,7 @@ import orjson
 
 from .common import (
     HOST,
+    SECRET_KEY,
     Agent,
     CpuMeter,
     Customer,
@@ -363,10 +366,15 @@ def run(args: Any) -> dict[str, Any]:
             # Bandwidth, not the per-user upload policy, is what this measures.
             env |= {"ATTACHMENT_UPLOADS_PER_WINDOW": 1_000_000, "ATTACHMENT_MAX_BYTES": args.upload_kib * 1024 + 1024}
         sink_stack = contextlib.ExitStack()
+        worker: subprocess.Popen[bytes] | None = None
         if args.webhooks:
-            sink_url = sink_stack.enter_context(webhook_sink())
+            niceness = args.webhook_worker if args.webhook_worker is not None else 0
+            sink_url = sink_stack.enter_context(webhook_sink(niceness))
             register_webhooks(url, sink_url, args.webhooks)
             env["WEBHOOK_ALLOW_PRIVATE_NETWORKS"] = "127.0.0.0/8"
+            if args.webhook_worker is not None:
+                env["WEBHOOK_DELIVERY"] = "off"
+                worker = sink_stack.enter_context(webhook_worker(url, env, niceness))
         with sink_stack, ServerProcess(url, **env) as server:
             plan = room_plan(customers, agents, (server.ws_base, server.ws_base), args.agents_per_room)
             configs = [{"rooms": part} for part in split(plan, args.workers)]
@@ -375,6 +383,8 @@ def run(args: Any) -> dict[str, Any]:
                 print(f"connected {sum(r['connected'] for r in connected)} sockets", flush=True)
                 assert server.ps is not None
                 groups = {"server": [server.ps], "postgres": processes(backend_pids(url))}
+                if worker is not None:
+                    groups["webhook_worker"] = processes([worker.pid])
                 best = 0.0
                 uploads = UploadLoad(
                     server.base_url, customers, args.uploads, args.upload_kib * 1024, args.upload_mib_per_s
@@ -420,17 +430,49 @@ def run(args: Any) -> dict[str, Any]:
     return result
 
 
+def niced(niceness: int) -> Callable[[], None] | None:
+    """A child's pre-exec step lowering its CPU priority, or None for none."""
+    if not niceness:
+        return None
+
+    def lower_priority() -> None:
+        os.nice(niceness)
+
+    return lower_priority
+
+
 @contextlib.contextmanager
-def webhook_sink() -> Iterator[str]:
-    """bench/webhook_sink.py in a process of its own; yields its URL."""
+def webhook_sink(niceness: int = 0) -> Iterator[str]:
+    """bench/webhook_sink.py in a process of its own (standing in for receivers on other
+    machines: as nice as the worker, when there is one); yields its URL."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.webhook_sink", "--port", str(port)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.webhook_sink", "--port", str(port)], preexec_fn=niced(niceness)
+    )
     try:
         wait_for_port(port, proc=proc)
         yield f"http://{HOST}:{port}/hook"
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@contextlib.contextmanager
+def webhook_worker(url: str, env: dict[str, Any], niceness: int) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m chatserver webhook-worker` at `niceness`, delivering for a server run with
+    WEBHOOK_DELIVERY=off (docs/integrations.md, "Delivery workers")."""
+    settings = {k: str(v) for k, v in env.items() if k.startswith("WEBHOOK_")}
+    worker_env = {**os.environ, **settings, "DATABASE_URL": url, "SECRET_KEY": SECRET_KEY, "LOG_LEVEL": "WARNING"}
+    worker_env.pop("WEBHOOK_DELIVERY", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chatserver", "webhook-worker"], env=worker_env, preexec_fn=niced(niceness)
+    )
+    print(f"webhook delivery in a worker process (nice {niceness}), not in the server", flush=True)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(20)
 
 
 def register_webhooks(url: str, sink_url: str, count: int) -> None:
@@ -483,6 +525,12 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--workers", type=int, default=2, help="client processes")
     parser.add_argument("--stop-early", action="store_true", help="stop stepping at the first rate not held")
     parser.add_argument("--webhooks", type=int, default=0, help="webhook endpoints delivering message.created")
+    parser.add_argument(
+        "--webhook-worker",
+        type=int,
+        metavar="NICE",
+        help="deliver from a webhook-worker process at this niceness (0-19), the server with WEBHOOK_DELIVERY=off",
+    )
     parser.add_argument(
         "--uploads", type=int, default=0, help="also run each step with this many clients uploading files beside it"
     )

@@ -59,7 +59,7 @@ from .services.outbox import EventSignal, retention_loop
 from .services.passwords import PasswordLanes, lane_sizes
 from .services.socket_limits import SocketLimits
 from .services.throttle import LoginThrottle, SendBudget, Throttle
-from .services.webhooks import WebhookDispatcher
+from .services.webhooks import WebhookDispatcher, delivery_pool
 from .settings import Settings
 from .storage.setup import attachments_ctx
 from .web_session import console_session_middleware
@@ -128,7 +128,10 @@ async def integrations_ctx(app: web.Application) -> AsyncIterator[None]:
     app[API_KEYS] = keys
     signal = EventSignal()
     app[EVENT_SIGNAL] = signal
-    webhooks = WebhookDispatcher.from_settings(pool, settings)
+    # Delivering here: the dispatcher gets a bookkeeping pool of its own (services/webhooks.py,
+    # delivery_pool). Not delivering: it only lends the admin routes its guard.
+    delivering = await delivery_pool(app[DB_URL]) if settings.webhook_delivery else None
+    webhooks = WebhookDispatcher.from_settings(delivering or pool, settings)
     app[WEBHOOKS] = webhooks
 
     def wake(event: Event) -> None:
@@ -136,9 +139,9 @@ async def integrations_ctx(app: web.Application) -> AsyncIterator[None]:
         webhooks.nudge()
 
     app[HUB].add_observer(wake)
-    if settings.webhook_delivery:
+    if delivering is not None:
         webhooks.start()
-    else:  # the admin routes still use its guard; its nudges go nowhere
+    else:  # its nudges go nowhere
         log.info("webhook delivery is off here: a `python -m chatserver webhook-worker` process delivers")
     retention = asyncio.get_running_loop().create_task(
         retention_loop(pool, settings.event_retention_days), name="event-retention"
@@ -149,6 +152,8 @@ async def integrations_ctx(app: web.Application) -> AsyncIterator[None]:
         retention.cancel()
         await asyncio.gather(retention, return_exceptions=True)
         await webhooks.close()
+        if delivering is not None:
+            await delivering.close()
         await keys.close()
 
 

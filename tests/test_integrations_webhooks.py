@@ -25,7 +25,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from chatserver.db.pool import create_pool
-from chatserver.keys import DB_POOL
+from chatserver.keys import DB_POOL, WEBHOOKS
 from chatserver.services.outbound import TargetGuard, TargetRefused
 from chatserver.services.webhooks import backoff
 from chatserver.settings import Settings
@@ -223,6 +223,15 @@ async def test_a_timeout_is_retried(client: TestClient, make_user: MakeUser, adm
     await until(lambda: len(receiver.calls) >= 2 and receiver.calls[1].status == 200)
     row = (await settled(client, admin, hook))[0]
     assert row["attempts"] == 2 and row["status"] == "delivered"
+
+
+async def test_only_delivery_bookkeeping_skips_the_wal_flush_wait(client: TestClient) -> None:
+    """Delivery's claims and outcomes commit without waiting for the disk (a crash only means
+    sending again); the pool that stores messages and everything else keeps durable commits."""
+    dispatcher = client.app[WEBHOOKS]
+    assert dispatcher.pool is not client.app[DB_POOL]
+    assert await dispatcher.pool.fetchval("SHOW synchronous_commit") == "off"
+    assert await client.app[DB_POOL].fetchval("SHOW synchronous_commit") == "on"
 
 
 def test_backoff_doubles_from_the_base_with_jitter() -> None:

@@ -229,7 +229,12 @@ async def create_pool(
     *,
     acquire_timeout: float = 5.0,
     health: DatabaseHealth | None = None,
+    durable_commits: bool = True,
 ) -> asyncpg.Pool:
+    """`durable_commits=False`: commits return before their WAL is flushed to disk
+    (synchronous_commit off), for bookkeeping that a crash may roll back by a fraction of a second
+    without harm (webhook delivery: what was lost is sent again). Everything that stores what
+    users wrote keeps the default."""
     asyncpg_log = logging.getLogger("asyncpg.pool")
     if not any(isinstance(f, _OutageTracebacks) for f in asyncpg_log.filters):
         asyncpg_log.addFilter(_OutageTracebacks())
@@ -253,7 +258,7 @@ async def create_pool(
         # No JIT compilation: it pays off on queries over millions of rows, and ours touch at
         # most thousands; a search's estimated cost passed jit_above_cost, and compiling its
         # statement took tens of milliseconds to save none (docs/performance.md, "Search").
-        server_settings={"jit": "off"},
+        server_settings={"jit": "off", **({} if durable_commits else {"synchronous_commit": "off"})},
     )
     await pool
     return pool

@@ -18,14 +18,10 @@ import asyncio
 import logging
 import signal
 
-from ..db.pool import create_pool
 from ..settings import Settings
-from .webhooks import WebhookDispatcher
+from .webhooks import WebhookDispatcher, delivery_pool
 
 log = logging.getLogger(__name__)
-
-# The claims, the fan-out and the batched outcome writes: a few connections are plenty.
-POOL_SIZE = 4
 
 
 async def run_webhook_worker(settings: Settings, database_url: str, stop: asyncio.Event | None = None) -> None:
@@ -35,7 +31,7 @@ async def run_webhook_worker(settings: Settings, database_url: str, stop: asynci
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-    pool = await create_pool(database_url, 1, POOL_SIZE)
+    pool = await delivery_pool(database_url)
     dispatcher = WebhookDispatcher.from_settings(pool, settings)
     dispatcher.start()
     log.info("webhook worker delivering (up to %d in flight)", settings.webhook_workers)

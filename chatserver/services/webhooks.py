@@ -28,6 +28,7 @@ import orjson
 
 from ..db import events as events_db
 from ..db import webhooks as webhooks_db
+from ..db.pool import create_pool
 from ..errors import not_found, validation_error
 from .outbound import AddressRefused, TargetGuard, TargetRefused, guarded_connector
 from .outbox import event_view
@@ -57,6 +58,8 @@ UNBLOCK_SWEEP_SECONDS = 5.0
 MAX_URL_CHARS = 2000
 MAX_ENDPOINTS_LISTED = 500
 USER_AGENT = "chatserver-webhooks/1"
+# The delivery machinery's own connections: fan-out, claims, batched outcomes, failures.
+DELIVERY_POOL_SIZE = 4
 
 
 def new_secret() -> str:
@@ -221,6 +224,16 @@ class Outcome:
     status: int | None
     error: str | None
     excerpt: str | None
+
+
+async def delivery_pool(database_url: str) -> asyncpg.Pool:
+    """The dispatcher's pool, apart from the one that serves requests, with commits that do not
+    wait for their WAL flush. A flushed commit costs 1-5 ms of disk wait on a small machine and
+    every claim and outcome is one; the message path's commits queue behind the same flushes.
+    Losing the last fraction of a second of this bookkeeping in a database crash only means
+    sending those deliveries again, which at-least-once delivery allows (same event ids). The
+    one exception, disabling an endpoint and announcing it, commits durably (_record_failure)."""
+    return await create_pool(database_url, 1, DELIVERY_POOL_SIZE, durable_commits=False)
 
 
 class WebhookDispatcher:
@@ -418,6 +431,9 @@ class WebhookDispatcher:
             return
         reason = f"deliveries kept failing for {self.retry_for:.0f} s (last: {error})"
         async with self.pool.acquire() as conn, conn.transaction():
+            # Durable: the disabling is announced on the event feed, which never takes back
+            # an event it has shown.
+            await conn.execute("SET LOCAL synchronous_commit = on")
             disabled = await webhooks_db.mark_failed(
                 conn, row["id"], attempt, outcome.status, error, outcome.excerpt, reason
             )
