@@ -66,6 +66,7 @@ async def test_away_mode_asks_for_an_email_and_the_reply_link_reopens_the_conver
     await page.goto(live.url("/widget/frame"))
     # Nobody has the console open: away, and asked for an address (optional).
     await page.locator("#away").get_by_text("Nobody from the team is online").wait_for()
+    await web_tests.screenshot(page, "widget-away.png")
     await page.fill("#away-email", "not-an-email")
     await page.locator("#away").get_by_role("button", name="Save").click()
     await page.locator(".away-error").get_by_text("valid email").wait_for()
@@ -165,6 +166,7 @@ async def test_admin_edits_the_widget_settings_and_the_widget_follows(
     await page.get_by_label("Time zone (IANA, e.g. Europe/Paris)").fill("Europe/Paris")
     await page.get_by_role("button", name="Save").click()
     await page.locator("#admin-main").get_by_text("Version 1 · saved").wait_for()
+    await web_tests.screenshot(page, "console-admin-widget.png")
     assert await axe_serious(page) == []
     assert page.js_errors == []
 
@@ -173,6 +175,7 @@ async def test_admin_edits_the_widget_settings_and_the_widget_follows(
     await widget.goto(live.url("/widget/frame"))
     await widget.locator(".msg-greeting").get_by_text("Welcome to the shop!").wait_for()
     await widget.locator("#away").get_by_text("We're closed; leave a note.").wait_for()
+    await web_tests.screenshot(widget, "widget-closed-hours.png")
     accent = await widget.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--accent')")
     assert accent.strip() == "#facc15"
     assert widget.js_errors == []

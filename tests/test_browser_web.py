@@ -189,6 +189,13 @@ async def expect_text(locator: Any, text: str | re.Pattern[str]) -> None:
     await expect(locator).to_have_text(text, timeout=UI_TIMEOUT_MS)
 
 
+async def expect_value(locator: Any, value: str | re.Pattern[str]) -> None:
+    """A form field's value, waited for: forms are often filled after a fetch."""
+    from playwright.async_api import expect
+
+    await expect(locator).to_have_value(value, timeout=UI_TIMEOUT_MS)
+
+
 async def expect_count(locator: Any, count: int) -> None:
     from playwright.async_api import expect
 
