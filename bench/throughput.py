@@ -12,6 +12,9 @@ webhook delivery runs during the measurement (issue 16: delivery must not slow t
 add --webhook-worker NICE to deliver from a `webhook-worker` process at that niceness instead of
 the server (WEBHOOK_DELIVERY=off there; the sink runs at the same niceness).
 
+--nice-clients N runs the load generators below the server's CPU priority, so on a small shared
+machine a slowdown measured is the server's and not the load generator's own.
+
 With --uploads N, every step runs twice: as usual, then with N clients uploading files
 (POST /tickets/{id}/attachments, one after another each) beside the messages; the rows' `uploads`
 column says which, and the summary prints the ack p99 of both (docs/performance.md, "Attachments
@@ -376,6 +379,11 @@ def run(args: Any) -> dict[str, Any]:
                 env["WEBHOOK_DELIVERY"] = "off"
                 worker = sink_stack.enter_context(webhook_worker(url, env, niceness))
         with sink_stack, ServerProcess(url, **env) as server:
+            if args.nice_clients:
+                # From here on this process (the upload thread) and the client workers it spawns
+                # run below the server: on a shared machine they stand in for clients elsewhere.
+                os.nice(args.nice_clients)
+                print(f"load generators at nice {args.nice_clients}, the server at its own", flush=True)
             plan = room_plan(customers, agents, (server.ws_base, server.ws_base), args.agents_per_room)
             configs = [{"rooms": part} for part in split(plan, args.workers)]
             with WorkerPool(MessagingWorker, configs) as pool:
@@ -537,6 +545,13 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--upload-kib", type=int, default=1024, help="size of each uploaded file (KiB)")
     parser.add_argument(
         "--upload-mib-per-s", type=float, default=0.0, help="total upload bandwidth (0: as fast as loopback allows)"
+    )
+    parser.add_argument(
+        "--nice-clients",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the load generators (message workers, upload thread) at niceness N, below the server",
     )
     parser.add_argument(
         "--drop-index",

@@ -165,6 +165,8 @@ async def test_conversations_go_to_the_online_agent_and_move_when_they_go_offlin
     # Blair is back; Alex closes the console with the customer still waiting: it moves to Blair.
     await blair.locator("#my-status").select_option("online")
     await blair.locator(".my-status .status-dot.status-online").wait_for()
+    # Her own dot changes at once; Alex's team list changes once the server has it.
+    await alex.locator(f'.team-member[data-status="online"]:has-text("{SECOND_NAME}")').wait_for(state="attached")
     await alex.context.close()
     await blair.locator(f'.team-member[data-status="offline"]:has-text("{AGENT_NAME}")').wait_for(state="attached")
     row = blair.locator(".ticket-row", has_text="Broken zip")
