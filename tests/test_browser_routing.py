@@ -60,8 +60,10 @@ browser = web_tests.browser
 
 @pytest.fixture
 async def live(aiohttp_server: Any, settings: Settings) -> Live:
-    """Routing on, the AI off (its replies would answer before a person), a sweep every second."""
-    tuned = settings.with_overrides(auto_assign=True, agent_presence_ttl_seconds=3.0, agent_offline_after_seconds=0.0)
+    """Routing on, the AI off (its replies would answer before a person), a sweep every 2 s. The
+    presence TTL is not what these tests wait for (closing a console counts at once): 6 s keeps a
+    heartbeat delayed by a loaded machine from making every agent offline for a moment."""
+    tuned = settings.with_overrides(auto_assign=True, agent_presence_ttl_seconds=6.0, agent_offline_after_seconds=0.0)
     live = await start_live(aiohttp_server, tuned)
     await create_user(
         live.app[DB_POOL], email=SECOND_EMAIL, password=PASSWORD, role="agent", name=SECOND_NAME, bcrypt_rounds=4

@@ -164,9 +164,22 @@ async function loadInbox({ append = false } = {}) {
   renderInbox();
 }
 
+// Per ticket, the newest change to its row that was asked for or applied. Fetches can resolve out
+// of order (a ticket's creation and its automatic assignment arrive together, each fetching the
+// row): only the newest may write it, or the older snapshot puts back the state before the change.
+const rowVersions = new Map();
+
+function bumpRow(ticketId) {
+  const version = (rowVersions.get(ticketId) || 0) + 1;
+  rowVersions.set(ticketId, version);
+  return version;
+}
+
 async function fetchRow(ticketId) {
+  const version = bumpRow(ticketId);
   try {
     const row = await api(`/console/api/inbox/${encodeURIComponent(ticketId)}`);
+    if (rowVersions.get(ticketId) !== version) return; // a newer fetch or frame has it
     if (!matchesFilters(row.ticket)) return;
     const known = rows.get(ticketId);
     rows.set(ticketId, { ...row, unread: known ? known.unread : row.last_message?.author_kind === "customer" });
@@ -250,6 +263,7 @@ function onInboxFrame(frame) {
   } else if (frame.type === "inbox.ticket_updated") {
     const row = rows.get(frame.ticket.id);
     if (row) {
+      bumpRow(frame.ticket.id);
       row.ticket = frame.ticket;
       if (!matchesFilters(frame.ticket) && !(current && current.id === frame.ticket.id)) rows.delete(frame.ticket.id);
       renderInbox();
@@ -262,6 +276,7 @@ function onInboxFrame(frame) {
     const message = frame.message;
     const row = rows.get(message.ticket_id);
     if (row) {
+      bumpRow(message.ticket_id);
       if (!row.last_message || message.seq >= row.last_message.seq) row.last_message = message;
       if (message.created_at > row.ticket.last_activity_at) row.ticket = { ...row.ticket, last_activity_at: message.created_at };
       if (message.author_kind === "customer" && !(current && current.id === message.ticket_id)) row.unread = true;
