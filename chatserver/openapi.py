@@ -13,7 +13,8 @@ views.py; the tests validate real responses against them.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
@@ -70,6 +71,14 @@ def obj(properties: Mapping[str, Schema], *, required: list[str] | None = None, 
     required = list(properties) if required is None else required
     if required:  # OpenAPI 3.0 (the Swagger UI copy) refuses an empty list
         schema["required"] = required
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def array_of(name: str, description: str = "") -> Schema:
+    """An array of the `name` component schema."""
+    schema: Schema = {"type": "array", "items": ref(name)}
     if description:
         schema["description"] = description
     return schema
@@ -279,7 +288,7 @@ SCHEMAS: dict[str, Schema] = {
     "Conversation": obj({"ticket": ref("Ticket"), "last_message": nullable(ref("Message"))}),
     "ConversationPage": obj(
         {
-            "conversations": {"type": "array", "items": ref("Conversation")},
+            "conversations": array_of("Conversation"),
             "next_cursor": nullable({"type": "string", "description": "Pass as ?cursor= for the next page."}),
         }
     ),
@@ -287,7 +296,7 @@ SCHEMAS: dict[str, Schema] = {
     "TicketResponse": obj({"ticket": ref("Ticket")}),
     "TicketPage": obj(
         {
-            "tickets": {"type": "array", "items": ref("Ticket")},
+            "tickets": array_of("Ticket"),
             "next_cursor": nullable(
                 {"type": "string", "description": "Pass as ?cursor= for the next page; null on the last page."}
             ),
@@ -377,7 +386,7 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "MessagePage": obj(
         {
-            "messages": {"type": "array", "items": ref("Message"), "description": "Oldest first."},
+            "messages": array_of("Message", "Oldest first."),
             "has_more": {"type": "boolean", "description": "More messages exist in the direction asked for."},
             "last_seq": {"type": "integer"},
         }
@@ -458,7 +467,7 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "InboxPage": obj(
         {
-            "tickets": {"type": "array", "items": ref("InboxRow")},
+            "tickets": array_of("InboxRow"),
             "next_cursor": nullable({"type": "string", "description": "Pass as ?cursor= for the next page."}),
             "terms": SEARCH_TERMS,
         },
@@ -625,7 +634,106 @@ def query_param(name: str, schema: Schema, description: str) -> Schema:
     }
 
 
-TICKET_ID_PARAM: Schema = {"name": "ticket_id", "in": "path", "required": True, "schema": UUID}
+def path_param(name: str, schema: Schema = UUID) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def limit_param(maximum: int, default: int, description: str = "Page size.") -> Schema:
+    return query_param("limit", {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}, description)
+
+
+def html(description: str = "An HTML page.") -> Schema:
+    """A response that is an HTML page."""
+    return {"description": description, "content": {"text/html": {}}}
+
+
+def console_page(page: str, forbidden: str = "A customer's session.") -> Schema:
+    """The responses of a console page that needs the session cookie: the page, the login
+    redirect without a session, and a 403 page for a session of the wrong role."""
+    return {
+        "200": html(page),
+        "303": {"description": "Not logged in: to /console/login."},
+        "403": html(forbidden),
+    }
+
+
+@dataclass(frozen=True)
+class Resource:
+    """The operations on one kind of resource (list, create, get, update, delete, and actions on
+    one of them) share a tag, an access rule, an id path parameter and the schema of one item:
+    said once here, so each operation's entry says only what is its own.
+
+    Operation ids are built from the verb and the noun: `admin` + Get + `User` (adminGetUser), or,
+    without op_prefix, get + `Webhook` (getWebhook). Descriptions are the note, then `extra`;
+    `note=` replaces the resource's note for one operation whose access rule differs. The CRUD
+    methods pass their other keywords on to `action`."""
+
+    tag: str
+    noun: str
+    plural: str
+    id_param: Schema
+    one: str  # the response schema of one item, e.g. "WebhookResponse"
+    note: str
+    op_prefix: str = ""
+    errors: tuple[str, ...] = ("Forbidden",)
+
+    def operation_id(self, verb: str, noun: str) -> str:
+        return f"{self.op_prefix}{verb.capitalize()}{noun}" if self.op_prefix else f"{verb}{noun}"
+
+    def returns_one(self, description: str, status: str = "200") -> dict[str, Schema]:
+        return {status: json_content(ref(self.one), description)}
+
+    def action(
+        self,
+        operation_id: str,
+        summary: str,
+        ok: Mapping[str, Schema],
+        *,
+        one: bool = True,
+        params: Sequence[Schema] = (),
+        body: str | None = None,
+        errors: tuple[str, ...] = (),
+        extra: str = "",
+        note: str | None = None,
+    ) -> Schema:
+        """Any operation of the resource; on `one` item (its id first in the path, 404 when there
+        is no such item) unless one=False."""
+        note = self.note if note is None else note
+        return operation(
+            summary,
+            tag=self.tag,
+            operation_id=operation_id,
+            params=[self.id_param, *params] if one else list(params),
+            body=body,
+            ok=ok,
+            errors=(*self.errors, *(("NotFound",) if one else ()), *errors),
+            description=" ".join(part for part in (note, extra) if part),
+        )
+
+    def list(self, summary: str, schema: str, ok_description: str, **more: Any) -> Schema:
+        """GET on the collection; query parameters bring their 422."""
+        ok = {"200": json_content(ref(schema), ok_description)}
+        errors = ("ValidationError",) if more.get("params") else ()
+        return self.action(self.operation_id("list", self.plural), summary, ok, one=False, errors=errors, **more)
+
+    def create(self, summary: str, body: str, ok_description: str, schema: str = "", **more: Any) -> Schema:
+        """POST on the collection: 201 with the new item (`schema`, when it is not `one`)."""
+        ok = {"201": json_content(ref(schema or self.one), ok_description)}
+        return self.action(self.operation_id("create", self.noun), summary, ok, one=False, body=body, **more)
+
+    def get(self, summary: str, ok_description: str, **more: Any) -> Schema:
+        return self.action(self.operation_id("get", self.noun), summary, self.returns_one(ok_description), **more)
+
+    def update(self, summary: str, body: str, ok_description: str, operation_id: str = "", **more: Any) -> Schema:
+        operation_id = operation_id or self.operation_id("update", self.noun)
+        return self.action(operation_id, summary, self.returns_one(ok_description), body=body, **more)
+
+    def delete(self, summary: str, ok_description: str, **more: Any) -> Schema:
+        ok = {"204": {"description": ok_description}}
+        return self.action(self.operation_id("delete", self.noun), summary, ok, **more)
+
+
+TICKET_ID_PARAM: Schema = path_param("ticket_id")
 
 # The handlers refuse query parameters they do not know: tests check these lists match theirs.
 LIST_TICKET_PARAMS = [
@@ -659,7 +767,7 @@ LIST_TICKET_PARAMS = [
         {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
         "next_cursor from the previous page (opaque; anything else is a 422).",
     ),
-    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size."),
+    limit_param(100, 20),
 ]
 
 MESSAGE_PARAMS = [
@@ -673,7 +781,7 @@ MESSAGE_PARAMS = [
         {"type": "integer", "minimum": 1, "maximum": ticket_handlers.MAX_SEQ},
         "The newest messages with seq less than this (for scrolling back); not with after_seq.",
     ),
-    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."),
+    limit_param(200, 50),
 ]
 
 
@@ -817,11 +925,8 @@ UPLOAD_OPERATION["requestBody"] = {
     },
 }
 
-ADMIN_PAGE_RESPONSES: Schema = {
-    "200": {"description": "An HTML page (admins).", "content": {"text/html": {}}},
-    "303": {"description": "Not logged in: to /console/login."},
-    "403": {"description": "An agent's or a customer's session.", "content": {"text/html": {}}},
-}
+CONSOLE_PAGE = console_page("An HTML page (agents and admins).")
+ADMIN_PAGE_RESPONSES = console_page("An HTML page (admins).", "An agent's or a customer's session.")
 ADMIN_SECTION_PARAM: Schema = {
     "name": "section",
     "in": "path",
@@ -965,7 +1070,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             "Download an attachment",
             tag="attachments",
             operation_id="getAttachment",
-            params=[{"name": "attachment_id", "in": "path", "required": True, "schema": UUID}],
+            params=[path_param("attachment_id")],
             ok={
                 "200": {
                     "description": "The file's bytes, with Content-Disposition (inline for checked images, "
@@ -1114,7 +1219,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="operations",
             operation_id="docs",
             auth=False,
-            ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+            ok={"200": html()},
         )
     },
     # ---- the web front ends (docs/web.md) ----
@@ -1133,7 +1238,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="widget",
             operation_id="widgetFrame",
             auth=False,
-            ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+            ok={"200": html()},
             description="Only the server's own origin and ALLOWED_ORIGINS may frame it (CSP frame-ancestors).",
         )
     },
@@ -1181,7 +1286,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="listConversations",
             params=[
                 LIST_TICKET_PARAMS[4],
-                query_param("limit", {"type": "integer", "minimum": 1, "maximum": 50, "default": 20}, "Page size."),
+                limit_param(50, 20),
             ],
             ok={"200": json_content(ref("ConversationPage"), "One page of the caller's own tickets.")},
             errors=("ValidationError",),
@@ -1195,7 +1300,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="web",
             operation_id="homePage",
             auth=False,
-            ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+            ok={"200": html()},
         )
     },
     "/demo": {
@@ -1213,7 +1318,7 @@ PATHS: dict[str, dict[str, Schema]] = {
                 query_param("name", {"type": "string"}, "That user's name."),
                 query_param("email", {"type": "string"}, "That user's email."),
             ],
-            ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+            ok={"200": html()},
             errors=("NotFound",),
             description="Not served in production (404).",
         )
@@ -1224,11 +1329,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="web",
             operation_id="consolePage",
             auth=False,
-            ok={
-                "200": {"description": "An HTML page (agents and admins).", "content": {"text/html": {}}},
-                "303": {"description": "Not logged in: to /console/login."},
-                "403": {"description": "A customer's session.", "content": {"text/html": {}}},
-            },
+            ok=CONSOLE_PAGE,
             description="Authenticated by the console session cookie.",
         )
     },
@@ -1239,11 +1340,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="consoleTicketPage",
             auth=False,
             params=[TICKET_ID_PARAM],
-            ok={
-                "200": {"description": "An HTML page (agents and admins).", "content": {"text/html": {}}},
-                "303": {"description": "Not logged in: to /console/login."},
-                "403": {"description": "A customer's session.", "content": {"text/html": {}}},
-            },
+            ok=CONSOLE_PAGE,
             errors=("NotFound",),
             description="404 for a ticket id that is not a UUID.",
         )
@@ -1277,7 +1374,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="consoleLoginPage",
             auth=False,
             ok={
-                "200": {"description": "An HTML form with a CSRF token.", "content": {"text/html": {}}},
+                "200": html("An HTML form with a CSRF token."),
                 "303": {"description": "Already logged in: to /console."},
             },
         ),
@@ -1303,10 +1400,10 @@ PATHS: dict[str, dict[str, Schema]] = {
             "responses": {
                 "303": {"description": "Logged in: to /console, with the session cookie."},
                 **FORM_ERRORS,
-                "401": {"description": "Wrong email or password (the form again).", "content": {"text/html": {}}},
-                "403": {"description": "Bad CSRF token, or a customer account.", "content": {"text/html": {}}},
-                "422": {"description": "Email or password missing (the form again).", "content": {"text/html": {}}},
-                "429": {"description": "Too many failed attempts.", "content": {"text/html": {}}},
+                "401": html("Wrong email or password (the form again)."),
+                "403": html("Bad CSRF token, or a customer account."),
+                "422": html("Email or password missing (the form again)."),
+                "429": html("Too many failed attempts."),
             },
         },
     },
@@ -1354,7 +1451,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="consoleInbox",
             params=[
                 *LIST_TICKET_PARAMS[:-1],
-                query_param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 30}, "Page size."),
+                limit_param(100, 30),
             ],
             ok={"200": json_content(ref("InboxPage"), "One page, newest activity first.")},
             errors=("Forbidden", "ValidationError"),
@@ -1401,7 +1498,7 @@ SCHEMAS.update(
         "AdminUserResponse": obj({"user": ref("AdminUser")}),
         "AdminUserPage": obj(
             {
-                "users": {"type": "array", "items": ref("AdminUser")},
+                "users": array_of("AdminUser"),
                 "next_after": nullable({**UUID, "description": "Pass as ?after= for the next page."}),
             }
         ),
@@ -1411,98 +1508,74 @@ SCHEMAS.update(
     }
 )
 
-USER_ID_PARAM: Schema = {"name": "user_id", "in": "path", "required": True, "schema": UUID}
 LIST_USER_PARAMS = [
     query_param("role", {"type": "string", "enum": list(ROLES)}, "Only accounts of this role."),
     query_param("email", {"type": "string"}, "Only accounts whose email starts with this (any case)."),
     query_param("disabled", {"type": "boolean"}, "Only disabled (or enabled) accounts."),
     query_param("after", UUID, "next_after from the previous page."),
-    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."),
+    limit_param(200, 50),
 ]
 ADMIN_NOTE = "Admins only (403 for anyone else)."
 ENDS_SESSIONS = (
     "Every token and console session of the account ends, and its open sockets are closed with 4003, "
     "on every instance within seconds."
 )
+LAST_ADMIN = "409 last_admin when it would leave no enabled admin."
+USERS = Resource(
+    tag="admin",
+    noun="User",
+    plural="Users",
+    id_param=path_param("user_id"),
+    one="AdminUserResponse",
+    note=ADMIN_NOTE,
+    op_prefix="admin",
+)
 
 PATHS.update(
     {
         "/admin/users": {
-            "get": operation(
-                "List accounts, newest first",
-                tag="admin",
-                operation_id="adminListUsers",
-                params=LIST_USER_PARAMS,
-                ok={"200": json_content(ref("AdminUserPage"), "One page of accounts.")},
-                errors=("Forbidden", "ValidationError"),
-                description=ADMIN_NOTE,
+            "get": USERS.list(
+                "List accounts, newest first", "AdminUserPage", "One page of accounts.", params=LIST_USER_PARAMS
             ),
-            "post": operation(
-                "Create an account of any role",
-                tag="admin",
-                operation_id="adminCreateUser",
-                body="AdminCreateUserRequest",
-                ok={"201": json_content(ref("AdminUserResponse"), "The new account.")},
-                errors=("Forbidden", "Conflict"),
-                description=ADMIN_NOTE,
+            "post": USERS.create(
+                "Create an account of any role", "AdminCreateUserRequest", "The new account.", errors=("Conflict",)
             ),
         },
-        "/admin/users/{user_id}": {
-            "get": operation(
-                "One account",
-                tag="admin",
-                operation_id="adminGetUser",
-                params=[USER_ID_PARAM],
-                ok={"200": json_content(ref("AdminUserResponse"), "The account.")},
-                errors=("Forbidden", "NotFound"),
-                description=ADMIN_NOTE,
-            )
-        },
+        "/admin/users/{user_id}": {"get": USERS.get("One account", "The account.")},
         "/admin/users/{user_id}/role": {
-            "post": operation(
+            "post": USERS.action(
+                "adminSetRole",
                 "Change an account's role",
-                tag="admin",
-                operation_id="adminSetRole",
-                params=[USER_ID_PARAM],
+                USERS.returns_one("The account with its new role."),
                 body="AdminRoleRequest",
-                ok={"200": json_content(ref("AdminUserResponse"), "The account with its new role.")},
-                errors=("Forbidden", "NotFound", "Conflict"),
-                description=f"{ADMIN_NOTE} {ENDS_SESSIONS} 409 last_admin when it would leave no enabled admin.",
+                errors=("Conflict",),
+                extra=f"{ENDS_SESSIONS} {LAST_ADMIN}",
             )
         },
         "/admin/users/{user_id}/disable": {
-            "post": operation(
+            "post": USERS.action(
+                "adminDisableUser",
                 "Disable an account",
-                tag="admin",
-                operation_id="adminDisableUser",
-                params=[USER_ID_PARAM],
-                ok={"200": json_content(ref("AdminUserResponse"), "The disabled account.")},
-                errors=("Forbidden", "NotFound", "Conflict"),
-                description=f"{ADMIN_NOTE} It can no longer sign in. {ENDS_SESSIONS} "
-                "409 last_admin when it would leave no enabled admin.",
+                USERS.returns_one("The disabled account."),
+                errors=("Conflict",),
+                extra=f"It can no longer sign in. {ENDS_SESSIONS} {LAST_ADMIN}",
             )
         },
         "/admin/users/{user_id}/enable": {
-            "post": operation(
+            "post": USERS.action(
+                "adminEnableUser",
                 "Enable a disabled account",
-                tag="admin",
-                operation_id="adminEnableUser",
-                params=[USER_ID_PARAM],
-                ok={"200": json_content(ref("AdminUserResponse"), "The account, enabled.")},
-                errors=("Forbidden", "NotFound"),
-                description=f"{ADMIN_NOTE} It signs in again; sessions ended by the disable stay ended.",
+                USERS.returns_one("The account, enabled."),
+                extra="It signs in again; sessions ended by the disable stay ended.",
             )
         },
         "/admin/users/{user_id}/password": {
-            "post": operation(
+            "post": USERS.action(
+                "adminResetPassword",
                 "Set a new password for an account",
-                tag="admin",
-                operation_id="adminResetPassword",
-                params=[USER_ID_PARAM],
+                USERS.returns_one("The account."),
                 body="AdminPasswordRequest",
-                ok={"200": json_content(ref("AdminUserResponse"), "The account.")},
-                errors=("Forbidden", "NotFound"),
-                description=f"{ADMIN_NOTE} {ENDS_SESSIONS}",
+                extra=ENDS_SESSIONS,
             )
         },
     }
@@ -1539,7 +1612,7 @@ SCHEMAS.update(
         "ApiKeyResponse": obj({"api_key": ref("ApiKey")}),
         "ApiKeyList": obj(
             {
-                "api_keys": {"type": "array", "items": ref("ApiKey")},
+                "api_keys": array_of("ApiKey"),
                 "available_scopes": {"type": "array", "items": SCOPES_SCHEMA["items"]},
             }
         ),
@@ -1568,7 +1641,7 @@ SCHEMAS.update(
         "WebhookResponse": obj({"webhook": ref("Webhook")}),
         "WebhookList": obj(
             {
-                "webhooks": {"type": "array", "items": ref("Webhook")},
+                "webhooks": array_of("Webhook"),
                 "available_event_types": {"type": "array", "items": EVENT_TYPE_SCHEMA},
             }
         ),
@@ -1608,7 +1681,7 @@ SCHEMAS.update(
         "DeliveryResponse": obj({"delivery": ref("Delivery")}),
         "DeliveryPage": obj(
             {
-                "deliveries": {"type": "array", "items": ref("Delivery"), "description": "Newest first."},
+                "deliveries": array_of("Delivery", "Newest first."),
                 "next_before": nullable({"type": "integer", "description": "Pass as ?before= for older ones."}),
             }
         ),
@@ -1622,7 +1695,7 @@ SCHEMAS.update(
         ),
         "EventPage": obj(
             {
-                "events": {"type": "array", "items": ref("Event"), "description": "In order."},
+                "events": array_of("Event", "In order."),
                 "next_cursor": {"type": "string", "description": "Pass as ?after= to continue."},
             }
         ),
@@ -1649,139 +1722,92 @@ SCHEMAS["CreatedWebhook"] = obj(
         )
     }
 )
-KEY_ID_PARAM: Schema = {"name": "key_id", "in": "path", "required": True, "schema": UUID}
-ENDPOINT_ID_PARAM: Schema = {"name": "endpoint_id", "in": "path", "required": True, "schema": UUID}
-DELIVERY_ID_PARAM: Schema = {"name": "delivery_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+API_KEYS = Resource(
+    tag="integrations",
+    noun="ApiKey",
+    plural="ApiKeys",
+    id_param=path_param("key_id"),
+    one="ApiKeyResponse",
+    note=KEY_NOTE,
+)
+WEBHOOKS = Resource(
+    tag="integrations",
+    noun="Webhook",
+    plural="Webhooks",
+    id_param=path_param("endpoint_id"),
+    one="WebhookResponse",
+    note=KEY_NOTE,
+)
 
 PATHS.update(
     {
         "/admin/api-keys": {
-            "get": operation(
-                "List API keys (never the keys themselves)",
-                tag="integrations",
-                operation_id="listApiKeys",
-                ok={"200": json_content(ref("ApiKeyList"), "Every key, newest first.")},
-                errors=("Forbidden",),
-                description=KEY_NOTE,
-            ),
-            "post": operation(
+            "get": API_KEYS.list("List API keys (never the keys themselves)", "ApiKeyList", "Every key, newest first."),
+            "post": API_KEYS.create(
                 "Create an API key",
-                tag="integrations",
-                operation_id="createApiKey",
-                body="CreateApiKeyRequest",
-                ok={"201": json_content(ref("CreatedApiKey"), "The key, with `key` shown this once.")},
-                errors=("Forbidden",),
-                description=f"{KEY_NOTE} The key acts as an integration account named after it.",
+                "CreateApiKeyRequest",
+                "The key, with `key` shown this once.",
+                schema="CreatedApiKey",
+                extra="The key acts as an integration account named after it.",
             ),
         },
-        "/admin/api-keys/{key_id}": {
-            "get": operation(
-                "One API key",
-                tag="integrations",
-                operation_id="getApiKey",
-                params=[KEY_ID_PARAM],
-                ok={"200": json_content(ref("ApiKeyResponse"), "The key.")},
-                errors=("Forbidden", "NotFound"),
-                description=KEY_NOTE,
-            )
-        },
+        "/admin/api-keys/{key_id}": {"get": API_KEYS.get("One API key", "The key.")},
         "/admin/api-keys/{key_id}/revoke": {
-            "post": operation(
+            "post": API_KEYS.action(
+                "revokeApiKey",
                 "Revoke an API key",
-                tag="integrations",
-                operation_id="revokeApiKey",
-                params=[KEY_ID_PARAM],
-                ok={"200": json_content(ref("ApiKeyResponse"), "The revoked key.")},
-                errors=("Forbidden", "NotFound"),
-                description=f"{KEY_NOTE} Refused on every instance at once; its sockets are closed with 4003.",
+                API_KEYS.returns_one("The revoked key."),
+                extra="Refused on every instance at once; its sockets are closed with 4003.",
             )
         },
         "/admin/webhooks": {
-            "get": operation(
-                "List webhook endpoints",
-                tag="integrations",
-                operation_id="listWebhooks",
-                ok={"200": json_content(ref("WebhookList"), "Every endpoint, newest first.")},
-                errors=("Forbidden",),
-                description=KEY_NOTE,
-            ),
-            "post": operation(
+            "get": WEBHOOKS.list("List webhook endpoints", "WebhookList", "Every endpoint, newest first."),
+            "post": WEBHOOKS.create(
                 "Register a webhook endpoint",
-                tag="integrations",
-                operation_id="createWebhook",
-                body="CreateWebhookRequest",
-                ok={"201": json_content(ref("CreatedWebhook"), "The endpoint, with its signing `secret` shown once.")},
-                errors=("Forbidden",),
-                description=f"{KEY_NOTE} Only http(s); private, loopback and link-local targets are refused "
+                "CreateWebhookRequest",
+                "The endpoint, with its signing `secret` shown once.",
+                schema="CreatedWebhook",
+                extra="Only http(s); private, loopback and link-local targets are refused "
                 "unless WEBHOOK_ALLOW_PRIVATE_NETWORKS allows them.",
             ),
         },
         "/admin/webhooks/{endpoint_id}": {
-            "get": operation(
-                "One webhook endpoint",
-                tag="integrations",
-                operation_id="getWebhook",
-                params=[ENDPOINT_ID_PARAM],
-                ok={"200": json_content(ref("WebhookResponse"), "The endpoint.")},
-                errors=("Forbidden", "NotFound"),
-                description=KEY_NOTE,
-            ),
-            "patch": operation(
+            "get": WEBHOOKS.get("One webhook endpoint", "The endpoint."),
+            "patch": WEBHOOKS.update(
                 "Change a webhook endpoint",
-                tag="integrations",
-                operation_id="updateWebhook",
-                params=[ENDPOINT_ID_PARAM],
-                body="UpdateWebhookRequest",
-                ok={"200": json_content(ref("WebhookResponse"), "The endpoint.")},
-                errors=("Forbidden", "NotFound"),
-                description=f"{KEY_NOTE} active: true re-enables an endpoint disabled for failing.",
+                "UpdateWebhookRequest",
+                "The endpoint.",
+                extra="active: true re-enables an endpoint disabled for failing.",
             ),
-            "delete": operation(
-                "Delete a webhook endpoint and its delivery log",
-                tag="integrations",
-                operation_id="deleteWebhook",
-                params=[ENDPOINT_ID_PARAM],
-                ok={"204": {"description": "Deleted."}},
-                errors=("Forbidden", "NotFound"),
-                description=KEY_NOTE,
-            ),
+            "delete": WEBHOOKS.delete("Delete a webhook endpoint and its delivery log", "Deleted."),
         },
         "/admin/webhooks/{endpoint_id}/deliveries": {
-            "get": operation(
+            "get": WEBHOOKS.action(
+                "listWebhookDeliveries",
                 "An endpoint's delivery log",
-                tag="integrations",
-                operation_id="listWebhookDeliveries",
+                {"200": json_content(ref("DeliveryPage"), "Deliveries, newest first.")},
                 params=[
-                    ENDPOINT_ID_PARAM,
                     query_param("status", {"type": "string", "enum": list(webhook_handlers.DELIVERY_STATUSES)}, ""),
                     query_param("before", {"type": "integer"}, "next_before from the previous page."),
-                    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, ""),
+                    limit_param(200, 50, ""),
                 ],
-                ok={"200": json_content(ref("DeliveryPage"), "Deliveries, newest first.")},
-                errors=("Forbidden", "NotFound", "ValidationError"),
-                description=KEY_NOTE,
+                errors=("ValidationError",),
             )
         },
         "/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/resend": {
-            "post": operation(
+            "post": WEBHOOKS.action(
+                "resendWebhookDelivery",
                 "Send a delivery's event again",
-                tag="integrations",
-                operation_id="resendWebhookDelivery",
-                params=[ENDPOINT_ID_PARAM, DELIVERY_ID_PARAM],
-                ok={"202": json_content(ref("DeliveryResponse"), "The new delivery (same event id), queued.")},
-                errors=("Forbidden", "NotFound", "ValidationError"),
-                description=KEY_NOTE,
+                {"202": json_content(ref("DeliveryResponse"), "The new delivery (same event id), queued.")},
+                params=[path_param("delivery_id", {"type": "integer"})],
+                errors=("ValidationError",),
             )
         },
         "/admin/webhooks/{endpoint_id}/test": {
-            "post": operation(
+            "post": WEBHOOKS.action(
+                "testWebhook",
                 "Send a test event",
-                tag="integrations",
-                operation_id="testWebhook",
-                params=[ENDPOINT_ID_PARAM],
-                ok={"202": json_content(ref("DeliveryResponse"), "A signed webhook.test delivery, queued.")},
-                errors=("Forbidden", "NotFound"),
-                description=KEY_NOTE,
+                {"202": json_content(ref("DeliveryResponse"), "A signed webhook.test delivery, queued.")},
             )
         },
         "/events": {
@@ -1797,7 +1823,7 @@ PATHS.update(
                     ),
                     query_param("types", {"type": "string"}, "Comma-separated event types to return."),
                     query_param("include_internal", {"type": "boolean"}, "Include internal notes' message.created."),
-                    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, ""),
+                    limit_param(500, 100, ""),
                     query_param(
                         "wait", {"type": "integer", "minimum": 0, "maximum": 30, "default": 30}, "Long-poll seconds."
                     ),
@@ -1858,7 +1884,7 @@ SCHEMAS.update(
         "KbArticleResponse": obj({"article": ref("KbArticle")}),
         "KbArticlePage": obj(
             {
-                "articles": {"type": "array", "items": ref("KbArticleSummary")},
+                "articles": array_of("KbArticleSummary"),
                 "total": {"type": "integer"},
             }
         ),
@@ -1888,7 +1914,7 @@ SCHEMAS.update(
             }
         ),
         "KbSuggestionResponse": obj({"suggestion": ref("KbSuggestion")}),
-        "KbSuggestionList": obj({"suggestions": {"type": "array", "items": ref("KbSuggestion")}}),
+        "KbSuggestionList": obj({"suggestions": array_of("KbSuggestion")}),
         "KbSuggestRequest": with_properties(
             request_schema(
                 kb_suggestion_handlers.SUGGEST_SCHEMA,
@@ -1907,74 +1933,66 @@ SCHEMAS.update(
     }
 )
 
-ARTICLE_ID_PARAM: Schema = {"name": "article_id", "in": "path", "required": True, "schema": UUID}
-SUGGESTION_ID_PARAM: Schema = {"name": "suggestion_id", "in": "path", "required": True, "schema": UUID}
+ARTICLE_ID_PARAM = path_param("article_id")
+SUGGESTION_ID_PARAM = path_param("suggestion_id")
 STAFF_KB_NOTE = "Agents and admins (403 for customers; API keys cannot use it)."
 REINDEX_NOTE = (
     "Saving splits the article into sections and embeds them in the same transaction; every instance "
     "uses the change from its next search."
 )
+KB_PAGE_PARAMS = [
+    limit_param(200, 50),
+    query_param("offset", {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0}, "Articles to skip."),
+]
+KB_PAGE_OK = ("KbArticlePage", "One page of articles (without bodies).")
+ADMIN_KB_ARTICLES = Resource(
+    tag="admin",
+    noun="KbArticle",
+    plural="KbArticles",
+    id_param=ARTICLE_ID_PARAM,
+    one="KbArticleResponse",
+    note=ADMIN_NOTE,
+    op_prefix="admin",
+)
+KB_ARTICLES = Resource(
+    tag="kb",
+    noun="KbArticle",
+    plural="KbArticles",
+    id_param=ARTICLE_ID_PARAM,
+    one="KbArticleResponse",
+    note=STAFF_KB_NOTE,
+)
+KB_SUGGESTIONS = Resource(
+    tag="kb",
+    noun="KbSuggestion",
+    plural="KbSuggestions",
+    id_param=SUGGESTION_ID_PARAM,
+    one="KbSuggestionResponse",
+    note=STAFF_KB_NOTE,
+)
 
 PATHS.update(
     {
         "/admin/kb/articles": {
-            "get": operation(
-                "List knowledge-base articles, by title",
-                tag="admin",
-                operation_id="adminListKbArticles",
-                params=[
-                    query_param(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."
-                    ),
-                    query_param(
-                        "offset",
-                        {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0},
-                        "Articles to skip.",
-                    ),
-                ],
-                ok={"200": json_content(ref("KbArticlePage"), "One page of articles (without bodies).")},
-                errors=("Forbidden", "ValidationError"),
-                description=ADMIN_NOTE,
-            ),
-            "post": operation(
+            "get": ADMIN_KB_ARTICLES.list("List knowledge-base articles, by title", *KB_PAGE_OK, params=KB_PAGE_PARAMS),
+            "post": ADMIN_KB_ARTICLES.create(
                 "Create a knowledge-base article",
-                tag="admin",
-                operation_id="adminCreateKbArticle",
-                body="KbCreateArticleRequest",
-                ok={"201": json_content(ref("KbArticleResponse"), "The new article.")},
-                errors=("Forbidden", "Conflict"),
-                description=f"{ADMIN_NOTE} {REINDEX_NOTE} 409 when the slug is taken.",
+                "KbCreateArticleRequest",
+                "The new article.",
+                errors=("Conflict",),
+                extra=f"{REINDEX_NOTE} 409 when the slug is taken.",
             ),
         },
         "/admin/kb/articles/{article_id}": {
-            "get": operation(
-                "One knowledge-base article",
-                tag="admin",
-                operation_id="adminGetKbArticle",
-                params=[ARTICLE_ID_PARAM],
-                ok={"200": json_content(ref("KbArticleResponse"), "The article.")},
-                errors=("Forbidden", "NotFound"),
-                description=ADMIN_NOTE,
-            ),
-            "patch": operation(
+            "get": ADMIN_KB_ARTICLES.get("One knowledge-base article", "The article."),
+            "patch": ADMIN_KB_ARTICLES.update(
                 "Edit a knowledge-base article",
-                tag="admin",
-                operation_id="adminUpdateKbArticle",
-                params=[ARTICLE_ID_PARAM],
-                body="KbUpdateArticleRequest",
-                ok={"200": json_content(ref("KbArticleResponse"), "The article as saved.")},
-                errors=("Forbidden", "NotFound", "Conflict"),
-                description=f"{ADMIN_NOTE} {REINDEX_NOTE}",
+                "KbUpdateArticleRequest",
+                "The article as saved.",
+                errors=("Conflict",),
+                extra=REINDEX_NOTE,
             ),
-            "delete": operation(
-                "Delete a knowledge-base article",
-                tag="admin",
-                operation_id="adminDeleteKbArticle",
-                params=[ARTICLE_ID_PARAM],
-                ok={"204": {"description": "Deleted, with its sections."}},
-                errors=("Forbidden", "NotFound"),
-                description=ADMIN_NOTE,
-            ),
+            "delete": ADMIN_KB_ARTICLES.delete("Delete a knowledge-base article", "Deleted, with its sections."),
         },
     }
 )
@@ -2002,7 +2020,7 @@ SCHEMAS.update(
         "AvailabilityOverview": obj(
             {
                 "me": ref("AgentAvailability"),
-                "agents": {"type": "array", "items": ref("AgentAvailability")},
+                "agents": array_of("AgentAvailability"),
                 "auto_assign": {
                     "type": "boolean",
                     "description": "AUTO_ASSIGN: new and handed-off tickets are routed.",
@@ -2350,9 +2368,7 @@ PATHS.update(
                 auth=False,
                 params=REPORT_PARAMS[:3],
                 ok={
-                    "200": {"description": "An HTML page with charts and tables.", "content": {"text/html": {}}},
-                    "303": {"description": "Not logged in: to /console/login."},
-                    "403": {"description": "A customer's session.", "content": {"text/html": {}}},
+                    **console_page("An HTML page with charts and tables."),
                     "422": {
                         "description": "A bad period: the page says why; without a session, the JSON error.",
                         "content": {"text/html": {}, **RESPONSES["ValidationError"]["content"]},
@@ -2387,11 +2403,7 @@ PATHS.update(
                 tag="web",
                 operation_id="consoleAccountPage",
                 auth=False,
-                ok={
-                    "200": {"description": "An HTML page.", "content": {"text/html": {}}},
-                    "303": {"description": "Not logged in: to /console/login."},
-                    "403": {"description": "A customer's session.", "content": {"text/html": {}}},
-                },
+                ok=console_page("An HTML page."),
                 description="Authenticated by the console session cookie.",
             )
         },
@@ -2456,7 +2468,7 @@ SCHEMAS.update(
             }
         ),
         "LabelResponse": obj({"label": ref("Label")}),
-        "LabelList": obj({"labels": {"type": "array", "items": ref("Label")}}),
+        "LabelList": obj({"labels": array_of("Label")}),
         "CreateLabelRequest": with_properties(request_schema(label_handlers.CREATE_SCHEMA), color=LABEL_COLOR),
         "UpdateLabelRequest": with_properties(request_schema(label_handlers.UPDATE_SCHEMA), color=LABEL_COLOR),
         "TicketLabelsRequest": obj(
@@ -2484,7 +2496,7 @@ SCHEMAS.update(
                 "created_at": TIMESTAMP,
             }
         ),
-        "ActivityPage": obj({"activity": {"type": "array", "items": ref("Activity")}, "has_more": {"type": "boolean"}}),
+        "ActivityPage": obj({"activity": array_of("Activity"), "has_more": {"type": "boolean"}}),
         "CannedResponse": obj(
             {
                 "id": UUID,
@@ -2497,66 +2509,62 @@ SCHEMAS.update(
             }
         ),
         "CannedResponseResponse": obj({"canned_response": ref("CannedResponse")}),
-        "CannedResponseList": obj({"canned_responses": {"type": "array", "items": ref("CannedResponse")}}),
+        "CannedResponseList": obj({"canned_responses": array_of("CannedResponse")}),
         "CreateCannedResponseRequest": request_schema(canned_handlers.CREATE_SCHEMA),
         "UpdateCannedResponseRequest": request_schema(canned_handlers.UPDATE_SCHEMA),
     }
 )
-LABEL_ID_PARAM: Schema = {"name": "label_id", "in": "path", "required": True, "schema": UUID}
-CANNED_ID_PARAM: Schema = {"name": "canned_id", "in": "path", "required": True, "schema": UUID}
 AGENTS_NOTE = "Agents and admins (403 for customers)."
-CANNED_CHANGE_NOTE = (
-    "Your own personal response, or a shared one (admins only: 403 for agents). Another agent's personal "
-    "response is 404. 409 when the shortcut is taken."
+LABELS = Resource(
+    tag="workspace",
+    noun="Label",
+    plural="Labels",
+    id_param=path_param("label_id"),
+    one="LabelResponse",
+    note="Admins only.",
 )
-UPDATE_CANNED: dict[str, Any] = {
-    "params": [CANNED_ID_PARAM],
-    "body": "UpdateCannedResponseRequest",
-    "ok": {"200": json_content(ref("CannedResponseResponse"), "The response after the change.")},
-    "errors": ("Forbidden", "NotFound", "Conflict"),
-    "description": CANNED_CHANGE_NOTE + " PUT and PATCH are the same: fields left out keep their value.",
+CANNED = Resource(
+    tag="workspace",
+    noun="CannedResponse",
+    plural="CannedResponses",
+    id_param=path_param("canned_id"),
+    one="CannedResponseResponse",
+    note="Your own personal response, or a shared one (admins only: 403 for agents). Another agent's personal "
+    "response is 404. 409 when the shortcut is taken.",
+)
+# PUT and PATCH on a canned response are one operation under two methods.
+CANNED_UPDATE_REST: dict[str, Any] = {
+    "ok_description": "The response after the change.",
+    "errors": ("Conflict",),
+    "extra": "PUT and PATCH are the same: fields left out keep their value.",
 }
 PATHS.update(
     {
         "/labels": {
-            "get": operation(
+            "get": LABELS.list(
                 "List labels",
-                tag="workspace",
-                operation_id="listLabels",
-                ok={"200": json_content(ref("LabelList"), "Every label, by name.")},
-                errors=("Forbidden",),
-                description=AGENTS_NOTE + " An API key needs tickets:read.",
+                "LabelList",
+                "Every label, by name.",
+                note=AGENTS_NOTE,
+                extra="An API key needs tickets:read.",
             ),
-            "post": operation(
+            "post": LABELS.create(
                 "Create a label",
-                tag="workspace",
-                operation_id="createLabel",
-                body="CreateLabelRequest",
-                ok={"201": json_content(ref("LabelResponse"), "The new label.")},
-                errors=("Forbidden", "Conflict"),
-                description="Admins only. 409 when a label has this name (in any case).",
+                "CreateLabelRequest",
+                "The new label.",
+                errors=("Conflict",),
+                extra="409 when a label has this name (in any case).",
             ),
         },
         "/labels/{label_id}": {
-            "patch": operation(
+            "patch": LABELS.update(
                 "Rename or recolour a label",
-                tag="workspace",
-                operation_id="updateLabel",
-                params=[LABEL_ID_PARAM],
-                body="UpdateLabelRequest",
-                ok={"200": json_content(ref("LabelResponse"), "The label after the change.")},
-                errors=("Forbidden", "NotFound", "Conflict"),
-                description="Admins only. Every ticket carrying the label shows the change.",
+                "UpdateLabelRequest",
+                "The label after the change.",
+                errors=("Conflict",),
+                extra="Every ticket carrying the label shows the change.",
             ),
-            "delete": operation(
-                "Delete a label",
-                tag="workspace",
-                operation_id="deleteLabel",
-                params=[LABEL_ID_PARAM],
-                ok={"204": {"description": "Deleted, and taken off every ticket."}},
-                errors=("Forbidden", "NotFound"),
-                description="Admins only.",
-            ),
+            "delete": LABELS.delete("Delete a label", "Deleted, and taken off every ticket."),
         },
         "/tickets/{ticket_id}/labels": {
             "put": operation(
@@ -2584,9 +2592,7 @@ PATHS.update(
                         {"type": "integer", "minimum": 0, "maximum": 2**62},
                         "Lines after this id (default: from the start).",
                     ),
-                    query_param(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "Page size."
-                    ),
+                    limit_param(500, 100),
                 ],
                 ok={"200": json_content(ref("ActivityPage"), "Lines, oldest first.")},
                 errors=("Forbidden", "NotFound", "ValidationError"),
@@ -2595,49 +2601,35 @@ PATHS.update(
             )
         },
         "/canned-responses": {
-            "get": operation(
+            "get": CANNED.list(
                 "List canned responses",
-                tag="workspace",
-                operation_id="listCannedResponses",
+                "CannedResponseList",
+                "The shared ones and your own, by shortcut.",
                 params=[
                     query_param(
                         "q", {"type": "string", "maxLength": 100}, "Only those whose shortcut or text contains this."
                     )
                 ],
-                ok={"200": json_content(ref("CannedResponseList"), "The shared ones and your own, by shortcut.")},
-                errors=("Forbidden", "ValidationError"),
-                description=AGENTS_NOTE,
+                note=AGENTS_NOTE,
             ),
-            "post": operation(
+            "post": CANNED.create(
                 "Create a canned response",
-                tag="workspace",
-                operation_id="createCannedResponse",
-                body="CreateCannedResponseRequest",
-                ok={"201": json_content(ref("CannedResponseResponse"), "The new response.")},
-                errors=("Forbidden", "Conflict"),
-                description="Personal by default; `shared: true` for admins only (403 for agents). The shortcut "
+                "CreateCannedResponseRequest",
+                "The new response.",
+                errors=("Conflict",),
+                note="Personal by default; `shared: true` for admins only (403 for agents). The shortcut "
                 "is 1-40 characters from a-z, 0-9, - and _ (upper case is lowered). 409 when taken.",
             ),
         },
         "/canned-responses/{canned_id}": {
-            "patch": operation(
-                "Change a canned response", tag="workspace", operation_id="updateCannedResponse", **UPDATE_CANNED
-            ),
-            "put": operation(
+            "patch": CANNED.update("Change a canned response", "UpdateCannedResponseRequest", **CANNED_UPDATE_REST),
+            "put": CANNED.update(
                 "Change a canned response (as PATCH)",
-                tag="workspace",
+                "UpdateCannedResponseRequest",
                 operation_id="replaceCannedResponse",
-                **UPDATE_CANNED,
+                **CANNED_UPDATE_REST,
             ),
-            "delete": operation(
-                "Delete a canned response",
-                tag="workspace",
-                operation_id="deleteCannedResponse",
-                params=[CANNED_ID_PARAM],
-                ok={"204": {"description": "Deleted."}},
-                errors=("Forbidden", "NotFound"),
-                description=CANNED_CHANGE_NOTE,
-            ),
+            "delete": CANNED.delete("Delete a canned response", "Deleted."),
         },
     }
 )
@@ -2821,8 +2813,7 @@ PATHS.update(
 
 # ---- AI actions (docs/ai.md, "Acting") -------------------------------------------------------
 
-ACTION_ID_PARAM: Schema = {"name": "action_id", "in": "path", "required": True, "schema": UUID}
-CALL_ID_PARAM: Schema = {"name": "call_id", "in": "path", "required": True, "schema": UUID}
+CALL_ID_PARAM = path_param("call_id")
 TOOL_CALL_STATUS: Schema = {
     "type": "string",
     "enum": ["running", "awaiting_approval", "approved", "refused", "succeeded", "failed", "cancelled"],
@@ -2873,7 +2864,7 @@ SCHEMAS.update(
             }
         ),
         "ActionResponse": obj({"action": ref("Action")}),
-        "ActionList": obj({"actions": {"type": "array", "items": ref("Action")}}),
+        "ActionList": obj({"actions": array_of("Action")}),
         "CreateActionRequest": _action_request(
             admin_actions_handlers.CREATE_SCHEMA, ["name", "description", "parameters", "method", "url_template"]
         ),
@@ -2944,56 +2935,33 @@ def _decision(verb: str, operation_id: str) -> Schema:
     )
 
 
+ACTIONS = Resource(
+    tag="admin",
+    noun="Action",
+    plural="Actions",
+    id_param=path_param("action_id"),
+    one="ActionResponse",
+    note=ACTION_NOTE,
+    op_prefix="admin",
+)
 PATHS.update(
     {
         "/admin/actions": {
-            "get": operation(
-                "List the actions the AI may call",
-                tag="admin",
-                operation_id="adminListActions",
-                ok={"200": json_content(ref("ActionList"), "Every action, by name.")},
-                errors=("Forbidden",),
-                description=ACTION_NOTE,
-            ),
-            "post": operation(
+            "get": ACTIONS.list("List the actions the AI may call", "ActionList", "Every action, by name."),
+            "post": ACTIONS.create(
                 "Create an action",
-                tag="admin",
-                operation_id="adminCreateAction",
-                body="CreateActionRequest",
-                ok={"201": json_content(ref("ActionResponse"), "The new action.")},
-                errors=("Forbidden", "Conflict"),
-                description=f"{ACTION_NOTE} 409 when the name is taken.",
+                "CreateActionRequest",
+                "The new action.",
+                errors=("Conflict",),
+                extra="409 when the name is taken.",
             ),
         },
         "/admin/actions/{action_id}": {
-            "get": operation(
-                "One action",
-                tag="admin",
-                operation_id="adminGetAction",
-                params=[ACTION_ID_PARAM],
-                ok={"200": json_content(ref("ActionResponse"), "The action.")},
-                errors=("Forbidden", "NotFound"),
-                description=ACTION_NOTE,
+            "get": ACTIONS.get("One action", "The action."),
+            "patch": ACTIONS.update(
+                "Change an action", "UpdateActionRequest", "The action as saved.", errors=("Conflict",)
             ),
-            "patch": operation(
-                "Change an action",
-                tag="admin",
-                operation_id="adminUpdateAction",
-                params=[ACTION_ID_PARAM],
-                body="UpdateActionRequest",
-                ok={"200": json_content(ref("ActionResponse"), "The action as saved.")},
-                errors=("Forbidden", "NotFound", "Conflict"),
-                description=ACTION_NOTE,
-            ),
-            "delete": operation(
-                "Delete an action",
-                tag="admin",
-                operation_id="adminDeleteAction",
-                params=[ACTION_ID_PARAM],
-                ok={"204": {"description": "Deleted; the calls it made stay in the tickets' logs."}},
-                errors=("Forbidden", "NotFound"),
-                description=ACTION_NOTE,
-            ),
+            "delete": ACTIONS.delete("Delete an action", "Deleted; the calls it made stay in the tickets' logs."),
         },
         "/tickets/{ticket_id}/tool-calls": {
             "get": operation(
@@ -3015,7 +2983,7 @@ PATHS.update(
                 tag="web",
                 operation_id="demoShopOrder",
                 auth=False,
-                params=[{"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                params=[path_param("order_id", {"type": "string"})],
                 ok={"200": json_content(obj({"order": {"type": "object"}}), "The order.")},
                 errors=("Unauthorized", "NotFound"),
                 description="What the demo AI action calls, with its X-Shop-Key header; 404 unless DEMO_SHOP "
@@ -3035,8 +3003,8 @@ PATHS.update(
                 params=[SUGGESTION_ID_PARAM],
                 body="KbPublishRequest",
                 ok={
-                    "201": json_content(ref("KbArticleResponse"), "A new article."),
-                    "200": json_content(ref("KbArticleResponse"), "The article it was for, with its new text."),
+                    **ADMIN_KB_ARTICLES.returns_one("A new article.", "201"),
+                    **ADMIN_KB_ARTICLES.returns_one("The article it was for, with its new text."),
                 },
                 errors=("Forbidden", "NotFound", "Conflict"),
                 description=f"{ADMIN_NOTE} Fields sent override the suggestion's. {REINDEX_NOTE} "
@@ -3044,73 +3012,37 @@ PATHS.update(
             ),
         },
         "/kb/articles": {
-            "get": operation(
-                "List knowledge-base articles (agents and admins)",
-                tag="kb",
-                operation_id="listKbArticles",
-                params=[
-                    query_param(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."
-                    ),
-                    query_param(
-                        "offset",
-                        {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0},
-                        "Articles to skip.",
-                    ),
-                ],
-                ok={"200": json_content(ref("KbArticlePage"), "One page of articles (without bodies).")},
-                errors=("Forbidden", "ValidationError"),
-                description=STAFF_KB_NOTE,
+            "get": KB_ARTICLES.list(
+                "List knowledge-base articles (agents and admins)", *KB_PAGE_OK, params=KB_PAGE_PARAMS
             ),
         },
         "/kb/articles/{article_id}": {
-            "get": operation(
-                "One knowledge-base article (agents and admins)",
-                tag="kb",
-                operation_id="getKbArticle",
-                params=[ARTICLE_ID_PARAM],
-                ok={"200": json_content(ref("KbArticleResponse"), "The article.")},
-                errors=("Forbidden", "NotFound"),
-                description=STAFF_KB_NOTE,
-            ),
+            "get": KB_ARTICLES.get("One knowledge-base article (agents and admins)", "The article."),
         },
         "/kb/suggestions": {
-            "get": operation(
+            "get": KB_SUGGESTIONS.list(
                 "Knowledge-base suggestions: an agent's own, or every one for an admin",
-                tag="kb",
-                operation_id="listKbSuggestions",
-                ok={"200": json_content(ref("KbSuggestionList"), "Oldest first.")},
-                errors=("Forbidden",),
-                description=STAFF_KB_NOTE,
+                "KbSuggestionList",
+                "Oldest first.",
             ),
-            "post": operation(
+            "post": KB_SUGGESTIONS.create(
                 "Suggest a new article, or a new text for an article",
-                tag="kb",
-                operation_id="createKbSuggestion",
-                body="KbSuggestRequest",
-                ok={"201": json_content(ref("KbSuggestionResponse"), "The suggestion, waiting for an admin.")},
-                errors=("Forbidden", "NotFound"),
-                description=f"{STAFF_KB_NOTE} The AI never answers from a suggestion until an admin publishes it.",
+                "KbSuggestRequest",
+                "The suggestion, waiting for an admin.",
+                errors=("NotFound",),
+                extra="The AI never answers from a suggestion until an admin publishes it.",
             ),
         },
         "/kb/suggestions/{suggestion_id}": {
-            "get": operation(
+            "get": KB_SUGGESTIONS.get(
                 "One knowledge-base suggestion",
-                tag="kb",
-                operation_id="getKbSuggestion",
-                params=[SUGGESTION_ID_PARAM],
-                ok={"200": json_content(ref("KbSuggestionResponse"), "The suggestion.")},
-                errors=("Forbidden", "NotFound"),
-                description=f"{STAFF_KB_NOTE} An agent sees only their own (another's is 404).",
+                "The suggestion.",
+                extra="An agent sees only their own (another's is 404).",
             ),
-            "delete": operation(
+            "delete": KB_SUGGESTIONS.delete(
                 "Withdraw (its author) or reject (an admin) a knowledge-base suggestion",
-                tag="kb",
-                operation_id="deleteKbSuggestion",
-                params=[SUGGESTION_ID_PARAM],
-                ok={"204": {"description": "Deleted."}},
-                errors=("Forbidden", "NotFound"),
-                description=f"{STAFF_KB_NOTE} An agent may delete only their own (another's is 404).",
+                "Deleted.",
+                extra="An agent may delete only their own (another's is 404).",
             ),
         },
     }
