@@ -2103,8 +2103,7 @@ SCHEMAS.update(
                 "tz": {"type": "string"},
                 "start": {"type": "string", "format": "date-time", "description": "from, 00:00 in tz"},
                 "end": {"type": "string", "format": "date-time", "description": "to + 1 day, 00:00 in tz (excluded)"},
-            },
-            required=["from", "to", "tz", "start", "end"],
+            }
         ),
         "ReportTiming": obj(
             {
@@ -2112,13 +2111,11 @@ SCHEMAS.update(
                 "median_seconds": NUMBER_OR_NULL,
                 "p90_seconds": NUMBER_OR_NULL,
             },
-            required=["count", "median_seconds", "p90_seconds"],
             description="Median and 90th percentile (linear interpolation between the nearest values, as "
             "PostgreSQL's percentile_cont); null when count is 0.",
         ),
         "ReportRating": obj(
             {"ratings": {"type": "integer"}, "average": NUMBER_OR_NULL},
-            required=["ratings", "average"],
             description="The ratings given in the period (by rated_at) to the tickets counted; average is "
             "null when there are none.",
         ),
@@ -2131,8 +2128,7 @@ SCHEMAS.update(
                         "resolved": {"type": "integer"},
                         "responded": {"type": "integer"},
                         "human_responded": {"type": "integer"},
-                    },
-                    required=["opened", "resolved", "responded", "human_responded"],
+                    }
                 ),
                 "first_response": ref("ReportTiming"),
                 "first_human_response": ref("ReportTiming"),
@@ -2141,8 +2137,7 @@ SCHEMAS.update(
                     {
                         "resolved_without_human": {"type": "integer"},
                         "resolved_without_human_share": NUMBER_OR_NULL,
-                    },
-                    required=["resolved_without_human", "resolved_without_human_share"],
+                    }
                 ),
                 "handoffs": obj(
                     {
@@ -2150,13 +2145,9 @@ SCHEMAS.update(
                         "rate": NUMBER_OR_NULL,
                         "reasons": {
                             "type": "array",
-                            "items": obj(
-                                {"reason": {"type": "string"}, "count": {"type": "integer"}},
-                                required=["reason", "count"],
-                            ),
+                            "items": obj({"reason": {"type": "string"}, "count": {"type": "integer"}}),
                         },
-                    },
-                    required=["conversations", "rate", "reasons"],
+                    }
                 ),
                 "satisfaction": obj(
                     {
@@ -2165,11 +2156,9 @@ SCHEMAS.update(
                         "satisfied_share": NUMBER_OR_NULL,
                         "distribution": obj(
                             {str(n): {"type": "integer"} for n in range(1, 6)},
-                            required=[str(n) for n in range(1, 6)],
                             description="Ratings given per number of stars.",
                         ),
                     },
-                    required=["ratings", "average", "satisfied_share", "distribution"],
                     description="Ratings given in the period (by rated_at); average and satisfied_share "
                     "(rated 4 or 5) are null when there are none.",
                 ),
@@ -2180,22 +2169,10 @@ SCHEMAS.update(
                             "date": {"type": "string", "format": "date"},
                             "opened": {"type": "integer"},
                             "resolved": {"type": "integer"},
-                        },
-                        required=["date", "opened", "resolved"],
+                        }
                     ),
                 },
-            },
-            required=[
-                "period",
-                "conversations",
-                "first_response",
-                "first_human_response",
-                "resolution",
-                "ai",
-                "handoffs",
-                "satisfaction",
-                "daily",
-            ],
+            }
         ),
         "AgentsReport": obj(
             {
@@ -2215,24 +2192,10 @@ SCHEMAS.update(
                             "resolved": {"type": "integer"},
                             "resolution": ref("ReportTiming"),
                             "satisfaction": ref("ReportRating"),
-                        },
-                        required=[
-                            "id",
-                            "name",
-                            "email",
-                            "role",
-                            "disabled",
-                            "replies",
-                            "conversations",
-                            "first_response",
-                            "resolved",
-                            "resolution",
-                            "satisfaction",
-                        ],
+                        }
                     ),
                 },
-            },
-            required=["period", "agents"],
+            }
         ),
         "LabelsReport": obj(
             {
@@ -2250,22 +2213,10 @@ SCHEMAS.update(
                             "resolved_without_human": {"type": "integer"},
                             "resolution": ref("ReportTiming"),
                             "satisfaction": ref("ReportRating"),
-                        },
-                        required=[
-                            "id",
-                            "name",
-                            "opened",
-                            "handoffs",
-                            "first_response",
-                            "resolved",
-                            "resolved_without_human",
-                            "resolution",
-                            "satisfaction",
-                        ],
+                        }
                     ),
                 },
-            },
-            required=["period", "labels"],
+            }
         ),
         "BusiestHoursReport": obj(
             {
@@ -2281,12 +2232,10 @@ SCHEMAS.update(
                             "hour": {"type": "integer", "minimum": 0, "maximum": 23},
                             "conversations": {"type": "integer"},
                             "customer_messages": {"type": "integer"},
-                        },
-                        required=["weekday", "hour", "conversations", "customer_messages"],
+                        }
                     ),
                 },
-            },
-            required=["period", "weekdays", "cells"],
+            }
         ),
     }
 )
@@ -2423,8 +2372,7 @@ PATHS.update(
                                     "current_password": {"type": "string"},
                                     "new_password": {"type": "string"},
                                     "repeat_password": {"type": "string"},
-                                },
-                                required=["csrf_token", "current_password", "new_password", "repeat_password"],
+                                }
                             )
                         }
                     },
@@ -2661,12 +2609,10 @@ SCHEMAS.update(
                                         "day": {"type": "string", "enum": list(widget_settings_service.DAYS)},
                                         "open": _HHMM,
                                         "close": _HHMM,
-                                    },
-                                    required=["day", "open", "close"],
+                                    }
                                 ),
                             },
                         },
-                        required=["timezone", "schedule"],
                         description="Weekly opening hours in a time zone; intervals may not overlap or cross "
                         "midnight (close 24:00 ends the day). Null: always open.",
                     )
