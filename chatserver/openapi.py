@@ -562,6 +562,21 @@ FORM_ERRORS: Schema = {
     "415": {"$ref": "#/components/responses/FormUnsupportedMediaType"},
 }
 
+
+def form_post(summary: str, operation_id: str, fields: Sequence[str], responses: Mapping[str, Schema]) -> Schema:
+    """A console HTML form post (validation.read_form): every field a string, all required; no
+    bearer token (the session cookie and the form's csrf_token); FORM_ERRORS added."""
+    form = obj({name: {"type": "string"} for name in fields})
+    return {
+        "summary": summary,
+        "operationId": operation_id,
+        "tags": ["web"],
+        "security": [],
+        "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": form}}},
+        "responses": {**responses, **FORM_ERRORS},
+    }
+
+
 # Responses every JSON-body endpoint can give, and every authenticated one.
 BODY_ERRORS = ("BadRequest", "RequestTimeout", "PayloadTooLarge", "UnsupportedMediaType", "ValidationError")
 # Forbidden: any authenticated request of a disabled account is refused (docs/security.md).
@@ -669,13 +684,20 @@ class Resource:
     methods pass their other keywords on to `action`."""
 
     tag: str
-    noun: str
-    plural: str
-    id_param: Schema
-    one: str  # the response schema of one item, e.g. "WebhookResponse"
+    noun: str  # in operation ids; its plural (list) adds an s
+    id_name: str  # the path parameter naming one item (a UUID)
     note: str
     op_prefix: str = ""
+    one_schema: str = ""  # the response schema of one item; by default noun + "Response"
     errors: tuple[str, ...] = ("Forbidden",)
+
+    @property
+    def one(self) -> str:
+        return self.one_schema or f"{self.noun}Response"
+
+    @property
+    def id_param(self) -> Schema:
+        return path_param(self.id_name)
 
     def operation_id(self, verb: str, noun: str) -> str:
         return f"{self.op_prefix}{verb.capitalize()}{noun}" if self.op_prefix else f"{verb}{noun}"
@@ -714,7 +736,7 @@ class Resource:
         """GET on the collection; query parameters bring their 422."""
         ok = {"200": json_content(ref(schema), ok_description)}
         errors = ("ValidationError",) if more.get("params") else ()
-        return self.action(self.operation_id("list", self.plural), summary, ok, one=False, errors=errors, **more)
+        return self.action(self.operation_id("list", self.noun + "s"), summary, ok, one=False, errors=errors, **more)
 
     def create(self, summary: str, body: str, ok_description: str, schema: str = "", **more: Any) -> Schema:
         """POST on the collection: 201 with the new item (`schema`, when it is not `one`)."""
@@ -1378,51 +1400,29 @@ PATHS: dict[str, dict[str, Schema]] = {
                 "303": {"description": "Already logged in: to /console."},
             },
         ),
-        "post": {
-            "summary": "Log in to the console (HTML form)",
-            "operationId": "consoleLogin",
-            "tags": ["web"],
-            "security": [],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/x-www-form-urlencoded": {
-                        "schema": obj(
-                            {
-                                "email": {"type": "string"},
-                                "password": {"type": "string"},
-                                "csrf_token": {"type": "string"},
-                            }
-                        )
-                    }
-                },
-            },
-            "responses": {
+        "post": form_post(
+            "Log in to the console (HTML form)",
+            "consoleLogin",
+            ["email", "password", "csrf_token"],
+            {
                 "303": {"description": "Logged in: to /console, with the session cookie."},
-                **FORM_ERRORS,
                 "401": html("Wrong email or password (the form again)."),
                 "403": html("Bad CSRF token, or a customer account."),
                 "422": html("Email or password missing (the form again)."),
                 "429": html("Too many failed attempts."),
             },
-        },
+        ),
     },
     "/console/logout": {
-        "post": {
-            "summary": "Log out of the console (HTML form)",
-            "operationId": "consoleLogout",
-            "tags": ["web"],
-            "security": [],
-            "requestBody": {
-                "required": True,
-                "content": {"application/x-www-form-urlencoded": {"schema": obj({"csrf_token": {"type": "string"}})}},
-            },
-            "responses": {
+        "post": form_post(
+            "Log out of the console (HTML form)",
+            "consoleLogout",
+            ["csrf_token"],
+            {
                 "303": {"description": "Logged out: to /console/login."},
-                **FORM_ERRORS,
                 "403": {"$ref": "#/components/responses/Forbidden"},
             },
-        }
+        )
     },
     "/console/api/token": {
         "post": operation(
@@ -1522,13 +1522,7 @@ ENDS_SESSIONS = (
 )
 LAST_ADMIN = "409 last_admin when it would leave no enabled admin."
 USERS = Resource(
-    tag="admin",
-    noun="User",
-    plural="Users",
-    id_param=path_param("user_id"),
-    one="AdminUserResponse",
-    note=ADMIN_NOTE,
-    op_prefix="admin",
+    tag="admin", noun="User", id_name="user_id", note=ADMIN_NOTE, op_prefix="admin", one_schema="AdminUserResponse"
 )
 
 PATHS.update(
@@ -1722,22 +1716,8 @@ SCHEMAS["CreatedWebhook"] = obj(
         )
     }
 )
-API_KEYS = Resource(
-    tag="integrations",
-    noun="ApiKey",
-    plural="ApiKeys",
-    id_param=path_param("key_id"),
-    one="ApiKeyResponse",
-    note=KEY_NOTE,
-)
-WEBHOOKS = Resource(
-    tag="integrations",
-    noun="Webhook",
-    plural="Webhooks",
-    id_param=path_param("endpoint_id"),
-    one="WebhookResponse",
-    note=KEY_NOTE,
-)
+API_KEYS = Resource(tag="integrations", noun="ApiKey", id_name="key_id", note=KEY_NOTE)
+WEBHOOKS = Resource(tag="integrations", noun="Webhook", id_name="endpoint_id", note=KEY_NOTE)
 
 PATHS.update(
     {
@@ -1933,8 +1913,6 @@ SCHEMAS.update(
     }
 )
 
-ARTICLE_ID_PARAM = path_param("article_id")
-SUGGESTION_ID_PARAM = path_param("suggestion_id")
 STAFF_KB_NOTE = "Agents and admins (403 for customers; API keys cannot use it)."
 REINDEX_NOTE = (
     "Saving splits the article into sections and embeds them in the same transaction; every instance "
@@ -1945,31 +1923,9 @@ KB_PAGE_PARAMS = [
     query_param("offset", {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0}, "Articles to skip."),
 ]
 KB_PAGE_OK = ("KbArticlePage", "One page of articles (without bodies).")
-ADMIN_KB_ARTICLES = Resource(
-    tag="admin",
-    noun="KbArticle",
-    plural="KbArticles",
-    id_param=ARTICLE_ID_PARAM,
-    one="KbArticleResponse",
-    note=ADMIN_NOTE,
-    op_prefix="admin",
-)
-KB_ARTICLES = Resource(
-    tag="kb",
-    noun="KbArticle",
-    plural="KbArticles",
-    id_param=ARTICLE_ID_PARAM,
-    one="KbArticleResponse",
-    note=STAFF_KB_NOTE,
-)
-KB_SUGGESTIONS = Resource(
-    tag="kb",
-    noun="KbSuggestion",
-    plural="KbSuggestions",
-    id_param=SUGGESTION_ID_PARAM,
-    one="KbSuggestionResponse",
-    note=STAFF_KB_NOTE,
-)
+ADMIN_KB_ARTICLES = Resource(tag="admin", noun="KbArticle", id_name="article_id", note=ADMIN_NOTE, op_prefix="admin")
+KB_ARTICLES = Resource(tag="kb", noun="KbArticle", id_name="article_id", note=STAFF_KB_NOTE)
+KB_SUGGESTIONS = Resource(tag="kb", noun="KbSuggestion", id_name="suggestion_id", note=STAFF_KB_NOTE)
 
 PATHS.update(
     {
@@ -2357,29 +2313,12 @@ PATHS.update(
             )
         },
         "/console/account/password": {
-            "post": {
-                "summary": "Change your own password (HTML form)",
-                "operationId": "consoleChangePassword",
-                "tags": ["web"],
-                "security": [],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/x-www-form-urlencoded": {
-                            "schema": obj(
-                                {
-                                    "csrf_token": {"type": "string"},
-                                    "current_password": {"type": "string"},
-                                    "new_password": {"type": "string"},
-                                    "repeat_password": {"type": "string"},
-                                }
-                            )
-                        }
-                    },
-                },
-                "responses": {
+            "post": form_post(
+                "Change your own password (HTML form)",
+                "consoleChangePassword",
+                ["csrf_token", "current_password", "new_password", "repeat_password"],
+                {
                     "303": {"description": "Changed: to /console/account?changed=1; this session carries on."},
-                    **FORM_ERRORS,
                     "403": {"description": "Wrong current password or CSRF token: the form again, with the reason."},
                     "422": {
                         "description": "A new password that is too short, or not repeated alike: the form again. "
@@ -2388,7 +2327,7 @@ PATHS.update(
                     },
                     "429": {"description": "Too many failed attempts."},
                 },
-            }
+            )
         },
     }
 )
@@ -2463,20 +2402,11 @@ SCHEMAS.update(
     }
 )
 AGENTS_NOTE = "Agents and admins (403 for customers)."
-LABELS = Resource(
-    tag="workspace",
-    noun="Label",
-    plural="Labels",
-    id_param=path_param("label_id"),
-    one="LabelResponse",
-    note="Admins only.",
-)
+LABELS = Resource(tag="workspace", noun="Label", id_name="label_id", note="Admins only.")
 CANNED = Resource(
     tag="workspace",
     noun="CannedResponse",
-    plural="CannedResponses",
-    id_param=path_param("canned_id"),
-    one="CannedResponseResponse",
+    id_name="canned_id",
     note="Your own personal response, or a shared one (admins only: 403 for agents). Another agent's personal "
     "response is 404. 409 when the shortcut is taken.",
 )
@@ -2881,15 +2811,7 @@ def _decision(verb: str, operation_id: str) -> Schema:
     )
 
 
-ACTIONS = Resource(
-    tag="admin",
-    noun="Action",
-    plural="Actions",
-    id_param=path_param("action_id"),
-    one="ActionResponse",
-    note=ACTION_NOTE,
-    op_prefix="admin",
-)
+ACTIONS = Resource(tag="admin", noun="Action", id_name="action_id", note=ACTION_NOTE, op_prefix="admin")
 PATHS.update(
     {
         "/admin/actions": {
@@ -2946,7 +2868,7 @@ PATHS.update(
                 "Publish a knowledge-base suggestion",
                 tag="admin",
                 operation_id="adminPublishKbSuggestion",
-                params=[SUGGESTION_ID_PARAM],
+                params=[KB_SUGGESTIONS.id_param],
                 body="KbPublishRequest",
                 ok={
                     **ADMIN_KB_ARTICLES.returns_one("A new article.", "201"),
