@@ -1,7 +1,10 @@
 """The OpenAPI 3.1 description of the HTTP API, written by hand, served at GET /openapi.json.
 
 EVERY NEW ROUTE NEEDS AN ENTRY HERE. When you add a route in routes.py, add its path to PATHS
-below (one dict per path, one operation per method, built with `operation(...)`).
+below (one dict per path, one operation per method, built with `operation(...)`). A route on one of
+the CRUD-style resources (USERS, API_KEYS, WEBHOOKS, KB_ARTICLES, LABELS, CANNED, ACTIONS ...) is
+one call on its `Resource`, e.g. `USERS.action("adminInviteUser", "Invite ...", USERS.returns_one(...))`:
+tag, access note, id parameter and the 401/403/404 responses come from the resource.
 tests/test_openapi.py fails for any route (method + path template, HEAD and static routes
 excepted) that the spec does not describe, and checks the spec against the OpenAPI 3.1 schema.
 
@@ -602,6 +605,17 @@ def json_content(schema: Schema, description: str) -> Schema:
     return {"description": description, "content": {JSON: {"schema": schema}}}
 
 
+def returns(schema: str, description: str, status: str = "200") -> dict[str, Schema]:
+    """The `ok` of an operation that answers one JSON document of the `schema` component."""
+    return {status: json_content(ref(schema), description)}
+
+
+def web_page(summary: str, **more: Any) -> Schema:
+    """An operation of the web front ends: the web tag and no bearer token (a page that needs a
+    login reads the console session cookie)."""
+    return operation(summary, tag="web", auth=False, **more)
+
+
 def operation(
     summary: str,
     *,
@@ -703,7 +717,7 @@ class Resource:
         return f"{self.op_prefix}{verb.capitalize()}{noun}" if self.op_prefix else f"{verb}{noun}"
 
     def returns_one(self, description: str, status: str = "200") -> dict[str, Schema]:
-        return {status: json_content(ref(self.one), description)}
+        return returns(self.one, description, status)
 
     def action(
         self,
@@ -734,13 +748,13 @@ class Resource:
 
     def list(self, summary: str, schema: str, ok_description: str, **more: Any) -> Schema:
         """GET on the collection; query parameters bring their 422."""
-        ok = {"200": json_content(ref(schema), ok_description)}
+        ok = returns(schema, ok_description)
         errors = ("ValidationError",) if more.get("params") else ()
         return self.action(self.operation_id("list", self.noun + "s"), summary, ok, one=False, errors=errors, **more)
 
     def create(self, summary: str, body: str, ok_description: str, schema: str = "", **more: Any) -> Schema:
         """POST on the collection: 201 with the new item (`schema`, when it is not `one`)."""
-        ok = {"201": json_content(ref(schema or self.one), ok_description)}
+        ok = returns(schema or self.one, ok_description, "201")
         return self.action(self.operation_id("create", self.noun), summary, ok, one=False, body=body, **more)
 
     def get(self, summary: str, ok_description: str, **more: Any) -> Schema:
@@ -917,7 +931,7 @@ UPLOAD_OPERATION = operation(
     tag="attachments",
     operation_id="uploadAttachment",
     params=[TICKET_ID_PARAM],
-    ok={"201": json_content(ref("AttachmentResponse"), "Stored; reference its id in a message's attachment_ids.")},
+    ok=returns("AttachmentResponse", "Stored; reference its id in a message's attachment_ids.", "201"),
     errors=(
         "BadRequest",
         "NotFound",
@@ -965,7 +979,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="signup",
             auth=False,
             body="SignupRequest",
-            ok={"201": json_content(ref("TokenResponse"), "Account created; a token for it.")},
+            ok=returns("TokenResponse", "Account created; a token for it.", "201"),
             errors=("Conflict", "RateLimited"),
             description="Attempts per client address are limited (SIGNUP_LIMIT_PER_ADDRESS per 10 minutes, "
             "failed ones included): 429 with Retry-After.",
@@ -978,7 +992,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="login",
             auth=False,
             body="LoginRequest",
-            ok={"200": json_content(ref("TokenResponse"), "Signed in.")},
+            ok=returns("TokenResponse", "Signed in."),
             errors=("Unauthorized", "RateLimited"),
             description="Repeated failures for one account from one address, from one address, or for one "
             "account from addresses it has not signed in from are throttled (429 with Retry-After).",
@@ -989,7 +1003,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             "The caller's account",
             tag="auth",
             operation_id="me",
-            ok={"200": json_content(ref("UserResponse"), "The account the token belongs to.")},
+            ok=returns("UserResponse", "The account the token belongs to."),
         )
     },
     "/tickets": {
@@ -998,7 +1012,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="tickets",
             operation_id="listTickets",
             params=LIST_TICKET_PARAMS,
-            ok={"200": json_content(ref("TicketPage"), "One page of tickets.")},
+            ok=returns("TicketPage", "One page of tickets."),
             errors=("ValidationError",),
             description="Customers see their own tickets; agents and admins see all. Keyset pagination: "
             "follow next_cursor until it is null.",
@@ -1008,7 +1022,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="tickets",
             operation_id="createTicket",
             body="CreateTicketRequest",
-            ok={"201": json_content(ref("CreatedTicket"), "The new ticket and its first message, if one was sent.")},
+            ok=returns("CreatedTicket", "The new ticket and its first message, if one was sent.", "201"),
             errors=("Forbidden", "RateLimited"),
             description="429 `rate_limited` past TICKETS_PER_CUSTOMER_PER_HOUR, 429 `too_many_open_tickets` "
             "past OPEN_TICKETS_PER_CUSTOMER; both with Retry-After.",
@@ -1020,7 +1034,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="tickets",
             operation_id="getTicket",
             params=[TICKET_ID_PARAM],
-            ok={"200": json_content(ref("TicketResponse"), "The ticket.")},
+            ok=returns("TicketResponse", "The ticket."),
             errors=("NotFound",),
             description="Another customer's ticket is 404, not 403, so ticket ids cannot be probed.",
         ),
@@ -1030,7 +1044,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="updateTicket",
             params=[TICKET_ID_PARAM],
             body="UpdateTicketRequest",
-            ok={"200": json_content(ref("TicketResponse"), "The ticket after the change.")},
+            ok=returns("TicketResponse", "The ticket after the change."),
             errors=("Forbidden", "NotFound"),
             description="Agents and admins may change anything; a customer may only close their own ticket.",
         ),
@@ -1042,7 +1056,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="rateTicket",
             params=[TICKET_ID_PARAM],
             body="RatingRequest",
-            ok={"201": json_content(ref("RatedTicket"), "Stored; the room gets ticket.updated (changes [rating]).")},
+            ok=returns("RatedTicket", "Stored; the room gets ticket.updated (changes [rating]).", "201"),
             errors=("NotFound", "Conflict"),
             description="Only the ticket's customer may rate it (403 for staff; another customer's ticket is 404). "
             "409 `ticket_not_closed` while the ticket is open or pending; 409 `already_rated` for a second "
@@ -1055,7 +1069,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="tickets",
             operation_id="getTicketCustomer",
             params=[TICKET_ID_PARAM],
-            ok={"200": json_content(ref("CustomerPanel"), "The customer, the visitor context, other tickets.")},
+            ok=returns("CustomerPanel", "The customer, the visitor context, other tickets."),
             errors=("Forbidden", "NotFound"),
             description="403 for customers, whatever the ticket. Render page_url and referrer as text, and as "
             "a link only when *_is_web is true.",
@@ -1067,7 +1081,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="messages",
             operation_id="listMessages",
             params=[TICKET_ID_PARAM, *MESSAGE_PARAMS],
-            ok={"200": json_content(ref("MessagePage"), "One page of messages, oldest first.")},
+            ok=returns("MessagePage", "One page of messages, oldest first."),
             errors=("NotFound", "ValidationError"),
             description="Internal notes are included for agents and admins only.",
         ),
@@ -1131,7 +1145,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="ai",
             operation_id="retryAiReply",
             params=[TICKET_ID_PARAM],
-            ok={"202": json_content(ref("AiRequestAccepted"), "Started; it streams as ai.* room events.")},
+            ok=returns("AiRequestAccepted", "Started; it streams as ai.* room events.", "202"),
             errors=("NotFound", "Conflict"),
             description="The ticket's customer, or an agent. 409 when the AI is off for the ticket, there is "
             "no customer message, or a reply is already being generated.",
@@ -1143,12 +1157,11 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="ai",
             operation_id="requestCopilot",
             params=[TICKET_ID_PARAM],
-            ok={
-                "202": json_content(
-                    ref("AiRequestAccepted"),
-                    "Started; the suggestion streams to agents only as ai.* events with kind copilot.",
-                )
-            },
+            ok=returns(
+                "AiRequestAccepted",
+                "Started; the suggestion streams to agents only as ai.* events with kind copilot.",
+                "202",
+            ),
             errors=("Forbidden", "NotFound", "Conflict"),
             description="The suggestion is not stored: the agent edits it and sends it as their own message.",
         )
@@ -1204,7 +1217,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="operations",
             operation_id="healthz",
             auth=False,
-            ok={"200": json_content(ref("Health"), "The process is serving requests.")},
+            ok=returns("Health", "The process is serving requests."),
         )
     },
     "/readyz": {
@@ -1213,7 +1226,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="operations",
             operation_id="readyz",
             auth=False,
-            ok={"200": json_content(ref("Ready"), "The database answers.")},
+            ok=returns("Ready", "The database answers."),
             errors=("NotReady",),
         )
     },
@@ -1271,7 +1284,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="createVisitor",
             auth=False,
             body="VisitorRequest",
-            ok={"201": json_content(ref("TokenResponse"), "A customer account made for this visitor.")},
+            ok=returns("TokenResponse", "A customer account made for this visitor.", "201"),
             errors=("Forbidden", "RateLimited"),
             description="Rate-limited per client address (WIDGET_VISITORS_PER_WINDOW). 403 for a browser "
             "Origin that is neither this server nor in ALLOWED_ORIGINS.",
@@ -1284,7 +1297,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="identifyVisitor",
             auth=False,
             body="IdentifyRequest",
-            ok={"200": json_content(ref("TokenResponse"), "The customer linked to external_id (made on first use).")},
+            ok=returns("TokenResponse", "The customer linked to external_id (made on first use)."),
             errors=("Forbidden",),
             description="403 identity_unverified for a wrong signature, or when WIDGET_IDENTITY_SECRET is unset.",
         )
@@ -1294,7 +1307,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             "Exchange a widget visitor's valid token for a fresh one",
             tag="widget",
             operation_id="refreshVisitorToken",
-            ok={"200": json_content(ref("TokenResponse"), "A new token for the same account.")},
+            ok=returns("TokenResponse", "A new token for the same account."),
             errors=("Forbidden",),
             description="Only widget visitors' tokens are renewed (403 renewal_refused for staff and signed-up "
             "customers), and never past VISITOR_SESSION_MAX_SECONDS after the visitor's sign-in (401 "
@@ -1310,27 +1323,23 @@ PATHS: dict[str, dict[str, Schema]] = {
                 LIST_TICKET_PARAMS[4],
                 limit_param(50, 20),
             ],
-            ok={"200": json_content(ref("ConversationPage"), "One page of the caller's own tickets.")},
+            ok=returns("ConversationPage", "One page of the caller's own tickets."),
             errors=("ValidationError",),
             description="Customers only (403 for staff): the widget's history list. Internal notes are never "
             "a preview.",
         )
     },
     "/": {
-        "get": operation(
+        "get": web_page(
             "The home page: links to the demo, the console, these docs and the health probes",
-            tag="web",
             operation_id="homePage",
-            auth=False,
             ok={"200": html()},
         )
     },
     "/demo": {
-        "get": operation(
+        "get": web_page(
             "A sample site with the widget embedded",
-            tag="web",
             operation_id="demoPage",
-            auth=False,
             params=[
                 query_param(
                     "user",
@@ -1346,21 +1355,17 @@ PATHS: dict[str, dict[str, Schema]] = {
         )
     },
     "/console": {
-        "get": operation(
+        "get": web_page(
             "The agent console: inbox",
-            tag="web",
             operation_id="consolePage",
-            auth=False,
             ok=CONSOLE_PAGE,
             description="Authenticated by the console session cookie.",
         )
     },
     "/console/tickets/{ticket_id}": {
-        "get": operation(
+        "get": web_page(
             "The agent console: one ticket",
-            tag="web",
             operation_id="consoleTicketPage",
-            auth=False,
             params=[TICKET_ID_PARAM],
             ok=CONSOLE_PAGE,
             errors=("NotFound",),
@@ -1368,21 +1373,17 @@ PATHS: dict[str, dict[str, Schema]] = {
         )
     },
     "/console/admin": {
-        "get": operation(
+        "get": web_page(
             "The console's admin pages (first section)",
-            tag="web",
             operation_id="consoleAdminPage",
-            auth=False,
             ok=ADMIN_PAGE_RESPONSES,
             description="Authenticated by the console session cookie; admins only.",
         )
     },
     "/console/admin/{section}": {
-        "get": operation(
+        "get": web_page(
             "One of the console's admin pages",
-            tag="web",
             operation_id="consoleAdminSectionPage",
-            auth=False,
             params=[ADMIN_SECTION_PARAM],
             ok=ADMIN_PAGE_RESPONSES,
             errors=("NotFound",),
@@ -1390,11 +1391,9 @@ PATHS: dict[str, dict[str, Schema]] = {
         )
     },
     "/console/login": {
-        "get": operation(
+        "get": web_page(
             "The console login form",
-            tag="web",
             operation_id="consoleLoginPage",
-            auth=False,
             ok={
                 "200": html("An HTML form with a CSRF token."),
                 "303": {"description": "Already logged in: to /console."},
@@ -1439,7 +1438,7 @@ PATHS: dict[str, dict[str, Schema]] = {
                     "description": "The page's CSRF token.",
                 }
             ],
-            ok={"200": json_content(ref("TokenResponse"), "A bearer token valid for 15 minutes.")},
+            ok=returns("TokenResponse", "A bearer token valid for 15 minutes."),
             errors=("Unauthorized", "Forbidden"),
             description="Authenticated by the console session cookie; 403 without a matching CSRF token.",
         )
@@ -1453,7 +1452,7 @@ PATHS: dict[str, dict[str, Schema]] = {
                 *LIST_TICKET_PARAMS[:-1],
                 limit_param(100, 30),
             ],
-            ok={"200": json_content(ref("InboxPage"), "One page, newest activity first.")},
+            ok=returns("InboxPage", "One page, newest activity first."),
             errors=("Forbidden", "ValidationError"),
         )
     },
@@ -1463,7 +1462,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="console",
             operation_id="consoleInboxItem",
             params=[TICKET_ID_PARAM],
-            ok={"200": json_content(ref("InboxRow"), "The ticket, its customer and newest message.")},
+            ok=returns("InboxRow", "The ticket, its customer and newest message."),
             errors=("Forbidden", "NotFound"),
         )
     },
@@ -1472,7 +1471,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             "Agents and admins, for the assignee picker",
             tag="console",
             operation_id="consoleAgents",
-            ok={"200": json_content(ref("StaffList"), "Every agent and admin.")},
+            ok=returns("StaffList", "Every agent and admin."),
             errors=("Forbidden",),
         )
     },
@@ -1765,7 +1764,7 @@ PATHS.update(
             "get": WEBHOOKS.action(
                 "listWebhookDeliveries",
                 "An endpoint's delivery log",
-                {"200": json_content(ref("DeliveryPage"), "Deliveries, newest first.")},
+                returns("DeliveryPage", "Deliveries, newest first."),
                 params=[
                     query_param("status", {"type": "string", "enum": list(webhook_handlers.DELIVERY_STATUSES)}, ""),
                     query_param("before", {"type": "integer"}, "next_before from the previous page."),
@@ -1778,7 +1777,7 @@ PATHS.update(
             "post": WEBHOOKS.action(
                 "resendWebhookDelivery",
                 "Send a delivery's event again",
-                {"202": json_content(ref("DeliveryResponse"), "The new delivery (same event id), queued.")},
+                returns("DeliveryResponse", "The new delivery (same event id), queued.", "202"),
                 params=[path_param("delivery_id", {"type": "integer"})],
                 errors=("ValidationError",),
             )
@@ -1787,7 +1786,7 @@ PATHS.update(
             "post": WEBHOOKS.action(
                 "testWebhook",
                 "Send a test event",
-                {"202": json_content(ref("DeliveryResponse"), "A signed webhook.test delivery, queued.")},
+                returns("DeliveryResponse", "A signed webhook.test delivery, queued.", "202"),
             )
         },
         "/events": {
@@ -1808,7 +1807,7 @@ PATHS.update(
                         "wait", {"type": "integer", "minimum": 0, "maximum": 30, "default": 30}, "Long-poll seconds."
                     ),
                 ],
-                ok={"200": json_content(ref("EventPage"), "Events after the cursor, in order.")},
+                ok=returns("EventPage", "Events after the cursor, in order."),
                 errors=("Forbidden", "ValidationError", "Gone", "RateLimited"),
                 description="Agents, admins, and API keys with events:read. Waits up to `wait` seconds when "
                 "nothing is new. 410 cursor_expired: resync.",
@@ -2013,7 +2012,7 @@ PATHS.update(
                 "Every agent's availability, the caller's, and whether routing is on",
                 tag="console",
                 operation_id="consoleAvailability",
-                ok={"200": json_content(ref("AvailabilityOverview"), "Agents and admins, by name.")},
+                ok=returns("AvailabilityOverview", "Agents and admins, by name."),
                 description=AVAILABILITY_NOTE,
             ),
             "put": operation(
@@ -2021,7 +2020,7 @@ PATHS.update(
                 tag="console",
                 operation_id="consoleSetAvailability",
                 body="AvailabilityRequest",
-                ok={"200": json_content(ref("AvailabilityResponse"), "The caller's availability now.")},
+                ok=returns("AvailabilityResponse", "The caller's availability now."),
                 description=AVAILABILITY_NOTE
                 + " Away agents get no new tickets; choosing online also counts as activity. Offline is "
                 "not a choice: it is having no console open.",
@@ -2032,7 +2031,7 @@ PATHS.update(
                 "The caller's open conversations and those awaiting their reply",
                 tag="console",
                 operation_id="consoleQueue",
-                ok={"200": json_content(ref("AgentQueue"), "Ticket ids.")},
+                ok=returns("AgentQueue", "Ticket ids."),
                 description=AVAILABILITY_NOTE + " The console's tab title counts `waiting`.",
             ),
         },
@@ -2220,7 +2219,7 @@ def report_operation(name: str, summary: str, schema: str, csv_rows: str) -> Sch
         tag="reports",
         operation_id=f"report{schema.removesuffix('Report')}",
         params=REPORT_PARAMS,
-        ok={"200": json_content(ref(schema), "The report.")},
+        ok=returns(schema, "The report."),
         errors=("ValidationError",),
         description=f"{REPORT_NOTE} CSV: {csv_rows}",
     )
@@ -2236,7 +2235,7 @@ PATHS.update(
                 tag="auth",
                 operation_id="changePassword",
                 body="ChangePasswordRequest",
-                ok={"200": json_content(ref("TokenResponse"), "Changed; a fresh token for the caller.")},
+                ok=returns("TokenResponse", "Changed; a fresh token for the caller."),
                 errors=("Forbidden", "RateLimited"),
                 description="Every other session and token of the account ends (the token sent ends too: use "
                 "the one returned). 403 invalid_credentials when current_password is wrong; failures are "
@@ -2266,11 +2265,9 @@ PATHS.update(
             )
         },
         "/console/reports": {
-            "get": operation(
+            "get": web_page(
                 "The console's reports page",
-                tag="web",
                 operation_id="consoleReportsPage",
-                auth=False,
                 params=REPORT_PARAMS[:3],
                 ok={
                     **console_page("An HTML page with charts and tables."),
@@ -2283,11 +2280,9 @@ PATHS.update(
             )
         },
         "/console/reports/{report}.csv": {
-            "get": operation(
+            "get": web_page(
                 "A report as CSV, for the console's download links",
-                tag="web",
                 operation_id="consoleReportCsv",
-                auth=False,
                 params=[
                     {
                         "name": "report",
@@ -2303,11 +2298,9 @@ PATHS.update(
             )
         },
         "/console/account": {
-            "get": operation(
+            "get": web_page(
                 "The console's account page (change your password)",
-                tag="web",
                 operation_id="consoleAccountPage",
-                auth=False,
                 ok=console_page("An HTML page."),
                 description="Authenticated by the console session cookie.",
             )
@@ -2451,7 +2444,7 @@ PATHS.update(
                 operation_id="setTicketLabels",
                 params=[TICKET_ID_PARAM],
                 body="TicketLabelsRequest",
-                ok={"200": json_content(ref("TicketResponse"), "The ticket with its labels.")},
+                ok=returns("TicketResponse", "The ticket with its labels."),
                 errors=("Forbidden", "NotFound"),
                 description=AGENTS_NOTE + " An API key needs tickets:write. A change is a ticket update: the "
                 'ticket.updated event, an activity line, and `ticket.updated` with changes ["labels"] to agents '
@@ -2472,7 +2465,7 @@ PATHS.update(
                     ),
                     limit_param(500, 100),
                 ],
-                ok={"200": json_content(ref("ActivityPage"), "Lines, oldest first.")},
+                ok=returns("ActivityPage", "Lines, oldest first."),
                 errors=("Forbidden", "NotFound", "ValidationError"),
                 description=AGENTS_NOTE + " Status, priority, assignee, label and AI changes: who, what, when. "
                 "Never part of the messages, so no path that serves messages to customers carries it.",
@@ -2617,7 +2610,7 @@ PATHS.update(
                 "The widget settings admins edit",
                 tag="admin",
                 operation_id="adminGetWidgetSettings",
-                ok={"200": json_content(ref("WidgetSettingsResponse"), "The stored document and its version.")},
+                ok=returns("WidgetSettingsResponse", "The stored document and its version."),
                 errors=("Forbidden",),
                 description=ADMIN_NOTE,
             ),
@@ -2626,7 +2619,7 @@ PATHS.update(
                 tag="admin",
                 operation_id="adminPutWidgetSettings",
                 body="WidgetSettingsRequest",
-                ok={"200": json_content(ref("WidgetSettingsResponse"), "The document as saved.")},
+                ok=returns("WidgetSettingsResponse", "The document as saved."),
                 errors=("Forbidden",),
                 description=f"{ADMIN_NOTE} Every instance serves the new settings at once (a backplane event; "
                 "at most WIDGET_SETTINGS_CACHE_SECONDS late if it is lost). 422 names each bad field: colour, "
@@ -2639,7 +2632,7 @@ PATHS.update(
                 tag="widget",
                 operation_id="widgetConfig",
                 auth=False,
-                ok={"200": json_content(ref("WidgetConfig"), "Settings, away status, and whether to ask for email.")},
+                ok=returns("WidgetConfig", "Settings, away status, and whether to ask for email."),
                 description="Away: outside business hours, or no agent has the console open. The widget asks "
                 "for an email address only when SMTP_URL is set.",
             )
@@ -2651,7 +2644,7 @@ PATHS.update(
                 operation_id="reopenConversation",
                 auth=False,
                 body="ReopenRequest",
-                ok={"200": json_content(ref("ReopenResponse"), "The visitor's token and the ticket to open.")},
+                ok=returns("ReopenResponse", "The visitor's token and the ticket to open."),
                 errors=("Unauthorized", "Forbidden", "NotFound"),
                 description="401 link_expired past MAIL_LINK_TTL_SECONDS, link_invalid for a tampered or foreign "
                 "link (or an account signed out since).",
@@ -2664,7 +2657,7 @@ PATHS.update(
                 operation_id="setContactEmail",
                 params=[TICKET_ID_PARAM],
                 body="ContactEmailRequest",
-                ok={"200": json_content(ref("TicketResponse"), "The ticket with its contact_email.")},
+                ok=returns("TicketResponse", "The ticket with its contact_email."),
                 errors=("NotFound",),
                 description="The ticket's customer, or an agent. null or an empty string clears it.",
             )
@@ -2676,7 +2669,7 @@ PATHS.update(
                 operation_id="requestTranscript",
                 params=[TICKET_ID_PARAM],
                 body="TranscriptRequest",
-                ok={"202": json_content(ref("TranscriptQueued"), "Queued; sent in the background.")},
+                ok=returns("TranscriptQueued", "Queued; sent in the background.", "202"),
                 errors=("NotFound", "Conflict", "RateLimited"),
                 description="The ticket's customer only (agents: 403). To `email`, else the ticket's contact "
                 "address (422 with neither). 409 email_disabled without SMTP_URL; 429 past "
@@ -2804,7 +2797,7 @@ def _decision(verb: str, operation_id: str) -> Schema:
         tag="ai",
         operation_id=operation_id,
         params=[TICKET_ID_PARAM, CALL_ID_PARAM],
-        ok={"200": json_content(ref("ToolCallDecision"), "The decision, also sent to the room as ai.tool_call.")},
+        ok=returns("ToolCallDecision", "The decision, also sent to the room as ai.tool_call."),
         errors=("Forbidden", "NotFound", "Conflict"),
         description="Agents; the ticket's customer too where the action allows customer confirmation "
         "(confirm_by customer). 409 when the call is not waiting (decided, cancelled by a takeover, expired).",
@@ -2837,7 +2830,7 @@ PATHS.update(
                 tag="ai",
                 operation_id="listToolCalls",
                 params=[TICKET_ID_PARAM],
-                ok={"200": json_content(ref("ToolCallList"), "Every call, oldest first.")},
+                ok=returns("ToolCallList", "Every call, oldest first."),
                 errors=("NotFound",),
                 description="Agents: every call, with its arguments, outcome and an excerpt of its answer (never "
                 "a header value). The ticket's customer: only the calls waiting for their confirmation.",
@@ -2846,11 +2839,9 @@ PATHS.update(
         "/tickets/{ticket_id}/tool-calls/{call_id}/approve": {"post": _decision("Approve", "approveToolCall")},
         "/tickets/{ticket_id}/tool-calls/{call_id}/refuse": {"post": _decision("Refuse", "refuseToolCall")},
         "/demo/api/orders/{order_id}": {
-            "get": operation(
+            "get": web_page(
                 "The demo shop's mock order API (development only)",
-                tag="web",
                 operation_id="demoShopOrder",
-                auth=False,
                 params=[path_param("order_id", {"type": "string"})],
                 ok={"200": json_content(obj({"order": {"type": "object"}}), "The order.")},
                 errors=("Unauthorized", "NotFound"),
