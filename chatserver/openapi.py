@@ -667,8 +667,8 @@ def path_param(name: str, schema: Schema = UUID) -> Schema:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-def limit_param(maximum: int, default: int, description: str = "Page size.") -> Schema:
-    return query_param("limit", {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}, description)
+def limit_param(maximum: int, default: int) -> Schema:
+    return query_param("limit", {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}, "Page size.")
 
 
 def html(description: str = "An HTML page.") -> Schema:
@@ -1766,9 +1766,13 @@ PATHS.update(
                 "An endpoint's delivery log",
                 returns("DeliveryPage", "Deliveries, newest first."),
                 params=[
-                    query_param("status", {"type": "string", "enum": list(webhook_handlers.DELIVERY_STATUSES)}, ""),
+                    query_param(
+                        "status",
+                        {"type": "string", "enum": list(webhook_handlers.DELIVERY_STATUSES)},
+                        "Only deliveries in this status.",
+                    ),
                     query_param("before", {"type": "integer"}, "next_before from the previous page."),
-                    limit_param(200, 50, ""),
+                    limit_param(200, 50),
                 ],
                 errors=("ValidationError",),
             )
@@ -1802,7 +1806,7 @@ PATHS.update(
                     ),
                     query_param("types", {"type": "string"}, "Comma-separated event types to return."),
                     query_param("include_internal", {"type": "boolean"}, "Include internal notes' message.created."),
-                    limit_param(500, 100, ""),
+                    limit_param(500, 100),
                     query_param(
                         "wait", {"type": "integer", "minimum": 0, "maximum": 30, "default": 30}, "Long-poll seconds."
                     ),
