@@ -1,7 +1,10 @@
 """The OpenAPI 3.1 description of the HTTP API, written by hand, served at GET /openapi.json.
 
 EVERY NEW ROUTE NEEDS AN ENTRY HERE. When you add a route in routes.py, add its path to PATHS
-below (one dict per path, one operation per method, built with `operation(...)`).
+below (one dict per path, one operation per method, built with `operation(...)`). A route on one of
+the CRUD-style resources (USERS, API_KEYS, WEBHOOKS, KB_ARTICLES, LABELS, CANNED, ACTIONS ...) is
+one call on its `Resource`, e.g. `USERS.action("adminInviteUser", "Invite ...", USERS.returns_one(...))`:
+tag, access note, id parameter and the 401/403/404 responses come from the resource.
 tests/test_openapi.py fails for any route (method + path template, HEAD and static routes
 excepted) that the spec does not describe, and checks the spec against the OpenAPI 3.1 schema.
 
@@ -13,7 +16,8 @@ views.py; the tests validate real responses against them.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
@@ -70,6 +74,14 @@ def obj(properties: Mapping[str, Schema], *, required: list[str] | None = None, 
     required = list(properties) if required is None else required
     if required:  # OpenAPI 3.0 (the Swagger UI copy) refuses an empty list
         schema["required"] = required
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def array_of(name: str, description: str = "") -> Schema:
+    """An array of the `name` component schema."""
+    schema: Schema = {"type": "array", "items": ref(name)}
     if description:
         schema["description"] = description
     return schema
@@ -279,7 +291,7 @@ SCHEMAS: dict[str, Schema] = {
     "Conversation": obj({"ticket": ref("Ticket"), "last_message": nullable(ref("Message"))}),
     "ConversationPage": obj(
         {
-            "conversations": {"type": "array", "items": ref("Conversation")},
+            "conversations": array_of("Conversation"),
             "next_cursor": nullable({"type": "string", "description": "Pass as ?cursor= for the next page."}),
         }
     ),
@@ -287,7 +299,7 @@ SCHEMAS: dict[str, Schema] = {
     "TicketResponse": obj({"ticket": ref("Ticket")}),
     "TicketPage": obj(
         {
-            "tickets": {"type": "array", "items": ref("Ticket")},
+            "tickets": array_of("Ticket"),
             "next_cursor": nullable(
                 {"type": "string", "description": "Pass as ?cursor= for the next page; null on the last page."}
             ),
@@ -377,7 +389,7 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "MessagePage": obj(
         {
-            "messages": {"type": "array", "items": ref("Message"), "description": "Oldest first."},
+            "messages": array_of("Message", "Oldest first."),
             "has_more": {"type": "boolean", "description": "More messages exist in the direction asked for."},
             "last_seq": {"type": "integer"},
         }
@@ -458,7 +470,7 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "InboxPage": obj(
         {
-            "tickets": {"type": "array", "items": ref("InboxRow")},
+            "tickets": array_of("InboxRow"),
             "next_cursor": nullable({"type": "string", "description": "Pass as ?cursor= for the next page."}),
             "terms": SEARCH_TERMS,
         },
@@ -553,6 +565,21 @@ FORM_ERRORS: Schema = {
     "415": {"$ref": "#/components/responses/FormUnsupportedMediaType"},
 }
 
+
+def form_post(summary: str, operation_id: str, fields: Sequence[str], responses: Mapping[str, Schema]) -> Schema:
+    """A console HTML form post (validation.read_form): every field a string, all required; no
+    bearer token (the session cookie and the form's csrf_token); FORM_ERRORS added."""
+    form = obj({name: {"type": "string"} for name in fields})
+    return {
+        "summary": summary,
+        "operationId": operation_id,
+        "tags": ["web"],
+        "security": [],
+        "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": form}}},
+        "responses": {**responses, **FORM_ERRORS},
+    }
+
+
 # Responses every JSON-body endpoint can give, and every authenticated one.
 BODY_ERRORS = ("BadRequest", "RequestTimeout", "PayloadTooLarge", "UnsupportedMediaType", "ValidationError")
 # Forbidden: any authenticated request of a disabled account is refused (docs/security.md).
@@ -576,6 +603,17 @@ STATUS_OF = {
 
 def json_content(schema: Schema, description: str) -> Schema:
     return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def returns(schema: str, description: str, status: str = "200") -> dict[str, Schema]:
+    """The `ok` of an operation that answers one JSON document of the `schema` component."""
+    return {status: json_content(ref(schema), description)}
+
+
+def web_page(summary: str, **more: Any) -> Schema:
+    """An operation of the web front ends: the web tag and no bearer token (a page that needs a
+    login reads the console session cookie)."""
+    return operation(summary, tag="web", auth=False, **more)
 
 
 def operation(
@@ -625,7 +663,113 @@ def query_param(name: str, schema: Schema, description: str) -> Schema:
     }
 
 
-TICKET_ID_PARAM: Schema = {"name": "ticket_id", "in": "path", "required": True, "schema": UUID}
+def path_param(name: str, schema: Schema = UUID) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def limit_param(maximum: int, default: int) -> Schema:
+    return query_param("limit", {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}, "Page size.")
+
+
+def html(description: str = "An HTML page.") -> Schema:
+    """A response that is an HTML page."""
+    return {"description": description, "content": {"text/html": {}}}
+
+
+def console_page(page: str, forbidden: str = "A customer's session.") -> Schema:
+    """The responses of a console page that needs the session cookie: the page, the login
+    redirect without a session, and a 403 page for a session of the wrong role."""
+    return {
+        "200": html(page),
+        "303": {"description": "Not logged in: to /console/login."},
+        "403": html(forbidden),
+    }
+
+
+@dataclass(frozen=True)
+class Resource:
+    """The operations on one kind of resource (list, create, get, update, delete, and actions on
+    one of them) share a tag, an access rule, an id path parameter and the schema of one item:
+    said once here, so each operation's entry says only what is its own.
+
+    Operation ids are built from the verb and the noun: `admin` + Get + `User` (adminGetUser), or,
+    without op_prefix, get + `Webhook` (getWebhook). Descriptions are the note, then `extra`;
+    `note=` replaces the resource's note for one operation whose access rule differs. The CRUD
+    methods pass their other keywords on to `action`."""
+
+    tag: str
+    noun: str  # in operation ids; its plural (list) adds an s
+    id_name: str  # the path parameter naming one item (a UUID)
+    note: str
+    op_prefix: str = ""
+    one_schema: str = ""  # the response schema of one item; by default noun + "Response"
+    errors: tuple[str, ...] = ("Forbidden",)
+
+    @property
+    def one(self) -> str:
+        return self.one_schema or f"{self.noun}Response"
+
+    @property
+    def id_param(self) -> Schema:
+        return path_param(self.id_name)
+
+    def operation_id(self, verb: str, noun: str) -> str:
+        return f"{self.op_prefix}{verb.capitalize()}{noun}" if self.op_prefix else f"{verb}{noun}"
+
+    def returns_one(self, description: str, status: str = "200") -> dict[str, Schema]:
+        return returns(self.one, description, status)
+
+    def action(
+        self,
+        operation_id: str,
+        summary: str,
+        ok: Mapping[str, Schema],
+        *,
+        one: bool = True,
+        params: Sequence[Schema] = (),
+        body: str | None = None,
+        errors: tuple[str, ...] = (),
+        extra: str = "",
+        note: str | None = None,
+    ) -> Schema:
+        """Any operation of the resource; on `one` item (its id first in the path, 404 when there
+        is no such item) unless one=False."""
+        note = self.note if note is None else note
+        return operation(
+            summary,
+            tag=self.tag,
+            operation_id=operation_id,
+            params=[self.id_param, *params] if one else list(params),
+            body=body,
+            ok=ok,
+            errors=(*self.errors, *(("NotFound",) if one else ()), *errors),
+            description=" ".join(part for part in (note, extra) if part),
+        )
+
+    def list(self, summary: str, schema: str, ok_description: str, **more: Any) -> Schema:
+        """GET on the collection; query parameters bring their 422."""
+        ok = returns(schema, ok_description)
+        errors = ("ValidationError",) if more.get("params") else ()
+        return self.action(self.operation_id("list", self.noun + "s"), summary, ok, one=False, errors=errors, **more)
+
+    def create(self, summary: str, body: str, ok_description: str, schema: str = "", **more: Any) -> Schema:
+        """POST on the collection: 201 with the new item (`schema`, when it is not `one`)."""
+        ok = returns(schema or self.one, ok_description, "201")
+        return self.action(self.operation_id("create", self.noun), summary, ok, one=False, body=body, **more)
+
+    def get(self, summary: str, ok_description: str, **more: Any) -> Schema:
+        return self.action(self.operation_id("get", self.noun), summary, self.returns_one(ok_description), **more)
+
+    def update(self, summary: str, body: str, ok_description: str, operation_id: str = "", **more: Any) -> Schema:
+        operation_id = operation_id or self.operation_id("update", self.noun)
+        return self.action(operation_id, summary, self.returns_one(ok_description), body=body, **more)
+
+    def delete(self, summary: str, ok_description: str, **more: Any) -> Schema:
+        ok = {"204": {"description": ok_description}}
+        return self.action(self.operation_id("delete", self.noun), summary, ok, **more)
+
+
+TICKET_ID_PARAM: Schema = path_param("ticket_id")
 
 # The handlers refuse query parameters they do not know: tests check these lists match theirs.
 LIST_TICKET_PARAMS = [
@@ -659,7 +803,7 @@ LIST_TICKET_PARAMS = [
         {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
         "next_cursor from the previous page (opaque; anything else is a 422).",
     ),
-    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size."),
+    limit_param(100, 20),
 ]
 
 MESSAGE_PARAMS = [
@@ -673,7 +817,7 @@ MESSAGE_PARAMS = [
         {"type": "integer", "minimum": 1, "maximum": ticket_handlers.MAX_SEQ},
         "The newest messages with seq less than this (for scrolling back); not with after_seq.",
     ),
-    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."),
+    limit_param(200, 50),
 ]
 
 
@@ -787,7 +931,7 @@ UPLOAD_OPERATION = operation(
     tag="attachments",
     operation_id="uploadAttachment",
     params=[TICKET_ID_PARAM],
-    ok={"201": json_content(ref("AttachmentResponse"), "Stored; reference its id in a message's attachment_ids.")},
+    ok=returns("AttachmentResponse", "Stored; reference its id in a message's attachment_ids.", "201"),
     errors=(
         "BadRequest",
         "NotFound",
@@ -817,11 +961,8 @@ UPLOAD_OPERATION["requestBody"] = {
     },
 }
 
-ADMIN_PAGE_RESPONSES: Schema = {
-    "200": {"description": "An HTML page (admins).", "content": {"text/html": {}}},
-    "303": {"description": "Not logged in: to /console/login."},
-    "403": {"description": "An agent's or a customer's session.", "content": {"text/html": {}}},
-}
+CONSOLE_PAGE = console_page("An HTML page (agents and admins).")
+ADMIN_PAGE_RESPONSES = console_page("An HTML page (admins).", "An agent's or a customer's session.")
 ADMIN_SECTION_PARAM: Schema = {
     "name": "section",
     "in": "path",
@@ -838,7 +979,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="signup",
             auth=False,
             body="SignupRequest",
-            ok={"201": json_content(ref("TokenResponse"), "Account created; a token for it.")},
+            ok=returns("TokenResponse", "Account created; a token for it.", "201"),
             errors=("Conflict", "RateLimited"),
             description="Attempts per client address are limited (SIGNUP_LIMIT_PER_ADDRESS per 10 minutes, "
             "failed ones included): 429 with Retry-After.",
@@ -851,7 +992,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="login",
             auth=False,
             body="LoginRequest",
-            ok={"200": json_content(ref("TokenResponse"), "Signed in.")},
+            ok=returns("TokenResponse", "Signed in."),
             errors=("Unauthorized", "RateLimited"),
             description="Repeated failures for one account from one address, from one address, or for one "
             "account from addresses it has not signed in from are throttled (429 with Retry-After).",
@@ -862,7 +1003,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             "The caller's account",
             tag="auth",
             operation_id="me",
-            ok={"200": json_content(ref("UserResponse"), "The account the token belongs to.")},
+            ok=returns("UserResponse", "The account the token belongs to."),
         )
     },
     "/tickets": {
@@ -871,7 +1012,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="tickets",
             operation_id="listTickets",
             params=LIST_TICKET_PARAMS,
-            ok={"200": json_content(ref("TicketPage"), "One page of tickets.")},
+            ok=returns("TicketPage", "One page of tickets."),
             errors=("ValidationError",),
             description="Customers see their own tickets; agents and admins see all. Keyset pagination: "
             "follow next_cursor until it is null.",
@@ -881,7 +1022,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="tickets",
             operation_id="createTicket",
             body="CreateTicketRequest",
-            ok={"201": json_content(ref("CreatedTicket"), "The new ticket and its first message, if one was sent.")},
+            ok=returns("CreatedTicket", "The new ticket and its first message, if one was sent.", "201"),
             errors=("Forbidden", "RateLimited"),
             description="429 `rate_limited` past TICKETS_PER_CUSTOMER_PER_HOUR, 429 `too_many_open_tickets` "
             "past OPEN_TICKETS_PER_CUSTOMER; both with Retry-After.",
@@ -893,7 +1034,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="tickets",
             operation_id="getTicket",
             params=[TICKET_ID_PARAM],
-            ok={"200": json_content(ref("TicketResponse"), "The ticket.")},
+            ok=returns("TicketResponse", "The ticket."),
             errors=("NotFound",),
             description="Another customer's ticket is 404, not 403, so ticket ids cannot be probed.",
         ),
@@ -903,7 +1044,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="updateTicket",
             params=[TICKET_ID_PARAM],
             body="UpdateTicketRequest",
-            ok={"200": json_content(ref("TicketResponse"), "The ticket after the change.")},
+            ok=returns("TicketResponse", "The ticket after the change."),
             errors=("Forbidden", "NotFound"),
             description="Agents and admins may change anything; a customer may only close their own ticket.",
         ),
@@ -915,7 +1056,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="rateTicket",
             params=[TICKET_ID_PARAM],
             body="RatingRequest",
-            ok={"201": json_content(ref("RatedTicket"), "Stored; the room gets ticket.updated (changes [rating]).")},
+            ok=returns("RatedTicket", "Stored; the room gets ticket.updated (changes [rating]).", "201"),
             errors=("NotFound", "Conflict"),
             description="Only the ticket's customer may rate it (403 for staff; another customer's ticket is 404). "
             "409 `ticket_not_closed` while the ticket is open or pending; 409 `already_rated` for a second "
@@ -928,7 +1069,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="tickets",
             operation_id="getTicketCustomer",
             params=[TICKET_ID_PARAM],
-            ok={"200": json_content(ref("CustomerPanel"), "The customer, the visitor context, other tickets.")},
+            ok=returns("CustomerPanel", "The customer, the visitor context, other tickets."),
             errors=("Forbidden", "NotFound"),
             description="403 for customers, whatever the ticket. Render page_url and referrer as text, and as "
             "a link only when *_is_web is true.",
@@ -940,7 +1081,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="messages",
             operation_id="listMessages",
             params=[TICKET_ID_PARAM, *MESSAGE_PARAMS],
-            ok={"200": json_content(ref("MessagePage"), "One page of messages, oldest first.")},
+            ok=returns("MessagePage", "One page of messages, oldest first."),
             errors=("NotFound", "ValidationError"),
             description="Internal notes are included for agents and admins only.",
         ),
@@ -965,7 +1106,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             "Download an attachment",
             tag="attachments",
             operation_id="getAttachment",
-            params=[{"name": "attachment_id", "in": "path", "required": True, "schema": UUID}],
+            params=[path_param("attachment_id")],
             ok={
                 "200": {
                     "description": "The file's bytes, with Content-Disposition (inline for checked images, "
@@ -1004,7 +1145,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="ai",
             operation_id="retryAiReply",
             params=[TICKET_ID_PARAM],
-            ok={"202": json_content(ref("AiRequestAccepted"), "Started; it streams as ai.* room events.")},
+            ok=returns("AiRequestAccepted", "Started; it streams as ai.* room events.", "202"),
             errors=("NotFound", "Conflict"),
             description="The ticket's customer, or an agent. 409 when the AI is off for the ticket, there is "
             "no customer message, or a reply is already being generated.",
@@ -1016,12 +1157,11 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="ai",
             operation_id="requestCopilot",
             params=[TICKET_ID_PARAM],
-            ok={
-                "202": json_content(
-                    ref("AiRequestAccepted"),
-                    "Started; the suggestion streams to agents only as ai.* events with kind copilot.",
-                )
-            },
+            ok=returns(
+                "AiRequestAccepted",
+                "Started; the suggestion streams to agents only as ai.* events with kind copilot.",
+                "202",
+            ),
             errors=("Forbidden", "NotFound", "Conflict"),
             description="The suggestion is not stored: the agent edits it and sends it as their own message.",
         )
@@ -1077,7 +1217,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="operations",
             operation_id="healthz",
             auth=False,
-            ok={"200": json_content(ref("Health"), "The process is serving requests.")},
+            ok=returns("Health", "The process is serving requests."),
         )
     },
     "/readyz": {
@@ -1086,7 +1226,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="operations",
             operation_id="readyz",
             auth=False,
-            ok={"200": json_content(ref("Ready"), "The database answers.")},
+            ok=returns("Ready", "The database answers."),
             errors=("NotReady",),
         )
     },
@@ -1114,7 +1254,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="operations",
             operation_id="docs",
             auth=False,
-            ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+            ok={"200": html()},
         )
     },
     # ---- the web front ends (docs/web.md) ----
@@ -1133,7 +1273,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="widget",
             operation_id="widgetFrame",
             auth=False,
-            ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+            ok={"200": html()},
             description="Only the server's own origin and ALLOWED_ORIGINS may frame it (CSP frame-ancestors).",
         )
     },
@@ -1144,7 +1284,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="createVisitor",
             auth=False,
             body="VisitorRequest",
-            ok={"201": json_content(ref("TokenResponse"), "A customer account made for this visitor.")},
+            ok=returns("TokenResponse", "A customer account made for this visitor.", "201"),
             errors=("Forbidden", "RateLimited"),
             description="Rate-limited per client address (WIDGET_VISITORS_PER_WINDOW). 403 for a browser "
             "Origin that is neither this server nor in ALLOWED_ORIGINS.",
@@ -1157,7 +1297,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="identifyVisitor",
             auth=False,
             body="IdentifyRequest",
-            ok={"200": json_content(ref("TokenResponse"), "The customer linked to external_id (made on first use).")},
+            ok=returns("TokenResponse", "The customer linked to external_id (made on first use)."),
             errors=("Forbidden",),
             description="403 identity_unverified for a wrong signature, or when WIDGET_IDENTITY_SECRET is unset.",
         )
@@ -1167,7 +1307,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             "Exchange a widget visitor's valid token for a fresh one",
             tag="widget",
             operation_id="refreshVisitorToken",
-            ok={"200": json_content(ref("TokenResponse"), "A new token for the same account.")},
+            ok=returns("TokenResponse", "A new token for the same account."),
             errors=("Forbidden",),
             description="Only widget visitors' tokens are renewed (403 renewal_refused for staff and signed-up "
             "customers), and never past VISITOR_SESSION_MAX_SECONDS after the visitor's sign-in (401 "
@@ -1181,29 +1321,25 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="listConversations",
             params=[
                 LIST_TICKET_PARAMS[4],
-                query_param("limit", {"type": "integer", "minimum": 1, "maximum": 50, "default": 20}, "Page size."),
+                limit_param(50, 20),
             ],
-            ok={"200": json_content(ref("ConversationPage"), "One page of the caller's own tickets.")},
+            ok=returns("ConversationPage", "One page of the caller's own tickets."),
             errors=("ValidationError",),
             description="Customers only (403 for staff): the widget's history list. Internal notes are never "
             "a preview.",
         )
     },
     "/": {
-        "get": operation(
+        "get": web_page(
             "The home page: links to the demo, the console, these docs and the health probes",
-            tag="web",
             operation_id="homePage",
-            auth=False,
-            ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+            ok={"200": html()},
         )
     },
     "/demo": {
-        "get": operation(
+        "get": web_page(
             "A sample site with the widget embedded",
-            tag="web",
             operation_id="demoPage",
-            auth=False,
             params=[
                 query_param(
                     "user",
@@ -1213,57 +1349,41 @@ PATHS: dict[str, dict[str, Schema]] = {
                 query_param("name", {"type": "string"}, "That user's name."),
                 query_param("email", {"type": "string"}, "That user's email."),
             ],
-            ok={"200": {"description": "An HTML page.", "content": {"text/html": {}}}},
+            ok={"200": html()},
             errors=("NotFound",),
             description="Not served in production (404).",
         )
     },
     "/console": {
-        "get": operation(
+        "get": web_page(
             "The agent console: inbox",
-            tag="web",
             operation_id="consolePage",
-            auth=False,
-            ok={
-                "200": {"description": "An HTML page (agents and admins).", "content": {"text/html": {}}},
-                "303": {"description": "Not logged in: to /console/login."},
-                "403": {"description": "A customer's session.", "content": {"text/html": {}}},
-            },
+            ok=CONSOLE_PAGE,
             description="Authenticated by the console session cookie.",
         )
     },
     "/console/tickets/{ticket_id}": {
-        "get": operation(
+        "get": web_page(
             "The agent console: one ticket",
-            tag="web",
             operation_id="consoleTicketPage",
-            auth=False,
             params=[TICKET_ID_PARAM],
-            ok={
-                "200": {"description": "An HTML page (agents and admins).", "content": {"text/html": {}}},
-                "303": {"description": "Not logged in: to /console/login."},
-                "403": {"description": "A customer's session.", "content": {"text/html": {}}},
-            },
+            ok=CONSOLE_PAGE,
             errors=("NotFound",),
             description="404 for a ticket id that is not a UUID.",
         )
     },
     "/console/admin": {
-        "get": operation(
+        "get": web_page(
             "The console's admin pages (first section)",
-            tag="web",
             operation_id="consoleAdminPage",
-            auth=False,
             ok=ADMIN_PAGE_RESPONSES,
             description="Authenticated by the console session cookie; admins only.",
         )
     },
     "/console/admin/{section}": {
-        "get": operation(
+        "get": web_page(
             "One of the console's admin pages",
-            tag="web",
             operation_id="consoleAdminSectionPage",
-            auth=False,
             params=[ADMIN_SECTION_PARAM],
             ok=ADMIN_PAGE_RESPONSES,
             errors=("NotFound",),
@@ -1271,61 +1391,37 @@ PATHS: dict[str, dict[str, Schema]] = {
         )
     },
     "/console/login": {
-        "get": operation(
+        "get": web_page(
             "The console login form",
-            tag="web",
             operation_id="consoleLoginPage",
-            auth=False,
             ok={
-                "200": {"description": "An HTML form with a CSRF token.", "content": {"text/html": {}}},
+                "200": html("An HTML form with a CSRF token."),
                 "303": {"description": "Already logged in: to /console."},
             },
         ),
-        "post": {
-            "summary": "Log in to the console (HTML form)",
-            "operationId": "consoleLogin",
-            "tags": ["web"],
-            "security": [],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/x-www-form-urlencoded": {
-                        "schema": obj(
-                            {
-                                "email": {"type": "string"},
-                                "password": {"type": "string"},
-                                "csrf_token": {"type": "string"},
-                            }
-                        )
-                    }
-                },
-            },
-            "responses": {
+        "post": form_post(
+            "Log in to the console (HTML form)",
+            "consoleLogin",
+            ["email", "password", "csrf_token"],
+            {
                 "303": {"description": "Logged in: to /console, with the session cookie."},
-                **FORM_ERRORS,
-                "401": {"description": "Wrong email or password (the form again).", "content": {"text/html": {}}},
-                "403": {"description": "Bad CSRF token, or a customer account.", "content": {"text/html": {}}},
-                "422": {"description": "Email or password missing (the form again).", "content": {"text/html": {}}},
-                "429": {"description": "Too many failed attempts.", "content": {"text/html": {}}},
+                "401": html("Wrong email or password (the form again)."),
+                "403": html("Bad CSRF token, or a customer account."),
+                "422": html("Email or password missing (the form again)."),
+                "429": html("Too many failed attempts."),
             },
-        },
+        ),
     },
     "/console/logout": {
-        "post": {
-            "summary": "Log out of the console (HTML form)",
-            "operationId": "consoleLogout",
-            "tags": ["web"],
-            "security": [],
-            "requestBody": {
-                "required": True,
-                "content": {"application/x-www-form-urlencoded": {"schema": obj({"csrf_token": {"type": "string"}})}},
-            },
-            "responses": {
+        "post": form_post(
+            "Log out of the console (HTML form)",
+            "consoleLogout",
+            ["csrf_token"],
+            {
                 "303": {"description": "Logged out: to /console/login."},
-                **FORM_ERRORS,
                 "403": {"$ref": "#/components/responses/Forbidden"},
             },
-        }
+        )
     },
     "/console/api/token": {
         "post": operation(
@@ -1342,7 +1438,7 @@ PATHS: dict[str, dict[str, Schema]] = {
                     "description": "The page's CSRF token.",
                 }
             ],
-            ok={"200": json_content(ref("TokenResponse"), "A bearer token valid for 15 minutes.")},
+            ok=returns("TokenResponse", "A bearer token valid for 15 minutes."),
             errors=("Unauthorized", "Forbidden"),
             description="Authenticated by the console session cookie; 403 without a matching CSRF token.",
         )
@@ -1354,9 +1450,9 @@ PATHS: dict[str, dict[str, Schema]] = {
             operation_id="consoleInbox",
             params=[
                 *LIST_TICKET_PARAMS[:-1],
-                query_param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 30}, "Page size."),
+                limit_param(100, 30),
             ],
-            ok={"200": json_content(ref("InboxPage"), "One page, newest activity first.")},
+            ok=returns("InboxPage", "One page, newest activity first."),
             errors=("Forbidden", "ValidationError"),
         )
     },
@@ -1366,7 +1462,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             tag="console",
             operation_id="consoleInboxItem",
             params=[TICKET_ID_PARAM],
-            ok={"200": json_content(ref("InboxRow"), "The ticket, its customer and newest message.")},
+            ok=returns("InboxRow", "The ticket, its customer and newest message."),
             errors=("Forbidden", "NotFound"),
         )
     },
@@ -1375,7 +1471,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             "Agents and admins, for the assignee picker",
             tag="console",
             operation_id="consoleAgents",
-            ok={"200": json_content(ref("StaffList"), "Every agent and admin.")},
+            ok=returns("StaffList", "Every agent and admin."),
             errors=("Forbidden",),
         )
     },
@@ -1401,7 +1497,7 @@ SCHEMAS.update(
         "AdminUserResponse": obj({"user": ref("AdminUser")}),
         "AdminUserPage": obj(
             {
-                "users": {"type": "array", "items": ref("AdminUser")},
+                "users": array_of("AdminUser"),
                 "next_after": nullable({**UUID, "description": "Pass as ?after= for the next page."}),
             }
         ),
@@ -1411,98 +1507,68 @@ SCHEMAS.update(
     }
 )
 
-USER_ID_PARAM: Schema = {"name": "user_id", "in": "path", "required": True, "schema": UUID}
 LIST_USER_PARAMS = [
     query_param("role", {"type": "string", "enum": list(ROLES)}, "Only accounts of this role."),
     query_param("email", {"type": "string"}, "Only accounts whose email starts with this (any case)."),
     query_param("disabled", {"type": "boolean"}, "Only disabled (or enabled) accounts."),
     query_param("after", UUID, "next_after from the previous page."),
-    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."),
+    limit_param(200, 50),
 ]
 ADMIN_NOTE = "Admins only (403 for anyone else)."
 ENDS_SESSIONS = (
     "Every token and console session of the account ends, and its open sockets are closed with 4003, "
     "on every instance within seconds."
 )
+LAST_ADMIN = "409 last_admin when it would leave no enabled admin."
+USERS = Resource(
+    tag="admin", noun="User", id_name="user_id", note=ADMIN_NOTE, op_prefix="admin", one_schema="AdminUserResponse"
+)
 
 PATHS.update(
     {
         "/admin/users": {
-            "get": operation(
-                "List accounts, newest first",
-                tag="admin",
-                operation_id="adminListUsers",
-                params=LIST_USER_PARAMS,
-                ok={"200": json_content(ref("AdminUserPage"), "One page of accounts.")},
-                errors=("Forbidden", "ValidationError"),
-                description=ADMIN_NOTE,
+            "get": USERS.list(
+                "List accounts, newest first", "AdminUserPage", "One page of accounts.", params=LIST_USER_PARAMS
             ),
-            "post": operation(
-                "Create an account of any role",
-                tag="admin",
-                operation_id="adminCreateUser",
-                body="AdminCreateUserRequest",
-                ok={"201": json_content(ref("AdminUserResponse"), "The new account.")},
-                errors=("Forbidden", "Conflict"),
-                description=ADMIN_NOTE,
+            "post": USERS.create(
+                "Create an account of any role", "AdminCreateUserRequest", "The new account.", errors=("Conflict",)
             ),
         },
-        "/admin/users/{user_id}": {
-            "get": operation(
-                "One account",
-                tag="admin",
-                operation_id="adminGetUser",
-                params=[USER_ID_PARAM],
-                ok={"200": json_content(ref("AdminUserResponse"), "The account.")},
-                errors=("Forbidden", "NotFound"),
-                description=ADMIN_NOTE,
-            )
-        },
+        "/admin/users/{user_id}": {"get": USERS.get("One account", "The account.")},
         "/admin/users/{user_id}/role": {
-            "post": operation(
+            "post": USERS.action(
+                "adminSetRole",
                 "Change an account's role",
-                tag="admin",
-                operation_id="adminSetRole",
-                params=[USER_ID_PARAM],
+                USERS.returns_one("The account with its new role."),
                 body="AdminRoleRequest",
-                ok={"200": json_content(ref("AdminUserResponse"), "The account with its new role.")},
-                errors=("Forbidden", "NotFound", "Conflict"),
-                description=f"{ADMIN_NOTE} {ENDS_SESSIONS} 409 last_admin when it would leave no enabled admin.",
+                errors=("Conflict",),
+                extra=f"{ENDS_SESSIONS} {LAST_ADMIN}",
             )
         },
         "/admin/users/{user_id}/disable": {
-            "post": operation(
+            "post": USERS.action(
+                "adminDisableUser",
                 "Disable an account",
-                tag="admin",
-                operation_id="adminDisableUser",
-                params=[USER_ID_PARAM],
-                ok={"200": json_content(ref("AdminUserResponse"), "The disabled account.")},
-                errors=("Forbidden", "NotFound", "Conflict"),
-                description=f"{ADMIN_NOTE} It can no longer sign in. {ENDS_SESSIONS} "
-                "409 last_admin when it would leave no enabled admin.",
+                USERS.returns_one("The disabled account."),
+                errors=("Conflict",),
+                extra=f"It can no longer sign in. {ENDS_SESSIONS} {LAST_ADMIN}",
             )
         },
         "/admin/users/{user_id}/enable": {
-            "post": operation(
+            "post": USERS.action(
+                "adminEnableUser",
                 "Enable a disabled account",
-                tag="admin",
-                operation_id="adminEnableUser",
-                params=[USER_ID_PARAM],
-                ok={"200": json_content(ref("AdminUserResponse"), "The account, enabled.")},
-                errors=("Forbidden", "NotFound"),
-                description=f"{ADMIN_NOTE} It signs in again; sessions ended by the disable stay ended.",
+                USERS.returns_one("The account, enabled."),
+                extra="It signs in again; sessions ended by the disable stay ended.",
             )
         },
         "/admin/users/{user_id}/password": {
-            "post": operation(
+            "post": USERS.action(
+                "adminResetPassword",
                 "Set a new password for an account",
-                tag="admin",
-                operation_id="adminResetPassword",
-                params=[USER_ID_PARAM],
+                USERS.returns_one("The account."),
                 body="AdminPasswordRequest",
-                ok={"200": json_content(ref("AdminUserResponse"), "The account.")},
-                errors=("Forbidden", "NotFound"),
-                description=f"{ADMIN_NOTE} {ENDS_SESSIONS}",
+                extra=ENDS_SESSIONS,
             )
         },
     }
@@ -1539,7 +1605,7 @@ SCHEMAS.update(
         "ApiKeyResponse": obj({"api_key": ref("ApiKey")}),
         "ApiKeyList": obj(
             {
-                "api_keys": {"type": "array", "items": ref("ApiKey")},
+                "api_keys": array_of("ApiKey"),
                 "available_scopes": {"type": "array", "items": SCOPES_SCHEMA["items"]},
             }
         ),
@@ -1568,7 +1634,7 @@ SCHEMAS.update(
         "WebhookResponse": obj({"webhook": ref("Webhook")}),
         "WebhookList": obj(
             {
-                "webhooks": {"type": "array", "items": ref("Webhook")},
+                "webhooks": array_of("Webhook"),
                 "available_event_types": {"type": "array", "items": EVENT_TYPE_SCHEMA},
             }
         ),
@@ -1608,7 +1674,7 @@ SCHEMAS.update(
         "DeliveryResponse": obj({"delivery": ref("Delivery")}),
         "DeliveryPage": obj(
             {
-                "deliveries": {"type": "array", "items": ref("Delivery"), "description": "Newest first."},
+                "deliveries": array_of("Delivery", "Newest first."),
                 "next_before": nullable({"type": "integer", "description": "Pass as ?before= for older ones."}),
             }
         ),
@@ -1622,7 +1688,7 @@ SCHEMAS.update(
         ),
         "EventPage": obj(
             {
-                "events": {"type": "array", "items": ref("Event"), "description": "In order."},
+                "events": array_of("Event", "In order."),
                 "next_cursor": {"type": "string", "description": "Pass as ?after= to continue."},
             }
         ),
@@ -1649,139 +1715,82 @@ SCHEMAS["CreatedWebhook"] = obj(
         )
     }
 )
-KEY_ID_PARAM: Schema = {"name": "key_id", "in": "path", "required": True, "schema": UUID}
-ENDPOINT_ID_PARAM: Schema = {"name": "endpoint_id", "in": "path", "required": True, "schema": UUID}
-DELIVERY_ID_PARAM: Schema = {"name": "delivery_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+API_KEYS = Resource(tag="integrations", noun="ApiKey", id_name="key_id", note=KEY_NOTE)
+WEBHOOKS = Resource(tag="integrations", noun="Webhook", id_name="endpoint_id", note=KEY_NOTE)
 
 PATHS.update(
     {
         "/admin/api-keys": {
-            "get": operation(
-                "List API keys (never the keys themselves)",
-                tag="integrations",
-                operation_id="listApiKeys",
-                ok={"200": json_content(ref("ApiKeyList"), "Every key, newest first.")},
-                errors=("Forbidden",),
-                description=KEY_NOTE,
-            ),
-            "post": operation(
+            "get": API_KEYS.list("List API keys (never the keys themselves)", "ApiKeyList", "Every key, newest first."),
+            "post": API_KEYS.create(
                 "Create an API key",
-                tag="integrations",
-                operation_id="createApiKey",
-                body="CreateApiKeyRequest",
-                ok={"201": json_content(ref("CreatedApiKey"), "The key, with `key` shown this once.")},
-                errors=("Forbidden",),
-                description=f"{KEY_NOTE} The key acts as an integration account named after it.",
+                "CreateApiKeyRequest",
+                "The key, with `key` shown this once.",
+                schema="CreatedApiKey",
+                extra="The key acts as an integration account named after it.",
             ),
         },
-        "/admin/api-keys/{key_id}": {
-            "get": operation(
-                "One API key",
-                tag="integrations",
-                operation_id="getApiKey",
-                params=[KEY_ID_PARAM],
-                ok={"200": json_content(ref("ApiKeyResponse"), "The key.")},
-                errors=("Forbidden", "NotFound"),
-                description=KEY_NOTE,
-            )
-        },
+        "/admin/api-keys/{key_id}": {"get": API_KEYS.get("One API key", "The key.")},
         "/admin/api-keys/{key_id}/revoke": {
-            "post": operation(
+            "post": API_KEYS.action(
+                "revokeApiKey",
                 "Revoke an API key",
-                tag="integrations",
-                operation_id="revokeApiKey",
-                params=[KEY_ID_PARAM],
-                ok={"200": json_content(ref("ApiKeyResponse"), "The revoked key.")},
-                errors=("Forbidden", "NotFound"),
-                description=f"{KEY_NOTE} Refused on every instance at once; its sockets are closed with 4003.",
+                API_KEYS.returns_one("The revoked key."),
+                extra="Refused on every instance at once; its sockets are closed with 4003.",
             )
         },
         "/admin/webhooks": {
-            "get": operation(
-                "List webhook endpoints",
-                tag="integrations",
-                operation_id="listWebhooks",
-                ok={"200": json_content(ref("WebhookList"), "Every endpoint, newest first.")},
-                errors=("Forbidden",),
-                description=KEY_NOTE,
-            ),
-            "post": operation(
+            "get": WEBHOOKS.list("List webhook endpoints", "WebhookList", "Every endpoint, newest first."),
+            "post": WEBHOOKS.create(
                 "Register a webhook endpoint",
-                tag="integrations",
-                operation_id="createWebhook",
-                body="CreateWebhookRequest",
-                ok={"201": json_content(ref("CreatedWebhook"), "The endpoint, with its signing `secret` shown once.")},
-                errors=("Forbidden",),
-                description=f"{KEY_NOTE} Only http(s); private, loopback and link-local targets are refused "
+                "CreateWebhookRequest",
+                "The endpoint, with its signing `secret` shown once.",
+                schema="CreatedWebhook",
+                extra="Only http(s); private, loopback and link-local targets are refused "
                 "unless WEBHOOK_ALLOW_PRIVATE_NETWORKS allows them.",
             ),
         },
         "/admin/webhooks/{endpoint_id}": {
-            "get": operation(
-                "One webhook endpoint",
-                tag="integrations",
-                operation_id="getWebhook",
-                params=[ENDPOINT_ID_PARAM],
-                ok={"200": json_content(ref("WebhookResponse"), "The endpoint.")},
-                errors=("Forbidden", "NotFound"),
-                description=KEY_NOTE,
-            ),
-            "patch": operation(
+            "get": WEBHOOKS.get("One webhook endpoint", "The endpoint."),
+            "patch": WEBHOOKS.update(
                 "Change a webhook endpoint",
-                tag="integrations",
-                operation_id="updateWebhook",
-                params=[ENDPOINT_ID_PARAM],
-                body="UpdateWebhookRequest",
-                ok={"200": json_content(ref("WebhookResponse"), "The endpoint.")},
-                errors=("Forbidden", "NotFound"),
-                description=f"{KEY_NOTE} active: true re-enables an endpoint disabled for failing.",
+                "UpdateWebhookRequest",
+                "The endpoint.",
+                extra="active: true re-enables an endpoint disabled for failing.",
             ),
-            "delete": operation(
-                "Delete a webhook endpoint and its delivery log",
-                tag="integrations",
-                operation_id="deleteWebhook",
-                params=[ENDPOINT_ID_PARAM],
-                ok={"204": {"description": "Deleted."}},
-                errors=("Forbidden", "NotFound"),
-                description=KEY_NOTE,
-            ),
+            "delete": WEBHOOKS.delete("Delete a webhook endpoint and its delivery log", "Deleted."),
         },
         "/admin/webhooks/{endpoint_id}/deliveries": {
-            "get": operation(
+            "get": WEBHOOKS.action(
+                "listWebhookDeliveries",
                 "An endpoint's delivery log",
-                tag="integrations",
-                operation_id="listWebhookDeliveries",
+                returns("DeliveryPage", "Deliveries, newest first."),
                 params=[
-                    ENDPOINT_ID_PARAM,
-                    query_param("status", {"type": "string", "enum": list(webhook_handlers.DELIVERY_STATUSES)}, ""),
+                    query_param(
+                        "status",
+                        {"type": "string", "enum": list(webhook_handlers.DELIVERY_STATUSES)},
+                        "Only deliveries in this status.",
+                    ),
                     query_param("before", {"type": "integer"}, "next_before from the previous page."),
-                    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, ""),
+                    limit_param(200, 50),
                 ],
-                ok={"200": json_content(ref("DeliveryPage"), "Deliveries, newest first.")},
-                errors=("Forbidden", "NotFound", "ValidationError"),
-                description=KEY_NOTE,
+                errors=("ValidationError",),
             )
         },
         "/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/resend": {
-            "post": operation(
+            "post": WEBHOOKS.action(
+                "resendWebhookDelivery",
                 "Send a delivery's event again",
-                tag="integrations",
-                operation_id="resendWebhookDelivery",
-                params=[ENDPOINT_ID_PARAM, DELIVERY_ID_PARAM],
-                ok={"202": json_content(ref("DeliveryResponse"), "The new delivery (same event id), queued.")},
-                errors=("Forbidden", "NotFound", "ValidationError"),
-                description=KEY_NOTE,
+                returns("DeliveryResponse", "The new delivery (same event id), queued.", "202"),
+                params=[path_param("delivery_id", {"type": "integer"})],
+                errors=("ValidationError",),
             )
         },
         "/admin/webhooks/{endpoint_id}/test": {
-            "post": operation(
+            "post": WEBHOOKS.action(
+                "testWebhook",
                 "Send a test event",
-                tag="integrations",
-                operation_id="testWebhook",
-                params=[ENDPOINT_ID_PARAM],
-                ok={"202": json_content(ref("DeliveryResponse"), "A signed webhook.test delivery, queued.")},
-                errors=("Forbidden", "NotFound"),
-                description=KEY_NOTE,
+                returns("DeliveryResponse", "A signed webhook.test delivery, queued.", "202"),
             )
         },
         "/events": {
@@ -1797,12 +1806,12 @@ PATHS.update(
                     ),
                     query_param("types", {"type": "string"}, "Comma-separated event types to return."),
                     query_param("include_internal", {"type": "boolean"}, "Include internal notes' message.created."),
-                    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, ""),
+                    limit_param(500, 100),
                     query_param(
                         "wait", {"type": "integer", "minimum": 0, "maximum": 30, "default": 30}, "Long-poll seconds."
                     ),
                 ],
-                ok={"200": json_content(ref("EventPage"), "Events after the cursor, in order.")},
+                ok=returns("EventPage", "Events after the cursor, in order."),
                 errors=("Forbidden", "ValidationError", "Gone", "RateLimited"),
                 description="Agents, admins, and API keys with events:read. Waits up to `wait` seconds when "
                 "nothing is new. 410 cursor_expired: resync.",
@@ -1858,7 +1867,7 @@ SCHEMAS.update(
         "KbArticleResponse": obj({"article": ref("KbArticle")}),
         "KbArticlePage": obj(
             {
-                "articles": {"type": "array", "items": ref("KbArticleSummary")},
+                "articles": array_of("KbArticleSummary"),
                 "total": {"type": "integer"},
             }
         ),
@@ -1888,7 +1897,7 @@ SCHEMAS.update(
             }
         ),
         "KbSuggestionResponse": obj({"suggestion": ref("KbSuggestion")}),
-        "KbSuggestionList": obj({"suggestions": {"type": "array", "items": ref("KbSuggestion")}}),
+        "KbSuggestionList": obj({"suggestions": array_of("KbSuggestion")}),
         "KbSuggestRequest": with_properties(
             request_schema(
                 kb_suggestion_handlers.SUGGEST_SCHEMA,
@@ -1907,74 +1916,42 @@ SCHEMAS.update(
     }
 )
 
-ARTICLE_ID_PARAM: Schema = {"name": "article_id", "in": "path", "required": True, "schema": UUID}
-SUGGESTION_ID_PARAM: Schema = {"name": "suggestion_id", "in": "path", "required": True, "schema": UUID}
 STAFF_KB_NOTE = "Agents and admins (403 for customers; API keys cannot use it)."
 REINDEX_NOTE = (
     "Saving splits the article into sections and embeds them in the same transaction; every instance "
     "uses the change from its next search."
 )
+KB_PAGE_PARAMS = [
+    limit_param(200, 50),
+    query_param("offset", {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0}, "Articles to skip."),
+]
+KB_PAGE_OK = ("KbArticlePage", "One page of articles (without bodies).")
+ADMIN_KB_ARTICLES = Resource(tag="admin", noun="KbArticle", id_name="article_id", note=ADMIN_NOTE, op_prefix="admin")
+KB_ARTICLES = Resource(tag="kb", noun="KbArticle", id_name="article_id", note=STAFF_KB_NOTE)
+KB_SUGGESTIONS = Resource(tag="kb", noun="KbSuggestion", id_name="suggestion_id", note=STAFF_KB_NOTE)
 
 PATHS.update(
     {
         "/admin/kb/articles": {
-            "get": operation(
-                "List knowledge-base articles, by title",
-                tag="admin",
-                operation_id="adminListKbArticles",
-                params=[
-                    query_param(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."
-                    ),
-                    query_param(
-                        "offset",
-                        {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0},
-                        "Articles to skip.",
-                    ),
-                ],
-                ok={"200": json_content(ref("KbArticlePage"), "One page of articles (without bodies).")},
-                errors=("Forbidden", "ValidationError"),
-                description=ADMIN_NOTE,
-            ),
-            "post": operation(
+            "get": ADMIN_KB_ARTICLES.list("List knowledge-base articles, by title", *KB_PAGE_OK, params=KB_PAGE_PARAMS),
+            "post": ADMIN_KB_ARTICLES.create(
                 "Create a knowledge-base article",
-                tag="admin",
-                operation_id="adminCreateKbArticle",
-                body="KbCreateArticleRequest",
-                ok={"201": json_content(ref("KbArticleResponse"), "The new article.")},
-                errors=("Forbidden", "Conflict"),
-                description=f"{ADMIN_NOTE} {REINDEX_NOTE} 409 when the slug is taken.",
+                "KbCreateArticleRequest",
+                "The new article.",
+                errors=("Conflict",),
+                extra=f"{REINDEX_NOTE} 409 when the slug is taken.",
             ),
         },
         "/admin/kb/articles/{article_id}": {
-            "get": operation(
-                "One knowledge-base article",
-                tag="admin",
-                operation_id="adminGetKbArticle",
-                params=[ARTICLE_ID_PARAM],
-                ok={"200": json_content(ref("KbArticleResponse"), "The article.")},
-                errors=("Forbidden", "NotFound"),
-                description=ADMIN_NOTE,
-            ),
-            "patch": operation(
+            "get": ADMIN_KB_ARTICLES.get("One knowledge-base article", "The article."),
+            "patch": ADMIN_KB_ARTICLES.update(
                 "Edit a knowledge-base article",
-                tag="admin",
-                operation_id="adminUpdateKbArticle",
-                params=[ARTICLE_ID_PARAM],
-                body="KbUpdateArticleRequest",
-                ok={"200": json_content(ref("KbArticleResponse"), "The article as saved.")},
-                errors=("Forbidden", "NotFound", "Conflict"),
-                description=f"{ADMIN_NOTE} {REINDEX_NOTE}",
+                "KbUpdateArticleRequest",
+                "The article as saved.",
+                errors=("Conflict",),
+                extra=REINDEX_NOTE,
             ),
-            "delete": operation(
-                "Delete a knowledge-base article",
-                tag="admin",
-                operation_id="adminDeleteKbArticle",
-                params=[ARTICLE_ID_PARAM],
-                ok={"204": {"description": "Deleted, with its sections."}},
-                errors=("Forbidden", "NotFound"),
-                description=ADMIN_NOTE,
-            ),
+            "delete": ADMIN_KB_ARTICLES.delete("Delete a knowledge-base article", "Deleted, with its sections."),
         },
     }
 )
@@ -2002,7 +1979,7 @@ SCHEMAS.update(
         "AvailabilityOverview": obj(
             {
                 "me": ref("AgentAvailability"),
-                "agents": {"type": "array", "items": ref("AgentAvailability")},
+                "agents": array_of("AgentAvailability"),
                 "auto_assign": {
                     "type": "boolean",
                     "description": "AUTO_ASSIGN: new and handed-off tickets are routed.",
@@ -2039,7 +2016,7 @@ PATHS.update(
                 "Every agent's availability, the caller's, and whether routing is on",
                 tag="console",
                 operation_id="consoleAvailability",
-                ok={"200": json_content(ref("AvailabilityOverview"), "Agents and admins, by name.")},
+                ok=returns("AvailabilityOverview", "Agents and admins, by name."),
                 description=AVAILABILITY_NOTE,
             ),
             "put": operation(
@@ -2047,7 +2024,7 @@ PATHS.update(
                 tag="console",
                 operation_id="consoleSetAvailability",
                 body="AvailabilityRequest",
-                ok={"200": json_content(ref("AvailabilityResponse"), "The caller's availability now.")},
+                ok=returns("AvailabilityResponse", "The caller's availability now."),
                 description=AVAILABILITY_NOTE
                 + " Away agents get no new tickets; choosing online also counts as activity. Offline is "
                 "not a choice: it is having no console open.",
@@ -2058,7 +2035,7 @@ PATHS.update(
                 "The caller's open conversations and those awaiting their reply",
                 tag="console",
                 operation_id="consoleQueue",
-                ok={"200": json_content(ref("AgentQueue"), "Ticket ids.")},
+                ok=returns("AgentQueue", "Ticket ids."),
                 description=AVAILABILITY_NOTE + " The console's tab title counts `waiting`.",
             ),
         },
@@ -2085,8 +2062,7 @@ SCHEMAS.update(
                 "tz": {"type": "string"},
                 "start": {"type": "string", "format": "date-time", "description": "from, 00:00 in tz"},
                 "end": {"type": "string", "format": "date-time", "description": "to + 1 day, 00:00 in tz (excluded)"},
-            },
-            required=["from", "to", "tz", "start", "end"],
+            }
         ),
         "ReportTiming": obj(
             {
@@ -2094,13 +2070,11 @@ SCHEMAS.update(
                 "median_seconds": NUMBER_OR_NULL,
                 "p90_seconds": NUMBER_OR_NULL,
             },
-            required=["count", "median_seconds", "p90_seconds"],
             description="Median and 90th percentile (linear interpolation between the nearest values, as "
             "PostgreSQL's percentile_cont); null when count is 0.",
         ),
         "ReportRating": obj(
             {"ratings": {"type": "integer"}, "average": NUMBER_OR_NULL},
-            required=["ratings", "average"],
             description="The ratings given in the period (by rated_at) to the tickets counted; average is "
             "null when there are none.",
         ),
@@ -2113,8 +2087,7 @@ SCHEMAS.update(
                         "resolved": {"type": "integer"},
                         "responded": {"type": "integer"},
                         "human_responded": {"type": "integer"},
-                    },
-                    required=["opened", "resolved", "responded", "human_responded"],
+                    }
                 ),
                 "first_response": ref("ReportTiming"),
                 "first_human_response": ref("ReportTiming"),
@@ -2123,8 +2096,7 @@ SCHEMAS.update(
                     {
                         "resolved_without_human": {"type": "integer"},
                         "resolved_without_human_share": NUMBER_OR_NULL,
-                    },
-                    required=["resolved_without_human", "resolved_without_human_share"],
+                    }
                 ),
                 "handoffs": obj(
                     {
@@ -2132,13 +2104,9 @@ SCHEMAS.update(
                         "rate": NUMBER_OR_NULL,
                         "reasons": {
                             "type": "array",
-                            "items": obj(
-                                {"reason": {"type": "string"}, "count": {"type": "integer"}},
-                                required=["reason", "count"],
-                            ),
+                            "items": obj({"reason": {"type": "string"}, "count": {"type": "integer"}}),
                         },
-                    },
-                    required=["conversations", "rate", "reasons"],
+                    }
                 ),
                 "satisfaction": obj(
                     {
@@ -2147,11 +2115,9 @@ SCHEMAS.update(
                         "satisfied_share": NUMBER_OR_NULL,
                         "distribution": obj(
                             {str(n): {"type": "integer"} for n in range(1, 6)},
-                            required=[str(n) for n in range(1, 6)],
                             description="Ratings given per number of stars.",
                         ),
                     },
-                    required=["ratings", "average", "satisfied_share", "distribution"],
                     description="Ratings given in the period (by rated_at); average and satisfied_share "
                     "(rated 4 or 5) are null when there are none.",
                 ),
@@ -2162,22 +2128,10 @@ SCHEMAS.update(
                             "date": {"type": "string", "format": "date"},
                             "opened": {"type": "integer"},
                             "resolved": {"type": "integer"},
-                        },
-                        required=["date", "opened", "resolved"],
+                        }
                     ),
                 },
-            },
-            required=[
-                "period",
-                "conversations",
-                "first_response",
-                "first_human_response",
-                "resolution",
-                "ai",
-                "handoffs",
-                "satisfaction",
-                "daily",
-            ],
+            }
         ),
         "AgentsReport": obj(
             {
@@ -2197,24 +2151,10 @@ SCHEMAS.update(
                             "resolved": {"type": "integer"},
                             "resolution": ref("ReportTiming"),
                             "satisfaction": ref("ReportRating"),
-                        },
-                        required=[
-                            "id",
-                            "name",
-                            "email",
-                            "role",
-                            "disabled",
-                            "replies",
-                            "conversations",
-                            "first_response",
-                            "resolved",
-                            "resolution",
-                            "satisfaction",
-                        ],
+                        }
                     ),
                 },
-            },
-            required=["period", "agents"],
+            }
         ),
         "LabelsReport": obj(
             {
@@ -2232,22 +2172,10 @@ SCHEMAS.update(
                             "resolved_without_human": {"type": "integer"},
                             "resolution": ref("ReportTiming"),
                             "satisfaction": ref("ReportRating"),
-                        },
-                        required=[
-                            "id",
-                            "name",
-                            "opened",
-                            "handoffs",
-                            "first_response",
-                            "resolved",
-                            "resolved_without_human",
-                            "resolution",
-                            "satisfaction",
-                        ],
+                        }
                     ),
                 },
-            },
-            required=["period", "labels"],
+            }
         ),
         "BusiestHoursReport": obj(
             {
@@ -2263,12 +2191,10 @@ SCHEMAS.update(
                             "hour": {"type": "integer", "minimum": 0, "maximum": 23},
                             "conversations": {"type": "integer"},
                             "customer_messages": {"type": "integer"},
-                        },
-                        required=["weekday", "hour", "conversations", "customer_messages"],
+                        }
                     ),
                 },
-            },
-            required=["period", "weekdays", "cells"],
+            }
         ),
     }
 )
@@ -2297,7 +2223,7 @@ def report_operation(name: str, summary: str, schema: str, csv_rows: str) -> Sch
         tag="reports",
         operation_id=f"report{schema.removesuffix('Report')}",
         params=REPORT_PARAMS,
-        ok={"200": json_content(ref(schema), "The report.")},
+        ok=returns(schema, "The report."),
         errors=("ValidationError",),
         description=f"{REPORT_NOTE} CSV: {csv_rows}",
     )
@@ -2313,7 +2239,7 @@ PATHS.update(
                 tag="auth",
                 operation_id="changePassword",
                 body="ChangePasswordRequest",
-                ok={"200": json_content(ref("TokenResponse"), "Changed; a fresh token for the caller.")},
+                ok=returns("TokenResponse", "Changed; a fresh token for the caller."),
                 errors=("Forbidden", "RateLimited"),
                 description="Every other session and token of the account ends (the token sent ends too: use "
                 "the one returned). 403 invalid_credentials when current_password is wrong; failures are "
@@ -2343,16 +2269,12 @@ PATHS.update(
             )
         },
         "/console/reports": {
-            "get": operation(
+            "get": web_page(
                 "The console's reports page",
-                tag="web",
                 operation_id="consoleReportsPage",
-                auth=False,
                 params=REPORT_PARAMS[:3],
                 ok={
-                    "200": {"description": "An HTML page with charts and tables.", "content": {"text/html": {}}},
-                    "303": {"description": "Not logged in: to /console/login."},
-                    "403": {"description": "A customer's session.", "content": {"text/html": {}}},
+                    **console_page("An HTML page with charts and tables."),
                     "422": {
                         "description": "A bad period: the page says why; without a session, the JSON error.",
                         "content": {"text/html": {}, **RESPONSES["ValidationError"]["content"]},
@@ -2362,11 +2284,9 @@ PATHS.update(
             )
         },
         "/console/reports/{report}.csv": {
-            "get": operation(
+            "get": web_page(
                 "A report as CSV, for the console's download links",
-                tag="web",
                 operation_id="consoleReportCsv",
-                auth=False,
                 params=[
                     {
                         "name": "report",
@@ -2382,44 +2302,20 @@ PATHS.update(
             )
         },
         "/console/account": {
-            "get": operation(
+            "get": web_page(
                 "The console's account page (change your password)",
-                tag="web",
                 operation_id="consoleAccountPage",
-                auth=False,
-                ok={
-                    "200": {"description": "An HTML page.", "content": {"text/html": {}}},
-                    "303": {"description": "Not logged in: to /console/login."},
-                    "403": {"description": "A customer's session.", "content": {"text/html": {}}},
-                },
+                ok=console_page("An HTML page."),
                 description="Authenticated by the console session cookie.",
             )
         },
         "/console/account/password": {
-            "post": {
-                "summary": "Change your own password (HTML form)",
-                "operationId": "consoleChangePassword",
-                "tags": ["web"],
-                "security": [],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/x-www-form-urlencoded": {
-                            "schema": obj(
-                                {
-                                    "csrf_token": {"type": "string"},
-                                    "current_password": {"type": "string"},
-                                    "new_password": {"type": "string"},
-                                    "repeat_password": {"type": "string"},
-                                },
-                                required=["csrf_token", "current_password", "new_password", "repeat_password"],
-                            )
-                        }
-                    },
-                },
-                "responses": {
+            "post": form_post(
+                "Change your own password (HTML form)",
+                "consoleChangePassword",
+                ["csrf_token", "current_password", "new_password", "repeat_password"],
+                {
                     "303": {"description": "Changed: to /console/account?changed=1; this session carries on."},
-                    **FORM_ERRORS,
                     "403": {"description": "Wrong current password or CSRF token: the form again, with the reason."},
                     "422": {
                         "description": "A new password that is too short, or not repeated alike: the form again. "
@@ -2428,7 +2324,7 @@ PATHS.update(
                     },
                     "429": {"description": "Too many failed attempts."},
                 },
-            }
+            )
         },
     }
 )
@@ -2456,7 +2352,7 @@ SCHEMAS.update(
             }
         ),
         "LabelResponse": obj({"label": ref("Label")}),
-        "LabelList": obj({"labels": {"type": "array", "items": ref("Label")}}),
+        "LabelList": obj({"labels": array_of("Label")}),
         "CreateLabelRequest": with_properties(request_schema(label_handlers.CREATE_SCHEMA), color=LABEL_COLOR),
         "UpdateLabelRequest": with_properties(request_schema(label_handlers.UPDATE_SCHEMA), color=LABEL_COLOR),
         "TicketLabelsRequest": obj(
@@ -2484,7 +2380,7 @@ SCHEMAS.update(
                 "created_at": TIMESTAMP,
             }
         ),
-        "ActivityPage": obj({"activity": {"type": "array", "items": ref("Activity")}, "has_more": {"type": "boolean"}}),
+        "ActivityPage": obj({"activity": array_of("Activity"), "has_more": {"type": "boolean"}}),
         "CannedResponse": obj(
             {
                 "id": UUID,
@@ -2497,66 +2393,53 @@ SCHEMAS.update(
             }
         ),
         "CannedResponseResponse": obj({"canned_response": ref("CannedResponse")}),
-        "CannedResponseList": obj({"canned_responses": {"type": "array", "items": ref("CannedResponse")}}),
+        "CannedResponseList": obj({"canned_responses": array_of("CannedResponse")}),
         "CreateCannedResponseRequest": request_schema(canned_handlers.CREATE_SCHEMA),
         "UpdateCannedResponseRequest": request_schema(canned_handlers.UPDATE_SCHEMA),
     }
 )
-LABEL_ID_PARAM: Schema = {"name": "label_id", "in": "path", "required": True, "schema": UUID}
-CANNED_ID_PARAM: Schema = {"name": "canned_id", "in": "path", "required": True, "schema": UUID}
 AGENTS_NOTE = "Agents and admins (403 for customers)."
-CANNED_CHANGE_NOTE = (
-    "Your own personal response, or a shared one (admins only: 403 for agents). Another agent's personal "
-    "response is 404. 409 when the shortcut is taken."
+LABELS = Resource(tag="workspace", noun="Label", id_name="label_id", note="Admins only.")
+CANNED = Resource(
+    tag="workspace",
+    noun="CannedResponse",
+    id_name="canned_id",
+    note="Your own personal response, or a shared one (admins only: 403 for agents). Another agent's personal "
+    "response is 404. 409 when the shortcut is taken.",
 )
-UPDATE_CANNED: dict[str, Any] = {
-    "params": [CANNED_ID_PARAM],
-    "body": "UpdateCannedResponseRequest",
-    "ok": {"200": json_content(ref("CannedResponseResponse"), "The response after the change.")},
-    "errors": ("Forbidden", "NotFound", "Conflict"),
-    "description": CANNED_CHANGE_NOTE + " PUT and PATCH are the same: fields left out keep their value.",
+# PUT and PATCH on a canned response are one operation under two methods.
+CANNED_UPDATE_REST: dict[str, Any] = {
+    "ok_description": "The response after the change.",
+    "errors": ("Conflict",),
+    "extra": "PUT and PATCH are the same: fields left out keep their value.",
 }
 PATHS.update(
     {
         "/labels": {
-            "get": operation(
+            "get": LABELS.list(
                 "List labels",
-                tag="workspace",
-                operation_id="listLabels",
-                ok={"200": json_content(ref("LabelList"), "Every label, by name.")},
-                errors=("Forbidden",),
-                description=AGENTS_NOTE + " An API key needs tickets:read.",
+                "LabelList",
+                "Every label, by name.",
+                note=AGENTS_NOTE,
+                extra="An API key needs tickets:read.",
             ),
-            "post": operation(
+            "post": LABELS.create(
                 "Create a label",
-                tag="workspace",
-                operation_id="createLabel",
-                body="CreateLabelRequest",
-                ok={"201": json_content(ref("LabelResponse"), "The new label.")},
-                errors=("Forbidden", "Conflict"),
-                description="Admins only. 409 when a label has this name (in any case).",
+                "CreateLabelRequest",
+                "The new label.",
+                errors=("Conflict",),
+                extra="409 when a label has this name (in any case).",
             ),
         },
         "/labels/{label_id}": {
-            "patch": operation(
+            "patch": LABELS.update(
                 "Rename or recolour a label",
-                tag="workspace",
-                operation_id="updateLabel",
-                params=[LABEL_ID_PARAM],
-                body="UpdateLabelRequest",
-                ok={"200": json_content(ref("LabelResponse"), "The label after the change.")},
-                errors=("Forbidden", "NotFound", "Conflict"),
-                description="Admins only. Every ticket carrying the label shows the change.",
+                "UpdateLabelRequest",
+                "The label after the change.",
+                errors=("Conflict",),
+                extra="Every ticket carrying the label shows the change.",
             ),
-            "delete": operation(
-                "Delete a label",
-                tag="workspace",
-                operation_id="deleteLabel",
-                params=[LABEL_ID_PARAM],
-                ok={"204": {"description": "Deleted, and taken off every ticket."}},
-                errors=("Forbidden", "NotFound"),
-                description="Admins only.",
-            ),
+            "delete": LABELS.delete("Delete a label", "Deleted, and taken off every ticket."),
         },
         "/tickets/{ticket_id}/labels": {
             "put": operation(
@@ -2565,7 +2448,7 @@ PATHS.update(
                 operation_id="setTicketLabels",
                 params=[TICKET_ID_PARAM],
                 body="TicketLabelsRequest",
-                ok={"200": json_content(ref("TicketResponse"), "The ticket with its labels.")},
+                ok=returns("TicketResponse", "The ticket with its labels."),
                 errors=("Forbidden", "NotFound"),
                 description=AGENTS_NOTE + " An API key needs tickets:write. A change is a ticket update: the "
                 'ticket.updated event, an activity line, and `ticket.updated` with changes ["labels"] to agents '
@@ -2584,60 +2467,44 @@ PATHS.update(
                         {"type": "integer", "minimum": 0, "maximum": 2**62},
                         "Lines after this id (default: from the start).",
                     ),
-                    query_param(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "Page size."
-                    ),
+                    limit_param(500, 100),
                 ],
-                ok={"200": json_content(ref("ActivityPage"), "Lines, oldest first.")},
+                ok=returns("ActivityPage", "Lines, oldest first."),
                 errors=("Forbidden", "NotFound", "ValidationError"),
                 description=AGENTS_NOTE + " Status, priority, assignee, label and AI changes: who, what, when. "
                 "Never part of the messages, so no path that serves messages to customers carries it.",
             )
         },
         "/canned-responses": {
-            "get": operation(
+            "get": CANNED.list(
                 "List canned responses",
-                tag="workspace",
-                operation_id="listCannedResponses",
+                "CannedResponseList",
+                "The shared ones and your own, by shortcut.",
                 params=[
                     query_param(
                         "q", {"type": "string", "maxLength": 100}, "Only those whose shortcut or text contains this."
                     )
                 ],
-                ok={"200": json_content(ref("CannedResponseList"), "The shared ones and your own, by shortcut.")},
-                errors=("Forbidden", "ValidationError"),
-                description=AGENTS_NOTE,
+                note=AGENTS_NOTE,
             ),
-            "post": operation(
+            "post": CANNED.create(
                 "Create a canned response",
-                tag="workspace",
-                operation_id="createCannedResponse",
-                body="CreateCannedResponseRequest",
-                ok={"201": json_content(ref("CannedResponseResponse"), "The new response.")},
-                errors=("Forbidden", "Conflict"),
-                description="Personal by default; `shared: true` for admins only (403 for agents). The shortcut "
+                "CreateCannedResponseRequest",
+                "The new response.",
+                errors=("Conflict",),
+                note="Personal by default; `shared: true` for admins only (403 for agents). The shortcut "
                 "is 1-40 characters from a-z, 0-9, - and _ (upper case is lowered). 409 when taken.",
             ),
         },
         "/canned-responses/{canned_id}": {
-            "patch": operation(
-                "Change a canned response", tag="workspace", operation_id="updateCannedResponse", **UPDATE_CANNED
-            ),
-            "put": operation(
+            "patch": CANNED.update("Change a canned response", "UpdateCannedResponseRequest", **CANNED_UPDATE_REST),
+            "put": CANNED.update(
                 "Change a canned response (as PATCH)",
-                tag="workspace",
+                "UpdateCannedResponseRequest",
                 operation_id="replaceCannedResponse",
-                **UPDATE_CANNED,
+                **CANNED_UPDATE_REST,
             ),
-            "delete": operation(
-                "Delete a canned response",
-                tag="workspace",
-                operation_id="deleteCannedResponse",
-                params=[CANNED_ID_PARAM],
-                ok={"204": {"description": "Deleted."}},
-                errors=("Forbidden", "NotFound"),
-                description=CANNED_CHANGE_NOTE,
-            ),
+            "delete": CANNED.delete("Delete a canned response", "Deleted."),
         },
     }
 )
@@ -2669,12 +2536,10 @@ SCHEMAS.update(
                                         "day": {"type": "string", "enum": list(widget_settings_service.DAYS)},
                                         "open": _HHMM,
                                         "close": _HHMM,
-                                    },
-                                    required=["day", "open", "close"],
+                                    }
                                 ),
                             },
                         },
-                        required=["timezone", "schedule"],
                         description="Weekly opening hours in a time zone; intervals may not overlap or cross "
                         "midnight (close 24:00 ends the day). Null: always open.",
                     )
@@ -2749,7 +2614,7 @@ PATHS.update(
                 "The widget settings admins edit",
                 tag="admin",
                 operation_id="adminGetWidgetSettings",
-                ok={"200": json_content(ref("WidgetSettingsResponse"), "The stored document and its version.")},
+                ok=returns("WidgetSettingsResponse", "The stored document and its version."),
                 errors=("Forbidden",),
                 description=ADMIN_NOTE,
             ),
@@ -2758,7 +2623,7 @@ PATHS.update(
                 tag="admin",
                 operation_id="adminPutWidgetSettings",
                 body="WidgetSettingsRequest",
-                ok={"200": json_content(ref("WidgetSettingsResponse"), "The document as saved.")},
+                ok=returns("WidgetSettingsResponse", "The document as saved."),
                 errors=("Forbidden",),
                 description=f"{ADMIN_NOTE} Every instance serves the new settings at once (a backplane event; "
                 "at most WIDGET_SETTINGS_CACHE_SECONDS late if it is lost). 422 names each bad field: colour, "
@@ -2771,7 +2636,7 @@ PATHS.update(
                 tag="widget",
                 operation_id="widgetConfig",
                 auth=False,
-                ok={"200": json_content(ref("WidgetConfig"), "Settings, away status, and whether to ask for email.")},
+                ok=returns("WidgetConfig", "Settings, away status, and whether to ask for email."),
                 description="Away: outside business hours, or no agent has the console open. The widget asks "
                 "for an email address only when SMTP_URL is set.",
             )
@@ -2783,7 +2648,7 @@ PATHS.update(
                 operation_id="reopenConversation",
                 auth=False,
                 body="ReopenRequest",
-                ok={"200": json_content(ref("ReopenResponse"), "The visitor's token and the ticket to open.")},
+                ok=returns("ReopenResponse", "The visitor's token and the ticket to open."),
                 errors=("Unauthorized", "Forbidden", "NotFound"),
                 description="401 link_expired past MAIL_LINK_TTL_SECONDS, link_invalid for a tampered or foreign "
                 "link (or an account signed out since).",
@@ -2796,7 +2661,7 @@ PATHS.update(
                 operation_id="setContactEmail",
                 params=[TICKET_ID_PARAM],
                 body="ContactEmailRequest",
-                ok={"200": json_content(ref("TicketResponse"), "The ticket with its contact_email.")},
+                ok=returns("TicketResponse", "The ticket with its contact_email."),
                 errors=("NotFound",),
                 description="The ticket's customer, or an agent. null or an empty string clears it.",
             )
@@ -2808,7 +2673,7 @@ PATHS.update(
                 operation_id="requestTranscript",
                 params=[TICKET_ID_PARAM],
                 body="TranscriptRequest",
-                ok={"202": json_content(ref("TranscriptQueued"), "Queued; sent in the background.")},
+                ok=returns("TranscriptQueued", "Queued; sent in the background.", "202"),
                 errors=("NotFound", "Conflict", "RateLimited"),
                 description="The ticket's customer only (agents: 403). To `email`, else the ticket's contact "
                 "address (422 with neither). 409 email_disabled without SMTP_URL; 429 past "
@@ -2821,8 +2686,7 @@ PATHS.update(
 
 # ---- AI actions (docs/ai.md, "Acting") -------------------------------------------------------
 
-ACTION_ID_PARAM: Schema = {"name": "action_id", "in": "path", "required": True, "schema": UUID}
-CALL_ID_PARAM: Schema = {"name": "call_id", "in": "path", "required": True, "schema": UUID}
+CALL_ID_PARAM = path_param("call_id")
 TOOL_CALL_STATUS: Schema = {
     "type": "string",
     "enum": ["running", "awaiting_approval", "approved", "refused", "succeeded", "failed", "cancelled"],
@@ -2873,7 +2737,7 @@ SCHEMAS.update(
             }
         ),
         "ActionResponse": obj({"action": ref("Action")}),
-        "ActionList": obj({"actions": {"type": "array", "items": ref("Action")}}),
+        "ActionList": obj({"actions": array_of("Action")}),
         "CreateActionRequest": _action_request(
             admin_actions_handlers.CREATE_SCHEMA, ["name", "description", "parameters", "method", "url_template"]
         ),
@@ -2937,63 +2801,32 @@ def _decision(verb: str, operation_id: str) -> Schema:
         tag="ai",
         operation_id=operation_id,
         params=[TICKET_ID_PARAM, CALL_ID_PARAM],
-        ok={"200": json_content(ref("ToolCallDecision"), "The decision, also sent to the room as ai.tool_call.")},
+        ok=returns("ToolCallDecision", "The decision, also sent to the room as ai.tool_call."),
         errors=("Forbidden", "NotFound", "Conflict"),
         description="Agents; the ticket's customer too where the action allows customer confirmation "
         "(confirm_by customer). 409 when the call is not waiting (decided, cancelled by a takeover, expired).",
     )
 
 
+ACTIONS = Resource(tag="admin", noun="Action", id_name="action_id", note=ACTION_NOTE, op_prefix="admin")
 PATHS.update(
     {
         "/admin/actions": {
-            "get": operation(
-                "List the actions the AI may call",
-                tag="admin",
-                operation_id="adminListActions",
-                ok={"200": json_content(ref("ActionList"), "Every action, by name.")},
-                errors=("Forbidden",),
-                description=ACTION_NOTE,
-            ),
-            "post": operation(
+            "get": ACTIONS.list("List the actions the AI may call", "ActionList", "Every action, by name."),
+            "post": ACTIONS.create(
                 "Create an action",
-                tag="admin",
-                operation_id="adminCreateAction",
-                body="CreateActionRequest",
-                ok={"201": json_content(ref("ActionResponse"), "The new action.")},
-                errors=("Forbidden", "Conflict"),
-                description=f"{ACTION_NOTE} 409 when the name is taken.",
+                "CreateActionRequest",
+                "The new action.",
+                errors=("Conflict",),
+                extra="409 when the name is taken.",
             ),
         },
         "/admin/actions/{action_id}": {
-            "get": operation(
-                "One action",
-                tag="admin",
-                operation_id="adminGetAction",
-                params=[ACTION_ID_PARAM],
-                ok={"200": json_content(ref("ActionResponse"), "The action.")},
-                errors=("Forbidden", "NotFound"),
-                description=ACTION_NOTE,
+            "get": ACTIONS.get("One action", "The action."),
+            "patch": ACTIONS.update(
+                "Change an action", "UpdateActionRequest", "The action as saved.", errors=("Conflict",)
             ),
-            "patch": operation(
-                "Change an action",
-                tag="admin",
-                operation_id="adminUpdateAction",
-                params=[ACTION_ID_PARAM],
-                body="UpdateActionRequest",
-                ok={"200": json_content(ref("ActionResponse"), "The action as saved.")},
-                errors=("Forbidden", "NotFound", "Conflict"),
-                description=ACTION_NOTE,
-            ),
-            "delete": operation(
-                "Delete an action",
-                tag="admin",
-                operation_id="adminDeleteAction",
-                params=[ACTION_ID_PARAM],
-                ok={"204": {"description": "Deleted; the calls it made stay in the tickets' logs."}},
-                errors=("Forbidden", "NotFound"),
-                description=ACTION_NOTE,
-            ),
+            "delete": ACTIONS.delete("Delete an action", "Deleted; the calls it made stay in the tickets' logs."),
         },
         "/tickets/{ticket_id}/tool-calls": {
             "get": operation(
@@ -3001,7 +2834,7 @@ PATHS.update(
                 tag="ai",
                 operation_id="listToolCalls",
                 params=[TICKET_ID_PARAM],
-                ok={"200": json_content(ref("ToolCallList"), "Every call, oldest first.")},
+                ok=returns("ToolCallList", "Every call, oldest first."),
                 errors=("NotFound",),
                 description="Agents: every call, with its arguments, outcome and an excerpt of its answer (never "
                 "a header value). The ticket's customer: only the calls waiting for their confirmation.",
@@ -3010,12 +2843,10 @@ PATHS.update(
         "/tickets/{ticket_id}/tool-calls/{call_id}/approve": {"post": _decision("Approve", "approveToolCall")},
         "/tickets/{ticket_id}/tool-calls/{call_id}/refuse": {"post": _decision("Refuse", "refuseToolCall")},
         "/demo/api/orders/{order_id}": {
-            "get": operation(
+            "get": web_page(
                 "The demo shop's mock order API (development only)",
-                tag="web",
                 operation_id="demoShopOrder",
-                auth=False,
-                params=[{"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                params=[path_param("order_id", {"type": "string"})],
                 ok={"200": json_content(obj({"order": {"type": "object"}}), "The order.")},
                 errors=("Unauthorized", "NotFound"),
                 description="What the demo AI action calls, with its X-Shop-Key header; 404 unless DEMO_SHOP "
@@ -3032,11 +2863,11 @@ PATHS.update(
                 "Publish a knowledge-base suggestion",
                 tag="admin",
                 operation_id="adminPublishKbSuggestion",
-                params=[SUGGESTION_ID_PARAM],
+                params=[KB_SUGGESTIONS.id_param],
                 body="KbPublishRequest",
                 ok={
-                    "201": json_content(ref("KbArticleResponse"), "A new article."),
-                    "200": json_content(ref("KbArticleResponse"), "The article it was for, with its new text."),
+                    **ADMIN_KB_ARTICLES.returns_one("A new article.", "201"),
+                    **ADMIN_KB_ARTICLES.returns_one("The article it was for, with its new text."),
                 },
                 errors=("Forbidden", "NotFound", "Conflict"),
                 description=f"{ADMIN_NOTE} Fields sent override the suggestion's. {REINDEX_NOTE} "
@@ -3044,73 +2875,37 @@ PATHS.update(
             ),
         },
         "/kb/articles": {
-            "get": operation(
-                "List knowledge-base articles (agents and admins)",
-                tag="kb",
-                operation_id="listKbArticles",
-                params=[
-                    query_param(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."
-                    ),
-                    query_param(
-                        "offset",
-                        {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0},
-                        "Articles to skip.",
-                    ),
-                ],
-                ok={"200": json_content(ref("KbArticlePage"), "One page of articles (without bodies).")},
-                errors=("Forbidden", "ValidationError"),
-                description=STAFF_KB_NOTE,
+            "get": KB_ARTICLES.list(
+                "List knowledge-base articles (agents and admins)", *KB_PAGE_OK, params=KB_PAGE_PARAMS
             ),
         },
         "/kb/articles/{article_id}": {
-            "get": operation(
-                "One knowledge-base article (agents and admins)",
-                tag="kb",
-                operation_id="getKbArticle",
-                params=[ARTICLE_ID_PARAM],
-                ok={"200": json_content(ref("KbArticleResponse"), "The article.")},
-                errors=("Forbidden", "NotFound"),
-                description=STAFF_KB_NOTE,
-            ),
+            "get": KB_ARTICLES.get("One knowledge-base article (agents and admins)", "The article."),
         },
         "/kb/suggestions": {
-            "get": operation(
+            "get": KB_SUGGESTIONS.list(
                 "Knowledge-base suggestions: an agent's own, or every one for an admin",
-                tag="kb",
-                operation_id="listKbSuggestions",
-                ok={"200": json_content(ref("KbSuggestionList"), "Oldest first.")},
-                errors=("Forbidden",),
-                description=STAFF_KB_NOTE,
+                "KbSuggestionList",
+                "Oldest first.",
             ),
-            "post": operation(
+            "post": KB_SUGGESTIONS.create(
                 "Suggest a new article, or a new text for an article",
-                tag="kb",
-                operation_id="createKbSuggestion",
-                body="KbSuggestRequest",
-                ok={"201": json_content(ref("KbSuggestionResponse"), "The suggestion, waiting for an admin.")},
-                errors=("Forbidden", "NotFound"),
-                description=f"{STAFF_KB_NOTE} The AI never answers from a suggestion until an admin publishes it.",
+                "KbSuggestRequest",
+                "The suggestion, waiting for an admin.",
+                errors=("NotFound",),
+                extra="The AI never answers from a suggestion until an admin publishes it.",
             ),
         },
         "/kb/suggestions/{suggestion_id}": {
-            "get": operation(
+            "get": KB_SUGGESTIONS.get(
                 "One knowledge-base suggestion",
-                tag="kb",
-                operation_id="getKbSuggestion",
-                params=[SUGGESTION_ID_PARAM],
-                ok={"200": json_content(ref("KbSuggestionResponse"), "The suggestion.")},
-                errors=("Forbidden", "NotFound"),
-                description=f"{STAFF_KB_NOTE} An agent sees only their own (another's is 404).",
+                "The suggestion.",
+                extra="An agent sees only their own (another's is 404).",
             ),
-            "delete": operation(
+            "delete": KB_SUGGESTIONS.delete(
                 "Withdraw (its author) or reject (an admin) a knowledge-base suggestion",
-                tag="kb",
-                operation_id="deleteKbSuggestion",
-                params=[SUGGESTION_ID_PARAM],
-                ok={"204": {"description": "Deleted."}},
-                errors=("Forbidden", "NotFound"),
-                description=f"{STAFF_KB_NOTE} An agent may delete only their own (another's is 404).",
+                "Deleted.",
+                extra="An agent may delete only their own (another's is 404).",
             ),
         },
     }

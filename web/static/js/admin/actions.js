@@ -2,7 +2,7 @@
 // edit, enable/disable, delete. Header values are write-only: the list shows their names, and an
 // edit replaces them only when the headers box is filled in.
 
-import { dataTable, errorLine, field, when } from "./ui.js";
+import { adminForm, dataTable, errorLine, field, onSubmit, rowActions, rowButton, when } from "./ui.js";
 
 const EXAMPLE_SCHEMA = JSON.stringify(
   { type: "object", properties: { order_id: { type: "string", description: "The order number" } }, required: ["order_id"] },
@@ -14,15 +14,7 @@ export async function render(root, { api, h, clear, toast }) {
   const listBox = h("div");
   let editing = null; // the action being edited, or null for a new one
 
-  async function act(label, fn) {
-    try {
-      await fn();
-      if (label) toast(label);
-      await reload();
-    } catch (err) {
-      toast(err.message);
-    }
-  }
+  const act = rowActions(toast, () => reload());
 
   async function reload() {
     const { actions } = await api("GET", "/admin/actions");
@@ -51,24 +43,19 @@ export async function render(root, { api, h, clear, toast }) {
               h(
                 "div",
                 { class: "row-actions" },
-                h("button", { type: "button", class: "secondary", text: "Edit", "aria-label": `Edit ${a.name}`, onclick: () => edit(a) }),
-                h("button", {
-                  type: "button",
-                  class: "secondary",
-                  text: a.enabled ? "Disable" : "Enable",
-                  "aria-label": `${a.enabled ? "Disable" : "Enable"} ${a.name}`,
-                  onclick: () => act(null, () => api("PATCH", `/admin/actions/${encodeURIComponent(a.id)}`, { enabled: !a.enabled })),
-                }),
-                h("button", {
-                  type: "button",
-                  class: "ghost danger",
-                  text: "Delete",
-                  "aria-label": `Delete ${a.name}`,
-                  onclick: () => {
+                rowButton("Edit", `Edit ${a.name}`, () => edit(a)),
+                rowButton(a.enabled ? "Disable" : "Enable", `${a.enabled ? "Disable" : "Enable"} ${a.name}`, () =>
+                  act(null, () => api("PATCH", `/admin/actions/${encodeURIComponent(a.id)}`, { enabled: !a.enabled })),
+                ),
+                rowButton(
+                  "Delete",
+                  `Delete ${a.name}`,
+                  () => {
                     if (!window.confirm(`Delete the action ${a.name}? Its past calls stay in the tickets' logs.`)) return;
                     act("Action deleted.", () => api("DELETE", `/admin/actions/${encodeURIComponent(a.id)}`));
                   },
-                }),
+                  "ghost danger",
+                ),
               ),
           },
         ],
@@ -114,6 +101,14 @@ export async function render(root, { api, h, clear, toast }) {
     if (action) form.scrollIntoView({ block: "start" });
   }
 
+  function readParameters() {
+    try {
+      return JSON.parse(parameters.value);
+    } catch (err) {
+      throw new Error(`Parameters: ${err.message}`);
+    }
+  }
+
   function parseHeaders(text) {
     const out = {};
     for (const line of text.split("\n")) {
@@ -125,9 +120,7 @@ export async function render(root, { api, h, clear, toast }) {
     return out;
   }
 
-  const form = h(
-    "form",
-    { class: "admin-form", "aria-labelledby": "action-form-title" },
+  const form = adminForm(
     title,
     field("Name", name, "What the model calls: letters, digits, _ and -."),
     field("Description for the model", description, "When to use it and what it returns."),
@@ -142,40 +135,28 @@ export async function render(root, { api, h, clear, toast }) {
     error.el,
     h("div", { class: "row-actions" }, submit, cancel),
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    error.clear();
-    let body;
-    try {
-      body = {
-        name: name.value.trim(),
-        description: description.value.trim(),
-        method: method.value,
-        url_template: url.value.trim(),
-        label: label.value.trim(),
-        parameters: JSON.parse(parameters.value),
-        timeout_seconds: Number(timeout.value),
-        mutating: mutating.checked,
-        customer_confirmation: mutating.checked && customer.checked,
-      };
-      if (headers.value.trim() || !editing) body.headers = parseHeaders(headers.value);
-    } catch (err) {
-      error.show(err instanceof SyntaxError ? new Error(`Parameters: ${err.message}`) : err);
-      return;
+  onSubmit(form, error, async () => {
+    const body = {
+      name: name.value.trim(),
+      description: description.value.trim(),
+      method: method.value,
+      url_template: url.value.trim(),
+      label: label.value.trim(),
+      parameters: readParameters(),
+      timeout_seconds: Number(timeout.value),
+      mutating: mutating.checked,
+      customer_confirmation: mutating.checked && customer.checked,
+    };
+    if (headers.value.trim() || !editing) body.headers = parseHeaders(headers.value);
+    if (editing) {
+      await api("PATCH", `/admin/actions/${encodeURIComponent(editing.id)}`, body);
+      toast("Action saved.");
+    } else {
+      await api("POST", "/admin/actions", body);
+      toast("Action added.");
     }
-    try {
-      if (editing) {
-        await api("PATCH", `/admin/actions/${encodeURIComponent(editing.id)}`, body);
-        toast("Action saved.");
-      } else {
-        await api("POST", "/admin/actions", body);
-        toast("Action added.");
-      }
-      edit(null);
-      await reload();
-    } catch (err) {
-      error.show(err);
-    }
+    edit(null);
+    await reload();
   });
 
   root.append(listBox, form);

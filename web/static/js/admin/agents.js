@@ -2,7 +2,7 @@
 // disable and enable, set a new password. Disabling or a role change signs the person out
 // everywhere at once (the server ends their sessions and closes their sockets).
 
-import { dataTable, errorLine, field, when } from "./ui.js";
+import { adminForm, dataTable, errorLine, field, onSubmit, rowButton, when } from "./ui.js";
 
 const ROLE_LABELS = { agent: "Agent", admin: "Admin", customer: "Customer" };
 const SHOWN = { staff: ["agent", "admin"], agent: ["agent"], admin: ["admin"], customer: ["customer"] };
@@ -84,34 +84,16 @@ export async function render(root, { api, h, clear, toast, me }) {
     if (u.id !== me.id) {
       buttons.push(
         u.disabled
-          ? h("button", {
-              type: "button",
-              class: "secondary",
-              text: "Enable",
-              "aria-label": `Enable ${person(u)}`,
-              onclick: () => act(api("POST", `/admin/users/${encodeURIComponent(u.id)}/enable`), `${person(u)} can sign in again.`),
-            })
-          : h("button", {
-              type: "button",
-              class: "secondary",
-              text: "Disable",
-              "aria-label": `Disable ${person(u)}`,
-              onclick: () => {
-                if (!window.confirm(`Disable ${person(u)}? They are signed out everywhere at once.`)) return;
-                act(api("POST", `/admin/users/${encodeURIComponent(u.id)}/disable`), `${person(u)} is disabled and signed out.`);
-              },
+          ? rowButton("Enable", `Enable ${person(u)}`, () =>
+              act(api("POST", `/admin/users/${encodeURIComponent(u.id)}/enable`), `${person(u)} can sign in again.`),
+            )
+          : rowButton("Disable", `Disable ${person(u)}`, () => {
+              if (!window.confirm(`Disable ${person(u)}? They are signed out everywhere at once.`)) return;
+              act(api("POST", `/admin/users/${encodeURIComponent(u.id)}/disable`), `${person(u)} is disabled and signed out.`);
             }),
       );
     }
-    buttons.push(
-      h("button", {
-        type: "button",
-        class: "secondary",
-        text: "Set password",
-        "aria-label": `Set password for ${person(u)}`,
-        onclick: () => openReset(u),
-      }),
-    );
+    buttons.push(rowButton("Set password", `Set password for ${person(u)}`, () => openReset(u)));
     return h("div", { class: "row-actions" }, buttons);
   }
 
@@ -142,9 +124,7 @@ export async function render(root, { api, h, clear, toast, me }) {
   const resetPassword = h("input", { type: "password", name: "password", autocomplete: "new-password", minlength: "8", required: true });
   const resetError = errorLine();
   let resetting = null;
-  const resetForm = h(
-    "form",
-    { class: "admin-form", "aria-labelledby": "reset-title", hidden: true },
+  const resetForm = adminForm(
     resetTitle,
     field("New password", resetPassword, "At least 8 characters. They are signed out everywhere; tell them the new password."),
     resetError.el,
@@ -155,6 +135,7 @@ export async function render(root, { api, h, clear, toast, me }) {
       h("button", { type: "button", class: "ghost", text: "Cancel", onclick: () => (resetForm.hidden = true) }),
     ),
   );
+  resetForm.hidden = true;
   function openReset(u) {
     resetting = u;
     resetTitle.textContent = `New password for ${person(u)}`;
@@ -163,16 +144,10 @@ export async function render(root, { api, h, clear, toast, me }) {
     resetForm.hidden = false;
     resetPassword.focus();
   }
-  resetForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    resetError.clear();
-    try {
-      await api("POST", `/admin/users/${encodeURIComponent(resetting.id)}/password`, { password: resetPassword.value });
-      resetForm.hidden = true;
-      toast(`New password set for ${person(resetting)}; they are signed out everywhere.`);
-    } catch (err) {
-      resetError.show(err);
-    }
+  onSubmit(resetForm, resetError, async () => {
+    await api("POST", `/admin/users/${encodeURIComponent(resetting.id)}/password`, { password: resetPassword.value });
+    resetForm.hidden = true;
+    toast(`New password set for ${person(resetting)}; they are signed out everywhere.`);
   });
 
   // ---- add a team member ---------------------------------------------------------------------------
@@ -181,9 +156,7 @@ export async function render(root, { api, h, clear, toast, me }) {
   const role = h("select", { name: "role" }, h("option", { value: "agent", text: "Agent" }), h("option", { value: "admin", text: "Admin" }));
   const password = h("input", { name: "password", type: "password", required: true, minlength: "8", autocomplete: "new-password" });
   const error = errorLine();
-  const form = h(
-    "form",
-    { class: "admin-form", "aria-labelledby": "new-agent-title" },
+  const form = adminForm(
     h("h2", { id: "new-agent-title", text: "Add a team member" }),
     field("Name", name),
     field("Email", email, "They sign in to the console with it."),
@@ -192,22 +165,16 @@ export async function render(root, { api, h, clear, toast, me }) {
     error.el,
     h("button", { type: "submit", class: "primary", text: "Add" }),
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    error.clear();
-    try {
-      const { user } = await api("POST", "/admin/users", {
-        name: name.value.trim(),
-        email: email.value.trim(),
-        role: role.value,
-        password: password.value,
-      });
-      form.reset();
-      toast(`${person(user)} can now sign in.`);
-      await reload();
-    } catch (err) {
-      error.show(err);
-    }
+  onSubmit(form, error, async () => {
+    const { user } = await api("POST", "/admin/users", {
+      name: name.value.trim(),
+      email: email.value.trim(),
+      role: role.value,
+      password: password.value,
+    });
+    form.reset();
+    toast(`${person(user)} can now sign in.`);
+    await reload();
   });
 
   const filters = h("form", { class: "admin-filters", role: "search", "aria-label": "Find accounts" }, field("Show", show), field("Email starts with", search));

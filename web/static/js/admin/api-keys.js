@@ -1,15 +1,14 @@
 // Admin › API keys (docs/integrations.md): list, create (the key is shown once), revoke.
 
-import { dataTable, errorLine, field, when } from "./ui.js";
+import { adminForm, checkedValues, dataTable, errorLine, field, fillChecks, onSubmit, rowActions, rowButton, showOnce, when } from "./ui.js";
 
 export async function render(root, { api, h, clear, toast }) {
   const listBox = h("div");
   const created = h("div", { class: "secret-once", hidden: true, role: "status" });
-  let available = [];
+  const act = rowActions(toast, () => reload());
 
   async function reload() {
     const data = await api("GET", "/admin/api-keys");
-    available = data.available_scopes;
     clear(listBox);
     listBox.appendChild(
       dataTable({
@@ -27,27 +26,15 @@ export async function render(root, { api, h, clear, toast }) {
             cell: (k) =>
               k.revoked_at
                 ? h("span", { class: "badge off", text: "Revoked" })
-                : h("button", {
-                    type: "button",
-                    class: "secondary",
-                    text: "Revoke",
-                    "aria-label": `Revoke ${k.name}`,
-                    onclick: async () => {
-                      if (!window.confirm(`Revoke “${k.name}”? Clients using it stop working at once.`)) return;
-                      try {
-                        await api("POST", `/admin/api-keys/${encodeURIComponent(k.id)}/revoke`);
-                        toast(`Revoked ${k.name}.`);
-                        await reload();
-                      } catch (err) {
-                        toast(err.message);
-                      }
-                    },
+                : rowButton("Revoke", `Revoke ${k.name}`, () => {
+                    if (!window.confirm(`Revoke “${k.name}”? Clients using it stop working at once.`)) return;
+                    act(`Revoked ${k.name}.`, () => api("POST", `/admin/api-keys/${encodeURIComponent(k.id)}/revoke`));
                   }),
           },
         ],
       }),
     );
-    renderScopes();
+    fillChecks(scopesBox, "scope", data.available_scopes);
   }
 
   const name = h("input", { name: "name", required: true, maxlength: "100", autocomplete: "off" });
@@ -55,16 +42,7 @@ export async function render(root, { api, h, clear, toast }) {
   const scopesBox = h("fieldset", { class: "checks" }, h("legend", { text: "Scopes" }));
   const error = errorLine();
 
-  function renderScopes() {
-    if (scopesBox.querySelector("input")) return;
-    for (const scope of available) {
-      scopesBox.appendChild(h("label", {}, h("input", { type: "checkbox", name: "scope", value: scope }), ` ${scope}`));
-    }
-  }
-
-  const form = h(
-    "form",
-    { class: "admin-form", "aria-labelledby": "new-key-title" },
+  const form = adminForm(
     h("h2", { id: "new-key-title", text: "New API key" }),
     field("Name", name, "Who uses it, e.g. “CRM sync”. Messages it posts are authored by this name."),
     scopesBox,
@@ -72,26 +50,14 @@ export async function render(root, { api, h, clear, toast }) {
     error.el,
     h("button", { type: "submit", class: "primary", text: "Create key" }),
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    error.clear();
-    const scopes = [...scopesBox.querySelectorAll("input:checked")].map((i) => i.value);
-    const body = { name: name.value.trim(), scopes };
+  onSubmit(form, error, async () => {
+    const body = { name: name.value.trim(), scopes: checkedValues(scopesBox) };
     // The end of the chosen day, in UTC.
     if (expires.value) body.expires_at = `${expires.value}T23:59:59+00:00`;
-    try {
-      const { api_key: key } = await api("POST", "/admin/api-keys", body);
-      clear(created);
-      created.append(
-        h("p", { text: `Copy the key for “${key.name}” now: it is not shown again.` }),
-        h("code", { class: "secret", text: key.key }),
-      );
-      created.hidden = false;
-      form.reset();
-      await reload();
-    } catch (err) {
-      error.show(err);
-    }
+    const { api_key: key } = await api("POST", "/admin/api-keys", body);
+    showOnce(created, `Copy the key for “${key.name}” now: it is not shown again.`, key.key);
+    form.reset();
+    await reload();
   });
 
   root.append(created, listBox, form);

@@ -1,12 +1,13 @@
 // Admin › Canned responses (docs/web.md, "Canned responses"): the shared ones, offered to every
 // agent when they type "/" in the composer. Agents keep personal ones in the console.
 
-import { dataTable, errorLine, field } from "./ui.js";
+import { adminForm, dataTable, errorLine, field, onSubmit, rowActions, rowButton } from "./ui.js";
 
 const VARIABLES = "Variables: {{customer.name}}, {{customer.email}}, {{agent.name}}, {{ticket.id}}.";
 
 export async function render(root, { api, h, clear, toast }) {
   const listBox = h("div");
+  const act = rowActions(toast, () => reload());
 
   function editForm(item) {
     const body = h("textarea", { rows: "2", maxlength: "5000", required: true, "aria-label": `Text of /${item.shortcut}` });
@@ -17,15 +18,9 @@ export async function render(root, { api, h, clear, toast }) {
       body,
       h("button", { type: "submit", class: "secondary", text: "Save", "aria-label": `Save /${item.shortcut}` }),
     );
-    form.addEventListener("submit", async (event) => {
+    form.addEventListener("submit", (event) => {
       event.preventDefault();
-      try {
-        await api("PATCH", `/canned-responses/${encodeURIComponent(item.id)}`, { body: body.value });
-        toast(`Saved /${item.shortcut}.`);
-        await reload();
-      } catch (err) {
-        toast(err.message);
-      }
+      act(`Saved /${item.shortcut}.`, () => api("PATCH", `/canned-responses/${encodeURIComponent(item.id)}`, { body: body.value }));
     });
     return form;
   }
@@ -44,20 +39,9 @@ export async function render(root, { api, h, clear, toast }) {
           {
             title: "Delete",
             cell: (c) =>
-              h("button", {
-                type: "button",
-                class: "secondary",
-                text: "Delete",
-                "aria-label": `Delete /${c.shortcut}`,
-                onclick: async () => {
-                  if (!window.confirm(`Delete /${c.shortcut} for every agent?`)) return;
-                  try {
-                    await api("DELETE", `/canned-responses/${encodeURIComponent(c.id)}`);
-                    await reload();
-                  } catch (err) {
-                    toast(err.message);
-                  }
-                },
+              rowButton("Delete", `Delete /${c.shortcut}`, () => {
+                if (!window.confirm(`Delete /${c.shortcut} for every agent?`)) return;
+                act(null, () => api("DELETE", `/canned-responses/${encodeURIComponent(c.id)}`));
               }),
           },
         ],
@@ -68,25 +52,17 @@ export async function render(root, { api, h, clear, toast }) {
   const shortcut = h("input", { name: "shortcut", required: true, maxlength: "40", autocomplete: "off", pattern: "[A-Za-z0-9][A-Za-z0-9_\\-]*" });
   const body = h("textarea", { name: "body", rows: "4", required: true, maxlength: "5000" });
   const error = errorLine();
-  const form = h(
-    "form",
-    { class: "admin-form", "aria-labelledby": "new-canned-title" },
+  const form = adminForm(
     h("h2", { id: "new-canned-title", text: "New shared response" }),
     field("Shortcut", shortcut, "Agents type / and this: letters, digits, - and _."),
     field("Text", body, VARIABLES),
     error.el,
     h("button", { type: "submit", class: "primary", text: "Create response" }),
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    error.clear();
-    try {
-      await api("POST", "/canned-responses", { shortcut: shortcut.value.trim(), body: body.value, shared: true });
-      form.reset();
-      await reload();
-    } catch (err) {
-      error.show(err);
-    }
+  onSubmit(form, error, async () => {
+    await api("POST", "/canned-responses", { shortcut: shortcut.value.trim(), body: body.value, shared: true });
+    form.reset();
+    await reload();
   });
 
   root.append(listBox, form);

@@ -4,7 +4,7 @@
 // suggestions agents made (publish or reject). Agents: read the articles, suggest a new one or a
 // new text for one, and withdraw their own suggestions; the AI never answers from a suggestion.
 
-import { dataTable, errorLine, field, when } from "./ui.js";
+import { adminForm, dataTable, errorLine, field, onSubmit, rowActions, rowButton, when } from "./ui.js";
 
 const PAGE = 200;
 
@@ -15,15 +15,7 @@ export async function render(root, { api, h, clear, toast, me }) {
   const viewer = h("section", { class: "kb-article", "aria-labelledby": "kb-view-title", hidden: true });
   let editing = null; // the article being edited (admins) or suggested an edit for (agents); null: a new one
 
-  async function act(label, fn) {
-    try {
-      await fn();
-      if (label) toast(label);
-      await reload();
-    } catch (err) {
-      toast(err.message);
-    }
-  }
+  const act = rowActions(toast, () => reload());
 
   async function reload() {
     const [data, pending] = await Promise.all([
@@ -47,29 +39,9 @@ export async function render(root, { api, h, clear, toast, me }) {
               h(
                 "div",
                 { class: "row-actions" },
-                h("button", {
-                  type: "button",
-                  class: "secondary",
-                  text: "View",
-                  "aria-label": `View ${a.title}`,
-                  onclick: () => showArticle(a.id),
-                }),
-                h("button", {
-                  type: "button",
-                  class: "secondary",
-                  text: isAdmin ? "Edit" : "Suggest an edit",
-                  "aria-label": `${isAdmin ? "Edit" : "Suggest an edit to"} ${a.title}`,
-                  onclick: () => edit(a.id),
-                }),
-                isAdmin
-                  ? h("button", {
-                      type: "button",
-                      class: "ghost danger",
-                      text: "Delete",
-                      "aria-label": `Delete ${a.title}`,
-                      onclick: () => remove(a),
-                    })
-                  : null,
+                rowButton("View", `View ${a.title}`, () => showArticle(a.id)),
+                rowButton(isAdmin ? "Edit" : "Suggest an edit", `${isAdmin ? "Edit" : "Suggest an edit to"} ${a.title}`, () => edit(a.id)),
+                isAdmin ? rowButton("Delete", `Delete ${a.title}`, () => remove(a), "ghost danger") : null,
               ),
           },
         ],
@@ -98,37 +70,31 @@ export async function render(root, { api, h, clear, toast, me }) {
               h(
                 "div",
                 { class: "row-actions" },
-                h("button", {
-                  type: "button",
-                  class: "secondary",
-                  text: "Read",
-                  "aria-label": `Read suggestion ${s.title}`,
-                  onclick: () => showText(s.title, s.article ? `Suggested text for ${s.article.slug}` : "New article", s.body),
-                }),
+                rowButton("Read", `Read suggestion ${s.title}`, () =>
+                  showText(s.title, s.article ? `Suggested text for ${s.article.slug}` : "New article", s.body),
+                ),
                 isAdmin
-                  ? h("button", {
-                      type: "button",
-                      class: "primary",
-                      text: "Publish",
-                      "aria-label": `Publish suggestion ${s.title}`,
-                      onclick: () =>
+                  ? rowButton(
+                      "Publish",
+                      `Publish suggestion ${s.title}`,
+                      () =>
                         act("Published and indexed.", () =>
                           api("POST", `/admin/kb/suggestions/${encodeURIComponent(s.id)}/publish`, {}),
                         ),
-                    })
+                      "primary",
+                    )
                   : null,
-                h("button", {
-                  type: "button",
-                  class: "ghost danger",
-                  text: isAdmin ? "Reject" : "Withdraw",
-                  "aria-label": `${isAdmin ? "Reject" : "Withdraw"} suggestion ${s.title}`,
-                  onclick: () => {
+                rowButton(
+                  isAdmin ? "Reject" : "Withdraw",
+                  `${isAdmin ? "Reject" : "Withdraw"} suggestion ${s.title}`,
+                  () => {
                     if (!window.confirm(`${isAdmin ? "Reject" : "Withdraw"} the suggestion “${s.title}”?`)) return;
                     act(isAdmin ? "Suggestion rejected." : "Suggestion withdrawn.", () =>
                       api("DELETE", `/kb/suggestions/${encodeURIComponent(s.id)}`),
                     );
                   },
-                }),
+                  "ghost danger",
+                ),
               ),
           },
         ],
@@ -149,14 +115,7 @@ export async function render(root, { api, h, clear, toast, me }) {
   async function showArticle(id) {
     try {
       const { article } = await api("GET", `/kb/articles/${encodeURIComponent(id)}`);
-      const meta = [h("code", { text: article.slug }), article.url ? ` · ${article.url}` : ""];
-      clear(viewer);
-      viewer.append(
-        h("h2", { id: "kb-view-title", text: article.title }),
-        h("p", { class: "kb-meta" }, meta),
-        h("pre", { class: "kb-body", text: article.body }),
-      );
-      viewer.hidden = false;
+      showText(article.title, [h("code", { text: article.slug }), article.url ? ` · ${article.url}` : ""], article.body);
     } catch (err) {
       toast(err.message);
     }
@@ -211,9 +170,7 @@ export async function render(root, { api, h, clear, toast, me }) {
     cancel.hidden = true;
   }
 
-  const form = h(
-    "form",
-    { class: "admin-form", "aria-labelledby": "kb-form-title" },
+  const form = adminForm(
     heading,
     isAdmin ? null : h("p", { class: "hint", text: "An admin reviews it before the AI answers from it." }),
     field("Title", title),
@@ -224,32 +181,26 @@ export async function render(root, { api, h, clear, toast, me }) {
     error.el,
     h("div", { class: "row-actions" }, submit, cancel),
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    error.clear();
+  onSubmit(form, error, async () => {
     const payload = { title: title.value.trim(), body: body.value, url: url.value.trim() || null };
-    try {
-      if (!isAdmin) {
-        if (editing) payload.article_id = editing.id;
-        if (note.value.trim()) payload.note = note.value.trim();
-        await api("POST", "/kb/suggestions", payload);
-        toast("Suggestion sent: an admin will review it.");
-      } else if (editing) {
-        if (slug.value.trim()) payload.slug = slug.value.trim();
-        await api("PATCH", `/admin/kb/articles/${encodeURIComponent(editing.id)}`, payload);
-        toast("Article saved and re-indexed.");
-      } else {
-        if (slug.value.trim()) payload.slug = slug.value.trim();
-        await api("POST", "/admin/kb/articles", payload);
-        toast("Article added and indexed.");
-      }
-      const wasViewing = isAdmin && editing && !viewer.hidden ? editing.id : null;
-      resetForm();
-      await reload();
-      if (wasViewing) await showArticle(wasViewing);
-    } catch (err) {
-      error.show(err);
+    if (!isAdmin) {
+      if (editing) payload.article_id = editing.id;
+      if (note.value.trim()) payload.note = note.value.trim();
+      await api("POST", "/kb/suggestions", payload);
+      toast("Suggestion sent: an admin will review it.");
+    } else if (editing) {
+      if (slug.value.trim()) payload.slug = slug.value.trim();
+      await api("PATCH", `/admin/kb/articles/${encodeURIComponent(editing.id)}`, payload);
+      toast("Article saved and re-indexed.");
+    } else {
+      if (slug.value.trim()) payload.slug = slug.value.trim();
+      await api("POST", "/admin/kb/articles", payload);
+      toast("Article added and indexed.");
     }
+    const wasViewing = isAdmin && editing && !viewer.hidden ? editing.id : null;
+    resetForm();
+    await reload();
+    if (wasViewing) await showArticle(wasViewing);
   });
 
   root.append(listBox, suggestionsBox, viewer, form);

@@ -1,10 +1,11 @@
 // Admin › Labels (docs/web.md, "Labels"): create, rename, recolour, delete. Agents put labels on
 // tickets in the console; every change here reaches open consoles at once (inbox.labels_changed).
 
-import { dataTable, errorLine, field } from "./ui.js";
+import { adminForm, dataTable, errorLine, field, onSubmit, rowActions, rowButton } from "./ui.js";
 
 export async function render(root, { api, h, clear, toast }) {
   const listBox = h("div");
+  const act = rowActions(toast, () => reload());
 
   function swatch(color) {
     const dot = h("span", { class: "label-dot", "aria-hidden": "true" });
@@ -22,15 +23,10 @@ export async function render(root, { api, h, clear, toast }) {
       color,
       h("button", { type: "submit", class: "secondary", text: "Save", "aria-label": `Save ${label.name}` }),
     );
-    form.addEventListener("submit", async (event) => {
+    form.addEventListener("submit", (event) => {
       event.preventDefault();
-      try {
-        await api("PATCH", `/labels/${encodeURIComponent(label.id)}`, { name: name.value.trim(), color: color.value });
-        toast(`Saved ${name.value.trim()}.`);
-        await reload();
-      } catch (err) {
-        toast(err.message);
-      }
+      const body = { name: name.value.trim(), color: color.value };
+      act(`Saved ${body.name}.`, () => api("PATCH", `/labels/${encodeURIComponent(label.id)}`, body));
     });
     return form;
   }
@@ -49,21 +45,9 @@ export async function render(root, { api, h, clear, toast }) {
           {
             title: "Delete",
             cell: (l) =>
-              h("button", {
-                type: "button",
-                class: "secondary",
-                text: "Delete",
-                "aria-label": `Delete ${l.name}`,
-                onclick: async () => {
-                  if (!window.confirm(`Delete “${l.name}”? It is taken off every ticket.`)) return;
-                  try {
-                    await api("DELETE", `/labels/${encodeURIComponent(l.id)}`);
-                    toast(`Deleted ${l.name}.`);
-                    await reload();
-                  } catch (err) {
-                    toast(err.message);
-                  }
-                },
+              rowButton("Delete", `Delete ${l.name}`, () => {
+                if (!window.confirm(`Delete “${l.name}”? It is taken off every ticket.`)) return;
+                act(`Deleted ${l.name}.`, () => api("DELETE", `/labels/${encodeURIComponent(l.id)}`));
               }),
           },
         ],
@@ -74,25 +58,17 @@ export async function render(root, { api, h, clear, toast }) {
   const name = h("input", { name: "name", required: true, maxlength: "50", autocomplete: "off" });
   const color = h("input", { name: "color", type: "color", value: "#4f46e5" });
   const error = errorLine();
-  const form = h(
-    "form",
-    { class: "admin-form", "aria-labelledby": "new-label-title" },
+  const form = adminForm(
     h("h2", { id: "new-label-title", text: "New label" }),
     field("Name", name, "Up to 50 characters; unique regardless of case."),
     field("Colour", color),
     error.el,
     h("button", { type: "submit", class: "primary", text: "Create label" }),
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    error.clear();
-    try {
-      await api("POST", "/labels", { name: name.value.trim(), color: color.value });
-      form.reset();
-      await reload();
-    } catch (err) {
-      error.show(err);
-    }
+  onSubmit(form, error, async () => {
+    await api("POST", "/labels", { name: name.value.trim(), color: color.value });
+    form.reset();
+    await reload();
   });
 
   root.append(listBox, form);

@@ -1,7 +1,8 @@
-// Small building blocks the admin sections share: a data table, a labelled field, a form's error
-// line, and times. Text goes in as text (dom.js h()), never as HTML.
+// Small building blocks the admin sections share: a data table and its row buttons, a labelled
+// field, a form with its error line, checkbox groups, a secret shown once, and times. Text goes in
+// as text (dom.js h()), never as HTML.
 
-import { formatTime, h } from "../dom.js";
+import { clear, formatTime, h } from "../dom.js";
 
 /** A table with a caption; columns: [{title, cell: (row) => node or text}]. */
 export function dataTable({ caption, columns, rows, empty }) {
@@ -53,4 +54,63 @@ export function errorLine() {
 
 export function when(iso) {
   return iso ? h("time", { datetime: iso, title: iso, text: formatTime(iso) }) : "—";
+}
+
+/** A small button in a table row; `label` is its accessible name, which names the row's item. */
+export function rowButton(text, label, onclick, kind = "secondary") {
+  return h("button", { type: "button", class: kind, text, "aria-label": label, onclick });
+}
+
+/**
+ * act(done, fn) for a section's row buttons: run fn (its API calls), then toast `done` (when
+ * given) and reload the section; a failure is toasted and nothing is reloaded.
+ */
+export function rowActions(toast, reload) {
+  return async function act(done, fn) {
+    try {
+      await fn();
+      if (done) toast(done);
+      await reload();
+    } catch (err) {
+      toast(err.message);
+    }
+  };
+}
+
+/** A form's submit: its error line cleared, then `fn`; a failure is shown in the error line. */
+export function onSubmit(form, error, fn) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.clear();
+    try {
+      await fn();
+    } catch (err) {
+      error.show(err);
+    }
+  });
+}
+
+/** The form under a section's table: <form class="admin-form"> labelled by its <h2> heading. */
+export function adminForm(heading, ...children) {
+  return h("form", { class: "admin-form", "aria-labelledby": heading.id }, heading, ...children);
+}
+
+/** Fills a <fieldset> with one checkbox per value (once: a reload keeps what is ticked). */
+export function fillChecks(box, name, values) {
+  if (box.querySelector("input")) return;
+  for (const value of values) {
+    box.appendChild(h("label", {}, h("input", { type: "checkbox", name, value }), ` ${value}`));
+  }
+}
+
+/** The values ticked in a fieldset of checkboxes. */
+export function checkedValues(box) {
+  return [...box.querySelectorAll("input:checked")].map((i) => i.value);
+}
+
+/** Shows a secret the server gives only once (a key, a signing secret) in `box`, with what it is. */
+export function showOnce(box, text, secret) {
+  clear(box);
+  box.append(h("p", { text }), h("code", { class: "secret", text: secret }));
+  box.hidden = false;
 }

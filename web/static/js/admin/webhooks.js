@@ -1,27 +1,17 @@
 // Admin › Webhooks (docs/integrations.md): endpoints (add, pause/resume, delete), the signing
 // secret shown once, a test event, and each endpoint's delivery log with "send again".
 
-import { dataTable, errorLine, field, when } from "./ui.js";
+import { adminForm, checkedValues, dataTable, errorLine, field, fillChecks, onSubmit, rowActions, rowButton, showOnce, when } from "./ui.js";
 
 export async function render(root, { api, h, clear, toast }) {
   const listBox = h("div");
   const created = h("div", { class: "secret-once", hidden: true, role: "status" });
   const log = h("section", { class: "delivery-log", "aria-labelledby": "log-title", hidden: true });
-  let available = [];
 
-  async function act(label, fn) {
-    try {
-      await fn();
-      if (label) toast(label);
-      await reload();
-    } catch (err) {
-      toast(err.message);
-    }
-  }
+  const act = rowActions(toast, () => reload());
 
   async function reload() {
     const data = await api("GET", "/admin/webhooks");
-    available = data.available_event_types;
     clear(listBox);
     listBox.appendChild(
       dataTable({
@@ -44,51 +34,34 @@ export async function render(root, { api, h, clear, toast }) {
               h(
                 "div",
                 { class: "row-actions" },
-                h("button", {
-                  type: "button",
-                  class: "secondary",
-                  text: "Deliveries",
-                  "aria-label": `Deliveries to ${w.url}`,
-                  onclick: () => showLog(w),
-                }),
-                h("button", {
-                  type: "button",
-                  class: "secondary",
-                  text: "Send test event",
-                  "aria-label": `Send test event to ${w.url}`,
-                  onclick: () =>
-                    act("Test event queued.", async () => {
-                      await api("POST", `/admin/webhooks/${encodeURIComponent(w.id)}/test`);
-                      if (!log.hidden && log.dataset.endpoint === w.id) await showLog(w);
-                    }),
-                }),
-                h("button", {
-                  type: "button",
-                  class: "secondary",
-                  text: w.active ? "Pause" : "Resume",
-                  "aria-label": `${w.active ? "Pause" : "Resume"} ${w.url}`,
-                  onclick: () =>
-                    act(null, () => api("PATCH", `/admin/webhooks/${encodeURIComponent(w.id)}`, { active: !w.active })),
-                }),
-                h("button", {
-                  type: "button",
-                  class: "ghost danger",
-                  text: "Delete",
-                  "aria-label": `Delete ${w.url}`,
-                  onclick: () => {
+                rowButton("Deliveries", `Deliveries to ${w.url}`, () => showLog(w)),
+                rowButton("Send test event", `Send test event to ${w.url}`, () =>
+                  act("Test event queued.", async () => {
+                    await api("POST", `/admin/webhooks/${encodeURIComponent(w.id)}/test`);
+                    if (!log.hidden && log.dataset.endpoint === w.id) await showLog(w);
+                  }),
+                ),
+                rowButton(w.active ? "Pause" : "Resume", `${w.active ? "Pause" : "Resume"} ${w.url}`, () =>
+                  act(null, () => api("PATCH", `/admin/webhooks/${encodeURIComponent(w.id)}`, { active: !w.active })),
+                ),
+                rowButton(
+                  "Delete",
+                  `Delete ${w.url}`,
+                  () => {
                     if (!window.confirm(`Delete the endpoint ${w.url}? Pending deliveries are dropped.`)) return;
                     act("Endpoint deleted.", async () => {
                       await api("DELETE", `/admin/webhooks/${encodeURIComponent(w.id)}`);
                       if (log.dataset.endpoint === w.id) log.hidden = true;
                     });
                   },
-                }),
+                  "ghost danger",
+                ),
               ),
           },
         ],
       }),
     );
-    renderTypes();
+    fillChecks(typesBox, "event_type", data.available_event_types);
   }
 
   async function showLog(endpoint) {
@@ -110,17 +83,12 @@ export async function render(root, { api, h, clear, toast }) {
           {
             title: "",
             cell: (d) =>
-              h("button", {
-                type: "button",
-                class: "secondary",
-                text: "Send again",
-                "aria-label": `Send again (delivery ${d.id})`,
-                onclick: () =>
-                  act("Queued again.", async () => {
-                    await api("POST", `/admin/webhooks/${encodeURIComponent(endpoint.id)}/deliveries/${d.id}/resend`);
-                    await showLog(endpoint);
-                  }),
-              }),
+              rowButton("Send again", `Send again (delivery ${d.id})`, () =>
+                act("Queued again.", async () => {
+                  await api("POST", `/admin/webhooks/${encodeURIComponent(endpoint.id)}/deliveries/${d.id}/resend`);
+                  await showLog(endpoint);
+                }),
+              ),
           },
         ],
       }),
@@ -134,16 +102,7 @@ export async function render(root, { api, h, clear, toast }) {
   const typesBox = h("fieldset", { class: "checks" }, h("legend", { text: "Events" }));
   const error = errorLine();
 
-  function renderTypes() {
-    if (typesBox.querySelector("input")) return;
-    for (const type of available) {
-      typesBox.appendChild(h("label", {}, h("input", { type: "checkbox", name: "event_type", value: type }), ` ${type}`));
-    }
-  }
-
-  const form = h(
-    "form",
-    { class: "admin-form", "aria-labelledby": "new-hook-title" },
+  const form = adminForm(
     h("h2", { id: "new-hook-title", text: "New endpoint" }),
     field("URL", url, "Only http(s). Private and loopback addresses are refused unless the operator allows them."),
     typesBox,
@@ -152,28 +111,13 @@ export async function render(root, { api, h, clear, toast }) {
     error.el,
     h("button", { type: "submit", class: "primary", text: "Add endpoint" }),
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    error.clear();
-    const body = {
-      url: url.value.trim(),
-      event_types: [...typesBox.querySelectorAll("input:checked")].map((i) => i.value),
-      include_internal: internal.checked,
-    };
+  onSubmit(form, error, async () => {
+    const body = { url: url.value.trim(), event_types: checkedValues(typesBox), include_internal: internal.checked };
     if (description.value.trim()) body.description = description.value.trim();
-    try {
-      const { webhook } = await api("POST", "/admin/webhooks", body);
-      clear(created);
-      created.append(
-        h("p", { text: `Signing secret for ${webhook.url}: copy it now, it is not shown again.` }),
-        h("code", { class: "secret", text: webhook.secret }),
-      );
-      created.hidden = false;
-      form.reset();
-      await reload();
-    } catch (err) {
-      error.show(err);
-    }
+    const { webhook } = await api("POST", "/admin/webhooks", body);
+    showOnce(created, `Signing secret for ${webhook.url}: copy it now, it is not shown again.`, webhook.secret);
+    form.reset();
+    await reload();
   });
 
   root.append(created, listBox, log, form);

@@ -2,7 +2,7 @@
 // away message, languages and per-language strings. Saved with PUT /admin/widget-settings; every
 // instance serves the change at once. A field left empty does not override the embed script's.
 
-import { errorLine, field, when } from "./ui.js";
+import { adminForm, checkedValues, errorLine, field, onSubmit, when } from "./ui.js";
 
 const DAYS = [
   ["mon", "Monday"],
@@ -100,9 +100,7 @@ export async function render(root, { api, h, clear, toast }) {
   renderMeta();
 
   const error = errorLine();
-  const form = h(
-    "form",
-    { class: "admin-form", "aria-labelledby": "widget-title" },
+  const form = adminForm(
     h("h2", { id: "widget-title", text: "Widget settings" }),
     meta,
     h("div", { class: "field" }, h("label", { for: "widget-color", text: "Accent colour" }), h("div", { class: "row" }, color, picker), h("p", { class: "hint", text: "Text on it is chosen for contrast automatically." })),
@@ -120,19 +118,18 @@ export async function render(root, { api, h, clear, toast }) {
   );
   color.id = "widget-color";
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    error.clear();
-    let parsedStrings = {};
-    if (strings.value.trim()) {
-      try {
-        parsedStrings = JSON.parse(strings.value);
-      } catch (err) {
-        error.show({ message: `Strings: not valid JSON (${err.message})` });
-        return;
-      }
+  function readStrings() {
+    try {
+      return strings.value.trim() ? JSON.parse(strings.value) : {};
+    } catch (err) {
+      throw new Error(`Strings: not valid JSON (${err.message})`);
     }
-    const chosen = [...languages.querySelectorAll("input:checked")].map((i) => i.value);
+  }
+
+  // The server's message names every bad field (colour, time zone, overlapping hours…).
+  onSubmit(form, error, async () => {
+    const parsedStrings = readStrings();
+    const chosen = checkedValues(languages);
     const body = {
       color: color.value.trim() || null,
       title: title.value.trim() || null,
@@ -154,14 +151,9 @@ export async function render(root, { api, h, clear, toast }) {
           }
         : null,
     };
-    try {
-      current = await api("PUT", "/admin/widget-settings", body);
-      renderMeta();
-      toast("Widget settings saved; every instance uses them now.");
-    } catch (err) {
-      // The server's message names every bad field (colour, time zone, overlapping hours…).
-      error.show(err);
-    }
+    current = await api("PUT", "/admin/widget-settings", body);
+    renderMeta();
+    toast("Widget settings saved; every instance uses them now.");
   });
 
   clear(root);
