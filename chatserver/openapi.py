@@ -37,6 +37,7 @@ from .security import PASSWORD_MIN_CHARS
 from .services import actions as actions_service
 from .services import api_keys as api_key_service
 from .services import customer_panel as panel_service
+from .services import invitations as invitations_service
 from .services import labels as label_service
 from .services import messages as message_service
 from .services import search as search_service
@@ -1395,6 +1396,8 @@ SCHEMAS.update(
                 "created_at": TIMESTAMP,
                 "disabled": {"type": "boolean"},
                 "disabled_at": nullable(TIMESTAMP),
+                "invited_at": nullable({**TIMESTAMP, "description": "Invited and no password of its own yet."}),
+                "status": {"type": "string", "enum": ["active", "invited", "disabled"]},
             },
             description="An account as admins see it.",
         ),
@@ -1416,6 +1419,7 @@ LIST_USER_PARAMS = [
     query_param("role", {"type": "string", "enum": list(ROLES)}, "Only accounts of this role."),
     query_param("email", {"type": "string"}, "Only accounts whose email starts with this (any case)."),
     query_param("disabled", {"type": "boolean"}, "Only disabled (or enabled) accounts."),
+    query_param("invited", {"type": "boolean"}, "Only invited accounts that have not set a password (or the others)."),
     query_param("after", UUID, "next_after from the previous page."),
     query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."),
 ]
@@ -1507,6 +1511,128 @@ PATHS.update(
         },
     }
 )
+
+
+# ---- invitations (docs/web.md, "Agents"; services/invitations.py) ---------------------------------
+
+SCHEMAS.update(
+    {
+        "AdminInviteRequest": request_schema(admin_handlers.INVITE_SCHEMA),
+        "Invitation": {
+            "oneOf": [
+                obj(
+                    {
+                        "delivery": {"const": "email"},
+                        "email": {"type": "string"},
+                        "queued_at": TIMESTAMP,
+                    },
+                    description="Email is on: the link goes to the invitee only.",
+                ),
+                obj(
+                    {
+                        "delivery": {"const": "link"},
+                        "link": {"type": "string", "description": "/console/invite#token=...; works once."},
+                        "expires_at": TIMESTAMP,
+                    },
+                    description="Email is off (no SMTP_URL): nobody was emailed; the admin passes the link on.",
+                ),
+            ]
+        },
+        "AdminInvitationResponse": obj({"user": ref("AdminUser"), "invitation": ref("Invitation")}),
+        "AcceptInvitationRequest": request_schema(auth_handlers.INVITATION_SCHEMA),
+    }
+)
+INVITATION_REFUSED: Schema = error_response(
+    "invitation_expired, invitation_used (the password is set: sign in), or invitation_revoked (a newer "
+    "invitation was sent, or the account was disabled since)."
+)
+
+
+def _invitation_operations() -> dict[str, Schema]:
+    accept = operation(
+        "Accept an invitation: set the first password and sign in",
+        tag="auth",
+        operation_id="acceptInvitation",
+        auth=False,
+        body="AcceptInvitationRequest",
+        ok={"200": json_content(ref("TokenResponse"), "The account is active; a token for it, as a login gives.")},
+        errors=("Forbidden",),
+        description="token: from the invitation link's fragment. The link works once: a second use, a newer "
+        "invitation, the account disabled or its password set another way refuse it. 400 invitation_invalid "
+        "for a token that is not a genuine invitation link; 403 account_disabled; 422 for a password that "
+        "breaks the rules of POST /auth/password.",
+    )
+    accept["responses"]["410"] = INVITATION_REFUSED
+    return {
+        "/admin/invitations": {
+            "post": operation(
+                "Invite an agent or admin by email",
+                tag="admin",
+                operation_id="adminInviteUser",
+                body="AdminInviteRequest",
+                ok={"201": json_content(ref("AdminInvitationResponse"), "The invited account and its invitation.")},
+                errors=("Forbidden", "Conflict"),
+                description=f"{ADMIN_NOTE} The account exists at once with status invited and cannot sign in "
+                "until its owner sets a password through the link. With email on, the link is emailed (mail "
+                "jobs); without SMTP_URL, the answer carries it for the admin to pass on.",
+            )
+        },
+        "/admin/users/{user_id}/invitation": {
+            "post": operation(
+                "Re-send an invitation",
+                tag="admin",
+                operation_id="adminResendInvitation",
+                params=[USER_ID_PARAM],
+                ok={"200": json_content(ref("AdminInvitationResponse"), "The account and its new invitation.")},
+                errors=("Forbidden", "NotFound", "Conflict", "RateLimited"),
+                description=f"{ADMIN_NOTE} Every earlier link stops working. 409 not_invited (the password is "
+                f"set) or account_disabled; 429 past {invitations_service.INVITATIONS_PER_HOUR} invitation "
+                "emails to the account in an hour.",
+            )
+        },
+        "/auth/invitation": {"post": accept},
+        "/console/invite": {
+            "get": operation(
+                "The invitation page: choose your password",
+                tag="web",
+                operation_id="consoleInvitePage",
+                auth=False,
+                ok={"200": {"description": "An HTML page; its script reads #token=.", "content": {"text/html": {}}}},
+            ),
+            "post": {
+                "summary": "Accept an invitation (HTML form)",
+                "operationId": "consoleAcceptInvitation",
+                "tags": ["web"],
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": obj(
+                                {
+                                    "csrf_token": {"type": "string"},
+                                    "token": {"type": "string"},
+                                    "new_password": {"type": "string"},
+                                    "repeat_password": {"type": "string"},
+                                },
+                                required=["csrf_token", "token", "new_password", "repeat_password"],
+                            )
+                        }
+                    },
+                },
+                "responses": {
+                    "303": {"description": "Accepted: signed in, to /console."},
+                    **FORM_ERRORS,
+                    "403": {"description": "CSRF token, or a disabled account: the page, with the reason."},
+                    "410": {"description": "The link expired, was used or replaced: the page says so."},
+                    "422": {"description": "A password too short, or not repeated alike: the form again."},
+                },
+            },
+        },
+    }
+
+
+PATHS.update(_invitation_operations())
 
 
 # ---- integrations: API keys, webhooks, the event feed (docs/integrations.md) -------------------

@@ -54,3 +54,26 @@ export function errorLine() {
 export function when(iso) {
   return iso ? h("time", { datetime: iso, title: iso, text: formatTime(iso) }) : "—";
 }
+
+/** A read-only text to hand on (a link, a secret shown once), with a Copy button. */
+export function copyField(title, value, hint) {
+  const input = h("input", { type: "text", readonly: true, value, spellcheck: "false", autocomplete: "off" });
+  const copy = h("button", {
+    type: "button",
+    class: "secondary",
+    text: "Copy",
+    "aria-label": `Copy ${title.toLowerCase()}`,
+    onclick: async () => {
+      input.select();
+      try {
+        await navigator.clipboard.writeText(value);
+        copy.textContent = "Copied";
+      } catch {
+        copy.textContent = "Selected: press Ctrl+C";
+      }
+    },
+  });
+  const box = field(title, input, hint);
+  box.appendChild(copy);
+  return box;
+}
