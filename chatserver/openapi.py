@@ -1522,7 +1522,7 @@ SCHEMAS.update(
             "oneOf": [
                 obj(
                     {
-                        "delivery": {"const": "email"},
+                        "delivery": {"type": "string", "enum": ["email"]},
                         "email": {"type": "string"},
                         "queued_at": TIMESTAMP,
                     },
@@ -1530,7 +1530,7 @@ SCHEMAS.update(
                 ),
                 obj(
                     {
-                        "delivery": {"const": "link"},
+                        "delivery": {"type": "string", "enum": ["link"]},
                         "link": {"type": "string", "description": "/console/invite#token=...; works once."},
                         "expires_at": TIMESTAMP,
                     },

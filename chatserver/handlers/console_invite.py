@@ -31,13 +31,13 @@ DEAD_LINK_CODES = (
 )
 
 
-async def _context(request: web.Request, **extra: Any) -> dict[str, Any]:
-    return {"csrf_token": await csrf_token(request), "error": None, "field": None, "token": "", "dead": False, **extra}
+def _context(csrf: str, **extra: Any) -> dict[str, Any]:
+    return {"csrf_token": csrf, "error": None, "field": None, "token": "", "dead": False, **extra}
 
 
 async def invite_page(request: web.Request) -> web.Response:
     """GET /console/invite#token=...: the form; its script reads the token from the fragment."""
-    response = render(request, "console_invite.html", await _context(request))
+    response = render(request, "console_invite.html", _context(await csrf_token(request)))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -53,7 +53,8 @@ async def accept(request: web.Request) -> web.Response:
     token = field("token", MAX_TOKEN).strip()
 
     async def refuse(status: int, message: str, which: str | None, *, dead: bool = False) -> web.Response:
-        context = await _context(request, error=message, field=which, token="" if dead else token, dead=dead)
+        csrf = await csrf_token(request)
+        context = _context(csrf, error=message, field=which, token="" if dead else token, dead=dead)
         response = render(request, "console_invite.html", context, status=status)
         response.headers["Cache-Control"] = "no-store"
         return response
