@@ -441,9 +441,7 @@ async def test_malformed_acceptances_are_4xx_and_spend_nothing(plain_client: Tes
     result = await invite(plain_client, admin)
     token = token_of(result["invitation"]["link"])
     user_id = uuid.UUID(result["user"]["id"])
-    generation = await plain_client.app[DB_POOL].fetchval(
-        "SELECT session_generation FROM users WHERE id = $1", user_id
-    )
+    generation = await plain_client.app[DB_POOL].fetchval("SELECT session_generation FROM users WHERE id = $1", user_id)
     not_links = [
         "garbage",
         token[:-4] + "AAAA",  # a tampered signature
