@@ -94,7 +94,7 @@ export async function render(root, { api, h, clear, toast, me }) {
           type: "button",
           class: "secondary",
           text: "Re-send invitation",
-          "aria-label": `Re-send the invitation to ${person(u)}`,
+          "aria-label": `Re-send invitation to ${person(u)}`,
           onclick: () => resendInvitation(u),
         }),
       );
