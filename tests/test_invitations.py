@@ -165,8 +165,8 @@ async def test_an_invited_account_cannot_sign_in_before_setting_its_password(
 ) -> None:
     admin = await member(mail_client)
     await invite(mail_client, admin)
-    for password in (PASSWORD, NEW_PASSWORD, ""):
-        resp = await mail_client.post("/auth/login", json={"email": "nia@example.com", "password": password or "x"})
+    for password in (PASSWORD, NEW_PASSWORD, "x"):
+        resp = await mail_client.post("/auth/login", json={"email": "nia@example.com", "password": password})
         # As an unknown email answers: the invitation is not revealed to whoever guesses addresses.
         assert resp.status == 401 and (await resp.json())["error"]["code"] == "invalid_credentials"
     page = await mail_client.get("/console/login")

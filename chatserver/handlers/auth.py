@@ -108,6 +108,7 @@ async def accept_invitation(request: web.Request) -> web.Response:
         app[DB_POOL],
         app[PUBLISHER],
         app[PASSWORD_LANES],
+        app[ACCESS_CACHE],
         secret=app[SETTINGS].secret_key,
         token=body["token"],
         password=body["password"],

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp_session import new_session
 
 from ..errors import ApiError
-from ..keys import BCRYPT_ROUNDS, DB_POOL, PASSWORD_LANES, PUBLISHER, SETTINGS
+from ..keys import ACCESS_CACHE, BCRYPT_ROUNDS, DB_POOL, PASSWORD_LANES, PUBLISHER, SETTINGS
 from ..services import invitations as invitations_service
 from ..services.auth import STAFF_ROLES
 from ..validation import read_form
@@ -76,6 +76,7 @@ async def accept(request: web.Request) -> web.Response:
             app[DB_POOL],
             app[PUBLISHER],
             app[PASSWORD_LANES],
+            app[ACCESS_CACHE],
             secret=app[SETTINGS].secret_key,
             token=token,
             password=new,

@@ -29,7 +29,7 @@ from ..errors import ApiError, conflict, not_found, too_many_requests, validatio
 from ..realtime.publisher import Publisher
 from ..security import check_password_rules, unusable_password_hash
 from ..settings import Settings
-from .access import account_disabled
+from .access import AccessCache, account_disabled
 from .mail import check_contact_email, invitation_refused, invitation_token, invitation_url, read_invitation_token
 from .passwords import PasswordLanes
 from .users import admin_user_view, announce
@@ -115,6 +115,7 @@ async def accept(
     pool: asyncpg.Pool,
     publisher: Publisher,
     lanes: PasswordLanes,
+    cache: AccessCache,
     *,
     secret: str,
     token: str,
@@ -140,5 +141,8 @@ async def accept(
     user = await users_db.accept_invitation(pool, user_id, generation, hashed)
     if user is None:
         raise _why_refused(await users_db.get_by_id(pool, user_id), generation)
+    # As for a password change: this instance forgets any cached generation now, so the session
+    # the caller gets works on its very next request; the announcement does it everywhere.
+    cache.forget(user_id)
     await announce(publisher, user_id)
     return user
