@@ -191,6 +191,17 @@ async def test_a_link_works_once(mail_client: TestClient, inbox: Inbox) -> None:
     assert await login_status(mail_client, "nia@example.com", "someone else's choice") == 401
 
 
+async def test_two_requests_with_one_link_set_one_password(plain_client: TestClient) -> None:
+    admin = await member(plain_client)
+    token = token_of((await invite(plain_client, admin))["invitation"]["link"])
+    first, second = await asyncio.gather(accept(plain_client, token, "first password"), accept(plain_client, token))
+    assert sorted([first.status, second.status]) == [200, 410]
+    winner = "first password" if first.status == 200 else NEW_PASSWORD
+    loser = NEW_PASSWORD if first.status == 200 else "first password"
+    assert await login_status(plain_client, "nia@example.com", winner) == 200
+    assert await login_status(plain_client, "nia@example.com", loser) == 401
+
+
 async def test_an_expired_link_is_refused(mail_client: TestClient, inbox: Inbox) -> None:
     admin = await member(mail_client)
     user = (await invite(mail_client, admin))["user"]
