@@ -41,6 +41,7 @@ from .security import PASSWORD_MIN_CHARS
 from .services import actions as actions_service
 from .services import api_keys as api_key_service
 from .services import customer_panel as panel_service
+from .services import invitations as invitations_service
 from .services import labels as label_service
 from .services import messages as message_service
 from .services import search as search_service
@@ -1491,6 +1492,8 @@ SCHEMAS.update(
                 "created_at": TIMESTAMP,
                 "disabled": {"type": "boolean"},
                 "disabled_at": nullable(TIMESTAMP),
+                "invited_at": nullable({**TIMESTAMP, "description": "Invited and no password of its own yet."}),
+                "status": {"type": "string", "enum": ["active", "invited", "disabled"]},
             },
             description="An account as admins see it.",
         ),
@@ -1511,6 +1514,7 @@ LIST_USER_PARAMS = [
     query_param("role", {"type": "string", "enum": list(ROLES)}, "Only accounts of this role."),
     query_param("email", {"type": "string"}, "Only accounts whose email starts with this (any case)."),
     query_param("disabled", {"type": "boolean"}, "Only disabled (or enabled) accounts."),
+    query_param("invited", {"type": "boolean"}, "Only invited accounts that have not set a password (or the others)."),
     query_param("after", UUID, "next_after from the previous page."),
     limit_param(200, 50),
 ]
@@ -1573,6 +1577,109 @@ PATHS.update(
         },
     }
 )
+
+
+# ---- invitations (docs/web.md, "Agents"; services/invitations.py) ---------------------------------
+
+SCHEMAS.update(
+    {
+        "AdminInviteRequest": request_schema(admin_handlers.INVITE_SCHEMA),
+        "Invitation": {
+            "oneOf": [
+                obj(
+                    {
+                        "delivery": {"type": "string", "enum": ["email"]},
+                        "email": {"type": "string"},
+                        "queued_at": TIMESTAMP,
+                    },
+                    description="Email is on: the link goes to the invitee only.",
+                ),
+                obj(
+                    {
+                        "delivery": {"type": "string", "enum": ["link"]},
+                        "link": {"type": "string", "description": "/console/invite#token=...; works once."},
+                        "expires_at": TIMESTAMP,
+                    },
+                    description="Email is off (no SMTP_URL): nobody was emailed; the admin passes the link on.",
+                ),
+            ]
+        },
+        "AdminInvitationResponse": obj({"user": ref("AdminUser"), "invitation": ref("Invitation")}),
+        "AcceptInvitationRequest": request_schema(auth_handlers.INVITATION_SCHEMA),
+    }
+)
+INVITATION_REFUSED: Schema = error_response(
+    "invitation_expired, invitation_used (the password is set: sign in), or invitation_revoked (a newer "
+    "invitation was sent, or the account was disabled since)."
+)
+
+
+def _invitation_operations() -> dict[str, Schema]:
+    accept = operation(
+        "Accept an invitation: set the first password and sign in",
+        tag="auth",
+        operation_id="acceptInvitation",
+        auth=False,
+        body="AcceptInvitationRequest",
+        ok={"200": json_content(ref("TokenResponse"), "The account is active; a token for it, as a login gives.")},
+        errors=("Forbidden",),
+        description="token: from the invitation link's fragment. The link works once: a second use, a newer "
+        "invitation, the account disabled or its password set another way refuse it. 400 invitation_invalid "
+        "for a token that is not a genuine invitation link; 403 account_disabled; 422 for a password that "
+        "breaks the rules of POST /auth/password.",
+    )
+    accept["responses"]["410"] = INVITATION_REFUSED
+    accept_form = form_post(
+        "Accept an invitation (HTML form)",
+        "consoleAcceptInvitation",
+        ["csrf_token", "token", "new_password", "repeat_password"],
+        {"303": {"description": "Accepted: signed in, to /console."}},
+    )
+    accept_form["responses"].update(
+        {
+            "403": {"description": "CSRF token, or a disabled account: the page, with the reason."},
+            "410": {"description": "The link expired, was used or replaced: the page says so."},
+            "422": {"description": "A password too short, or not repeated alike: the form again."},
+        }
+    )
+    return {
+        "/admin/invitations": {
+            "post": USERS.action(
+                "adminInviteUser",
+                "Invite an agent or admin by email",
+                returns("AdminInvitationResponse", "The invited account and its invitation.", "201"),
+                one=False,
+                body="AdminInviteRequest",
+                errors=("Conflict",),
+                extra="The account exists at once with status invited and cannot sign in until its owner sets "
+                "a password through the link. With email on, the link is emailed (mail jobs); without "
+                "SMTP_URL, the answer carries it for the admin to pass on.",
+            )
+        },
+        "/admin/users/{user_id}/invitation": {
+            "post": USERS.action(
+                "adminResendInvitation",
+                "Re-send an invitation",
+                returns("AdminInvitationResponse", "The account and its new invitation."),
+                errors=("Conflict", "RateLimited"),
+                extra="Every earlier link stops working. 409 not_invited (the password is set) or "
+                f"account_disabled; 429 past {invitations_service.INVITATIONS_PER_HOUR} invitation emails to "
+                "the account in an hour.",
+            )
+        },
+        "/auth/invitation": {"post": accept},
+        "/console/invite": {
+            "get": web_page(
+                "The invitation page: choose your password",
+                operation_id="consoleInvitePage",
+                ok={"200": html("An HTML page; its script reads #token=.")},
+            ),
+            "post": accept_form,
+        },
+    }
+
+
+PATHS.update(_invitation_operations())
 
 
 # ---- integrations: API keys, webhooks, the event feed (docs/integrations.md) -------------------

@@ -19,6 +19,7 @@ from .handlers import (
     canned,
     console,
     console_account,
+    console_invite,
     console_reports,
     conversations,
     demo_shop,
@@ -44,6 +45,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/auth/login", auth.login, name="auth-login")
     r.add_get("/auth/me", auth.me, name="auth-me")
     r.add_post("/auth/password", auth.change_password, name="auth-password")
+    r.add_post("/auth/invitation", auth.accept_invitation, name="auth-invitation")
 
     r.add_get("/tickets", tickets.list_tickets, name="tickets-list")
     r.add_post("/tickets", tickets.create_ticket, name="tickets-create")
@@ -93,6 +95,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/admin/users/{user_id}/disable", admin.disable_user, name="admin-user-disable")
     r.add_post("/admin/users/{user_id}/enable", admin.enable_user, name="admin-user-enable")
     r.add_post("/admin/users/{user_id}/password", admin.reset_password, name="admin-user-password")
+    # Invitations (admins invite; the invitee accepts at POST /auth/invitation or /console/invite).
+    r.add_post("/admin/invitations", admin.invite_user, name="admin-invitations-create")
+    r.add_post("/admin/users/{user_id}/invitation", admin.resend_invitation, name="admin-user-invitation")
     # Knowledge-base management (admins only).
     r.add_get("/admin/kb/articles", admin_kb.list_articles, name="admin-kb-list")
     r.add_post("/admin/kb/articles", admin_kb.create_article, name="admin-kb-create")
@@ -174,6 +179,8 @@ def setup_routes(app: web.Application) -> None:
     r.add_get(r"/console/reports/{report:[a-z-]+}.csv", console_reports.export_report, name="console-reports-export")
     r.add_get("/console/account", console_account.account_page, name="console-account")
     r.add_post("/console/account/password", console_account.change_password, name="console-account-password")
+    r.add_get("/console/invite", console_invite.invite_page, name="console-invite")
+    r.add_post("/console/invite", console_invite.accept, name="console-invite-accept")
     r.add_post("/console/api/token", console.issue_console_token, name="console-token")
     r.add_get("/console/api/inbox", console.inbox, name="console-inbox")
     r.add_get("/console/api/inbox/{ticket_id}", console.inbox_item, name="console-inbox-item")

@@ -210,7 +210,8 @@ class Settings:
     smtp_timeout_seconds: float = 10.0
     # A visitor with no socket open on any instance for this long gets agent replies by email.
     visitor_away_minutes: float = 5.0
-    # How long the "reopen the conversation" link in an email signs the visitor back in.
+    # How long the "reopen the conversation" link in an email signs the visitor back in, and how long
+    # an invitation link to the team works (services/invitations.py).
     mail_link_ttl_seconds: int = 7 * 24 * 3600
     # Failed sends are retried with a backoff doubling from this, then given up after
     # mail_max_attempts; idle workers look for due jobs every mail_poll_seconds.

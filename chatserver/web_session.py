@@ -78,6 +78,9 @@ SESSION_ROUTES = frozenset(
         "console-reports-export",
         "console-account",
         "console-account-password",
+        # The invitation page (handlers/console_invite.py): CSRF, then a fresh login.
+        "console-invite",
+        "console-invite-accept",
     }
 )
 # The sockets read the session cookie only when the client sent neither a Bearer header nor a

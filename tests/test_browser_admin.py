@@ -1,6 +1,7 @@
-"""The console's admin pages in a real browser: API keys (create, shown once, works, revoke) and
+"""The console's admin pages in a real browser: API keys (create, shown once, works, revoke),
 webhooks (add an endpoint, send a test event to a real receiver, read the delivery log, send it
-again); axe-core finds no serious problem on them."""
+again) and invitations (invite, the link followed in another browser to a console session);
+axe-core finds no serious problem on them."""
 
 from __future__ import annotations
 
@@ -156,3 +157,49 @@ async def test_admin_adds_a_webhook_sends_a_test_event_and_reads_the_log(
     await screenshot(page, "console-admin-webhooks.png")
     assert await axe_serious(page) == []
     assert_no_js_errors(page)
+
+
+async def test_admin_invites_an_agent_who_sets_a_password_through_the_link(browser: Any, live: Live) -> None:
+    # No SMTP_URL here: the console shows the link for the admin to pass on.
+    admin = await new_page(browser, bypass_csp=True)
+    await console_login(admin, live, ADMIN_EMAIL)
+    await admin.goto(live.url("/console/admin/agents"))
+    invite = admin.get_by_role("form", name="Invite a team member")
+    await invite.get_by_label("Name", exact=True).fill("Ines Invited")
+    await invite.get_by_label("Email", exact=True).fill("ines@example.com")
+    await invite.get_by_role("button", name="Invite", exact=True).click()
+    shown = await admin.get_by_role("textbox", name="Invitation link").input_value()
+    assert "/console/invite#token=" in shown
+    # The link starts with PUBLIC_BASE_URL, unset here: the same page on this test server's port.
+    link = live.url("/console/invite#" + shown.split("#", 1)[1])
+    row = admin.locator("tr", has_text="ines@example.com")
+    await expect_text(row.locator(".badge"), "Invited")
+    await row.get_by_role("button", name="Re-send invitation to Ines Invited").wait_for()
+    assert await axe_serious(admin) == []
+
+    # The invitee, in a browser of their own.
+    invitee = await new_page(browser, bypass_csp=True)
+    await invitee.goto(link)
+    await invitee.get_by_label("Password (at least 8 characters)").wait_for()
+    assert "token=" not in invitee.url  # the token left the address bar
+    assert await axe_serious(invitee) == []
+    await invitee.get_by_label("Password (at least 8 characters)").fill("short")
+    await invitee.get_by_label("Password, again").fill("short")
+    # The browser's own minlength check keeps the form from being sent.
+    await invitee.get_by_role("button", name="Set password and sign in").click()
+    assert invitee.url.endswith("/console/invite")
+    await invitee.get_by_label("Password (at least 8 characters)").fill("my own password 1")
+    await invitee.get_by_label("Password, again").fill("my own password 1")
+    await invitee.get_by_role("button", name="Set password and sign in").click()
+    await invitee.locator("#inbox-title").wait_for()
+
+    # Used: the same link again says so, with no form.
+    again = await new_page(browser)
+    await again.goto(link)
+    await again.get_by_label("Password (at least 8 characters)").fill("another password 2")
+    await again.get_by_label("Password, again").fill("another password 2")
+    await again.get_by_role("button", name="Set password and sign in").click()
+    await expect_text(again.locator("[role=alert]"), re.compile("already been used"))
+    await admin.reload()
+    await expect_text(admin.locator("tr", has_text="ines@example.com").locator(".badge"), "Active")
+    assert_no_js_errors(admin, invitee, again)

@@ -476,6 +476,8 @@ def test_the_templates_folder_exists() -> None:
     from chatserver.services.mail import TEMPLATES_DIR
 
     assert sorted(p.name for p in Path(TEMPLATES_DIR).iterdir()) == [
+        "invitation.html",
+        "invitation.txt",
         "reply.html",
         "reply.txt",
         "transcript.html",

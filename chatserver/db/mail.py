@@ -10,7 +10,9 @@ import asyncpg
 
 from . import Executor
 
-JOB_COLUMNS = "id, kind, ticket_id, recipient, status, attempts, next_attempt_at, last_error, sent_at, created_at"
+JOB_COLUMNS = (
+    "id, kind, ticket_id, user_id, recipient, status, attempts, next_attempt_at, last_error, sent_at, created_at"
+)
 
 # A reply job for a ticket whose visitor gave an address; one pending job per ticket: a reply that
 # finds one marks it dirty, so a job being sent right now runs again for what it missed.
@@ -24,6 +26,22 @@ RETURNING id
 ENQUEUE_TRANSCRIPT = f"""
 INSERT INTO mail_jobs (kind, ticket_id, recipient) VALUES ('transcript', $1, $2)
 RETURNING {JOB_COLUMNS}
+"""
+
+# An invitation to an account, for the session generation its link is made for.
+ENQUEUE_INVITATION = f"""
+INSERT INTO mail_jobs (kind, user_id, user_generation, recipient) VALUES ('invitation', $1, $2, $3)
+RETURNING {JOB_COLUMNS}
+"""
+
+RECENT_INVITATIONS = """
+SELECT count(*) FROM mail_jobs
+WHERE user_id = $1 AND kind = 'invitation' AND created_at > now() - make_interval(secs => $2)
+"""
+
+# The account an invitation job is for, as it is now.
+INVITATION_FOR_MAIL = """
+SELECT id, email, role, display_name, session_generation, invited_at, disabled_at FROM users WHERE id = $1
 """
 
 RECENT_TRANSCRIPTS = """
@@ -44,7 +62,7 @@ WITH due AS (
 UPDATE mail_jobs j
 SET locked_until = now() + make_interval(secs => $2), attempts = j.attempts + 1, dirty = false
 FROM due WHERE j.id = due.id
-RETURNING j.id, j.kind, j.ticket_id, j.recipient, j.attempts
+RETURNING j.id, j.kind, j.ticket_id, j.user_id, j.user_generation, j.recipient, j.attempts
 """
 
 # Done (sent or nothing to send); a job marked dirty meanwhile stays pending and runs again.
@@ -112,6 +130,18 @@ async def enqueue_reply(conn: Executor, ticket_id: uuid.UUID) -> bool:
 
 async def enqueue_transcript(conn: Executor, ticket_id: uuid.UUID, recipient: str) -> asyncpg.Record:
     return await conn.fetchrow(ENQUEUE_TRANSCRIPT, ticket_id, recipient)
+
+
+async def enqueue_invitation(conn: Executor, user_id: uuid.UUID, generation: int, recipient: str) -> asyncpg.Record:
+    return await conn.fetchrow(ENQUEUE_INVITATION, user_id, generation, recipient)
+
+
+async def recent_invitations(conn: Executor, user_id: uuid.UUID, window_seconds: float) -> int:
+    return int(await conn.fetchval(RECENT_INVITATIONS, user_id, window_seconds))
+
+
+async def invitation_for_mail(conn: Executor, user_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(INVITATION_FOR_MAIL, user_id)
 
 
 async def recent_transcripts(conn: Executor, ticket_id: uuid.UUID, window_seconds: float) -> int:

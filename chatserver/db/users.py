@@ -10,8 +10,8 @@ from . import Executor
 
 # session_generation goes into every token issued for the account (services/access.py).
 USER_COLUMNS = "id, email, role, display_name, created_at, updated_at, session_generation"
-# What an admin sees of an account.
-ADMIN_USER_COLUMNS = f"{USER_COLUMNS}, disabled_at"
+# What an admin sees of an account (invited_at: invited, no password of its own yet).
+ADMIN_USER_COLUMNS = f"{USER_COLUMNS}, disabled_at, invited_at"
 
 INSERT_USER = f"""
 INSERT INTO users (email, password_hash, role, display_name)
@@ -19,9 +19,19 @@ VALUES ($1, $2, $3, $4)
 RETURNING {ADMIN_USER_COLUMNS}
 """
 
+# An invited account: it cannot sign in (its password hash is unusable) until its owner sets a
+# password through the invitation link (services/invitations.py).
+INSERT_INVITED_USER = f"""
+INSERT INTO users (email, password_hash, role, display_name, invited_at)
+VALUES ($1, $2, $3, $4, now())
+RETURNING {ADMIN_USER_COLUMNS}
+"""
+
 SELECT_BY_EMAIL = f"SELECT {ADMIN_USER_COLUMNS}, password_hash FROM users WHERE lower(email) = lower($1)"
 
 SELECT_BY_ID = f"SELECT {ADMIN_USER_COLUMNS} FROM users WHERE id = $1"
+
+SELECT_FOR_UPDATE = f"SELECT {ADMIN_USER_COLUMNS} FROM users WHERE id = $1 FOR UPDATE"
 
 SELECT_WITH_HASH = f"SELECT {ADMIN_USER_COLUMNS}, password_hash FROM users WHERE id = $1"
 
@@ -43,9 +53,25 @@ UPDATE users SET disabled_at = coalesce(disabled_at, now()), session_generation 
 WHERE id = $1 RETURNING {ADMIN_USER_COLUMNS}
 """
 ENABLE = f"UPDATE users SET disabled_at = NULL, updated_at = now() WHERE id = $1 RETURNING {ADMIN_USER_COLUMNS}"
+# A password set by anyone ends a pending invitation: the account has a password of its own now.
 UPDATE_PASSWORD = f"""
-UPDATE users SET password_hash = $2, session_generation = session_generation + 1, updated_at = now()
+UPDATE users SET password_hash = $2, invited_at = NULL, session_generation = session_generation + 1,
+    updated_at = now()
 WHERE id = $1 RETURNING {ADMIN_USER_COLUMNS}
+"""
+# A new invitation: raising the generation is what refuses every earlier link (they carry theirs).
+REINVITE = f"""
+UPDATE users SET invited_at = now(), session_generation = session_generation + 1, updated_at = now()
+WHERE id = $1 AND invited_at IS NOT NULL AND disabled_at IS NULL
+RETURNING {ADMIN_USER_COLUMNS}
+"""
+# Accepting an invitation, in one statement so that a link works once: only for the generation the
+# link was made for, still invited and enabled; the generation goes up with the password.
+ACCEPT_INVITATION = f"""
+UPDATE users SET password_hash = $3, invited_at = NULL, session_generation = session_generation + 1,
+    updated_at = now()
+WHERE id = $1 AND session_generation = $2 AND invited_at IS NOT NULL AND disabled_at IS NULL
+RETURNING {ADMIN_USER_COLUMNS}
 """
 END_SESSIONS = """
 UPDATE users SET session_generation = session_generation + 1 WHERE id = $1 AND session_generation = $2
@@ -54,7 +80,10 @@ RETURNING session_generation
 
 # Serialises the changes that could leave no enabled admin (two admins demoting each other at once).
 ADMIN_CHANGE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('chatserver.users.admins'))"
-OTHER_ENABLED_ADMINS = "SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL AND id <> $1"
+# An invited admin who has not set a password yet cannot manage accounts: not counted.
+OTHER_ENABLED_ADMINS = """
+SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL AND invited_at IS NULL AND id <> $1
+"""
 
 # Newest first, keyset-paginated by (created_at, id): $4 is the last id of the previous page.
 LIST_USERS = f"""
@@ -63,6 +92,7 @@ WHERE ($1::text IS NULL OR role = $1)
   AND ($2::text IS NULL OR lower(email) LIKE $2 ESCAPE '\\')
   AND ($3::boolean IS NULL OR (disabled_at IS NOT NULL) = $3)
   AND ($4::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM users WHERE id = $4))
+  AND ($6::boolean IS NULL OR (invited_at IS NOT NULL) = $6)
 ORDER BY created_at DESC, id DESC
 LIMIT $5
 """
@@ -73,12 +103,23 @@ async def insert_user(conn: Executor, email: str, password_hash: str, role: str,
     return await conn.fetchrow(INSERT_USER, email, password_hash, role, display_name)
 
 
+async def insert_invited_user(
+    conn: Executor, email: str, password_hash: str, role: str, display_name: str
+) -> asyncpg.Record:
+    """Raises asyncpg.UniqueViolationError when the email (any case) is taken."""
+    return await conn.fetchrow(INSERT_INVITED_USER, email, password_hash, role, display_name)
+
+
 async def get_by_email(conn: Executor, email: str) -> asyncpg.Record | None:
     return await conn.fetchrow(SELECT_BY_EMAIL, email)
 
 
 async def get_by_id(conn: Executor, user_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(SELECT_BY_ID, user_id)
+
+
+async def get_for_update(conn: asyncpg.Connection, user_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_FOR_UPDATE, user_id)
 
 
 async def get_with_password_hash(conn: Executor, user_id: uuid.UUID) -> asyncpg.Record | None:
@@ -110,6 +151,18 @@ async def set_password(conn: Executor, user_id: uuid.UUID, password_hash: str) -
     return await conn.fetchrow(UPDATE_PASSWORD, user_id, password_hash)
 
 
+async def reinvite(conn: Executor, user_id: uuid.UUID) -> asyncpg.Record | None:
+    """None unless the account is invited and enabled."""
+    return await conn.fetchrow(REINVITE, user_id)
+
+
+async def accept_invitation(
+    conn: Executor, user_id: uuid.UUID, generation: int, password_hash: str
+) -> asyncpg.Record | None:
+    """None when the invitation for `generation` no longer stands (used, re-sent, account disabled)."""
+    return await conn.fetchrow(ACCEPT_INVITATION, user_id, generation, password_hash)
+
+
 async def end_sessions(conn: Executor, user_id: uuid.UUID, generation: int) -> bool:
     """Raise the generation if it is still `generation` (a stale session ends nothing new)."""
     return await conn.fetchval(END_SESSIONS, user_id, generation) is not None
@@ -131,10 +184,11 @@ async def list_users(
     disabled: bool | None,
     after_id: uuid.UUID | None,
     limit: int,
+    invited: bool | None = None,
 ) -> list[asyncpg.Record]:
     pattern = None
     if email_prefix is not None:
         # LIKE's own characters in the prefix match themselves.
         escaped = email_prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         pattern = escaped + "%"
-    return await conn.fetch(LIST_USERS, role, pattern, disabled, after_id, limit)
+    return await conn.fetch(LIST_USERS, role, pattern, disabled, after_id, limit, invited)

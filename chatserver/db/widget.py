@@ -45,9 +45,9 @@ FROM users u LEFT JOIN widget_identities w ON w.user_id = u.id
 WHERE u.id = ANY($1::uuid[])
 """
 
-# Disabled staff are not offered as assignees.
+# Disabled staff are not offered as assignees, nor invited ones who have not joined yet.
 STAFF = f"""
-SELECT {USER_COLUMNS} FROM users WHERE role IN ('agent', 'admin') AND disabled_at IS NULL
+SELECT {USER_COLUMNS} FROM users WHERE role IN ('agent', 'admin') AND disabled_at IS NULL AND invited_at IS NULL
 ORDER BY display_name, email
 """
 

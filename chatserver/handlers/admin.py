@@ -8,8 +8,9 @@ from aiohttp import web
 
 from ..errors import forbidden, validation_error
 from ..jsonutil import json_response
-from ..keys import BCRYPT_ROUNDS, DB_POOL, PUBLISHER
+from ..keys import BCRYPT_ROUNDS, DB_POOL, MAILER, PUBLISHER, SETTINGS
 from ..security import Identity
+from ..services import invitations as invitations_service
 from ..services import users as users_service
 from ..settings import ROLES
 from ..validation import Choice, Str, parse_uuid, query_choice, query_int, read_body, reject_unknown_query
@@ -21,9 +22,14 @@ CREATE_SCHEMA = {
     "role": Choice(*ROLES),
     "name": Str(required=False, nullable=True, min_len=0, max_len=100),
 }
+INVITE_SCHEMA = {
+    "email": Str(max_len=254),
+    "role": Choice(*invitations_service.INVITED_ROLES),
+    "name": Str(required=False, nullable=True, min_len=0, max_len=100),
+}
 ROLE_SCHEMA = {"role": Choice(*ROLES)}
 PASSWORD_SCHEMA = {"password": Str(max_len=1000, strip=False)}
-LIST_QUERY = ("role", "email", "disabled", "after", "limit")
+LIST_QUERY = ("role", "email", "disabled", "invited", "after", "limit")
 
 
 def require_admin(request: web.Request) -> Identity:
@@ -43,6 +49,7 @@ async def list_users(request: web.Request) -> web.Response:
     require_admin(request)
     reject_unknown_query(request, LIST_QUERY)
     disabled = query_choice(request, "disabled", ("true", "false"))
+    invited = query_choice(request, "invited", ("true", "false"))
     after = request.query.get("after") or None
     try:
         after_id = uuid.UUID(after) if after else None
@@ -53,6 +60,7 @@ async def list_users(request: web.Request) -> web.Response:
         role=query_choice(request, "role", ROLES),
         email_prefix=(request.query.get("email") or "")[:254] or None,
         disabled=None if disabled is None else disabled == "true",
+        invited=None if invited is None else invited == "true",
         after_id=after_id,
         limit=query_int(request, "limit", 50, 1, users_service.MAX_PAGE) or 50,
     )
@@ -72,6 +80,33 @@ async def create_user(request: web.Request) -> web.Response:
         bcrypt_rounds=request.app[BCRYPT_ROUNDS],
     )
     return json_response({"user": user}, status=201)
+
+
+async def invite_user(request: web.Request) -> web.Response:
+    """POST /admin/invitations: a new agent or admin account, "invited" until its owner sets a
+    password through the link they are emailed (or, without email, that the admin passes on)."""
+    require_admin(request)
+    body = await read_body(request, INVITE_SCHEMA)
+    app = request.app
+    result = await invitations_service.invite(
+        app[DB_POOL],
+        app[SETTINGS],
+        app[MAILER].nudge,
+        email=body["email"],
+        role=body["role"],
+        name=body.get("name") or "",
+    )
+    return json_response(result, status=201)
+
+
+async def resend_invitation(request: web.Request) -> web.Response:
+    """POST /admin/users/{user_id}/invitation: a new invitation; the earlier links stop working."""
+    require_admin(request)
+    app = request.app
+    result = await invitations_service.resend(
+        app[DB_POOL], app[PUBLISHER], app[SETTINGS], app[MAILER].nudge, _user_id(request)
+    )
+    return json_response(result)
 
 
 async def get_user(request: web.Request) -> web.Response:

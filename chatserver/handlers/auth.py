@@ -6,8 +6,18 @@ from aiohttp import web
 
 from ..errors import forbidden
 from ..jsonutil import json_response
-from ..keys import ACCESS_CACHE, BCRYPT_ROUNDS, DB_POOL, LOGIN_THROTTLE, PASSWORD_LANES, PUBLISHER, SIGNUP_THROTTLE
+from ..keys import (
+    ACCESS_CACHE,
+    BCRYPT_ROUNDS,
+    DB_POOL,
+    LOGIN_THROTTLE,
+    PASSWORD_LANES,
+    PUBLISHER,
+    SETTINGS,
+    SIGNUP_THROTTLE,
+)
 from ..services import auth as auth_service
+from ..services import invitations as invitations_service
 from ..services import users as users_service
 from ..validation import Str, read_body
 from ..views import user_view
@@ -20,6 +30,11 @@ SIGNUP_SCHEMA = {
     "name": Str(required=False, nullable=True, min_len=0, max_len=100),
 }
 LOGIN_SCHEMA = {"email": Str(max_len=254), "password": Str(max_len=1000, strip=False)}
+INVITATION_SCHEMA = {
+    # A JWT; generous, but bounded.
+    "token": Str(max_len=4000),
+    "password": Str(max_len=1000, strip=False),
+}
 PASSWORD_SCHEMA = {
     "current_password": Str(max_len=1000, strip=False),
     "new_password": Str(max_len=1000, strip=False),
@@ -79,6 +94,24 @@ async def change_password(request: web.Request) -> web.Response:
         current_password=body["current_password"],
         new_password=body["new_password"],
         client_address=request.remote or "unknown",
+        bcrypt_rounds=app[BCRYPT_ROUNDS],
+    )
+    return json_response(auth_service.token_response(user, token_config(app)))
+
+
+async def accept_invitation(request: web.Request) -> web.Response:
+    """POST /auth/invitation: the invitation link's token and a first password; the account is
+    active from now on, and the answer signs it in as POST /auth/login does."""
+    body = await read_body(request, INVITATION_SCHEMA)
+    app = request.app
+    user = await invitations_service.accept(
+        app[DB_POOL],
+        app[PUBLISHER],
+        app[PASSWORD_LANES],
+        app[ACCESS_CACHE],
+        secret=app[SETTINGS].secret_key,
+        token=body["token"],
+        password=body["password"],
         bcrypt_rounds=app[BCRYPT_ROUNDS],
     )
     return json_response(auth_service.token_response(user, token_config(app)))

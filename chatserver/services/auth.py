@@ -163,12 +163,15 @@ async def authenticate(
     if wait > 0:
         raise too_many_requests("Too many failed logins; try again later", wait)
     user = await users_db.get_by_email(pool, email.strip())
-    stored_hash = user["password_hash"] if user else _DUMMY_HASH
+    # An invited account has no password yet (services/invitations.py): it answers as an unknown
+    # email does, at the same cost.
+    invited = user is not None and user["invited_at"] is not None
+    stored_hash = user["password_hash"] if user and not invited else _DUMMY_HASH
     if lanes is None:
         ok = await verify_password(password, stored_hash)
     else:
         ok = await lanes.verify(password, stored_hash)
-    if user is None or not ok:
+    if user is None or invited or not ok:
         throttle.record_failure(account, client_address)
         raise ApiError(401, "invalid_credentials", "Email or password is incorrect")
     throttle.record_success(account, client_address)

@@ -18,6 +18,11 @@ type ("reopen"), signed with SECRET_KEY, naming the visitor, the ticket and the 
 generation, and expiring after MAIL_LINK_TTL_SECONDS. The widget frame exchanges it at
 POST /widget/reopen for an ordinary visitor token (the renewal rules of services/widget.py apply
 from there).
+
+Invitations to the team (services/invitations.py) are mail jobs too: the job names the account and
+the session generation the invitation was made for, and the link in the email is a JWT of type
+"invite" carrying that generation. A job whose generation is gone by the time it runs (a newer
+invitation, the account disabled or its password set) is skipped.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ log = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "web" / "templates" / "email"
 LINK_TYPE = "reopen"
+INVITE_TYPE = "invite"
 # Jobs claimed per query, and the longest one email may take before its claim lapses (then
 # another instance may send it again: delivery is at least once).
 CLAIM_BATCH = 10
@@ -139,6 +145,49 @@ async def reopen_visitor(pool: asyncpg.Pool, tokens: TokenConfig, link: str) -> 
     if ticket is None or ticket["customer_id"] != user_id:
         raise not_found("Ticket")
     return {**token_response(user, tokens), "ticket_id": ticket_id}
+
+
+# ---- invitation links ------------------------------------------------------------------------------
+
+
+def invitation_token(secret: str, user_id: uuid.UUID, generation: int, ttl: int) -> str:
+    now = int(time.time())
+    claims = {"typ": INVITE_TYPE, "sub": str(user_id), "gen": generation, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
+
+
+def invitation_refused(code: str = "invitation_invalid") -> ApiError:
+    if code == "invitation_expired":
+        return ApiError(410, code, "This invitation has expired: ask an admin to send a new one")
+    if code == "invitation_used":
+        return ApiError(410, code, "This invitation has already been used: sign in with your password")
+    if code == "invitation_revoked":
+        return ApiError(
+            410, code, "This invitation is no longer valid: use the latest one, or ask an admin for a new one"
+        )
+    return ApiError(400, "invitation_invalid", "This invitation link is not valid")
+
+
+def read_invitation_token(secret: str, token: str) -> tuple[uuid.UUID, int]:
+    """(user id, session generation) of a genuine, unexpired invitation link; else raises."""
+    try:
+        claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]})
+    except jwt.ExpiredSignatureError:
+        raise invitation_refused("invitation_expired") from None
+    except jwt.PyJWTError:
+        raise invitation_refused() from None
+    generation = claims.get("gen")
+    if claims.get("typ") != INVITE_TYPE or type(generation) is not int:
+        raise invitation_refused()
+    try:
+        return uuid.UUID(str(claims["sub"])), generation
+    except ValueError:
+        raise invitation_refused() from None
+
+
+def invitation_url(settings: Settings, token: str) -> str:
+    # In the fragment, as the reopen link: it never reaches a server's access log.
+    return f"{settings.public_base_url}/console/invite#token={token}"
 
 
 # ---- REST: the visitor's address and transcripts -------------------------------------------------
@@ -368,7 +417,12 @@ class MailWorker:
 
     async def _process(self, job: asyncpg.Record) -> None:
         try:
-            outcome = await (self._reply(job) if job["kind"] == "reply" else self._transcript(job))
+            if job["kind"] == "invitation":
+                outcome: str | dt.datetime = await self._invitation(job)
+            elif job["kind"] == "reply":
+                outcome = await self._reply(job)
+            else:
+                outcome = await self._transcript(job)
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             # The error's class and SMTP reply, never the message, addresses or credentials.
             error = f"{type(exc).__name__}: {getattr(exc, 'message', '') or ''}"[:LAST_ERROR_CHARS]
@@ -443,8 +497,32 @@ class MailWorker:
         log.info("mail: sent the transcript of ticket %s (%d messages)", ticket["id"], len(rows))
         return "sent"
 
+    async def _invitation(self, job: asyncpg.Record) -> str:
+        """The invitation email, unless the invitation it was queued for no longer stands."""
+        user = await mail_db.invitation_for_mail(self.pool, job["user_id"])
+        if (
+            user is None
+            or user["invited_at"] is None
+            or user["disabled_at"] is not None
+            or user["session_generation"] != job["user_generation"]
+        ):
+            return "skipped"
+        ttl = self.settings.mail_link_ttl_seconds
+        token = invitation_token(self.settings.secret_key, user["id"], user["session_generation"], ttl)
+        context = {
+            "name": user["display_name"],
+            "email": user["email"],
+            "role": "an admin" if user["role"] == "admin" else "an agent",
+            "link": invitation_url(self.settings, token),
+            "link_days": max(1, round(ttl / 86400)),
+            "console": f"{self.settings.public_base_url}/console",
+        }
+        await self._send(job["recipient"], "You are invited to the support team", "invitation", context, None)
+        log.info("mail: sent an invitation to account %s", user["id"])
+        return "sent"
+
     async def _send(
-        self, recipient: str, subject: str, template: str, context: dict[str, Any], ticket_id: uuid.UUID
+        self, recipient: str, subject: str, template: str, context: dict[str, Any], ticket_id: uuid.UUID | None
     ) -> None:
         assert self.sender is not None  # the worker runs only when email is on
         message = EmailMessage()
@@ -456,7 +534,8 @@ class MailWorker:
         domain = parseaddr(self.settings.mail_from)[1].rpartition("@")[2] or None
         message["Message-ID"] = make_msgid(domain=domain)
         message["Auto-Submitted"] = "auto-generated"
-        message["X-Chatserver-Ticket"] = str(ticket_id)
+        if ticket_id is not None:
+            message["X-Chatserver-Ticket"] = str(ticket_id)
         message.set_content(self.templates.get_template(f"{template}.txt").render(context))
         message.add_alternative(self.templates.get_template(f"{template}.html").render(context), subtype="html")
         await self.sender.send(message)

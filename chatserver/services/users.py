@@ -31,8 +31,17 @@ MAX_PAGE = 200
 
 
 def admin_user_view(row: asyncpg.Record) -> dict[str, Any]:
-    """An account as admins see it."""
-    return {**user_view(row), "disabled": row["disabled_at"] is not None, "disabled_at": row["disabled_at"]}
+    """An account as admins see it. status: "disabled", else "invited" (no password of its own
+    yet: services/invitations.py), else "active"."""
+    disabled = row["disabled_at"] is not None
+    invited = row["invited_at"] is not None
+    return {
+        **user_view(row),
+        "disabled": disabled,
+        "disabled_at": row["disabled_at"],
+        "invited_at": row["invited_at"],
+        "status": "disabled" if disabled else "invited" if invited else "active",
+    }
 
 
 async def announce(publisher: Publisher, user_id: uuid.UUID) -> None:
@@ -47,9 +56,16 @@ async def list_accounts(
     disabled: bool | None,
     after_id: uuid.UUID | None,
     limit: int,
+    invited: bool | None = None,
 ) -> dict[str, Any]:
     rows = await users_db.list_users(
-        pool, role=role, email_prefix=email_prefix, disabled=disabled, after_id=after_id, limit=limit + 1
+        pool,
+        role=role,
+        email_prefix=email_prefix,
+        disabled=disabled,
+        after_id=after_id,
+        limit=limit + 1,
+        invited=invited,
     )
     more = len(rows) > limit
     rows = rows[:limit]

@@ -1,8 +1,9 @@
-// Admin › Agents (REST /admin/users, docs/security.md): the team's accounts; add one, change a role,
-// disable and enable, set a new password. Disabling or a role change signs the person out
-// everywhere at once (the server ends their sessions and closes their sockets).
+// Admin › Agents (REST /admin/users, docs/security.md): the team's accounts; invite one by email (or
+// add one with a password), re-send an invitation, change a role, disable and enable, set a new
+// password. Disabling or a role change signs the person out everywhere at once (the server ends
+// their sessions and closes their sockets).
 
-import { adminForm, dataTable, errorLine, field, onSubmit, rowButton, when } from "./ui.js";
+import { adminForm, copyField, dataTable, errorLine, field, onSubmit, rowButton, when } from "./ui.js";
 
 const ROLE_LABELS = { agent: "Agent", admin: "Admin", customer: "Customer" };
 const SHOWN = { staff: ["agent", "admin"], agent: ["agent"], admin: ["admin"], customer: ["customer"] };
@@ -79,8 +80,25 @@ export async function render(root, { api, h, clear, toast, me }) {
     return select;
   }
 
+  function statusBadge(u) {
+    if (u.status === "disabled") return h("span", { class: "badge off", text: "Disabled" });
+    if (u.status === "invited") return h("span", { class: "badge invited", text: "Invited", title: `Invited ${u.invited_at}` });
+    return h("span", { class: "badge", text: "Active" });
+  }
+
   function actions(u) {
     const buttons = [];
+    if (u.status === "invited") {
+      buttons.push(
+        h("button", {
+          type: "button",
+          class: "secondary",
+          text: "Re-send invitation",
+          "aria-label": `Re-send invitation to ${person(u)}`,
+          onclick: () => resendInvitation(u),
+        }),
+      );
+    }
     if (u.id !== me.id) {
       buttons.push(
         u.disabled
@@ -108,10 +126,7 @@ export async function render(root, { api, h, clear, toast, me }) {
           { title: "Name", cell: (u) => (u.id === me.id ? `${person(u)} (you)` : person(u)) },
           { title: "Email", cell: (u) => u.email },
           { title: "Role", cell: roleCell },
-          {
-            title: "Status",
-            cell: (u) => (u.disabled ? h("span", { class: "badge off", text: "Disabled" }) : h("span", { class: "badge", text: "Active" })),
-          },
+          { title: "Status", cell: statusBadge },
           { title: "Since", cell: (u) => when(u.created_at) },
           { title: "Actions", cell: actions },
         ],
@@ -150,14 +165,77 @@ export async function render(root, { api, h, clear, toast, me }) {
     toast(`New password set for ${person(resetting)}; they are signed out everywhere.`);
   });
 
-  // ---- add a team member ---------------------------------------------------------------------------
+  // ---- invitations --------------------------------------------------------------------------------
+  // With email on, the link goes to the invitee only; without it, the server answers with the link
+  // and the admin passes it on (services/invitations.py).
+  const linkBox = h("div", { class: "admin-form invite-link", role: "status", hidden: true });
+  function delivered(user, invitation) {
+    clear(linkBox);
+    if (invitation.delivery === "email") {
+      linkBox.hidden = true;
+      toast(`Invitation sent to ${invitation.email}.`);
+      return;
+    }
+    linkBox.append(
+      h("h2", { text: `Invitation link for ${person(user)}` }),
+      h("p", { text: "Email is not set up on this server, so nobody was emailed: send this link to them yourself." }),
+      copyField("Invitation link", invitation.link, `It works once, until ${new Date(invitation.expires_at).toLocaleString()}. Anyone with it can set this account's password.`),
+      h("button", { type: "button", class: "ghost", text: "Done", onclick: () => ((linkBox.hidden = true), clear(linkBox)) }),
+    );
+    linkBox.hidden = false;
+    linkBox.querySelector("input").focus();
+  }
+
+  async function resendInvitation(u) {
+    if (!window.confirm(`Send ${person(u)} a new invitation? Links sent before stop working.`)) return;
+    try {
+      const { user, invitation } = await api("POST", `/admin/users/${encodeURIComponent(u.id)}/invitation`);
+      delivered(user, invitation);
+    } catch (err) {
+      toast(err.message);
+    }
+    await reload();
+  }
+
+  const inviteName = h("input", { name: "name", maxlength: "100", autocomplete: "off" });
+  const inviteEmail = h("input", { name: "email", type: "email", required: true, maxlength: "254", autocomplete: "off" });
+  const inviteRole = h("select", { name: "role" }, h("option", { value: "agent", text: "Agent" }), h("option", { value: "admin", text: "Admin" }));
+  const inviteError = errorLine();
+  const inviteForm = h(
+    "form",
+    { class: "admin-form", "aria-labelledby": "invite-title" },
+    h("h2", { id: "invite-title", text: "Invite a team member" }),
+    field("Name", inviteName),
+    field("Email", inviteEmail, "We email them a link to choose their password; they sign in to the console with this address."),
+    field("Role", inviteRole, "Admins also manage the team, API keys and webhooks."),
+    inviteError.el,
+    h("button", { type: "submit", class: "primary", text: "Invite" }),
+  );
+  inviteForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    inviteError.clear();
+    try {
+      const { user, invitation } = await api("POST", "/admin/invitations", {
+        name: inviteName.value.trim(),
+        email: inviteEmail.value.trim(),
+        role: inviteRole.value,
+      });
+      inviteForm.reset();
+      delivered(user, invitation);
+      await reload();
+    } catch (err) {
+      inviteError.show(err);
+    }
+  });
+
+  // ---- add a team member with a password -----------------------------------------------------------
   const name = h("input", { name: "name", maxlength: "100", autocomplete: "off" });
   const email = h("input", { name: "email", type: "email", required: true, maxlength: "254", autocomplete: "off" });
   const role = h("select", { name: "role" }, h("option", { value: "agent", text: "Agent" }), h("option", { value: "admin", text: "Admin" }));
   const password = h("input", { name: "password", type: "password", required: true, minlength: "8", autocomplete: "new-password" });
   const error = errorLine();
   const form = adminForm(
-    h("h2", { id: "new-agent-title", text: "Add a team member" }),
+    h("h2", { id: "new-agent-title", text: "Or add a team member with a password" }),
     field("Name", name),
     field("Email", email, "They sign in to the console with it."),
     field("Role", role, "Admins also manage the team, API keys and webhooks."),
@@ -189,7 +267,7 @@ export async function render(root, { api, h, clear, toast, me }) {
   });
   more.addEventListener("click", () => reload({ append: true }));
 
-  root.append(filters, resetForm, listBox, more, form);
+  root.append(filters, resetForm, linkBox, listBox, more, inviteForm, form);
   await reload();
   root.dataset.sectionReady = "true";
 }

@@ -114,3 +114,26 @@ export function showOnce(box, text, secret) {
   box.append(h("p", { text }), h("code", { class: "secret", text: secret }));
   box.hidden = false;
 }
+
+/** A read-only text to hand on (a link, a secret shown once), with a Copy button. */
+export function copyField(title, value, hint) {
+  const input = h("input", { type: "text", readonly: true, value, spellcheck: "false", autocomplete: "off" });
+  const copy = h("button", {
+    type: "button",
+    class: "secondary",
+    text: "Copy",
+    "aria-label": `Copy ${title.toLowerCase()}`,
+    onclick: async () => {
+      input.select();
+      try {
+        await navigator.clipboard.writeText(value);
+        copy.textContent = "Copied";
+      } catch {
+        copy.textContent = "Selected: press Ctrl+C";
+      }
+    },
+  });
+  const box = field(title, input, hint);
+  box.appendChild(copy);
+  return box;
+}
