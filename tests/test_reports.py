@@ -231,6 +231,17 @@ async def test_a_disabled_agent_without_activity_is_left_out(
     assert "Dave" not in {a["name"] for a in data["agents"]}
 
 
+async def test_an_invited_agent_who_has_not_joined_is_left_out(
+    client: TestClient, staff: dict[str, User], dataset: Dataset
+) -> None:
+    body = {"email": "erin@example.com", "name": "Erin", "role": "agent"}
+    resp = await client.post("/admin/invitations", json=body, headers=staff["admin"].headers)
+    assert resp.status == 201, await resp.text()
+    data = await get_json(client, f"/reports/agents?{PERIOD}", staff["admin"])
+    names = {a["name"] for a in data["agents"]}
+    assert "Erin" not in names and "Carol" in names  # Carol: an agent with no activity either
+
+
 async def test_resolution_time_follows_status_changes(client: TestClient, staff: dict[str, User]) -> None:
     """resolved_at is kept by the database: set when a ticket becomes resolved, kept when it is
     then closed, cleared when it opens again."""

@@ -185,6 +185,7 @@ LEFT JOIN firsts ON firsts.agent_id = u.id
 LEFT JOIN closed ON closed.agent_id = u.id
 LEFT JOIN rated ON rated.agent_id = u.id
 WHERE u.role IN ('agent', 'admin')
+  AND u.invited_at IS NULL  -- not joined yet: nothing to report, and not a member of the team yet
   AND (u.disabled_at IS NULL OR replies.agent_id IS NOT NULL OR closed.agent_id IS NOT NULL)
 ORDER BY coalesce(replies.replies, 0) DESC, lower(coalesce(nullif(u.display_name, ''), u.email)), u.id
 """
