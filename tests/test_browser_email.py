@@ -66,6 +66,8 @@ async def test_away_mode_asks_for_an_email_and_the_reply_link_reopens_the_conver
     await page.goto(live.url("/widget/frame"))
     # Nobody has the console open: away, and asked for an address (optional).
     await page.locator("#away").get_by_text("Nobody from the team is online").wait_for()
+    # Nor does the header promise a reply "in a few minutes" while nobody is there.
+    assert await page.locator("#expected").is_hidden()
     await web_tests.screenshot(page, "widget-away.png")
     await page.fill("#away-email", "not-an-email")
     await page.locator("#away").get_by_role("button", name="Save").click()

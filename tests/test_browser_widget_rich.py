@@ -220,14 +220,17 @@ async def test_an_agent_peeking_adds_no_line_to_the_widget_until_they_write(
     browser: Any, aiohttp_server: Any, settings: Settings, fake_groq: FakeGroq
 ) -> None:
     live = await start_live(aiohttp_server, live_settings(settings, fake_groq, ai_default_enabled=False))
+    # The agent is online (the console open), so the team is not away and the widget says when
+    # to expect a reply.
+    agent = await new_page(browser)
+    await console_login(agent, live)
+    await agent.locator(".my-status .status-dot.status-online").wait_for()
     visitor = await new_page(browser)
     frame = await open_widget(visitor, live.url("/demo"))
     await widget_send(frame, "Hello?")
     await frame.locator(".msg-mine[data-seq]").wait_for()
     await expect_text(frame.locator("#expected"), "We usually reply in a few minutes.")
 
-    agent = await new_page(browser)
-    await console_login(agent, live)
     for _ in range(2):  # opening, leaving and opening again: no "joined" or "left" for the visitor
         await open_console_ticket(agent, "Hello?")
         await agent.go_back()  # back to the inbox: the ticket's socket closes
@@ -279,6 +282,9 @@ async def test_text_on_a_yellow_accent_is_dark_enough_and_german_is_picked(
         live.base,
         'data-color="#facc15" data-locale="de-DE" data-expected-reply="Antwort meist in 2 Minuten."',
     )
+    agent = await new_page(browser)  # online: the team is not away, so the expected-reply line shows
+    await console_login(agent, live)
+    await agent.locator(".my-status .status-dot.status-online").wait_for()
     visitor = await new_page(browser)
     frame = await open_widget(visitor, url)
     await widget_send(frame, "Hallo")

@@ -147,6 +147,11 @@ export class AwayPanel {
     this.render();
   }
 
+  /** The team is away (outside business hours, or nobody online): the panel says so and when. */
+  get isAway() {
+    return Boolean(this.config.status && this.config.status.away);
+  }
+
   get asking() {
     return Boolean(this.config.email && this.config.email.ask);
   }

@@ -323,6 +323,7 @@ function init(opts) {
   wireComposer();
   wireExtras();
   away = new AwayPanel(ui.away, { config, t: awayStrings(base, t), locale, api: awayApi() });
+  renderWho();
   setupPromise = resume(identity, identity ? null : takeReopenToken());
 }
 
@@ -819,8 +820,10 @@ function renderWho() {
     ui.whoName.textContent = "";
   }
   ui.avatar.hidden = !ui.avatar.textContent;
-  ui.expected.textContent = agent ? "" : t.expectedReply;
-  ui.expected.hidden = Boolean(agent) || !t.expectedReply;
+  // "We usually reply in a few minutes" is not said while the away panel says nobody is there.
+  const quiet = Boolean(agent) || Boolean(away && away.isAway);
+  ui.expected.textContent = quiet ? "" : t.expectedReply;
+  ui.expected.hidden = quiet || !t.expectedReply;
   ui.who.hidden = !ui.whoName.textContent && ui.expected.hidden;
 }
 
@@ -879,7 +882,10 @@ function setOpen(open) {
 async function refreshConfig() {
   try {
     const response = await fetch("/widget/config");
-    if (response.ok && away) away.update(await response.json());
+    if (response.ok && away) {
+      away.update(await response.json());
+      renderWho();
+    }
   } catch (err) {
     // offline: keep what we had
   }
