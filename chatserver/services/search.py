@@ -95,10 +95,10 @@ async def _find_for_staff(
         return await search_db.search_tickets(conn, query, tail_since, **filters)
     want = filters["limit"]
     # The share of tickets that match by their messages (the other branches' estimates are mostly
-    # the planner's defaults for words it has no statistics on); a window of three times what
-    # that share needs, since a second window costs more than a larger first one.
+    # the planner's defaults for words it has no statistics on); a window of twice what that
+    # share needs, so that a second window is rarely needed.
     share = min(1.0, max(expected.by_messages, 1) / max(expected.tickets, 1))
-    window = max(WINDOW_MIN, min(WINDOW_MAX, int(want / share * 3)))
+    window = max(WINDOW_MIN, min(WINDOW_MAX, int(want / share * 2)))
     found: list[asyncpg.Record] = []
     before = filters["before"]
     while len(found) < want:
