@@ -180,23 +180,18 @@ ORDER BY t.last_activity_at DESC, t.id DESC
 LIMIT $8
 """
 
-# The newest matching message of each ticket on a page, for its snippet ($3: internal notes too):
-# the newest with every word ($2), else (a ticket matches when its messages hold the words between
-# them) the newest with any of them ($4). Per ticket, its messages newest first by (ticket_id,
-# seq), stopping at the first match (Append runs its branches in order: the second only when the
-# first found nothing): a plain `ticket_id = ANY(...) AND search_vector @@ ...` let the planner
-# (with a cached, generic plan) read every message of a common word through the GIN index instead.
-_MATCHED_MESSAGE_COLUMNS = "id, ticket_id, seq, body, visibility, author_kind, created_at"
+# The newest message matching $2 of each ticket on a page, for its snippet ($3: internal notes
+# too). services/search.py asks with every word, then, for the tickets that matched with their
+# words spread over several messages and by nothing else, with any of them. Per ticket, its
+# messages newest first by (ticket_id, seq), stopping at the first match: a plain
+# `ticket_id = ANY(...) AND search_vector @@ ...` let the planner (with a cached, generic plan)
+# read every message of a common word through the GIN index instead.
 MATCHED_MESSAGES = f"""
 SELECT m.* FROM unnest($1::uuid[]) AS page(ticket_id)
 CROSS JOIN LATERAL (
-    (SELECT {_MATCHED_MESSAGE_COLUMNS}, true AS every_word FROM messages
-     WHERE ticket_id = page.ticket_id AND ($3::boolean OR visibility = 'public') AND {MESSAGE_TEXT} @@ $2::tsquery
-     ORDER BY seq DESC LIMIT 1)
-    UNION ALL
-    (SELECT {_MATCHED_MESSAGE_COLUMNS}, false FROM messages
-     WHERE ticket_id = page.ticket_id AND ($3::boolean OR visibility = 'public') AND {MESSAGE_TEXT} @@ $4::tsquery
-     ORDER BY seq DESC LIMIT 1)
+    SELECT id, ticket_id, seq, body, visibility, author_kind, created_at FROM messages
+    WHERE ticket_id = page.ticket_id AND ($3::boolean OR visibility = 'public') AND {MESSAGE_TEXT} @@ $2::tsquery
+    ORDER BY seq DESC
     LIMIT 1
 ) m
 """
@@ -290,10 +285,10 @@ async def search_window(
 
 
 async def matched_messages(
-    conn: Executor, ticket_ids: list[uuid.UUID], query: str, any_query: str, *, internal: bool
+    conn: Executor, ticket_ids: list[uuid.UUID], query: str, *, internal: bool
 ) -> list[asyncpg.Record]:
-    """Per ticket, its newest message matching `query` (every word), else `any_query` (any word)."""
-    return await conn.fetch(MATCHED_MESSAGES, ticket_ids, query, internal, any_query)
+    """Per ticket, its newest message matching `query`."""
+    return await conn.fetch(MATCHED_MESSAGES, ticket_ids, query, internal)
 
 
 async def matched_customers(conn: Executor, customer_ids: list[uuid.UUID], query: str) -> list[asyncpg.Record]:

@@ -167,30 +167,33 @@ async def attach_matches(
     query: str,
     lexemes: Sequence[str],
 ) -> None:
-    """Give each ticket a `match`: why it was found, the newest matching message first (what an
-    agent opens the ticket to read; when no one message has every word, the newest with any of
-    them), else the subject, the description, the customer. Customers' matches never come from
-    internal notes or from customer profiles."""
+    """Give each ticket a `match`: why it was found, the newest message with every word first (what
+    an agent opens the ticket to read), else the subject, the description, the customer, else (the
+    words spread over several messages) the newest message with any of them. Customers' matches
+    never come from internal notes or from customer profiles."""
     if not tickets:
         return
     ids = [t["id"] for t in tickets]
-    messages = {
-        row["ticket_id"]: row
-        for row in await search_db.matched_messages(conn, ids, query, any_term_text(lexemes), internal=who.is_staff)
-    }
+    whole = {row["ticket_id"]: row for row in await search_db.matched_messages(conn, ids, query, internal=who.is_staff)}
     profiles: dict[uuid.UUID, Any] = {}
     if who.is_staff:
         customer_ids = list({t["customer_id"] for t in tickets})
         profiles = {row["id"]: row for row in await search_db.matched_customers(conn, customer_ids, query)}
+    # Found by words spread over several messages and by nothing else: the newest message with any
+    # of them (asked only then: it reads those tickets' messages again).
+    spread = [
+        t["id"]
+        for t in tickets
+        if t["id"] not in whole and not text_matched.get(t["id"]) and t["customer_id"] not in profiles
+    ]
+    partial: dict[uuid.UUID, Any] = {}
+    if spread and len(lexemes) > 1:
+        rows = await search_db.matched_messages(conn, spread, any_term_text(lexemes), internal=who.is_staff)
+        partial = {row["ticket_id"]: row for row in rows}
     for ticket in tickets:
         match: dict[str, Any] | None = None
-        message = messages.get(ticket["id"])
-        # A message with only some of the words (the ticket's messages have them between them)
-        # explains the match only when nothing else does.
-        partial = message is not None and not message["every_word"]
-        if message is not None and not (
-            partial and (text_matched.get(ticket["id"]) or ticket["customer_id"] in profiles)
-        ):
+        message = whole.get(ticket["id"]) or partial.get(ticket["id"])
+        if message is not None:
             match = {
                 "field": "message",
                 "message_id": message["id"],
