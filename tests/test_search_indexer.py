@@ -241,3 +241,29 @@ async def test_the_indexer_keeps_going_over_a_backlog_bigger_than_a_pass(
     assert await index_until_caught_up(pool, batch=2) == len(tickets)
     states = [await index_state(pool, t["id"]) for t in tickets]
     assert all(indexed == last for last, indexed in states)
+
+
+async def test_a_ticket_with_too_many_words_for_a_document_does_not_stop_the_indexer(
+    client: TestClient, make_user: MakeUser
+) -> None:
+    """A tsvector holds at most 1 MB of words: a ticket past that is skipped (logged), the others
+    of its pass are indexed."""
+    customer, agent = await make_user("customer"), await make_user("agent")
+    pool = client.app[DB_POOL]
+    huge = await create_ticket(client, customer, "Huge")
+    normal = await create_ticket(client, customer, "Normal", message="ordinary words")
+    # 200 messages of 200 distinct 32-character words each: 1.28 MB of words in one ticket.
+    await pool.execute(
+        """WITH made AS (
+               INSERT INTO messages (ticket_id, seq, author_kind, body)
+               SELECT $1, g, 'customer',
+                      (SELECT string_agg(md5(g::text || '-' || w::text), ' ') FROM generate_series(1, 200) w)
+               FROM generate_series(1, 200) g
+               RETURNING seq)
+           UPDATE tickets SET last_seq = (SELECT max(seq) FROM made), last_activity_at = now() WHERE id = $1""",
+        uuid.UUID(huge["id"]),
+    )
+    assert await index_until_caught_up(pool) == 2
+    assert await index_state(pool, huge["id"]) == (200, 200)
+    assert await index_state(pool, normal["id"]) == (1, 1)
+    assert found(await search(client, agent, "ordinary")) == [normal["id"]]

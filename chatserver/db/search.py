@@ -14,6 +14,7 @@ cast, never spliced into the SQL.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from typing import Any, NamedTuple
 
@@ -22,6 +23,8 @@ import orjson
 
 from . import Executor
 from .tickets import TICKET_COLUMNS
+
+log = logging.getLogger(__name__)
 
 # The stored vectors (generated columns) and the expressions of the customer indexes.
 TICKET_TEXT = "search_vector"
@@ -347,6 +350,19 @@ stored AS (
 SELECT count(*) FROM stored
 """
 
+# When a pass fails on a document past PostgreSQL's limit for a tsvector (1 MB of distinct words in
+# one ticket): the tickets that pass would have taken, then INDEX_PENDING for one of them ($3) at a
+# time; one still too big is marked indexed with its documents as they were (SKIP_TICKET), so one
+# ticket never stops the indexer (its words past the limit are not searchable).
+PENDING_TICKETS = INDEX_PENDING[: INDEX_PENDING.index("fresh AS")].rstrip().rstrip(",") + "\nSELECT id FROM dirty"
+INDEX_ONE = INDEX_PENDING.replace(
+    "AND t.last_seq > coalesce(s.indexed_seq, 0)\n", "AND t.last_seq > coalesce(s.indexed_seq, 0) AND t.id = $3\n", 1
+)
+SKIP_TICKET = """
+INSERT INTO ticket_search AS s (ticket_id, indexed_seq) SELECT id, last_seq FROM tickets WHERE id = $1
+ON CONFLICT (ticket_id) DO UPDATE SET indexed_seq = excluded.indexed_seq
+"""
+
 # INDEX_PENDING for every ticket at once (no limit, the sweep): bench/dataset.py builds its
 # documents with it.
 INDEX_EVERYTHING = INDEX_PENDING.replace("LIMIT $1", "LIMIT NULL").replace("$2::boolean", "true")
@@ -366,7 +382,24 @@ async def index_pending(pool: asyncpg.Pool, batch: int, *, sweep: bool = False) 
     async with pool.acquire() as conn, conn.transaction():
         if not await conn.fetchval(INDEXER_LOCK):
             return None
-        done = int(await conn.fetchval(INDEX_PENDING, batch, sweep))
+        try:
+            async with conn.transaction():
+                done = int(await conn.fetchval(INDEX_PENDING, batch, sweep))
+        except asyncpg.ProgramLimitExceededError:
+            done = await _index_one_by_one(conn, batch, sweep)
         if done < batch:
             await conn.execute(MARK_CAUGHT_UP)
         return done
+
+
+async def _index_one_by_one(conn: asyncpg.Connection, batch: int, sweep: bool) -> int:
+    """The pass INDEX_PENDING could not make, ticket by ticket (PENDING_TICKETS)."""
+    ids = [row["id"] for row in await conn.fetch(PENDING_TICKETS, batch, sweep)]
+    for ticket_id in ids:
+        try:
+            async with conn.transaction():
+                await conn.fetchval(INDEX_ONE, 1, True, ticket_id)
+        except asyncpg.ProgramLimitExceededError:
+            log.warning("search indexer: ticket %s has too many words for its search document", ticket_id)
+            await conn.execute(SKIP_TICKET, ticket_id)
+    return len(ids)
