@@ -9,17 +9,20 @@ import asyncio
 import uuid
 
 import asyncpg
+import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 
 from chatserver.db import search as search_db
 from chatserver.db import widget as widget_db
+from chatserver.db.migrate import apply_migrations, rollback_migrations
 from chatserver.keys import DB_POOL
 from chatserver.services import search as search_service
 from chatserver.services.search_indexer import index_until_caught_up
 from chatserver.settings import Settings
 
 from .conftest import MakeUser, User, create_ticket
+from .dbutil import throwaway_database
 from .test_search import found, highlighted, post, search
 
 
@@ -267,3 +270,39 @@ async def test_a_ticket_with_too_many_words_for_a_document_does_not_stop_the_ind
     assert await index_state(pool, huge["id"]) == (200, 200)
     assert await index_state(pool, normal["id"]) == (1, 1)
     assert found(await search(client, agent, "ordinary")) == [normal["id"]]
+
+
+def test_the_migration_builds_the_documents_the_indexer_would(server_url: str) -> None:
+    """Migration 0019 fills ticket_search for the tickets already there with its own statement:
+    the same documents as the indexer's (INDEX_EVERYTHING, what bench/dataset.py uses)."""
+    with throwaway_database(server_url) as url:
+        apply_migrations(url)
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                """INSERT INTO users (email, password_hash, role, display_name)
+                   VALUES ('c@example.com', 'x', 'customer', 'C')"""
+            )
+            conn.execute(
+                """INSERT INTO tickets (customer_id, subject, last_seq)
+                   SELECT id, 'T' || g, 3 FROM users, generate_series(1, 4) g"""
+            )
+            conn.execute(
+                """INSERT INTO messages (ticket_id, seq, author_kind, body, visibility)
+                   SELECT t.id, s, 'agent', 'word' || s || ' ' || t.subject || ' shared',
+                          CASE WHEN s = 2 AND t.subject IN ('T1', 'T3') THEN 'internal' ELSE 'public' END
+                   FROM tickets t, generate_series(1, 3) s"""
+            )
+        assert rollback_migrations(url, 1) == 1  # 0019, the newest
+        assert apply_migrations(url) == 1  # again: now with tickets to fill in
+        snapshot = """SELECT t.subject, s.indexed_seq, s.staff_document::text, s.public_document::text
+                      FROM ticket_search s JOIN tickets t ON t.id = s.ticket_id ORDER BY t.subject"""
+        with psycopg.connect(url) as conn:
+            by_migration = conn.execute(snapshot).fetchall()
+            conn.execute("DELETE FROM ticket_search")
+            conn.execute(search_db.INDEX_EVERYTHING)  # type: ignore[arg-type]  # our own constant SQL
+            by_indexer = conn.execute(snapshot).fetchall()
+    assert len(by_migration) == 4
+    assert by_migration == by_indexer
+    assert by_migration[0][2] == "'shared' 't1' 'word1' 'word2' 'word3'"
+    assert by_migration[0][3] == "'shared' 't1' 'word1' 'word3'"  # T1's note (seq 2) is staff only
+    assert by_migration[1][3] is None  # T2: no note
