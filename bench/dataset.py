@@ -42,6 +42,7 @@ from pathlib import Path
 
 import psycopg
 
+from chatserver.db import search as search_db
 from chatserver.db.migrate import MIGRATIONS_DIR, apply_migrations
 
 from .common import DEFAULT_DATABASE_URL, _with_database
@@ -203,6 +204,10 @@ def build_statements(spec: DatasetSpec) -> list[str]:
             JOIN bench_people c ON c.role = 'customer' AND c.n = t.customer_n
             LEFT JOIN bench_people a ON a.role = 'agent' AND a.n = t.agent_n
             ORDER BY 7""",
+        # Each ticket's search documents (migration 0019): the search indexer's own statement,
+        # over every ticket at once, as a live server's indexer would have kept them.
+        search_db.INDEX_EVERYTHING,
+        search_db.MARK_CAUGHT_UP,
     ]
 
 

@@ -57,6 +57,7 @@ from .services.availability import Availability
 from .services.hooks import no_hook
 from .services.outbox import EventSignal, retention_loop
 from .services.passwords import PasswordLanes, lane_sizes
+from .services.search_indexer import indexer_loop
 from .services.socket_limits import SocketLimits
 from .services.throttle import LoginThrottle, SendBudget, Throttle
 from .services.webhooks import WebhookDispatcher, delivery_pool
@@ -157,6 +158,18 @@ async def integrations_ctx(app: web.Application) -> AsyncIterator[None]:
         await keys.close()
 
 
+async def search_indexer_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The search indexer (services/search_indexer.py): one task per instance, taking turns."""
+    task = asyncio.get_running_loop().create_task(
+        indexer_loop(app[DB_POOL], app[SETTINGS].search_index_seconds), name="search-indexer"
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def availability_ctx(app: web.Application) -> AsyncIterator[None]:
     """Agent availability and routing (services/availability.py); after realtime and AI: it
     observes the hub, uses the broker's instance id, and routes the AI's handoffs."""
@@ -237,6 +250,7 @@ def create_app(settings: Settings, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS
     app.cleanup_ctx.append(password_lanes_ctx)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(message_writer_ctx)
+    app.cleanup_ctx.append(search_indexer_ctx)
     app.cleanup_ctx.append(attachments_ctx)
     app.cleanup_ctx.append(realtime_ctx)
     app.cleanup_ctx.append(access_ctx)

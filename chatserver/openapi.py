@@ -313,8 +313,9 @@ SCHEMAS: dict[str, Schema] = {
             "field": {
                 "type": "string",
                 "enum": ["message", "subject", "description", "customer"],
-                "description": "Where the query matched: the newest matching message first, else the subject, "
-                "the description, the customer's name or email (staff only).",
+                "description": "Where the query matched: the newest message with every word first, else the "
+                "subject, the description, the customer's name or email (staff only), else (the words spread "
+                "over several messages) the newest message with any of them.",
             },
             "snippet": {
                 "type": "string",
@@ -787,8 +788,9 @@ LIST_TICKET_PARAMS = [
     query_param(
         "q",
         {"type": "string", "maxLength": search_service.MAX_QUERY_CHARS},
-        "Search: only tickets whose subject, description, a message (internal notes: staff only) or, for "
-        "staff, the customer's name or email contains every word of q (by word prefix, any case). Each "
+        "Search: only tickets whose subject, description, messages (between them; internal notes: staff "
+        "only) or, for staff, the customer's name or email contain every word of q (by word prefix, any "
+        "case). A message is found as soon as it is stored. Each "
         f"ticket then carries a `match`. At most {search_service.MAX_QUERY_CHARS} characters and "
         f"{search_service.MAX_TERMS} words, with at least one word (letters or digits): else a 422 naming q. "
         "Blank: no search. Combines with the other filters and the cursor.",

@@ -157,6 +157,10 @@ class Settings:
     widget_visitor_window_seconds: int = 600
     # Integrations (docs/integrations.md): event retention, webhook delivery, API-key limits.
     event_retention_days: float = 7.0
+    # How often the search indexer looks for new messages to add to tickets' search documents
+    # (docs/web.md "Search"); a search reads the ones it has not added yet, so this is a cost, not
+    # a delay before a message is found.
+    search_index_seconds: float = 1.0
     webhook_retry_base_seconds: float = 10.0
     # A delivery is retried for this long after its event, then failed.
     webhook_retry_for_seconds: float = 86400.0
@@ -572,6 +576,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         widget_visitors_per_window=_int(env, "WIDGET_VISITORS_PER_WINDOW", 20, 1, 1_000_000),
         widget_visitor_window_seconds=_int(env, "WIDGET_VISITOR_WINDOW_SECONDS", 600, 1, 86_400),
         event_retention_days=_float(env, "EVENT_RETENTION_DAYS", 7.0, 1.0, 3650.0),
+        search_index_seconds=_float(env, "SEARCH_INDEX_SECONDS", 1.0, 0.05, 3600.0),
         webhook_retry_base_seconds=_float(env, "WEBHOOK_RETRY_BASE_SECONDS", 10.0, 0.01, 3600.0),
         webhook_retry_for_seconds=_float(env, "WEBHOOK_RETRY_FOR_SECONDS", 86400.0, 1.0, 30 * 86400.0),
         webhook_allow_private_networks=_cidrs(

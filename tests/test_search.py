@@ -13,6 +13,7 @@ from chatserver.db import search as search_db
 from chatserver.keys import DB_POOL
 from chatserver.services import search as search_service
 from chatserver.services.search import MAX_QUERY_CHARS, highlight_ranges, snippet, tsquery_text
+from chatserver.services.search_indexer import index_until_caught_up
 from chatserver.settings import Settings
 
 from .conftest import MakeUser, User, create_ticket
@@ -266,15 +267,23 @@ async def test_the_estimate_follows_each_query_even_from_a_cached_statement(
     customer = await make_user("customer")
     ticket = await create_ticket(client, customer, "Seed")
     pool = client.app[DB_POOL]
+    # 2,000 tickets with one message each, as the message statements leave them (last_seq bumped),
+    # then their documents by the indexer: the estimate counts matching tickets.
     await pool.execute(
-        """INSERT INTO messages (ticket_id, seq, author_kind, body)
-           SELECT $1, g, 'customer', CASE WHEN g = 1 THEN 'rareword here' ELSE 'commonword ' || g END
-           FROM generate_series(1, 2000) g""",
+        """WITH made AS (
+               INSERT INTO tickets (customer_id, subject, last_seq)
+               SELECT customer_id, 'Copy ' || g, 1 FROM tickets, generate_series(1, 2000) g WHERE id = $1
+               RETURNING id, subject)
+           INSERT INTO messages (ticket_id, seq, author_kind, body)
+           SELECT id, 1, 'customer', CASE WHEN subject = 'Copy 1' THEN 'rareword here' ELSE 'commonword ' || subject END
+           FROM made""",
         uuid.UUID(ticket["id"]),
     )
-    await pool.execute("ANALYZE messages")
+    await index_until_caught_up(pool)
+    await pool.execute("ANALYZE ticket_search")
+    await pool.execute("ANALYZE tickets")
     async with pool.acquire() as conn:
         for _ in range(8):  # past the 5 executions after which a generic plan may be chosen
-            common, _ = await search_db.estimate_candidates(conn, "'commonword':*")
-            rare, _ = await search_db.estimate_candidates(conn, "'rareword':*")
+            common = (await search_db.estimate_candidates(conn, "'commonword':*")).by_messages
+            rare = (await search_db.estimate_candidates(conn, "'rareword':*")).by_messages
             assert common > 1000 > 10 > rare, (common, rare)

@@ -2,13 +2,16 @@
 explaining each hit with a snippet of the text that matched and the ranges to highlight.
 
 Words are split and lower-cased by PostgreSQL's `simple` configuration (the one the indexes use),
-then each becomes a prefix term ("refund" finds "refunded"), all of them required. What a caller
+then each becomes a prefix term ("refund" finds "refunded"), all of them required: in the subject
+and description, in the ticket's messages (between them: each ticket's search document holds the
+words of all its messages, migration 0019), or in the customer's name and email. What a caller
 types is never parsed as tsquery syntax: `&`, `|`, `!`, quotes and parentheses are just
 separators, so no query can be malformed or widen itself (docs/web.md "Search").
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -26,13 +29,14 @@ MAX_QUERY_CHARS = 200
 MAX_TERMS = 8
 # A one-letter prefix ("a:*") matches most of the index; one-letter words are matched whole.
 MIN_PREFIX_CHARS = 2
-# Above this many expected matches (the planner's estimate), a staff search stops collecting every
-# match and walks the list newest first instead, checking one window of tickets at a time: the
-# first page of a common word is then found in the first few hundred tickets. Measured crossover
-# on the bench dataset (docs/performance.md "Search").
+# Above this many expected matching tickets (the planner's estimate), a staff search stops
+# collecting every match and walks the list newest first instead, checking one window of tickets
+# at a time (one search document each): the first page of a common word is then found in the
+# first few hundred tickets. Measured on the bench dataset (docs/performance.md "Search").
 UNION_MAX_CANDIDATES = 5000
 # Tickets checked by the first window (sized from the expected share of matching tickets), and the
-# most any window checks; each further window is four times the last.
+# most any window checks (a few milliseconds: one ticket_search row by primary key per ticket);
+# each further window is four times the last.
 WINDOW_MIN = 50
 WINDOW_MAX = 4000
 # Characters of context kept before the first highlighted word, and the snippet's whole length.
@@ -54,6 +58,11 @@ def tsquery_text(lexemes: Sequence[str]) -> str:
     return " & ".join(terms)
 
 
+def any_term_text(lexemes: Sequence[str]) -> str:
+    """tsquery_text with any of the lexemes instead of all of them."""
+    return " | ".join(tsquery_text([lexeme]) for lexeme in lexemes)
+
+
 async def parse_query(conn: asyncpg.Pool | asyncpg.Connection, q: str) -> tuple[str, list[str]]:
     """(tsquery text, lexemes) for what someone typed; a 422 naming `q` when it cannot be searched."""
     if len(q) > MAX_QUERY_CHARS:
@@ -71,18 +80,24 @@ async def parse_query(conn: asyncpg.Pool | asyncpg.Connection, q: str) -> tuple[
 async def find_tickets(pool: asyncpg.Pool, query: str, filters: dict[str, Any]) -> list[asyncpg.Record]:
     """Up to filters["limit"] matching tickets, newest activity first, after filters["before"]:
     by the union of every match when the planner expects few, else window by window."""
-    if filters["customer_id"] is not None:
-        return await search_db.search_tickets(pool, query, **filters)
-    async with pool.acquire() as conn:
-        return await _find_for_staff(conn, query, filters)
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        tail_since = await search_db.use_custom_plans(conn)
+        if filters["customer_id"] is not None:
+            return await search_db.search_tickets(conn, query, tail_since, **filters)
+        return await _find_for_staff(conn, query, tail_since, filters)
 
 
-async def _find_for_staff(conn: asyncpg.Connection, query: str, filters: dict[str, Any]) -> list[asyncpg.Record]:
-    expected, tickets = await search_db.estimate_candidates(conn, query)
-    if expected <= UNION_MAX_CANDIDATES:
-        return await search_db.search_tickets(conn, query, **filters)
+async def _find_for_staff(
+    conn: asyncpg.Connection, query: str, tail_since: dt.datetime, filters: dict[str, Any]
+) -> list[asyncpg.Record]:
+    expected = await search_db.estimate_candidates(conn, query)
+    if expected.matches <= UNION_MAX_CANDIDATES:
+        return await search_db.search_tickets(conn, query, tail_since, **filters)
     want = filters["limit"]
-    share = min(1.0, expected / max(tickets, 1))
+    # The share of tickets that match by their messages (the other branches' estimates are mostly
+    # the planner's defaults for words it has no statistics on); a window of twice what that
+    # share needs, so that a second window is rarely needed.
+    share = min(1.0, max(expected.by_messages, 1) / max(expected.tickets, 1))
     window = max(WINDOW_MIN, min(WINDOW_MAX, int(want / share * 2)))
     found: list[asyncpg.Record] = []
     before = filters["before"]
@@ -152,22 +167,32 @@ async def attach_matches(
     query: str,
     lexemes: Sequence[str],
 ) -> None:
-    """Give each ticket a `match`: why it was found, the newest matching message first (what an
-    agent opens the ticket to read), else the subject, the description, the customer. Customers'
-    matches never come from internal notes or from customer profiles."""
+    """Give each ticket a `match`: why it was found, the newest message with every word first (what
+    an agent opens the ticket to read), else the subject, the description, the customer, else (the
+    words spread over several messages) the newest message with any of them. Customers' matches
+    never come from internal notes or from customer profiles."""
     if not tickets:
         return
     ids = [t["id"] for t in tickets]
-    messages = {
-        row["ticket_id"]: row for row in await search_db.matched_messages(conn, ids, query, internal=who.is_staff)
-    }
+    whole = {row["ticket_id"]: row for row in await search_db.matched_messages(conn, ids, query, internal=who.is_staff)}
     profiles: dict[uuid.UUID, Any] = {}
     if who.is_staff:
         customer_ids = list({t["customer_id"] for t in tickets})
         profiles = {row["id"]: row for row in await search_db.matched_customers(conn, customer_ids, query)}
+    # Found by words spread over several messages and by nothing else: the newest message with any
+    # of them (asked only then: it reads those tickets' messages again).
+    spread = [
+        t["id"]
+        for t in tickets
+        if t["id"] not in whole and not text_matched.get(t["id"]) and t["customer_id"] not in profiles
+    ]
+    partial: dict[uuid.UUID, Any] = {}
+    if spread and len(lexemes) > 1:
+        rows = await search_db.matched_messages(conn, spread, any_term_text(lexemes), internal=who.is_staff)
+        partial = {row["ticket_id"]: row for row in rows}
     for ticket in tickets:
         match: dict[str, Any] | None = None
-        message = messages.get(ticket["id"])
+        message = whole.get(ticket["id"]) or partial.get(ticket["id"])
         if message is not None:
             match = {
                 "field": "message",
