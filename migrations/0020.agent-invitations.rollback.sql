@@ -1,4 +1,4 @@
--- depends: 0017.report-indexes
+-- depends: 0019.ticket-search-documents
 DELETE FROM mail_jobs WHERE kind = 'invitation';
 DROP INDEX mail_jobs_user_idx;
 ALTER TABLE mail_jobs

@@ -1,6 +1,6 @@
 -- Invitations (docs/web.md, "Agents"): an admin invites an agent or admin by email; the account
 -- exists from then on but cannot sign in until its owner sets a password through the emailed link.
--- depends: 0017.report-indexes
+-- depends: 0019.ticket-search-documents
 
 -- invited_at: when the account was (last) invited; NULL once it has a password of its own.
 ALTER TABLE users ADD COLUMN invited_at timestamptz;
