@@ -42,6 +42,7 @@ import orjson
 from .common import (
     HOST,
     SECRET_KEY,
+    SERVER_ROOT,
     Agent,
     CpuMeter,
     Customer,
@@ -473,7 +474,10 @@ def webhook_worker(url: str, env: dict[str, Any], niceness: int) -> Iterator[sub
     worker_env = {**os.environ, **settings, "DATABASE_URL": url, "SECRET_KEY": SECRET_KEY, "LOG_LEVEL": "WARNING"}
     worker_env.pop("WEBHOOK_DELIVERY", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chatserver", "webhook-worker"], env=worker_env, preexec_fn=niced(niceness)
+        [sys.executable, "-m", "chatserver", "webhook-worker"],
+        cwd=SERVER_ROOT,  # the code under test, like the server's (BENCH_SERVER_ROOT)
+        env=worker_env,
+        preexec_fn=niced(niceness),
     )
     print(f"webhook delivery in a worker process (nice {niceness}), not in the server", flush=True)
     try:
