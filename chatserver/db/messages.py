@@ -156,7 +156,7 @@ _TICKET_FIELDS_BUT_SEQ = [name for name in _TICKET_FIELDS if name != "last_seq"]
 # Tickets are locked in id order (`locked`) before the UPDATE touches them, so two batches
 # sharing tickets wait for each other instead of deadlocking; an UPDATE takes its row locks in
 # whatever order its plan meets the rows.
-def _insert_messages_sql(track_replies: bool = True) -> str:
+def insert_messages_sql(track_replies: bool = True) -> str:
     # track_replies=False: the statement as it was before migration 0018, when a trigger kept the
     # reply bookkeeping (bench/message_write_cost.py runs it on databases from before 0018).
     # Per ticket: whether the batch stores a reply by the AI, one by a person, and the author of
@@ -225,7 +225,7 @@ FROM existing
 """
 
 
-INSERT_MESSAGES = _insert_messages_sql()
+INSERT_MESSAGES = insert_messages_sql()
 
 # History pages: visibility filter "NULL means all" so agents see internal notes, customers not.
 LIST_MESSAGES_AFTER = f"""
