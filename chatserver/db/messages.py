@@ -89,6 +89,7 @@ def _track_replies(ai_reply: str, human_reply: str, human_by: str, handoff: str 
 # customer's post needs no separate visibility read. The bumped ticket comes back in t_* columns
 # for the checks and hooks that follow: plain columns, not the `tickets` composite, which asyncpg
 # would fail to decode (once per connection, after the row was stored) when tickets changes.
+# The bump also keeps the reports' reply bookkeeping for this message (_track_replies).
 # Besides message.created, $9 (when not NULL) names a second event recorded with it (an AI
 # reply's ai.reply.completed, a handoff's ticket.handoff): {message, ticket} plus the fields of $10.
 def _insert_message_sql(extra_column: str = "", extra_value: str = "") -> str:
@@ -156,6 +157,9 @@ _TICKET_FIELDS_BUT_SEQ = [name for name in _TICKET_FIELDS if name != "last_seq"]
 # Tickets are locked in id order (`locked`) before the UPDATE touches them, so two batches
 # sharing tickets wait for each other instead of deadlocking; an UPDATE takes its row locks in
 # whatever order its plan meets the rows.
+# The UPDATE also keeps the reports' reply bookkeeping for the replies of the batch (`counts`
+# says, per ticket, which kinds it stores; _track_replies). No handoff notice comes this way: the
+# batch stores no metadata.
 def insert_messages_sql(track_replies: bool = True) -> str:
     # track_replies=False: the statement as it was before migration 0018, when a trigger kept the
     # reply bookkeeping (bench/message_write_cost.py runs it on databases from before 0018).
