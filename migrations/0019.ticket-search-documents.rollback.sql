@@ -1,4 +1,4 @@
--- depends: 0017.report-indexes
+-- depends: 0018.reply-bookkeeping
 DROP TABLE ticket_search_state;
 DROP AGGREGATE tsvector_agg(tsvector);
 DROP TABLE ticket_search;

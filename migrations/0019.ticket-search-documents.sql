@@ -1,7 +1,7 @@
 -- Search documents per ticket (docs/web.md "Search", docs/performance.md "Search across tickets"):
 -- the words of all of a ticket's messages in one stripped tsvector, GIN-indexed, so that a search
 -- reads the matching tickets instead of one heap page per matching message.
--- depends: 0017.report-indexes
+-- depends: 0018.reply-bookkeeping
 
 -- Kept off the message write path: no trigger, and the message statements do not touch this table.
 -- The search indexer (chatserver/services/search_indexer.py, a background task of every instance,

@@ -53,6 +53,35 @@ def _message_event(source: str) -> str:
     FROM {source} ORDER BY {source}.ticket_id, {source}.seq"""
 
 
+# Reports' reply bookkeeping (migration 0018; the meanings are db/reports.py's REPLY, HUMAN_REPLY
+# and HANDOFF): the SET items that keep a ticket's first reply, first human reply and its author,
+# first handoff, and whether the AI or a person replied, for the messages a statement stores in it.
+# They ride on the statement's own update of the ticket (the last_seq bump), so a reply costs no
+# trigger call and no second update of its ticket. Each argument is an SQL boolean (or, for
+# `human_by`, the uuid of the first human reply's author) over what the statement stores in this
+# ticket (`handoff`: None where the statement cannot store a handoff notice); the messages'
+# created_at is now(). SET expressions read the row as it was, so
+# first_human_reply_by is decided against the old first_human_reply_at. Every writer of messages
+# must do this: the other ones (imports, datasets) call tickets_recount_replies() after.
+def _track_replies(ai_reply: str, human_reply: str, human_by: str, handoff: str | None = None) -> str:
+    handoffs = (
+        f""",
+        first_handoff_at = CASE WHEN {handoff} THEN least(tickets.first_handoff_at, now())
+                                ELSE tickets.first_handoff_at END"""
+        if handoff
+        else ""
+    )
+    return f"""first_reply_at = CASE WHEN {ai_reply} OR {human_reply} THEN least(tickets.first_reply_at, now())
+                          ELSE tickets.first_reply_at END,
+        ai_replied = tickets.ai_replied OR {ai_reply},
+        human_replied = tickets.human_replied OR {human_reply},
+        first_human_reply_by = CASE WHEN {human_reply} AND (tickets.first_human_reply_at IS NULL
+                                                            OR tickets.first_human_reply_at > now())
+                                    THEN {human_by} ELSE tickets.first_human_reply_by END,
+        first_human_reply_at = CASE WHEN {human_reply} THEN least(tickets.first_human_reply_at, now())
+                                    ELSE tickets.first_human_reply_at END{handoffs}"""
+
+
 # One statement, one round trip: bump the ticket's last_seq (which row-locks the ticket, so seqs
 # are handed out in commit order) and insert the message with it. A resend with a client_id that
 # is already stored returns the original row with created = false and bumps nothing.
@@ -60,6 +89,7 @@ def _message_event(source: str) -> str:
 # customer's post needs no separate visibility read. The bumped ticket comes back in t_* columns
 # for the checks and hooks that follow: plain columns, not the `tickets` composite, which asyncpg
 # would fail to decode (once per connection, after the row was stored) when tickets changes.
+# The bump also keeps the reports' reply bookkeeping for this message (_track_replies).
 # Besides message.created, $9 (when not NULL) names a second event recorded with it (an AI
 # reply's ai.reply.completed, a handoff's ticket.handoff): {message, ticket} plus the fields of $10.
 def _insert_message_sql(extra_column: str = "", extra_value: str = "") -> str:
@@ -73,7 +103,15 @@ existing AS (
       AND client_id = $5 AND EXISTS (SELECT 1 FROM visible)
 ),
 bumped AS (
-    UPDATE tickets SET last_seq = last_seq + 1, last_activity_at = now(), updated_at = now()
+    UPDATE tickets SET last_seq = last_seq + 1, last_activity_at = now(), updated_at = now(),
+        {
+        _track_replies(
+            ai_reply="($6::text = 'public' AND $3::text = 'ai')",
+            human_reply="($6::text = 'public' AND $3::text = 'agent')",
+            human_by="$2::uuid",
+            handoff="($3::text = 'system' AND $7::jsonb ? 'handoff')",
+        )
+    }
     WHERE id = $1 AND ($8::uuid IS NULL OR customer_id = $8) AND NOT EXISTS (SELECT 1 FROM existing)
     RETURNING {_columns("tickets", _TICKET_FIELDS, "t_")}
 ),
@@ -107,6 +145,7 @@ INSERT_MESSAGE_WITH_ATTACHMENTS = _insert_message_sql(", attachments", ", $11::j
 
 _TICKET_FIELDS_BUT_SEQ = [name for name in _TICKET_FIELDS if name != "last_seq"]
 
+
 # INSERT_MESSAGE for many messages (any tickets) in one statement: one round trip, one commit.
 # Parallel arrays, one element per message: ticket, owner (NULL: staff, any ticket), author,
 # author_kind, body, client_id, visibility. Per message, exactly INSERT_MESSAGE's semantics: no row
@@ -118,7 +157,25 @@ _TICKET_FIELDS_BUT_SEQ = [name for name in _TICKET_FIELDS if name != "last_seq"]
 # Tickets are locked in id order (`locked`) before the UPDATE touches them, so two batches
 # sharing tickets wait for each other instead of deadlocking; an UPDATE takes its row locks in
 # whatever order its plan meets the rows.
-INSERT_MESSAGES = f"""
+# The UPDATE also keeps the reports' reply bookkeeping for the replies of the batch (`counts`
+# says, per ticket, which kinds it stores; _track_replies). No handoff notice comes this way: the
+# batch stores no metadata.
+def insert_messages_sql(track_replies: bool = True) -> str:
+    # track_replies=False: the statement as it was before migration 0018, when a trigger kept the
+    # reply bookkeeping (bench/message_write_cost.py runs it on databases from before 0018).
+    # Per ticket: whether the batch stores a reply by the AI, one by a person, and the author of
+    # its first (in the arrays' order, which is seq order) human reply.
+    replies = """,
+        bool_or(visibility = 'public' AND author_kind = 'ai') AS ai_reply,
+        bool_or(visibility = 'public' AND author_kind = 'agent') AS human_reply,
+        (array_agg(author_id ORDER BY ord) FILTER (WHERE visibility = 'public' AND author_kind = 'agent'))[1]
+            AS human_by
+   """
+    locked_replies = ", counts.ai_reply, counts.human_reply, counts.human_by"
+    tracked = ",\n        " + _track_replies("locked.ai_reply", "locked.human_reply", "locked.human_by")
+    if not track_replies:
+        replies = locked_replies = tracked = ""
+    return f"""
 WITH items AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[])
         WITH ORDINALITY AS i (ticket_id, owner_id, author_id, author_kind, body, client_id, visibility, ord)
@@ -137,14 +194,14 @@ fresh AS (
     FROM visible WHERE NOT EXISTS (SELECT 1 FROM existing WHERE existing.ord = visible.ord)
 ),
 counts AS (
-    SELECT ticket_id, count(*) AS n FROM fresh GROUP BY ticket_id
+    SELECT ticket_id, count(*) AS n{replies} FROM fresh GROUP BY ticket_id
 ),
 locked AS (
-    SELECT tickets.id, counts.n FROM tickets JOIN counts ON counts.ticket_id = tickets.id
+    SELECT tickets.id, counts.n{locked_replies} FROM tickets JOIN counts ON counts.ticket_id = tickets.id
     ORDER BY tickets.id FOR NO KEY UPDATE OF tickets
 ),
 bumped AS (
-    UPDATE tickets SET last_seq = tickets.last_seq + locked.n, last_activity_at = now(), updated_at = now()
+    UPDATE tickets SET last_seq = tickets.last_seq + locked.n, last_activity_at = now(), updated_at = now(){tracked}
     FROM locked WHERE tickets.id = locked.id
     RETURNING {_columns("tickets", _TICKET_FIELDS, "t_")}, locked.n AS added
 ),
@@ -170,6 +227,9 @@ SELECT existing.ord, {_columns("existing", _MESSAGE_FIELDS)}, false AS created,
     {", ".join(f"NULL AS t_{f}" for f in _TICKET_FIELDS_BUT_SEQ)}, NULL AS t_last_seq
 FROM existing
 """
+
+
+INSERT_MESSAGES = insert_messages_sql()
 
 # History pages: visibility filter "NULL means all" so agents see internal notes, customers not.
 LIST_MESSAGES_AFTER = f"""

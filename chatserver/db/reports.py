@@ -50,9 +50,11 @@ _RESOLUTION = SECONDS.format(later="t.resolved_at", earlier="t.created_at")
 
 # Tickets opened in the period, each with the moments the report times are measured from: its
 # first reply (AI or agent), its first human reply and who wrote it, its first handoff. The
-# triggers of migration 0017 keep these on the ticket as messages are written, with the REPLY,
-# HUMAN_REPLY and HANDOFF meanings above. The human response is timed from the first handoff when
-# one came before it (the moment the conversation asked for a person), else from the opening.
+# statements that store messages keep these on the ticket (db/messages.py `_track_replies`,
+# migration 0018; bulk writers call tickets_recount_replies()), with the REPLY, HUMAN_REPLY and
+# HANDOFF meanings above: a change of meaning here must be made there and in the recount too.
+# The human response is timed from the first handoff when one came before it (the moment the
+# conversation asked for a person), else from the opening.
 OPENED = f"""
 opened AS (
     SELECT t.id, t.created_at, t.assignee_id, t.labels, t.first_reply_at AS replied_at,
