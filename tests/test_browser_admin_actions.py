@@ -38,6 +38,8 @@ PARAMETERS = '{"type": "object", "properties": {"order_id": {"type": "string"}},
 @pytest.fixture
 async def live(aiohttp_server: Any, settings: Any, fake_groq: Any) -> Live:
     running = await start_live(aiohttp_server, live_settings(settings, fake_groq))
+    # Actions outlive start_live's truncation (they belong to no user): earlier tests leave theirs.
+    await running.app[DB_POOL].execute("DELETE FROM ai_actions")
     await create_user(
         running.app[DB_POOL], email=ADMIN_EMAIL, password=PASSWORD, role="admin", name="Ada Admin", bcrypt_rounds=4
     )
