@@ -1,7 +1,9 @@
 """SQL for searching tickets: subjects, descriptions, messages, customers' names and emails; and
 the search indexer's statement that keeps each ticket's search documents (migration 0019).
 
-Tickets and messages carry a stored `search_vector` (migration 0015); a ticket's messages are
+A ticket's subject and description are in `ticket_texts` (migration 0022: written when the ticket
+is, off the row every message updates) and messages carry a stored `search_vector` (0015); a
+ticket's messages are
 searched through its documents in `ticket_search` (the words of every message up to
 `indexed_seq`) plus its messages past `indexed_seq` (the tail the indexer has not reached yet: a
 handful, read directly), so a search reads matching tickets, not messages. The customer
@@ -26,9 +28,12 @@ from .tickets import TICKET_COLUMNS
 
 log = logging.getLogger(__name__)
 
-# The stored vectors (generated columns) and the expressions of the customer indexes.
-TICKET_TEXT = "search_vector"
+# The stored vectors and the expressions of the customer indexes. A ticket's subject and
+# description: its ticket_texts row, read by primary key (TICKET_TEXT_MATCHES, `t` a ticket).
 MESSAGE_TEXT = "search_vector"
+TICKET_TEXT_MATCHES = (
+    "EXISTS (SELECT 1 FROM ticket_texts x WHERE x.ticket_id = {t}.id AND x.search_vector @@ $10::tsquery)"
+)
 CUSTOMER_TEXT = (
     "to_tsvector('simple', display_name || ' ' || email || ' ' || replace(email, '@', ' ')"
     " || ' ' || translate(email, '@.+_-', '     '))"
@@ -51,7 +56,7 @@ ESTIMATE_CANDIDATES = f"""
 EXPLAIN (FORMAT JSON)
 SELECT 1 FROM ticket_search WHERE staff_document @@ $1::tsquery
 UNION ALL
-SELECT 1 FROM tickets WHERE {TICKET_TEXT} @@ $1::tsquery
+SELECT 1 FROM ticket_texts WHERE search_vector @@ $1::tsquery
 UNION ALL
 SELECT 1 FROM users WHERE role = 'customer' AND {CUSTOMER_TEXT} @@ $1::tsquery
 UNION ALL
@@ -113,7 +118,10 @@ _PLAIN_COLUMNS = ", ".join(f"r.{name.strip()}" for name in TICKET_COLUMNS.split(
 # of them, not 3,000. ($1, the customer, is always NULL here.)
 SEARCH_TICKETS_STAFF = f"""
 WITH matched AS MATERIALIZED (
-    SELECT id, last_activity_at FROM tickets WHERE {TICKET_TEXT} @@ $10::tsquery
+    -- Per matching text its ticket by primary key: a plain join let the planner hash all tickets.
+    SELECT t.id, t.last_activity_at FROM ticket_texts x
+    CROSS JOIN LATERAL (SELECT id, last_activity_at FROM tickets WHERE id = x.ticket_id) t
+    WHERE x.search_vector @@ $10::tsquery
     UNION
     SELECT t.id, t.last_activity_at FROM ticket_search s JOIN tickets t ON t.id = s.ticket_id
     WHERE s.staff_document @@ $10::tsquery
@@ -135,7 +143,7 @@ SELECT t.* FROM (
     ORDER BY last_activity_at DESC, id DESC
 ) m
 CROSS JOIN LATERAL (
-    SELECT {_COLUMNS}, t.{TICKET_TEXT} @@ $10::tsquery AS text_matched FROM tickets t
+    SELECT {_COLUMNS}, {TICKET_TEXT_MATCHES.format(t="t")} AS text_matched FROM tickets t
     WHERE t.id = m.id AND ($1::uuid IS NULL OR t.customer_id = $1) {_FILTERS}
 ) t
 ORDER BY m.last_activity_at DESC, m.id DESC
@@ -148,20 +156,24 @@ LIMIT $8
 # ticket (matched false) so the caller knows where to go on.
 SEARCH_WINDOW_STAFF = f"""
 WITH recent AS MATERIALIZED (
-    SELECT {_COLUMNS}, t.{TICKET_TEXT} AS search_vector FROM tickets t
+    SELECT {_COLUMNS} FROM tickets t
     WHERE ($1::uuid IS NULL OR t.customer_id = $1) {_FILTERS}
     ORDER BY t.last_activity_at DESC, t.id DESC
     LIMIT $8
 ),
--- Customers matching anywhere: few (a name, an email) or, for a domain, thousands: one hash.
+-- Subjects and descriptions matching anywhere, and customers matching anywhere: few (a name,
+-- an email, a rare word) or thousands (a domain, a common word): one hash each.
+text_hits AS MATERIALIZED (
+    SELECT ticket_id FROM ticket_texts WHERE search_vector @@ $10::tsquery
+),
 customer_hits AS MATERIALIZED (
     SELECT id FROM users WHERE role = 'customer' AND {CUSTOMER_TEXT} @@ $10::tsquery
     UNION
     SELECT user_id FROM widget_identities WHERE {IDENTITY_TEXT} @@ $10::tsquery
 ),
 judged AS MATERIALIZED (
-    SELECT {_PLAIN_COLUMNS}, r.search_vector @@ $10::tsquery AS text_matched,
-           (r.search_vector @@ $10::tsquery
+    SELECT {_PLAIN_COLUMNS}, r.id IN (SELECT ticket_id FROM text_hits) AS text_matched,
+           (r.id IN (SELECT ticket_id FROM text_hits)
             OR r.customer_id IN (SELECT id FROM customer_hits)
             OR {_messages_match("r", "s.indexed_seq", "s.staff_document", public_only=False)}) AS matched
     FROM recent r {_search_row("r")}
@@ -174,10 +186,10 @@ ORDER BY last_activity_at DESC, id DESC
 # A customer: their own tickets only (a handful), by subject, description or public messages (the
 # public document, never the staff one, then the public messages of the tail).
 SEARCH_TICKETS_CUSTOMER = f"""
-SELECT {_COLUMNS}, t.{TICKET_TEXT} @@ $10::tsquery AS text_matched
+SELECT {_COLUMNS}, {TICKET_TEXT_MATCHES.format(t="t")} AS text_matched
 FROM tickets t {_search_row("t")}
 WHERE t.customer_id = $1 {_FILTERS}
-  AND (t.{TICKET_TEXT} @@ $10::tsquery
+  AND ({TICKET_TEXT_MATCHES.format(t="t")}
        OR {_messages_match("t", "s.indexed_seq", "coalesce(s.public_document, s.staff_document)", public_only=True)})
 ORDER BY t.last_activity_at DESC, t.id DESC
 LIMIT $8
