@@ -43,6 +43,17 @@ ADMIN_EMAIL = "ada@example.com"
 AXE = Path(__file__).resolve().parent.parent / "web" / "static" / "vendor" / "axe-core" / "axe.min.js"
 
 
+async def start_admin_live(aiohttp_server: Any, settings: Any, clear: tuple[str, ...] = ()) -> Live:
+    """The live app with Ada, an admin. `clear`: tables start_live's truncation does not reach
+    (rows that belong to no user), emptied so a test starts from none."""
+    running = await start_live(aiohttp_server, settings)
+    pool = running.app[DB_POOL]
+    for table in clear:
+        await pool.execute(f"DELETE FROM {table}")
+    await create_user(pool, email=ADMIN_EMAIL, password=PASSWORD, role="admin", name="Ada Admin", bcrypt_rounds=4)
+    return running
+
+
 @pytest.fixture
 async def live(aiohttp_server: Any, settings: Any, fake_groq: Any) -> Live:
     # The receiver is on loopback: allowed here as an operator would for local development.
@@ -51,11 +62,7 @@ async def live(aiohttp_server: Any, settings: Any, fake_groq: Any) -> Live:
         webhook_allow_private_networks=("127.0.0.0/8",),
         webhook_retry_base_seconds=0.2,
     )
-    running = await start_live(aiohttp_server, allowed)
-    await create_user(
-        running.app[DB_POOL], email=ADMIN_EMAIL, password=PASSWORD, role="admin", name="Ada Admin", bcrypt_rounds=4
-    )
-    return running
+    return await start_admin_live(aiohttp_server, allowed)
 
 
 @pytest.fixture

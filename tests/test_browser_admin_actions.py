@@ -12,11 +12,9 @@ from typing import Any
 import pytest
 
 from chatserver.keys import DB_POOL
-from chatserver.services.auth import create_user
 
 from . import test_browser_web as web_tests
-from .conftest import PASSWORD
-from .test_browser_admin import ADMIN_EMAIL, axe_serious
+from .test_browser_admin import ADMIN_EMAIL, axe_serious, start_admin_live
 from .test_browser_web import (
     Live,
     assert_no_js_errors,
@@ -24,7 +22,6 @@ from .test_browser_web import (
     expect_text,
     live_settings,
     new_page,
-    start_live,
 )
 
 pytestmark = pytest.mark.browser
@@ -37,13 +34,8 @@ PARAMETERS = '{"type": "object", "properties": {"order_id": {"type": "string"}},
 
 @pytest.fixture
 async def live(aiohttp_server: Any, settings: Any, fake_groq: Any) -> Live:
-    running = await start_live(aiohttp_server, live_settings(settings, fake_groq))
     # Actions outlive start_live's truncation (they belong to no user): earlier tests leave theirs.
-    await running.app[DB_POOL].execute("DELETE FROM ai_actions")
-    await create_user(
-        running.app[DB_POOL], email=ADMIN_EMAIL, password=PASSWORD, role="admin", name="Ada Admin", bcrypt_rounds=4
-    )
-    return running
+    return await start_admin_live(aiohttp_server, live_settings(settings, fake_groq), clear=("ai_actions",))
 
 
 async def stored(live: Live) -> list[dict[str, Any]]:

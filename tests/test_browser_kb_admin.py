@@ -16,7 +16,7 @@ from chatserver.services.auth import create_user
 
 from . import test_browser_web as web_tests
 from .conftest import PASSWORD
-from .test_browser_admin import ADMIN_EMAIL, axe_serious
+from .test_browser_admin import ADMIN_EMAIL, axe_serious, start_admin_live
 from .test_browser_web import (
     Live,
     assert_no_js_errors,
@@ -25,7 +25,6 @@ from .test_browser_web import (
     live_settings,
     new_page,
     screenshot,
-    start_live,
 )
 
 pytestmark = pytest.mark.browser
@@ -38,11 +37,7 @@ BODY = "We rent sea kayaks by the day.\n\n## Opening hours\n\nThe kayak hut open
 
 @pytest.fixture
 async def live(aiohttp_server: Any, settings: Any, fake_groq: Any) -> Live:
-    running = await start_live(aiohttp_server, live_settings(settings, fake_groq))
-    pool = running.app[DB_POOL]
-    await pool.execute("DELETE FROM kb_articles")
-    await create_user(pool, email=ADMIN_EMAIL, password=PASSWORD, role="admin", name="Ada Admin", bcrypt_rounds=4)
-    return running
+    return await start_admin_live(aiohttp_server, live_settings(settings, fake_groq), clear=("kb_articles",))
 
 
 async def found(live: Live, question: str) -> list[str]:
