@@ -50,24 +50,28 @@ def postgres() -> Iterator[PostgresProcess]:
             server.ensure_stopped()
 
 
-@pytest.fixture
-async def outage_client(aiohttp_client: Any, postgres: PostgresProcess, tmp_path: Path) -> AsyncIterator[TestClient]:
-    settings = Settings(
+def outage_settings(postgres: PostgresProcess, tmp_path: Path, **overrides: Any) -> Settings:
+    """An app on the private cluster, which tests stop and start, without Redis or the AI."""
+    fields: dict[str, Any] = {
         # The private cluster has no TLS. With asyncpg's default (sslmode=prefer) a connect that is
         # cancelled during its TLS negotiation leaves a "Future exception was never retrieved"
         # in the log (asyncpg's TLSUpgradeProto), which is not what these tests are about.
-        database_url=postgres.url + "?sslmode=disable",
-        secret_key=TEST_SECRET,
-        data_dir=tmp_path,
-        redis_url=None,
-        db_pool_min=1,
-        db_pool_max=5,
-        db_acquire_timeout=1.0,
-        # The sockets here send as fast as they are answered.
-        ws_send_rate=10_000.0,
-        ws_send_burst=10_000,
-        ai_default_enabled=False,
-    )
+        "database_url": postgres.url + "?sslmode=disable",
+        "secret_key": TEST_SECRET,
+        "data_dir": tmp_path,
+        "redis_url": None,
+        "db_pool_min": 1,
+        "db_pool_max": 5,
+        "db_acquire_timeout": 1.0,
+        "ai_default_enabled": False,
+    }
+    return Settings(**{**fields, **overrides})
+
+
+@pytest.fixture
+async def outage_client(aiohttp_client: Any, postgres: PostgresProcess, tmp_path: Path) -> AsyncIterator[TestClient]:
+    # The sockets here send as fast as they are answered.
+    settings = outage_settings(postgres, tmp_path, ws_send_rate=10_000.0, ws_send_burst=10_000)
     client: TestClient = await aiohttp_client(create_app(settings, bcrypt_rounds=4))
     yield client
 

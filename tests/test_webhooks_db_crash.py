@@ -13,11 +13,9 @@ from aiohttp.test_utils import TestClient
 
 from chatserver.app import create_app
 from chatserver.keys import DB_POOL
-from chatserver.settings import Settings
 
-from .conftest import TEST_SECRET
 from .services import PostgresProcess
-from .test_db_outage import login, postgres  # noqa: F401  (postgres: fixture)
+from .test_db_outage import login, outage_settings, postgres  # noqa: F401  (postgres: fixture)
 from .test_integrations_webhooks import Call, Receiver, receiver, verify  # noqa: F401  (receiver: fixture)
 
 
@@ -27,15 +25,9 @@ async def test_deliveries_taken_back_by_a_database_crash_are_sent_again(
     tmp_path: Path,
     receiver: Receiver,  # noqa: F811  (the imported fixture)
 ) -> None:
-    settings = Settings(
-        database_url=postgres.url + "?sslmode=disable",  # no TLS on the private cluster
-        secret_key=TEST_SECRET,
-        data_dir=tmp_path,
-        redis_url=None,
-        db_pool_min=1,
-        db_pool_max=5,
-        db_acquire_timeout=1.0,
-        ai_default_enabled=False,
+    settings = outage_settings(
+        postgres,
+        tmp_path,
         webhook_allow_private_networks=("127.0.0.0/8",),
         webhook_retry_base_seconds=0.05,
         webhook_timeout_seconds=2.0,
