@@ -253,7 +253,13 @@ async def test_in_hours_the_widget_is_away_until_an_agent_opens_the_inbox(
     inbox = await client.ws_connect("/ws/inbox", headers=agent.headers)
     try:
         assert (await inbox.receive_json())["type"] == "inbox.ready"
-        config = await (await client.get("/widget/config")).json()
+        # The open console is recorded by the instance's availability writer, just after the
+        # socket is ready (services/availability.py): bounded polling, not a fixed sleep.
+        for _ in range(100):
+            config = await (await client.get("/widget/config")).json()
+            if config["status"]["agents_available"]:
+                break
+            await asyncio.sleep(0.05)
         assert config["status"]["agents_available"] is True and config["status"]["away"] is False
     finally:
         await inbox.close()
