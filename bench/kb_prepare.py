@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from chatserver.ai.embedding import Embedder
+from chatserver.ai.embedding import RetrievalEmbedder
 from chatserver.ai.knowledge import KnowledgeBase, read_kb_dir, store_articles
 from chatserver.db import ai as ai_db
 from chatserver.db import messages as messages_db
@@ -34,7 +34,7 @@ LEASE_SECONDS = 30.0
 async def measure(url: str, ticket_id: uuid.UUID, pairs: int) -> dict[str, list[float]]:
     pool = await create_pool(url, 4, 8)
     try:
-        embedder = Embedder()
+        embedder = RetrievalEmbedder()
         await embedder.load()
         await store_articles(pool, read_kb_dir(SAMPLE_KB_DIR), embedder=embedder)
         kb = KnowledgeBase(pool, embedder)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from chatserver.ai.embedding import Embedder
+from chatserver.ai.embedding import RetrievalEmbedder
 from chatserver.ai.knowledge import CANDIDATES, KnowledgeBase, ParsedArticle, read_kb_dir, store_articles
 from chatserver.db import kb as kb_db
 from chatserver.db.pool import create_pool
@@ -57,7 +57,7 @@ async def measure(url: str, copies: int, n: int) -> list[dict[str, Any]]:
     pool = await create_pool(url, 2, 4)
     rows: list[dict[str, Any]] = []
     try:
-        embedder = Embedder()
+        embedder = RetrievalEmbedder()
         await embedder.load()
         sample = read_kb_dir(SAMPLE)
         for size, articles in (("sample", sample), (f"sample x{copies}", None)):

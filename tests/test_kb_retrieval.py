@@ -13,13 +13,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from chatserver.__main__ import main
-from chatserver.ai.embedding import DIMENSIONS, Embedder
+from chatserver.ai.embedding import RetrievalEmbedder, without_function_words
 from chatserver.ai.fake_groq import FakeGroq, Script, ToolCall
 from chatserver.ai.knowledge import (
     KnowledgeBase,
     ParsedArticle,
     load_sample_once,
-    query_for_embedding,
     read_kb_dir,
     split_sections,
     store_articles,
@@ -58,8 +57,12 @@ async def test_each_section_is_stored_with_its_embedding(client: TestClient, sho
     articles = await pool.fetchval("SELECT count(*) FROM kb_articles")
     rows = await pool.fetch("SELECT heading, embedding, model FROM kb_chunks")
     assert len(rows) > articles, "articles are split into several chunks"
-    assert {len(r["embedding"]) for r in rows} == {DIMENSIONS * 4}
-    assert {r["model"] for r in rows} == {Embedder.model_name}
+    # WordLlama (256) and all-MiniLM-L6-v2 (384) side by side, as float32.
+    assert {len(r["embedding"]) for r in rows} == {640 * 4}
+    assert {r["model"] for r in rows} == {"wordllama-l2_supercat-256+all-minilm-l6-v2"}
+    # Each article's own vector (its context for the vector ranking) is stored with it.
+    vectors = await pool.fetch("SELECT embedding FROM kb_articles")
+    assert len(vectors) == articles and {len(r["embedding"]) for r in vectors} == {640 * 4}
 
 
 @pytest.mark.parametrize(
@@ -87,12 +90,12 @@ async def test_a_tickets_subject_is_context_and_does_not_outvote_the_question(sh
     assert alone[0] == "orders", alone
 
 
-def test_a_question_is_embedded_without_its_function_words() -> None:
-    assert query_for_embedding("How do I return my tent?") == "How return tent"
-    assert query_for_embedding("can I wash it?") == "wash"
-    assert query_for_embedding("I'd like a different size instead") == "like different size instead"
+def test_wordllama_embeds_a_question_without_its_function_words() -> None:
+    assert without_function_words("How do I return my tent?") == "How return tent"
+    assert without_function_words("can I wash it?") == "wash"
+    assert without_function_words("I'd like a different size instead") == "like different size instead"
     # Nothing left: the question as it is (an embedding of nothing matches nothing).
-    assert query_for_embedding("is it?") == "is it?"
+    assert without_function_words("is it?") == "is it?"
 
 
 async def test_a_change_made_elsewhere_is_seen_by_the_next_search(client: TestClient, shop_kb: KnowledgeBase) -> None:
@@ -193,7 +196,7 @@ async def test_the_sample_loads_once_and_stays_deleted(client: TestClient) -> No
     pool = client.app[DB_POOL]
     await clear_kb(client)
     await pool.execute("DELETE FROM app_flags")
-    embedder = Embedder()
+    embedder = RetrievalEmbedder()
     count = len(read_kb_dir(SAMPLE_KB_DIR))
     assert await load_sample_once(pool, SAMPLE_KB_DIR, embedder) == count
     assert await pool.fetchval("SELECT count(*) FROM kb_articles") == count
@@ -212,14 +215,23 @@ def test_eval_ai_meets_the_thresholds_offline(
     monkeypatch.delenv("GROQ_API_KEY", raising=False)
     assert main(["eval-ai"]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    for name in ("retrieval", "retrieval_heldout", "retrieval_fresh", "retrieval_unseen", "handoff", "handoff_heldout"):
+    for name in (
+        "retrieval",
+        "retrieval_heldout",
+        "retrieval_fresh",
+        "retrieval_unseen",
+        "retrieval_round3",
+        "handoff",
+        "handoff_heldout",
+        "handoff_round3",
+    ):
         assert name in out
     assert "hit@3" in out and "false_positive_rate" in out
     assert "answer checks: skipped (no GROQ_API_KEY" in out
 
 
 async def test_embedding_a_question_twice_uses_the_cache() -> None:
-    embedder = Embedder()
+    embedder = RetrievalEmbedder()
     first = await embedder.embed_query("where is my order")
     assert await embedder.embed_query("where is my order") is first
     await asyncio.sleep(0)

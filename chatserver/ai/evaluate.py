@@ -19,7 +19,7 @@ from groq import AsyncGroq
 
 from ..settings import Settings
 from . import handoff
-from .embedding import Embedder
+from .embedding import Embedder, RetrievalEmbedder
 from .groq_client import groq_client
 from .handoff import HandoffDetector
 from .knowledge import KnowledgeBase, read_kb_dir, store_articles
@@ -216,9 +216,13 @@ async def run_offline_evals(kb: KnowledgeBase, detector: HandoffDetector) -> lis
         await evaluate_retrieval(kb, "retrieval_heldout"),
         await evaluate_retrieval(kb, "retrieval_fresh"),
         await evaluate_retrieval(kb, "retrieval_unseen"),
+        await evaluate_retrieval(kb, "retrieval_round3"),
+        await evaluate_retrieval(kb, "retrieval_round4"),
         await evaluate_unanswerable(kb),
         await evaluate_handoff(detector, "handoff"),
         await evaluate_handoff(detector, "handoff_heldout"),
+        await evaluate_handoff(detector, "handoff_round3"),
+        await evaluate_handoff(detector, "handoff_round4"),
     ]
     return results
 
@@ -255,10 +259,10 @@ def run_evals(
     async def measure(url: str) -> list[Result]:
         pool = await create_pool(url, 1, 4)
         try:
-            embedder = Embedder()
+            embedder = RetrievalEmbedder()
             await store_articles(pool, read_kb_dir(SAMPLE_KB_DIR), embedder=embedder)
             kb = KnowledgeBase(pool, embedder)
-            results = await run_offline_evals(kb, HandoffDetector(embedder))
+            results = await run_offline_evals(kb, HandoffDetector(Embedder()))
             if target.api_key:
                 client = groq_client(
                     api_key=target.api_key,

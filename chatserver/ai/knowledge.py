@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..db import kb as kb_db
-from .embedding import Embedder, Vectors, from_bytes, to_bytes
+from .embedding import Embedder, RetrievalEmbedder, Vectors, from_bytes, to_bytes
 
 # Articles longer than this are cut: the prompt carries excerpts, never whole manuals.
 MAX_ARTICLE_CHARS = 50_000
@@ -37,14 +37,16 @@ CANDIDATES = 20
 RRF_K = 2
 # Below this cosine (question against the chunk itself) a chunk is not a vector match at all:
 # with nothing else matching, the question is about something the knowledge base does not cover.
-# WordLlama's cosines are low (related questions and sections score 0.2 to 0.5; nonsense and
-# off-topic under 0.2).
+# The cosine is the mean of WordLlama's (low: related texts 0.2 to 0.5, off-topic under 0.2) and
+# MiniLM's (related 0.4 to 0.7); 0.2 to 0.3 did the same on the development sets.
 VECTOR_FLOOR = 0.2
 # The full-text ranking's weight in the fusion (the vector ranking's is 1): it breaks near-ties
 # of the vector ranking and brings exact terms (product names, "Klarna", "VAT") up, without
 # overruling a clearly better vector match. Chosen on a development set of paraphrases that is
-# not one of the reported sets (docs/ai.md).
-FTS_WEIGHT = 0.25
+# not one of the reported sets (docs/ai.md). 0.25 with WordLlama alone; with MiniLM beside it,
+# whose vectors lean towards a question's topic ("return my tent" near pitching a tent), 0.5
+# puts the words that name the task back in front, at no cost on the development sets.
+FTS_WEIGHT = 0.5
 # A chunk's vector score is its own cosine plus this much of its whole article's: a section is
 # judged in its article's context, so a short section that happens to share a word with the
 # question does not outrank the article that is about the question's subject.
@@ -53,92 +55,6 @@ ARTICLE_WEIGHT = 0.3
 CHUNKS_PER_ARTICLE = 3
 
 _WORD = re.compile(r"[a-z0-9]{3,}")
-_QUERY_WORD = re.compile(r"[\w'’-]+")
-# Function words dropped from a question before it is embedded: an embedding that averages its
-# tokens' vectors ("I", "my", "can", "it" are a third of a short question) is pulled towards every
-# other text full of them, and away from the words that say what the question is about. English
-# only: a question in another language is embedded as it is (WordLlama is English-centred).
-_QUERY_FILLER = frozenset(
-    [
-        "a",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "hi",
-        "hello",
-        "i",
-        "i'd",
-        "i'm",
-        "i've",
-        "if",
-        "in",
-        "is",
-        "it",
-        "it's",
-        "its",
-        "just",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "our",
-        "please",
-        "shall",
-        "should",
-        "so",
-        "some",
-        "still",
-        "than",
-        "thanks",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "to",
-        "too",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "would",
-        "yet",
-        "you",
-        "your",
-    ]
-)
 # Words too common to tell paragraphs apart.
 _STOP = frozenset(
     {
@@ -313,19 +229,25 @@ def split_sections(title: str, body: str) -> list[tuple[str, str]]:
     return chunks
 
 
-def embed_sections(embedder: Embedder, title: str, body: str) -> list[tuple[str, str, bytes]]:
-    """(heading, text, stored vector) per chunk of an article. Blocking."""
+def embed_sections(embedder: Embedder, title: str, body: str) -> tuple[list[tuple[str, str, bytes]], bytes]:
+    """(heading, text, stored vector) per chunk of an article, and the stored vector of the whole
+    article (its title and every section: the context the vector ranking judges a section in).
+    Blocking."""
     sections = split_sections(title, body)
-    vectors = embedder.embed([f"{heading}\n{text}" for heading, text in sections])
-    return [(heading, text, to_bytes(v)) for (heading, text), v in zip(sections, vectors, strict=True)]
+    whole = title + "\n" + "\n".join(text for _, text in sections)
+    vectors = embedder.embed([f"{heading}\n{text}" for heading, text in sections] + [whole])
+    chunks = [(heading, text, to_bytes(v)) for (heading, text), v in zip(sections, vectors[:-1], strict=True)]
+    return chunks, to_bytes(vectors[-1])
 
 
 async def index_article(
     conn: asyncpg.Connection, embedder: Embedder, article_id: uuid.UUID, title: str, body: str
 ) -> None:
     """Re-chunk and re-embed one article (inside the caller's transaction)."""
-    chunks = await asyncio.get_running_loop().run_in_executor(None, embed_sections, embedder, title, body)
-    await kb_db.replace_chunks(conn, article_id, chunks, embedder.model_name)
+    chunks, article_vector = await asyncio.get_running_loop().run_in_executor(
+        None, embed_sections, embedder, title, body
+    )
+    await kb_db.replace_chunks(conn, article_id, chunks, embedder.model_name, article_vector)
 
 
 async def store_articles(
@@ -337,7 +259,7 @@ async def store_articles(
 ) -> dict[str, int]:
     """Upsert articles by slug in one transaction, re-indexing the changed ones; with `prune`,
     delete every other article."""
-    embedder = embedder or Embedder()
+    embedder = embedder or RetrievalEmbedder()
     counts = {"inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0}
     async with pool.acquire() as conn, conn.transaction():
         for article in articles:
@@ -371,12 +293,6 @@ async def load_sample_once(pool: asyncpg.Pool, folder: Path, embedder: Embedder)
     return len(articles)
 
 
-def query_for_embedding(question: str) -> str:
-    """The question without its function words (_QUERY_FILLER), or as it is when nothing else is left."""
-    words = [w for w in _QUERY_WORD.findall(question) if w.lower().replace("’", "'") not in _QUERY_FILLER]
-    return " ".join(words) if words else question
-
-
 @dataclass
 class _Index:
     version: int = -1
@@ -392,7 +308,7 @@ class KnowledgeBase:
     """Hybrid search over the chunks. One per app instance: it holds every chunk's vector (256
     float32 each: 1 MB per thousand chunks) and reloads them when the stored version moves."""
 
-    def __init__(self, pool: asyncpg.Pool, embedder: Embedder) -> None:
+    def __init__(self, pool: asyncpg.Pool, embedder: RetrievalEmbedder) -> None:
         self.pool = pool
         self.embedder = embedder
         self._index = _Index()
@@ -407,7 +323,7 @@ class KnowledgeBase:
         question = question[:2000]
         context = context[:300] if context.strip() and context.strip() != question.strip() else ""
         text = f"{question}\n{context}" if context else question
-        query = query_for_embedding(question)
+        query = question
         vector = self.embedder.cached(query)
         if vector is not None:
             version, fts_ids = await kb_db.search_chunks(self.pool, text, CANDIDATES)
@@ -434,7 +350,7 @@ class KnowledgeBase:
             await self._index_missing()
             loaded, rows = await kb_db.load_chunks(self.pool)
             self._index = await asyncio.get_running_loop().run_in_executor(
-                None, _build_index, loaded, rows, self.embedder
+                None, _build_index, loaded, rows, self.embedder.dimensions
             )
 
     async def _index_missing(self) -> None:
@@ -487,10 +403,11 @@ class KnowledgeBase:
         return articles
 
 
-def _build_index(version: int, rows: list[asyncpg.Record], embedder: Embedder) -> _Index:
-    """The in-memory index from stored chunks, and a vector per article (its title and all its
-    sections: computed here rather than stored, a few milliseconds per hundred articles).
-    Blocking (numpy)."""
+def _build_index(version: int, rows: list[asyncpg.Record], dimensions: int) -> _Index:
+    """The in-memory index from stored chunks and their articles' stored vectors. Blocking (numpy).
+    Chunks whose vectors are of another size are left out: another instance running another model
+    (a rolling upgrade, or one without MiniLM installed) wrote them, and they cannot be compared."""
+    rows = [r for r in rows if len(r["embedding"]) == dimensions * 4]
     chunks = {
         r["id"]: Chunk(
             r["id"], str(r["article_id"]), r["slug"], r["title"], r["position"], r["heading"], r["body"], r["url"]
@@ -498,14 +415,26 @@ def _build_index(version: int, rows: list[asyncpg.Record], embedder: Embedder) -
         for r in rows
     }
     ids = [r["id"] for r in rows]
-    matrix = np.stack([from_bytes(r["embedding"]) for r in rows]) if rows else np.zeros((0, 0), dtype=np.float32)
-    sections: dict[str, list[Chunk]] = defaultdict(list)
-    for chunk in sorted(chunks.values(), key=lambda c: (c.article_id, c.position)):
-        sections[chunk.article_id].append(chunk)
-    order = {article_id: i for i, article_id in enumerate(sections)}
-    articles = embedder.embed([cs[0].title + "\n" + "\n".join(c.body for c in cs) for cs in sections.values()])
+    if not rows:
+        return _Index(version=version)
+    matrix = np.stack([from_bytes(r["embedding"]) for r in rows])
+    order: dict[str, int] = {}
+    article_vectors: list[Vectors] = []
+    for r in rows:
+        if str(r["article_id"]) not in order:
+            order[str(r["article_id"])] = len(order)
+            article_vectors.append(_article_vector(r, dimensions))
     article_of = np.array([order[chunks[i].article_id] for i in ids], dtype=np.intp)
+    articles = np.stack(article_vectors)
     return _Index(version=version, ids=ids, matrix=matrix, chunks=chunks, articles=articles, article_of=article_of)
+
+
+def _article_vector(row: asyncpg.Record, dimensions: int) -> Vectors:
+    """The article's stored vector; zero (no context) if it is missing or of another size (written
+    by an instance running another model, or an older version: the next reload re-indexes it)."""
+    stored = row["article_embedding"]
+    vector = from_bytes(stored) if stored is not None else None
+    return vector if vector is not None and vector.shape[0] == dimensions else np.zeros(dimensions, np.float32)
 
 
 def keywords(text: str) -> set[str]:

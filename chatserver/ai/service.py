@@ -43,7 +43,7 @@ from ..services.activity import publish_ticket_change
 from ..settings import Settings
 from ..views import message_view, ticket_view
 from . import handoff, limits, offline
-from .embedding import Embedder
+from .embedding import Embedder, RetrievalEmbedder
 from .groq_client import GenerationError
 from .handoff import HandoffDetector
 from .knowledge import Article, KnowledgeBase
@@ -149,10 +149,13 @@ class AiService:
         groq: AsyncGroq | None,
         instance_id: str | None = None,
         embedder: Embedder | None = None,
+        retrieval_embedder: RetrievalEmbedder | None = None,
     ) -> None:
         self.pool = pool
+        # WordLlama alone for the handoff detector (its thresholds are WordLlama's); WordLlama and
+        # MiniLM for retrieval (embedding.py).
         self.embedder = embedder or Embedder()
-        self.knowledge = KnowledgeBase(pool, self.embedder)
+        self.knowledge = KnowledgeBase(pool, retrieval_embedder or RetrievalEmbedder())
         self.handoff = HandoffDetector(self.embedder)
         self.settings = settings
         self._publisher = publisher

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 async def _load_sample(service: AiService, folder: Path) -> None:
     """The sample knowledge base on a first start (KB_SAMPLE_DIR); a failure only costs the sample."""
     try:
-        loaded = await load_sample_once(service.pool, folder, service.embedder)
+        loaded = await load_sample_once(service.pool, folder, service.knowledge.embedder)
     except (OSError, asyncpg.PostgresError) as exc:
         log.warning("could not load the sample knowledge base from %s: %s", folder, exc)
         return
@@ -58,6 +58,7 @@ async def ai_ctx(app: web.Application) -> AsyncIterator[None]:
         groq=client,
     )
     await service.embedder.load()
+    await service.knowledge.embedder.load()
     await service.handoff.load()
     if settings.kb_sample_dir is not None:
         await _load_sample(service, settings.kb_sample_dir)

@@ -34,21 +34,25 @@ RETURNING {ARTICLE_COLUMNS}
 DELETE_ARTICLE = "DELETE FROM kb_articles WHERE id = $1"
 
 DELETE_CHUNKS = "DELETE FROM kb_chunks WHERE article_id = $1"
+SET_ARTICLE_VECTOR = "UPDATE kb_articles SET embedding = $2 WHERE id = $1"
 INSERT_CHUNK = """
 INSERT INTO kb_chunks (article_id, position, heading, body, embedding, model) VALUES ($1, $2, $3, $4, $5, $6)
 """
 
 # Articles whose chunks are missing or were embedded by another model (after migration 0008, or
-# a model change): the instance that notices re-indexes them.
+# a model change), or without their own vector (before 0023): the instance that notices
+# re-indexes them.
 ARTICLES_TO_INDEX = """
 SELECT a.id, a.slug, a.title, a.body FROM kb_articles a
-WHERE NOT EXISTS (SELECT 1 FROM kb_chunks c WHERE c.article_id = a.id)
+WHERE a.embedding IS NULL
+   OR NOT EXISTS (SELECT 1 FROM kb_chunks c WHERE c.article_id = a.id)
    OR EXISTS (SELECT 1 FROM kb_chunks c WHERE c.article_id = a.id AND c.model <> $1)
 ORDER BY a.slug
 """
 
 LOAD_CHUNKS = """
-SELECT c.id, c.article_id, a.slug, a.title, a.url, c.position, c.heading, c.body, c.embedding, c.model
+SELECT c.id, c.article_id, a.slug, a.title, a.url, c.position, c.heading, c.body, c.embedding, c.model,
+       a.embedding AS article_embedding
 FROM kb_chunks c JOIN kb_articles a ON a.id = c.article_id
 ORDER BY c.id
 """
@@ -120,9 +124,15 @@ async def delete_article(conn: Executor, article_id: uuid.UUID) -> bool:
 
 
 async def replace_chunks(
-    conn: asyncpg.Connection, article_id: uuid.UUID, chunks: list[tuple[str, str, bytes]], model: str
+    conn: asyncpg.Connection,
+    article_id: uuid.UUID,
+    chunks: list[tuple[str, str, bytes]],
+    model: str,
+    article_vector: bytes,
 ) -> None:
-    """The article's chunks become `chunks` ((heading, body, embedding) in order). In a transaction."""
+    """The article's chunks become `chunks` ((heading, body, embedding) in order), and its own
+    vector `article_vector`. In a transaction."""
+    await conn.execute(SET_ARTICLE_VECTOR, article_id, article_vector)
     await conn.execute(DELETE_CHUNKS, article_id)
     await conn.executemany(
         INSERT_CHUNK,

@@ -54,7 +54,7 @@ async def create_article(request: web.Request) -> web.Response:
     body = await read_body(request, CREATE_SCHEMA)
     article = await kb_service.create_article(
         request.app[DB_POOL],
-        request.app[AI_SERVICE].embedder,
+        request.app[AI_SERVICE].knowledge.embedder,
         title=body["title"],
         body=body["body"],
         slug=body.get("slug"),
@@ -69,7 +69,8 @@ async def update_article(request: web.Request) -> web.Response:
     require_admin(request)
     article_id = _article_id(request)
     body = await read_body(request, UPDATE_SCHEMA)
-    article = await kb_service.update_article(request.app[DB_POOL], request.app[AI_SERVICE].embedder, article_id, body)
+    embedder = request.app[AI_SERVICE].knowledge.embedder
+    article = await kb_service.update_article(request.app[DB_POOL], embedder, article_id, body)
     return json_response({"article": article})
 
 
@@ -97,6 +98,6 @@ async def publish_suggestion(request: web.Request) -> web.Response:
     suggestion_id = parse_uuid(request.match_info["suggestion_id"], "Suggestion")
     body = await read_body(request, PUBLISH_SCHEMA)
     article, created = await kb_service.publish_suggestion(
-        request.app[DB_POOL], request.app[AI_SERVICE].embedder, suggestion_id, body
+        request.app[DB_POOL], request.app[AI_SERVICE].knowledge.embedder, suggestion_id, body
     )
     return json_response({"article": article}, status=201 if created else 200)
