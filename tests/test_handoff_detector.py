@@ -26,6 +26,28 @@ REQUESTS = [
     "Je voudrais parler à un conseiller, s'il vous plaît",
     "Können Sie mich bitte mit einem Mitarbeiter verbinden?",
     "¿Me pasas con atención al cliente?",
+    # Third round: asking to be called or answered back, put in touch, handed to a colleague,
+    # whether anyone is there, escalation, and "not a bot" in the other languages.
+    "could someone from your team call me back about order 1042",
+    "can a member of staff look at this and get back to me",
+    "please put me in touch with your customer care team",
+    "can you hand me over to a colleague",
+    "is anyone actually reading this?",
+    "I want to escalate this",
+    "un membre de votre équipe peut-il me rappeler ?",
+    "Gibt es hier einen menschlichen Ansprechpartner?",
+    "Ich will keinen Bot, sondern eine Person",
+    "¿alguien de la tienda me puede llamar?",
+    # Fourth round: preferring a person, someone to look at a case, a call from someone, a
+    # supervisor, a misspelt "human", and "Mensch" (the German pattern once missed the singular).
+    "I'd rather deal with a person, thanks",
+    "could an advisor take a look at my case",
+    "can I get a phone call from someone in your team",
+    "talk to a huamn",
+    "Mensch bitte",
+    "Ich möchte Ihren Vorgesetzten sprechen",
+    "Pouvez-vous me faire rappeler ?",
+    "agente porfa",
 ]
 LOOKALIKES = [
     "is this answer written by a real person?",
@@ -36,6 +58,14 @@ LOOKALIKES = [
     "combien de personnes dans la tente ?",
     "ich brauche keinen Mitarbeiter, danke",
     "mi agente inmobiliario necesita la factura",
+    # Calls and people that are not a request for one of the shop's staff.
+    "my delivery driver didn't call me",
+    "can you email me the invoice?",
+    "you should call me a fool for ordering two",
+    "what's your phone number?",
+    "Der Fahrer hat mich nicht angerufen",
+    "the price escalated since last week",
+    "is this chat AI or a person? just wondering",
 ]
 
 

@@ -224,6 +224,9 @@ def test_eval_ai_meets_the_thresholds_offline(
         "handoff",
         "handoff_heldout",
         "handoff_round3",
+        "handoff_round4",
+        "handoff_round5",
+        "retrieval_round4",
     ):
         assert name in out
     assert "hit@3" in out and "false_positive_rate" in out

@@ -37,19 +37,24 @@ NEAREST_MARGIN = 0.05
 
 # Words for a person who works for the shop (accents stripped, lower case).
 _HUMAN = (
-    r"(?:humans?|person|people|agents?|representatives?|reps?|operators?|someone|somebody|anyone|anybody|"
+    r"(?:humans?|humna|huamn|hooman|person|people|agents?|representatives?|reps?|operators?|"
+    r"someone|somebody|anyone|anybody|advis[eo]rs?|consultants?|specialists?|(?:your|the) \w+ team|"
     r"staff(?: members?)?|members? of (?:staff|the team|your team)|employees?|team members?|managers?|supervisors?|"
+    r"colleagues?|(?:someone|somebody|anyone|anybody) (?:from|on|in|at) (?:your|the) (?:team|shop|store|company)|"
     r"customer (?:service|support|care)|support(?: team| staff| agents?| people)?|service team|help ?desk|"
     r"live chat|real one|"
     r"humaine?s?|personnes?|conseill(?:er|ere)s?|operat(?:eur|rice)s?|quelqu'un|service (?:client|clientele)|"
-    r"vraie? (?:personne|humain)|employee?s?|responsable|"
-    r"menschen?|mitarbeiter(?:in|innen)?|berater(?:in)?|kundenservice|kundendienst|jemand(?:em|en)?|personen|"
+    r"vraie? (?:personne|humain)|employee?s?|responsable|membres? de (?:votre|l'|la) ?equipe|collegues?|"
+    r"mensch(?:en)?|mitarbeiter(?:in|innen)?|berater(?:in)?|kundenservice|kundendienst|jemand(?:em|en)?|personen|"
+    r"vorgesetzten?|chef|"
+    r"(?:menschlichen?|echten?) (?:ansprechpartner(?:in)?|mitarbeiter(?:in)?|person)|ansprechpartner(?:in)?|kollegen?|"
     r"humanos?|humanas?|personas?|agentes?|asesor(?:a|es)?|operador(?:a|es)?|alguien|atencion al cliente|"
-    r"servicio al cliente|soporte|empleados?|encargad[oa])"
+    r"servicio al cliente|soporte|empleados?|encargad[oa]|companer[oa]s?|"
+    r"alguien de (?:la tienda|su equipo|vuestro equipo))"
 )
 _DET = r"(?:(?:a|an|some|the|your|one|of|to|any|a real|a live|an actual|real|live|actual|un|une|le|la|les|du|de|des|"
 _DET += r"vrai|vraie|ein|einem|einer|einen|eine|dem|der|den|echten|echtem|echte|richtigen|un|una|el|los|las|al|real|"
-_DET += r"humain|humano)\s+){0,3}"
+_DET += r"humain|humano|ihren|ihrem|ihre|votre|vos|su|sus|vuestro)\s+){0,3}"
 
 _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern))
@@ -59,9 +64,23 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         # "connect me to customer service", "put me through to your support staff", "escalate this to a person"
         (
             "connect_me",
-            rf"\b(?:connect|transfer|put|pass|escalate|hand|forward|route|switch)\s+(?:me|this|it|us|my \w+)?\s*"
-            rf"(?:through|over|on)?\s*(?:to|with)\s+{_DET}{_HUMAN}\b",
+            rf"\b(?:connect|transfer|put|pass|escalate|hand|forward|route|switch|get)\s+(?:me|this|it|us|my \w+)?\s*"
+            rf"(?:through|over|on|in touch|in contact)?\s*(?:to|with)\s+{_DET}{_HUMAN}\b",
         ),
+        # "I'd like this passed on to someone who can decide", "I'd prefer to deal with a person"
+        (
+            "pass_on",
+            rf"\b(?:pass|passed|send|sent|refer|referred)\s+(?:\S+\s+){{0,2}}?on\s+to\s+{_DET}{_HUMAN}\b"
+            rf"|\b(?:prefer|rather|like)(?: to)? (?:deal|talk|speak|chat) with\s+{_DET}{_HUMAN}\b",
+        ),
+        # "can a person look at my case", "I need someone to actually check this"
+        (
+            "look_at",
+            rf"\b(?:can|could|would|will|need|want|get)\s+{_DET}{_HUMAN}\s+(?:to\s+)?(?:please\s+|actually\s+|just\s+)?"
+            r"(?:look|check|review|handle|sort|deal|take a look|go over)\b",
+        ),
+        # "can I get a call from someone today"
+        ("call_from", rf"\b(?:a|get a|have a)\s+(?:call|phone call|ring|email|e-mail)\s+from\s+{_DET}{_HUMAN}\b"),
         # "get me an agent", "give me a real person", "find me someone"
         ("get_me", rf"\b(?:get|give|find|bring|send)\s+me\s+{_DET}{_HUMAN}\b"),
         # "I want a human", "I need a manager", "can I get a real human on this"
@@ -76,7 +95,10 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             rf"\b(?:is there|are there|can|could)\s+(?:a|an|any|some)?\s*{_HUMAN}\s+(?:i|from|at|who|that|here)\b",
         ),
         # "agent please", "human, now", the whole message "representative"
-        ("please", rf"\b{_HUMAN}\s+(?:please|pls|plz|now|asap|svp|stp|s'il vous plait|bitte|por favor)\b"),
+        (
+            "please",
+            rf"\b{_HUMAN}\s+(?:please|pls|plz|now|asap|svp|stp|s'il vous plait|bitte|por favor|porfa|xfa|pf)\b",
+        ),
         ("alone", rf"^(?:{_DET}{_HUMAN})$"),
         # "a real person", "an actual human"
         ("real_person", r"\b(?:real|live|actual)\s+(?:person|human|people|agent|one)\b"),
@@ -86,8 +108,32 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"\b(?:don'?t|do not|no more|stop(?: the)?|not (?:a|the|this)|hate (?:the|this)|useless|"
             r"enough of (?:the|this))\s+"
             r"(?:want\s+)?(?:(?:a|an|the|to talk to a|this|talking to a)\s+)?(?:bot|robot|ai|machine|chatbot)\b"
-            r"|\b(?:bot|robot|chatbot)\s+is\s+(?:useless|not helping|no help|stupid|dumb)\b",
+            r"|\b(?:bot|robot|chatbot)\s+is\s+(?:useless|not helping|no help|stupid|dumb)\b"
+            # "keinen Bot", "pas de robot", "no quiero un bot"
+            r"|\b(?:keinen|kein|nicht mit (?:einem|dem))\s+(?:bot|roboter|chatbot|ki|computer)\b"
+            r"|\b(?:bot|roboter|chatbot)\s+hilft\s+(?:mir\s+)?(?:nicht|kein)"
+            r"|\b(?:pas|plus|ne veux pas)\s+(?:de |d'|un |une |avec un |a un |parler a un |parler avec un )?"
+            r"(?:bot|robot|chatbot|machine|ia)\b"
+            r"|\bno\s+(?:quiero\s+)?(?:hablar con\s+)?(?:un |una |el |la |con )?(?:bot|robot|chatbot|maquina|ia)\b",
         ),
+        # Asking to be called or answered back, which only a person can do: "can someone ring me",
+        # "could a member of staff get back to me", "call me back please", "give me a call".
+        (
+            "call_me",
+            # Anyone who works there may call, write or get back; "you" (the assistant) only call,
+            # since "can you email me the invoice" is a question the articles may answer.
+            rf"\b{_HUMAN}\s+(?:\S+\s+){{0,6}}?(?:call|ring|phone|get back to|reach out to|email|e-mail|contact)\s+me\b"
+            r"|\byou\s+(?:\S+\s+){0,3}?(?:call|ring|phone)\s+me\b(?!\s+an?\b)"
+            r"|\b(?:call|ring|phone)\s+me\s+back\b|\bgive me a (?:call|ring)\b|\b(?:a|request a) call ?back\b",
+        ),
+        # "is anyone actually there?", "is somebody reading this"
+        (
+            "anyone_there",
+            r"\b(?:is|are)\s+(?:there\s+)?(?:anyone|anybody|someone|somebody)\s+(?:actually\s+|really\s+|even\s+)?"
+            r"(?:there|here|around|available|reading (?:this|these)|listening|real)\b",
+        ),
+        # "please escalate this", "I want to escalate": escalation goes to a person
+        ("escalate", r"\bescalate\b"),
         # French: "parler à un conseiller", "mettez-moi en relation avec le service client", "passez-moi un agent"
         ("fr_parler", rf"\b(?:parler|discuter|echanger|chatter)\s+(?:a|avec)\s+{_DET}{_HUMAN}\b"),
         (
@@ -100,6 +146,15 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             rf"\b(?:je veux|je voudrais|j'aimerais|je souhaite|je souhaiterais|il me faut)\s+(?:parler a\s+)?"
             rf"{_DET}{_HUMAN}\b",
         ),
+        # "est-ce que je peux avoir quelqu'un au téléphone", "un conseiller peut-il me rappeler",
+        # "rappelez-moi"
+        (
+            "fr_rappel",
+            rf"\b(?:avoir|joindre)\s+{_DET}{_HUMAN}\b|\b(?:me|m')\s*(?:rappeler|rappelle|appeler|appelle|telephoner)\b|"
+            r"\b(?:rappelez|rappelle|appelez)[\s-]+moi\b|\bme faire (?:rappeler|appeler|recontacter|contacter)\b|"
+            r"\b(?:qu'on|que l'on|qu'un \w+) me (?:recontacte|contacte|rappelle)\b|"
+            rf"\btransmettre\s+(?:\S+\s+){{0,3}}?(?:a|au|aux)\s+{_DET}{_HUMAN}\b",
+        ),
         # German: "mit einem Mitarbeiter sprechen", "verbinden Sie mich mit dem Kundenservice"
         (
             "de_sprechen",
@@ -110,6 +165,21 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             rf"\b(?:verbinden|verbinde|weiterleiten|leiten)\s+(?:sie\s+)?(?:mich\s+)?(?:bitte\s+)?(?:mit|an|zu)\s+{_DET}{_HUMAN}\b",
         ),
         ("de_will", rf"\b(?:ich mochte|ich will|ich brauche|ich hatte gern|ich hatte gerne)\s+{_DET}{_HUMAN}\b"),
+        # "gibt es hier einen Ansprechpartner", "kann mich jemand zurückrufen", "rufen Sie mich an"
+        ("de_gibt_es", rf"\bgibt es\s+(?:(?:hier|da|auch|denn|bei ihnen)\s+){{0,2}}{_DET}{_HUMAN}\b"),
+        # "Ich will Ihren Vorgesetzten sprechen", "leiten Sie mein Anliegen an den Kundenservice weiter",
+        # "jemand soll sich bei mir melden"
+        (
+            "de_weiter",
+            rf"\b(?:will|mochte|muss|moechte)\s+(?:\S+\s+){{0,2}}?{_DET}{_HUMAN}\s+sprechen\b"
+            rf"|\b(?:leiten|leite|geben|gebe)\s+(?:\S+\s+){{0,4}}?an\s+{_DET}{_HUMAN}\s+weiter\b"
+            rf"|\b{_HUMAN}\s+(?:\S+\s+){{0,2}}?(?:soll|moge|mochte|kann)\s+sich\s+(?:\S+\s+){{0,4}}?melden\b",
+        ),
+        (
+            "de_anruf",
+            r"\b(?:mich|uns)\s+(?:\S+\s+){0,5}?(?:zuruckrufen|anrufen)\b|"
+            r"\brufen sie mich\s+(?:bitte\s+)?(?:zuruck|an)\b|\bruf mich\s+(?:bitte\s+)?(?:zuruck|an)\b|\bruckruf\b",
+        ),
         # Spanish: "hablar con un agente", "pásame con atención al cliente", "quiero un humano"
         ("es_hablar", rf"\b(?:hablar|chatear|conversar|comunicarme)\s+con\s+{_DET}{_HUMAN}\b"),
         (
@@ -119,6 +189,12 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             rf"pone))\s+(?:con\s+)?{_DET}{_HUMAN}\b",
         ),
         ("es_quiero", rf"\b(?:quiero|necesito|quisiera|me gustaria)\s+{_DET}{_HUMAN}\b"),
+        # "¿alguien me puede llamar?", "llámenme", "que me llame un agente"
+        (
+            "es_llamar",
+            r"\bme\s+(?:puede|pueden|podria|podrian|podeis|puedes)\s+(?:llamar|telefonear|contactar)\b|"
+            r"\b(?:llamame|llamenme|llameme)\b|\bque me (?:llame|llamen|contacte|contacten)\b",
+        ),
     )
 )
 
@@ -134,7 +210,7 @@ _LOOKALIKES = re.compile(
 # Questions about who is answering, not requests to change it.
 _WHO_ANSWERS = re.compile(
     r"\b(?:written|wrote|typed|sent|made|generated)\s+by\s+(?:a|an)?\s*(?:real\s+)?(?:person|human|bot|ai|robot)\b|"
-    r"\bis (?:this|it|that) (?:a|an)\s+(?:real\s+)?(?:person|human|bot|robot|ai)\b|"
+    r"\bis (?:this|it|that)(?: chat| thing| assistant)? (?:a |an )?(?:real\s+)?(?:person|human|bot|robot|ai)\b|"
     r"\bare you (?:a|an)\s+(?:real\s+)?(?:human|person|bot|robot|ai|machine)\b|"
     r"\bam i (?:talking|speaking|chatting) (?:to|with) (?:a|an)\s+(?:real\s+)?(?:human|person|bot|robot|ai)\b|"
     r"\b(?:personne|humain) (?:a|qui a) ecrit\b|\bes-tu un\b|\betes-vous (?:un|une)\s+(?:robot|humain|personne)\b|"
