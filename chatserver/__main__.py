@@ -181,6 +181,7 @@ def cmd_load_kb(settings: Settings, args: argparse.Namespace) -> int:
     """Load (upsert by file name) the Markdown articles of a folder into the knowledge base."""
     from pathlib import Path
 
+    from .ai.embedding import RetrievalEmbedder
     from .ai.knowledge import read_kb_dir, store_articles
     from .db.migrate import apply_migrations
     from .db.pool import create_pool
@@ -199,7 +200,8 @@ def cmd_load_kb(settings: Settings, args: argparse.Namespace) -> int:
     async def run(url: str) -> dict[str, int]:
         pool = await create_pool(url, 1, 2)
         try:
-            return await store_articles(pool, articles, prune=args.prune)
+            embedder = RetrievalEmbedder(minilm=settings.ai_retrieval_minilm)
+            return await store_articles(pool, articles, prune=args.prune, embedder=embedder)
         finally:
             await pool.close()
 

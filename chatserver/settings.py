@@ -91,6 +91,9 @@ class Settings:
     ai_max_reply_tokens: int = 1024
     ai_temperature: float = 0.3
     ai_kb_articles: int = 3
+    # all-MiniLM-L6-v2 beside WordLlama for knowledge-base retrieval (docs/ai.md): better at
+    # paraphrase, ~10-20 ms of CPU per question; false: WordLlama alone (~0.1 ms).
+    ai_retrieval_minilm: bool = True
     # Markdown folder loaded into an empty knowledge base once, at the first start (docs/ai.md,
     # "The sample knowledge base"); None: never. load_settings defaults it to kb/ in development.
     kb_sample_dir: Path | None = None
@@ -541,6 +544,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         ai_max_reply_tokens=_int(env, "AI_MAX_REPLY_TOKENS", 1024, 16, 32_768),
         ai_temperature=_float(env, "AI_TEMPERATURE", 0.3, 0.0, 2.0),
         ai_kb_articles=_int(env, "AI_KB_ARTICLES", 3, 0, 20),
+        ai_retrieval_minilm=_bool(env, "AI_RETRIEVAL_MINILM", True),
         kb_sample_dir=_kb_sample_dir(env, environment),
         ai_delta_window_ms=_int(env, "AI_DELTA_WINDOW_MS", 20, 1, 2000),
         ai_delta_max_chars=_int(env, "AI_DELTA_MAX_CHARS", 400, 1, 100_000),

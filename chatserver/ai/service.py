@@ -155,7 +155,9 @@ class AiService:
         # WordLlama alone for the handoff detector (its thresholds are WordLlama's); WordLlama and
         # MiniLM for retrieval (embedding.py).
         self.embedder = embedder or Embedder()
-        self.knowledge = KnowledgeBase(pool, retrieval_embedder or RetrievalEmbedder())
+        self.knowledge = KnowledgeBase(
+            pool, retrieval_embedder or RetrievalEmbedder(minilm=settings.ai_retrieval_minilm)
+        )
         self.handoff = HandoffDetector(self.embedder)
         self.settings = settings
         self._publisher = publisher
