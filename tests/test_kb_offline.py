@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from chatserver.ai.knowledge import read_kb_dir
@@ -29,7 +30,15 @@ def settings(settings: Settings, database_url: str) -> Settings:
     return ai_settings(settings, None, kb_sample_dir=SAMPLE_KB_DIR)
 
 
+async def _knowledge_ready(app: web.Application) -> None:
+    """The sample loads in the background after startup (chatserver/ai/setup.py)."""
+    ready = app[AI_SERVICE].knowledge_ready
+    assert ready is not None
+    await ready
+
+
 async def test_a_first_start_loads_the_shop_sample(client: TestClient) -> None:
+    await _knowledge_ready(client.app)
     slugs = {r["slug"] for r in await client.app[DB_POOL].fetch("SELECT slug FROM kb_articles")}
     assert {"orders", "shipping", "returns", "sizing", "warranty", "tent-care", "pack-care"} <= slugs
     assert await client.app[DB_POOL].fetchval("SELECT count(*) FROM app_flags WHERE name = 'kb_sample_loaded'") == 1
@@ -40,6 +49,7 @@ async def test_articles_an_admin_deleted_stay_deleted_after_a_restart(
 ) -> None:
     # `make run` = `python -m chatserver serve` in development: KB_SAMPLE_DIR is kb/ (last test).
     admin = await make_user("admin")
+    await _knowledge_ready(client.app)
     page = await (await client.get("/admin/kb/articles", headers=admin.headers)).json()
     assert page["total"] == len(read_kb_dir(SAMPLE_KB_DIR))
     for article in page["articles"]:
@@ -48,6 +58,7 @@ async def test_articles_an_admin_deleted_stay_deleted_after_a_restart(
     # A second start on the same database (a restart, or another instance): nothing comes back.
     again = create_app(settings, bcrypt_rounds=4)
     await aiohttp_client(again)
+    await _knowledge_ready(again)
     assert await again[DB_POOL].fetchval("SELECT count(*) FROM kb_articles") == 0
     assert await again[AI_SERVICE].knowledge.search("Where is my order?", 3) == []
 
@@ -64,6 +75,7 @@ async def test_articles_an_admin_deleted_stay_deleted_after_a_restart(
 async def test_the_offline_responder_answers_the_demo_shops_questions(
     client: TestClient, make_user: MakeUser, events_log: EventLog, question: str, title: str
 ) -> None:
+    await _knowledge_ready(client.app)
     customer = await make_user("customer")
     ticket = await create_ticket(client, customer, "Shop")
     resp = await client.post(f"/tickets/{ticket['id']}/messages", json={"body": question}, headers=customer.headers)
@@ -79,3 +91,15 @@ def test_the_sample_folder_defaults_to_kb_in_development_only(tmp_path: Path) ->
     assert load_settings({**base, "KB_SAMPLE_DIR": str(tmp_path)}, read_dotenv=False).kb_sample_dir == tmp_path
     production = {**base, "CHATSERVER_ENV": "production"}
     assert load_settings(production, read_dotenv=False).kb_sample_dir is None
+
+
+async def test_the_sample_loads_in_a_background_task_of_the_app(client: TestClient) -> None:
+    # The sample goes through MiniLM (seconds on a first start) after startup, so the server
+    # listens meanwhile; the task ends without an error and searches find the articles.
+    ready = client.app[AI_SERVICE].knowledge_ready
+    assert ready is not None
+    resp = await client.get("/healthz")
+    assert resp.status == 200
+    await ready
+    assert ready.exception() is None
+    assert await client.app[AI_SERVICE].knowledge.search("Where is my order?", 3)

@@ -180,6 +180,8 @@ class AiService:
         self.tracker = ReplyTracker()
         # The admin-configured actions the model may call, and the calls waiting for approval.
         self.tools = ToolRunner(pool, settings, self._publish, self.instance_id)
+        # Set by ai_ctx: the background task that loads MiniLM and the sample knowledge base.
+        self.knowledge_ready: asyncio.Task[None] | None = None
         # Set when no hub observer feeds the tracker: the service feeds it what it publishes.
         self.feed_tracker_directly = True
         # Run after every handoff (the ticket's id): automatic assignment plugs in here

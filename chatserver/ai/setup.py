@@ -33,6 +33,15 @@ async def _load_sample(service: AiService, folder: Path) -> None:
         log.info("knowledge base: loaded %d sample articles from %s (once; delete them freely)", loaded, folder)
 
 
+async def _prepare_knowledge(service: AiService, settings: Settings) -> None:
+    """MiniLM's weights (about a second) and, on a first start, the sample knowledge base (every
+    section through MiniLM: seconds). In the background: the server listens meanwhile, and a
+    question asked before the sample is in is answered from what is (docs/ai.md)."""
+    await service.knowledge.embedder.load()
+    if settings.kb_sample_dir is not None:
+        await _load_sample(service, settings.kb_sample_dir)
+
+
 async def _seed_demo_action(service: AiService, settings: Settings) -> None:
     """The demo action against the demo shop's order API (DEMO_SHOP); a failure only costs it."""
     try:
@@ -58,10 +67,11 @@ async def ai_ctx(app: web.Application) -> AsyncIterator[None]:
         groq=client,
     )
     await service.embedder.load()
-    await service.knowledge.embedder.load()
     await service.handoff.load()
-    if settings.kb_sample_dir is not None:
-        await _load_sample(service, settings.kb_sample_dir)
+    knowledge_ready = asyncio.get_running_loop().create_task(
+        _prepare_knowledge(service, settings), name="ai-knowledge-ready"
+    )
+    service.knowledge_ready = knowledge_ready
     if settings.demo_shop:
         await _seed_demo_action(service, settings)
     hub = app.get(HUB)
@@ -86,8 +96,10 @@ async def ai_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        sweep.cancel()
-        await asyncio.wait({sweep})
+        # A sample load cut short rolls back whole (flag included): the next start loads it.
+        for task in (sweep, knowledge_ready):
+            task.cancel()
+        await asyncio.wait({sweep, knowledge_ready})
         await service.close()
         if client is not None:
             await client.close()
