@@ -5,7 +5,10 @@ question in the executor, full text over sections, the vector ranking and fusion
 one after the other so that both see the same machine. On a shared machine whose load swamps
 bench.ttft's 5 ms resolution, the paired difference still shows the step's cost.
 
-    python -m bench.kb_prepare [--pairs 400]
+    python -m bench.kb_prepare [--pairs 400] [--wordllama-only]
+
+--wordllama-only embeds with WordLlama alone (AI_RETRIEVAL_MINILM=false) instead of WordLlama and
+all-MiniLM-L6-v2 side by side (the default): the third round's before and after.
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ HISTORY_FETCH = 200  # as chatserver/ai/service.py
 LEASE_SECONDS = 30.0
 
 
-async def measure(url: str, ticket_id: uuid.UUID, pairs: int) -> dict[str, list[float]]:
+async def measure(url: str, ticket_id: uuid.UUID, pairs: int, minilm: bool) -> dict[str, list[float]]:
     pool = await create_pool(url, 4, 8)
     try:
-        embedder = RetrievalEmbedder()
+        embedder = RetrievalEmbedder(minilm=minilm)
         await embedder.load()
         await store_articles(pool, read_kb_dir(SAMPLE_KB_DIR), embedder=embedder)
         kb = KnowledgeBase(pool, embedder)
@@ -79,10 +82,11 @@ async def measure(url: str, ticket_id: uuid.UUID, pairs: int) -> dict[str, list[
 
 
 def run(args: Any) -> dict[str, Any]:
-    header(f"Knowledge-base search in a reply's preparation: {args.pairs} pairs, sample knowledge base")
+    models = "WordLlama alone" if args.wordllama_only else "WordLlama + all-MiniLM-L6-v2"
+    header(f"Knowledge-base search in a reply's preparation: {args.pairs} pairs, sample knowledge base, {models}")
     with bench_database(args.database_url) as url:
         customers, _ = seed(url, customers=1, tickets_each=1)
-        times = asyncio.run(measure(url, customers[0].tickets[0], args.pairs))
+        times = asyncio.run(measure(url, customers[0].tickets[0], args.pairs, not args.wordllama_only))
     rows = []
     for case in ("without", "with"):
         rows.append({"case": f"claim + history {case} the search", **latency_summary(times[case])})
@@ -97,7 +101,7 @@ def run(args: Any) -> dict[str, Any]:
         }
     )
     print_rows(rows)
-    result = {"pairs": args.pairs, "cases": rows}
+    result = {"pairs": args.pairs, "models": models, "cases": rows}
     emit("kb_prepare", result, args.json)
     return result
 
@@ -105,6 +109,7 @@ def run(args: Any) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=400)
+    parser.add_argument("--wordllama-only", action="store_true", help="retrieval with WordLlama alone")
     run(parser.parse_args(argv))
 
 

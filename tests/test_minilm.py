@@ -20,7 +20,7 @@ from chatserver.ai.embedding import (
     without_function_words,
 )
 from chatserver.ai.knowledge import _build_index
-from chatserver.ai.minilm import MiniLM, model_dir
+from chatserver.ai.minilm import QUERY_MAX_TOKENS, MiniLM, model_dir
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text())
 
@@ -112,3 +112,14 @@ def test_the_index_leaves_out_vectors_of_another_size() -> None:
     assert index.version == 7 and index.ids == [1, 3]
     assert index.matrix.shape == (2, 640)
     assert index.articles.shape == (2, 640) and not index.articles[1].any()
+
+
+def test_a_long_question_is_cut_to_its_first_tokens(minilm: MiniLM) -> None:
+    # A question's pass through MiniLM costs ~1 ms of CPU per token before the Groq request.
+    long = "my tent pole snapped on the first night " * 20
+    ids = minilm.tokenizer.encode(long).ids
+    assert len(ids) > QUERY_MAX_TOKENS
+    cut = minilm.tokenizer.decode(ids[1 : QUERY_MAX_TOKENS - 1])
+    [vector] = minilm.encode([long], max_tokens=QUERY_MAX_TOKENS)
+    assert np.abs(vector - minilm.encode([cut])[0]).max() < 1e-5
+    assert np.abs(vector - minilm.encode([long])[0]).max() > 1e-3

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .minilm import QUERY_MAX_TOKENS, MiniLM, model_dir
+
 MODEL_NAME = "wordllama-l2_supercat-256"
 DIMENSIONS = 256
 Vectors = npt.NDArray[np.float32]
@@ -228,8 +230,6 @@ class _CachedMiniLM:
     executor threads share it)."""
 
     def __init__(self, folder: Path) -> None:
-        from .minilm import MiniLM
-
         self.model = MiniLM(folder)
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._lock = threading.Lock()
@@ -265,8 +265,6 @@ class RetrievalEmbedder(Embedder):
     def __init__(
         self, cache_size: int = QUERY_CACHE_SIZE, *, minilm: bool = True, minilm_package: str = MINILM_PACKAGE
     ) -> None:
-        from .minilm import model_dir
-
         super().__init__(cache_size)
         self._minilm_dir = model_dir(minilm_package) if minilm else None
         if minilm and self._minilm_dir is None:
@@ -292,11 +290,12 @@ class RetrievalEmbedder(Embedder):
     def _encode_query(self, text: str) -> Vectors:
         """WordLlama gets the question without its function words (without_function_words);
         MiniLM, a contextual model that reads them ("can I" is not "I can"), the whole sentence.
-        The sentence goes to the model directly: the question cache, not the text cache, keeps it."""
+        The sentence goes to the model directly (its first QUERY_MAX_TOKENS tokens): the question
+        cache, not the text cache, keeps it."""
         short = _wordllama([without_function_words(text)])[0]
         if self._minilm_dir is None:
             return short
-        full = _load_minilm(self._minilm_dir).model.encode([text])[0]
+        full = _load_minilm(self._minilm_dir).model.encode([text], max_tokens=QUERY_MAX_TOKENS)[0]
         return (np.concatenate([short, full]) * np.float32(1 / np.sqrt(2))).astype(np.float32)
 
 
