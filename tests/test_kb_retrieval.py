@@ -226,6 +226,7 @@ def test_eval_ai_meets_the_thresholds_offline(
         "handoff_round3",
         "handoff_round4",
         "handoff_round5",
+        "handoff_round6",
         "retrieval_round4",
     ):
         assert name in out

@@ -224,6 +224,7 @@ async def run_offline_evals(kb: KnowledgeBase, detector: HandoffDetector) -> lis
         await evaluate_handoff(detector, "handoff_round3"),
         await evaluate_handoff(detector, "handoff_round4"),
         await evaluate_handoff(detector, "handoff_round5"),
+        await evaluate_handoff(detector, "handoff_round6"),
     ]
     return results
 

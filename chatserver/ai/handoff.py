@@ -9,7 +9,9 @@ request hands off without waiting for a model. In order:
 3. rules: a verb of asking or connecting with a word for a person ("get me an agent", "put me
    through to your support staff"), in English, French, German and Spanish (the widget's
    languages);
-4. nearest examples by embedding (handoff_examples.json): a message very close to a known
+4. a learned classifier (handoff_model.py: logistic regression over character n-grams, trained
+   on the labelled sets) for what the rules leave undecided;
+5. nearest examples by embedding (handoff_examples.json): a message very close to a known
    request (and closer to it than to any known look-alike) is one.
 A false handoff costs an agent's attention, a missed one a second message from the customer:
 eval-ai measures both (docs/ai.md).
@@ -17,6 +19,7 @@ eval-ai measures both (docs/ai.md).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import unicodedata
@@ -27,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .embedding import Embedder, Vectors
+from .handoff_model import THRESHOLD, NgramClassifier, default_classifier
 
 EXAMPLES = Path(__file__).resolve().parent / "handoff_examples.json"
 # Cosine to the nearest known request above which a message is one (WordLlama: near-duplicates
@@ -240,8 +244,15 @@ def normalise(text: str) -> str:
 @dataclass(frozen=True)
 class Decision:
     handoff: bool
-    # Which step decided: a rule's name, "lookalike", "negated", "nearest", "no_match".
+    # Which step decided: a rule's name, "who_answers", "negated", "classifier", "nearest", "no_match".
     reason: str
+
+
+_SENTENCE_END = re.compile(r"[.!?;¿¡]+(?:\s|$)|\n")
+
+
+def _blank_lookalikes(clean: str) -> str:
+    return _SPACES.sub(" ", _LOOKALIKES.sub(" ", clean)).strip()
 
 
 def decide_by_rules(text: str) -> Decision | None:
@@ -249,8 +260,10 @@ def decide_by_rules(text: str) -> Decision | None:
     clean = normalise(text)
     if _WHO_ANSWERS.search(clean):
         return Decision(False, "who_answers")
-    clean = _SPACES.sub(" ", _LOOKALIKES.sub(" ", clean)).strip()
-    if _NEGATED.search(clean):
+    clean = _blank_lookalikes(clean)
+    # A negation covers its own sentence only: "Not helpful. Is there anybody I can talk to?"
+    # asks for someone (punctuation, which normalise removes, is split on first).
+    if any(_NEGATED.search(_blank_lookalikes(normalise(part))) for part in _SENTENCE_END.split(text)):
         return Decision(False, "negated")
     for name, pattern in _RULES:
         if pattern.search(clean):
@@ -263,22 +276,32 @@ class HandoffDetector:
 
     def __init__(self, embedder: Embedder | None, examples: Path = EXAMPLES) -> None:
         self.embedder = embedder
+        self._classifier: NgramClassifier | None = None
+        self._loading = asyncio.Lock()
         data = json.loads(examples.read_text(encoding="utf-8"))
         self._texts = [normalise(t) for t in data["handoff"]] + [normalise(t) for t in data["not_handoff"]]
         self._is_request = np.array([True] * len(data["handoff"]) + [False] * len(data["not_handoff"]))
         self._matrix: Vectors | None = None
 
     async def load(self) -> None:
-        if self.embedder is not None and self._matrix is None:
-            self._matrix = await self.embedder.embed_many(self._texts)
+        """Train the classifier and embed the examples, once (startup runs it in the background;
+        a message arriving first waits for the same load)."""
+        async with self._loading:
+            if self._classifier is None:
+                self._classifier = await asyncio.get_running_loop().run_in_executor(None, default_classifier)
+            if self.embedder is not None and self._matrix is None:
+                self._matrix = await self.embedder.embed_many(self._texts)
 
     async def detect(self, text: str) -> Decision:
         decided = decide_by_rules(text)
         if decided is not None:
             return decided
+        await self.load()
+        assert self._classifier is not None  # load() just set it
+        if self._classifier.probability(normalise(text)) >= THRESHOLD:
+            return Decision(True, "classifier")
         if self.embedder is None:
             return Decision(False, "no_match")
-        await self.load()
         assert self._matrix is not None  # load() just set it
         similarities = self._matrix @ await self.embedder.embed_query(normalise(text))
         best_request = float(similarities[self._is_request].max(initial=-1.0))

@@ -34,9 +34,11 @@ async def _load_sample(service: AiService, folder: Path) -> None:
 
 
 async def _prepare_knowledge(service: AiService, settings: Settings) -> None:
-    """MiniLM's weights (about a second) and, on a first start, the sample knowledge base (every
-    section through MiniLM: seconds). In the background: the server listens meanwhile, and a
-    question asked before the sample is in is answered from what is (docs/ai.md)."""
+    """The handoff classifier (trained in under a second), MiniLM's weights (about a second) and,
+    on a first start, the sample knowledge base (every section through MiniLM: seconds). In the
+    background: the server listens meanwhile; a message that needs the detector first waits for
+    it, and a question asked before the sample is in is answered from what is (docs/ai.md)."""
+    await service.handoff.load()
     await service.knowledge.embedder.load()
     if settings.kb_sample_dir is not None:
         await _load_sample(service, settings.kb_sample_dir)
@@ -67,7 +69,6 @@ async def ai_ctx(app: web.Application) -> AsyncIterator[None]:
         groq=client,
     )
     await service.embedder.load()
-    await service.handoff.load()
     knowledge_ready = asyncio.get_running_loop().create_task(
         _prepare_knowledge(service, settings), name="ai-knowledge-ready"
     )
