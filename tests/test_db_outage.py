@@ -14,17 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
 from chatserver.ai.fake_groq import FakeGroq, Script
+from chatserver.ai.knowledge import read_kb_dir
+from chatserver.ai.setup import _prepare_knowledge
 from chatserver.app import create_app
 from chatserver.db.message_writer import MessageWriter
 from chatserver.db.messages import VisibleMessage
 from chatserver.db.pool import is_unavailable
-from chatserver.keys import DB_POOL
+from chatserver.keys import AI_SERVICE, DB_POOL
 from chatserver.services.auth import create_user
-from chatserver.settings import Settings
+from chatserver.settings import SAMPLE_KB_DIR, Settings
 
 from .conftest import PASSWORD, TEST_SECRET
 from .fake_groq import _fake_groq, ai_settings  # noqa: F401  (pytest fixture)
@@ -320,3 +323,39 @@ async def test_an_ai_reply_cut_by_an_outage_fails_cleanly_without_a_traceback(
     assert failed["retryable"] is True
     await ws.close()
     assert_no_errors_logged(caplog)
+
+
+async def test_a_first_start_during_an_outage_skips_the_sample_and_loads_it_next_time(
+    aiohttp_client: Any, postgres: PostgresProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The sample knowledge base loads in the background after startup (chatserver/ai/setup.py):
+    # PostgreSQL down at that moment costs this start its sample, with a warning and no
+    # traceback; the flag was never set, so the next start loads it.
+    settings = outage_settings(postgres, tmp_path, kb_sample_dir=SAMPLE_KB_DIR, ai_default_enabled=True)
+    client: TestClient = await aiohttp_client(create_app(settings, bcrypt_rounds=4))
+    service = client.app[AI_SERVICE]
+    assert service.knowledge_ready is not None
+    await service.knowledge_ready
+    pool = client.app[DB_POOL]
+    # As on a first start: no articles, no flag.
+    await pool.execute("DELETE FROM kb_articles")
+    await pool.execute("DELETE FROM app_flags")
+
+    caplog.set_level(logging.WARNING)
+    await asyncio.to_thread(postgres.stop, "fast")
+    await _prepare_knowledge(service, settings)
+    assert "could not load the sample knowledge base" in caplog.text
+    assert_no_errors_logged(caplog)
+
+    await asyncio.to_thread(postgres.start)
+    count = 0
+    for _ in range(RECOVERY_POLLS):
+        await _prepare_knowledge(service, settings)
+        try:
+            count = await pool.fetchval("SELECT count(*) FROM kb_articles")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            count = 0
+        if count:
+            break
+        await asyncio.sleep(0.5)
+    assert count == len(read_kb_dir(SAMPLE_KB_DIR))
