@@ -350,3 +350,29 @@ async def test_with_minilm_turned_off_articles_are_re_embedded_by_wordllama_alon
     chunks = await pool.fetch("SELECT DISTINCT model, length(embedding) AS size FROM kb_chunks")
     assert [(r["model"], r["size"]) for r in chunks] == [(MODEL_NAME, 256 * 4)]
     assert {r["size"] for r in await pool.fetch("SELECT length(embedding) AS size FROM kb_articles")} == {256 * 4}
+
+
+async def test_minilm_runs_only_when_full_text_and_wordllama_disagree(
+    client: TestClient, shop_kb: KnowledgeBase
+) -> None:
+    embedder = shop_kb.embedder
+    before = embedder.questions_embedded
+    # Full text and WordLlama both put the tracking article first: that ranking is kept, and the
+    # question never goes through MiniLM (~1 ms of CPU per token before the Groq request).
+    assert next(a.slug for a in await shop_kb.search("Where is my order?", 3)) == "orders"
+    assert embedder.questions_embedded == before
+    # Full text and WordLlama disagree on "can't log in": MiniLM is asked, and the pair decides.
+    found = [a.slug for a in await shop_kb.search("can't log in", 3)]
+    assert embedder.questions_embedded == before + 1
+    assert found[0] == "account", found
+    # Asked again: the full vector is cached, nothing is embedded twice.
+    await shop_kb.search("can't log in", 3)
+    assert embedder.questions_embedded == before + 1
+
+
+async def test_without_the_shortcut_every_question_goes_through_minilm(
+    client: TestClient, shop_kb: KnowledgeBase
+) -> None:
+    always = KnowledgeBase(client.app[DB_POOL], RetrievalEmbedder(), skip_minilm_when_sure=False)
+    assert next(a.slug for a in await always.search("Where is my order?", 3)) == "orders"
+    assert always.embedder.questions_embedded == 1

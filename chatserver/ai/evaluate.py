@@ -116,6 +116,19 @@ async def evaluate_unanswerable(kb: KnowledgeBase, name: str = "unanswerable") -
     return Result(name, len(cases), {"nothing_found": empty / len(cases)}, misses)
 
 
+async def evaluate_shop_questions(detector: HandoffDetector, name: str = "retrieval_round4") -> Result:
+    """False handoffs on ordinary shop questions (a retrieval set the handoff classifier is not
+    trained on): what most customer messages are."""
+    questions = [question for question, _ in load_set(name)["cases"]]
+    misses = []
+    for question in questions:
+        decision = await detector.detect(question)
+        if decision.handoff:
+            misses.append(f"false handoff: {question!r} ({decision.reason})")
+    rate = len(misses) / len(questions)
+    return Result("handoff_shop_questions", len(questions), {"false_positive_rate": rate}, misses)
+
+
 async def evaluate_handoff(detector: HandoffDetector, name: str) -> Result:
     data = load_set(name)
     handoff, other = data["handoff"], data["not_handoff"]
@@ -225,6 +238,7 @@ async def run_offline_evals(kb: KnowledgeBase, detector: HandoffDetector) -> lis
         await evaluate_handoff(detector, "handoff_round4"),
         await evaluate_handoff(detector, "handoff_round5"),
         await evaluate_handoff(detector, "handoff_round6"),
+        await evaluate_shop_questions(detector),
     ]
     return results
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .embedding import Embedder, Vectors
-from .handoff_model import THRESHOLD, NgramClassifier, default_classifier
+from .handoff_model import PERSON_CUE, THRESHOLD, NgramClassifier, default_classifier
 
 EXAMPLES = Path(__file__).resolve().parent / "handoff_examples.json"
 # Cosine to the nearest known request above which a message is one (WordLlama: near-duplicates
@@ -298,7 +298,8 @@ class HandoffDetector:
             return decided
         await self.load()
         assert self._classifier is not None  # load() just set it
-        if self._classifier.probability(normalise(text)) >= THRESHOLD:
+        clean = normalise(text)
+        if PERSON_CUE.search(clean) and self._classifier.probability(clean) >= THRESHOLD:
             return Decision(True, "classifier")
         if self.embedder is None:
             return Decision(False, "no_match")

