@@ -68,6 +68,8 @@ LOOKALIKES = [
     "Der Fahrer hat mich nicht angerufen",
     "the price escalated since last week",
     "is this chat AI or a person? just wondering",
+    # A chat's opening line, answered by the assistant (who says it can bring in a person).
+    "Is anyone there?",
     # Ordinary shop questions: the classifier once took short request-like ones for requests.
     "Can I get a refund?",
     "I want to return this",

@@ -130,10 +130,11 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"|\byou\s+(?:\S+\s+){0,3}?(?:call|ring|phone)\s+me\b(?!\s+an?\b)"
             r"|\b(?:call|ring|phone)\s+me\s+back\b|\bgive me a (?:call|ring)\b|\b(?:a|request a) call ?back\b",
         ),
-        # "is anyone actually there?", "is somebody reading this"
+        # "is anyone actually there?", "is somebody even reading this": not a plain "is anyone
+        # there?", which opens many chats and is answered by the assistant.
         (
             "anyone_there",
-            r"\b(?:is|are)\s+(?:there\s+)?(?:anyone|anybody|someone|somebody)\s+(?:actually\s+|really\s+|even\s+)?"
+            r"\b(?:is|are)\s+(?:there\s+)?(?:anyone|anybody|someone|somebody)\s+(?:actually|really|even)\s+"
             r"(?:there|here|around|available|reading (?:this|these)|listening|real)\b",
         ),
         # "please escalate this", "I want to escalate": escalation goes to a person
