@@ -92,7 +92,7 @@ class Settings:
     ai_temperature: float = 0.3
     ai_kb_articles: int = 3
     # all-MiniLM-L6-v2 beside WordLlama for knowledge-base retrieval (docs/ai.md): better at
-    # paraphrase, ~10-20 ms of CPU per question; false: WordLlama alone (~0.1 ms).
+    # paraphrase, ~15-20 ms of CPU for the questions it is asked about; false: WordLlama alone.
     ai_retrieval_minilm: bool = True
     # Markdown folder loaded into an empty knowledge base once, at the first start (docs/ai.md,
     # "The sample knowledge base"); None: never. load_settings defaults it to kb/ in development.
