@@ -432,7 +432,13 @@ async def test_a_slowloris_connection_is_closed_while_healthz_answers(slow_heade
             assert resp.status == 200
             await asyncio.sleep(0.2)
     async with asyncio.timeout(5):
-        assert await closed == b""  # closed without an answer
+        try:
+            answer = await closed
+        except ConnectionResetError:
+            # Closed while our last header was still unread in the server's buffer: TCP then
+            # sends a reset instead of a FIN. Either way, closed without an answer.
+            answer = b""
+        assert answer == b""
     writer.close()
 
 
