@@ -8,9 +8,9 @@ bench.ttft's 5 ms resolution, the paired difference still shows the step's cost.
     python -m bench.kb_prepare [--pairs 400] [--minilm adaptive|always|off]
 
 The questions are the 217 of eval-ai's held-out paraphrase sets, in turn, with the question cache
-off (each is embedded as if asked for the first time). --minilm: adaptive (the default, as served: MiniLM only when full
-text and WordLlama disagree on the best article), always (every question through MiniLM), off
-(WordLlama alone, AI_RETRIEVAL_MINILM=false).
+off (each is embedded as if asked for the first time). --minilm: adaptive (the default, as
+served: MiniLM only when full text and WordLlama disagree on the best article), always (every
+question through MiniLM), off (WordLlama alone, AI_RETRIEVAL_MINILM=false).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def questions() -> list[str]:
     return [q for name in sets for q, _ in load_set(name)["cases"]]
 
 
-async def measure(url: str, ticket_id: uuid.UUID, pairs: int, minilm: str) -> dict[str, list[float]]:
+async def measure(url: str, ticket_id: uuid.UUID, pairs: int, minilm: str) -> tuple[dict[str, list[float]], int]:
+    """The timings of each case, and how many questions were embedded in full."""
     pool = await create_pool(url, 4, 8)
     try:
         # No question cache: every question is embedded as if for the first time.
@@ -84,8 +85,7 @@ async def measure(url: str, ticket_id: uuid.UUID, pairs: int, minilm: str) -> di
             times["without"].append(without)
             times["with"].append(with_search)
             times["difference"].append(with_search - without)
-        times["embedded"] = [float(embedder.questions_embedded)]
-        return times
+        return times, embedder.questions_embedded
     finally:
         await pool.close()
 
@@ -99,7 +99,7 @@ def run(args: Any) -> dict[str, Any]:
     header(f"Knowledge-base search in a reply's preparation: {args.pairs} pairs, sample knowledge base, {models}")
     with bench_database(args.database_url) as url:
         customers, _ = seed(url, customers=1, tickets_each=1)
-        times = asyncio.run(measure(url, customers[0].tickets[0], args.pairs, args.minilm))
+        times, embedded = asyncio.run(measure(url, customers[0].tickets[0], args.pairs, args.minilm))
     rows = []
     for case in ("without", "with"):
         rows.append({"case": f"claim + history {case} the search", **latency_summary(times[case])})
@@ -114,7 +114,6 @@ def run(args: Any) -> dict[str, Any]:
         }
     )
     print_rows(rows)
-    embedded = int(times["embedded"][0])
     print(f"questions embedded in full (through MiniLM unless off): {embedded} of {args.pairs}")
     result = {"pairs": args.pairs, "models": models, "embedded_in_full": embedded, "cases": rows}
     emit("kb_prepare", result, args.json)

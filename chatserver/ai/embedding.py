@@ -292,8 +292,7 @@ class RetrievalEmbedder(Embedder):
     def _encode(self, texts: list[str]) -> Vectors:
         if self._minilm_dir is None:
             return _wordllama(texts)
-        both = np.hstack([_wordllama(texts), _load_minilm(self._minilm_dir).encode(texts)])
-        return (both * np.float32(1 / np.sqrt(2))).astype(np.float32)
+        return _side_by_side(_wordllama(texts), _load_minilm(self._minilm_dir).encode(texts))
 
     def quick_query(self, text: str) -> Vectors | None:
         """WordLlama's half alone, scaled so that its dot product with a stored pair vector is
@@ -302,7 +301,9 @@ class RetrievalEmbedder(Embedder):
         if self._minilm_dir is None:
             return None
         short = _wordllama([without_function_words(text[:MAX_EMBED_CHARS])])[0]
-        return np.concatenate([short * np.float32(np.sqrt(2)), np.zeros(MINILM_DIMENSIONS, np.float32)])
+        # Doubled: after _side_by_side this half is sqrt(2) x WordLlama's vector, and its dot
+        # product with a stored half (1/sqrt(2) x the section's) is WordLlama's own cosine.
+        return _side_by_side(short * np.float32(2), np.zeros(MINILM_DIMENSIONS, np.float32))
 
     def _encode_query(self, text: str) -> Vectors:
         """WordLlama gets the question without its function words (without_function_words);
@@ -313,7 +314,14 @@ class RetrievalEmbedder(Embedder):
         if self._minilm_dir is None:
             return short
         full = _load_minilm(self._minilm_dir).model.encode([text], max_tokens=QUERY_MAX_TOKENS)[0]
-        return (np.concatenate([short, full]) * np.float32(1 / np.sqrt(2))).astype(np.float32)
+        return _side_by_side(short, full)
+
+
+def _side_by_side(wordllama: Vectors, minilm: Vectors) -> Vectors:
+    """The two models' vectors concatenated (last axis) and scaled by 1/sqrt(2): two unit halves
+    make a unit whole, whose dot product with another is the mean of the two cosines."""
+    both = np.concatenate([wordllama, minilm], axis=-1)
+    return (both * np.float32(1 / np.sqrt(2))).astype(np.float32)
 
 
 def to_bytes(vector: Vectors) -> bytes:

@@ -279,6 +279,7 @@ class HandoffDetector:
         self.embedder = embedder
         self._classifier: NgramClassifier | None = None
         self._loading = asyncio.Lock()
+        self._loaded = False
         data = json.loads(examples.read_text(encoding="utf-8"))
         self._texts = [normalise(t) for t in data["handoff"]] + [normalise(t) for t in data["not_handoff"]]
         self._is_request = np.array([True] * len(data["handoff"]) + [False] * len(data["not_handoff"]))
@@ -292,20 +293,22 @@ class HandoffDetector:
                 self._classifier = await asyncio.get_running_loop().run_in_executor(None, default_classifier)
             if self.embedder is not None and self._matrix is None:
                 self._matrix = await self.embedder.embed_many(self._texts)
+            self._loaded = True
 
     async def detect(self, text: str) -> Decision:
         decided = decide_by_rules(text)
         if decided is not None:
             return decided
-        await self.load()
-        assert self._classifier is not None  # load() just set it
+        if not self._loaded:
+            await self.load()
+        assert self._classifier is not None  # load() set it
         clean = normalise(text)
         if PERSON_CUE.search(clean) and self._classifier.probability(clean) >= THRESHOLD:
             return Decision(True, "classifier")
         if self.embedder is None:
             return Decision(False, "no_match")
         assert self._matrix is not None  # load() just set it
-        similarities = self._matrix @ await self.embedder.embed_query(normalise(text))
+        similarities = self._matrix @ await self.embedder.embed_query(clean)
         best_request = float(similarities[self._is_request].max(initial=-1.0))
         best_other = float(similarities[~self._is_request].max(initial=-1.0))
         if best_request >= NEAREST_MIN and best_request >= best_other + NEAREST_MARGIN:

@@ -305,8 +305,9 @@ class _Index:
 
 
 class KnowledgeBase:
-    """Hybrid search over the chunks. One per app instance: it holds every chunk's vector (256
-    float32 each: 1 MB per thousand chunks) and reloads them when the stored version moves."""
+    """Hybrid search over the chunks. One per app instance: it holds every chunk's vector (640
+    float32 each with MiniLM: 2.5 MB per thousand chunks) and reloads them when the stored
+    version moves."""
 
     def __init__(self, pool: asyncpg.Pool, embedder: RetrievalEmbedder, *, skip_minilm_when_sure: bool = True) -> None:
         self.pool = pool
